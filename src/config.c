@@ -1,0 +1,364 @@
+/*
+ * config.c - the environment, parsed and validated into one struct config.
+ *
+ * The only module that reads the environment. A table lists every setting
+ * with its parser and default; unknown NOTES_* names are reported so a typo
+ * never silently falls back to a default. Secrets come from NAME, NAME_FILE
+ * or $CREDENTIALS_DIRECTORY/NAME (exactly one of them) and are refused when
+ * missing, not base64, too short, obviously not random, or shared between two
+ * purposes. Error lines name the variable and the problem, never the value.
+ */
+#include "config.h"
+#include "err.h"
+#include "file.h"
+
+#include <arpa/inet.h>
+#include <mbedtls/base64.h>
+#include <mbedtls/platform_util.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum kind { K_STRING, K_LISTEN, K_SECRET, K_LOG_LEVEL, K_SECONDS };
+
+struct setting {
+    const char *name;
+    enum kind kind;
+    const char *def;        /* NULL: required */
+    size_t offset;          /* into struct config */
+    enum config_needs skip; /* not needed when this bit is set */
+};
+
+#define OFF(f) offsetof(struct config, f)
+
+static const struct setting settings[] = {
+    { "NOTES_LISTEN", K_LISTEN, "127.0.0.1:8443", OFF(listen), 0 },
+    { "NOTES_DB", K_STRING, "./data/notes.db", OFF(db_path), 0 },
+    { "NOTES_AUDIT_DIR", K_STRING, "./data/audit", OFF(audit_dir), 0 },
+    { "NOTES_TLS_CERT", K_STRING, NULL, OFF(tls_cert), CONFIG_NEED_NO_TLS },
+    { "NOTES_TLS_KEY", K_STRING, NULL, OFF(tls_key), CONFIG_NEED_NO_TLS },
+    { "NOTES_DATA_KEY", K_SECRET, NULL, OFF(data_key), 0 },
+    { "NOTES_TOKEN_KEY", K_SECRET, NULL, OFF(token_key), 0 },
+    { "NOTES_AUDIT_KEY", K_SECRET, NULL, OFF(audit_key), 0 },
+    { "NOTES_LOG_LEVEL", K_LOG_LEVEL, "info", OFF(log_level), 0 },
+    { "NOTES_SHUTDOWN_GRACE", K_SECONDS, "5", OFF(shutdown_grace_ms), 0 },
+};
+
+#define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+/* Lookups in envp are by exact name; the environment is small. */
+static const char *env_get(char *const *envp, const char *name)
+{
+    size_t n = strlen(name);
+    for (char *const *e = envp; e && *e; e++)
+        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+            return *e + n + 1;
+    return NULL;
+}
+
+static const struct setting *find_setting(const char *name, size_t len)
+{
+    for (size_t i = 0; i < N_SETTINGS; i++)
+        if (strlen(settings[i].name) == len && memcmp(settings[i].name, name, len) == 0)
+            return &settings[i];
+    return NULL;
+}
+
+int config_is_known(const char *name)
+{
+    return find_setting(name, strlen(name)) != NULL;
+}
+
+static int failf(char *err, size_t errlen, const char *name, const char *what)
+{
+    snprintf(err, errlen, "%s: %s", name, what);
+    return ERR_CONFIG;
+}
+
+static void warn_unknown(char *const *envp)
+{
+    for (char *const *e = envp; e && *e; e++) {
+        if (strncmp(*e, "NOTES_", 6) != 0)
+            continue;
+        const char *eq = strchr(*e, '=');
+        size_t len = eq ? (size_t)(eq - *e) : strlen(*e);
+        if (find_setting(*e, len))
+            continue;
+        /* NAME_FILE is known exactly when NAME is a secret. */
+        if (len > 5 && memcmp(*e + len - 5, "_FILE", 5) == 0) {
+            const struct setting *s = find_setting(*e, len - 5);
+            if (s && s->kind == K_SECRET)
+                continue;
+        }
+        log_warn("unknown setting %.*s ignored (a typo? see notesd --help)", (int)len, *e);
+    }
+}
+
+static int parse_listen(struct config *cfg, const char *name, const char *v, char *err, size_t errlen)
+{
+    const char *host = v, *colon;
+    size_t host_len;
+    if (v[0] == '[') {
+        const char *close = strchr(v, ']');
+        if (!close || close[1] != ':')
+            return failf(err, errlen, name, "expected [IPv6]:PORT");
+        host = v + 1;
+        host_len = (size_t)(close - host);
+        colon = close + 1;
+    } else {
+        colon = strrchr(v, ':');
+        if (!colon)
+            return failf(err, errlen, name, "expected ADDRESS:PORT");
+        host_len = (size_t)(colon - v);
+    }
+    if (host_len == 0 || host_len >= sizeof(cfg->listen_host))
+        return failf(err, errlen, name, "the address is missing or too long");
+    memcpy(cfg->listen_host, host, host_len);
+    cfg->listen_host[host_len] = 0;
+    unsigned char addr[16];
+    if (inet_pton(AF_INET, cfg->listen_host, addr) != 1 &&
+        inet_pton(AF_INET6, cfg->listen_host, addr) != 1)
+        return failf(err, errlen, name, "the address must be a numeric IPv4 or IPv6 address");
+    const char *p = colon + 1;
+    unsigned long port = 0;
+    if (*p == 0 || strlen(p) > 5)
+        return failf(err, errlen, name, "the port must be a number from 0 to 65535");
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return failf(err, errlen, name, "the port must be a number from 0 to 65535");
+        port = port * 10 + (unsigned long)(*p - '0');
+    }
+    if (port > 65535)
+        return failf(err, errlen, name, "the port must be a number from 0 to 65535");
+    cfg->listen_port = (uint16_t)port;
+    cfg->listen = strdup(v);
+    return cfg->listen ? 0 : ERR_NOMEM;
+}
+
+static int parse_log_level(enum log_level *out, const char *name, const char *v, char *err, size_t errlen)
+{
+    static const struct { const char *s; enum log_level l; } levels[] = {
+        { "debug", LOG_DEBUG }, { "info", LOG_INFO }, { "warning", LOG_WARN }, { "error", LOG_ERROR },
+    };
+    for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+        if (strcmp(v, levels[i].s) == 0) {
+            *out = levels[i].l;
+            return 0;
+        }
+    return failf(err, errlen, name, "must be one of debug, info, warning, error");
+}
+
+static int parse_seconds(unsigned *out_ms, const char *name, const char *v, char *err, size_t errlen)
+{
+    unsigned long s = 0;
+    if (*v == 0 || strlen(v) > 5)
+        return failf(err, errlen, name, "must be a whole number of seconds from 0 to 86400");
+    for (const char *p = v; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return failf(err, errlen, name, "must be a whole number of seconds from 0 to 86400");
+        s = s * 10 + (unsigned long)(*p - '0');
+    }
+    if (s > 86400)
+        return failf(err, errlen, name, "must be a whole number of seconds from 0 to 86400");
+    *out_ms = (unsigned)(s * 1000);
+    return 0;
+}
+
+static bool is_b64_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '+' || c == '/';
+}
+
+/* Strict standard base64 (RFC 4648 section 4) with padding; no whitespace. */
+static int decode_secret(struct config_secret *out, const char *name, const char *text,
+                         size_t len, char *err, size_t errlen)
+{
+    size_t pad = 0;
+    while (pad < 2 && len > pad && text[len - 1 - pad] == '=')
+        pad++;
+    if (len == 0 || len % 4 != 0)
+        return failf(err, errlen, name, "not valid base64 (use notesd gen-secrets)");
+    for (size_t i = 0; i < len - pad; i++)
+        if (!is_b64_char(text[i]))
+            return failf(err, errlen, name, "not valid base64 (use notesd gen-secrets)");
+    if (len / 4 * 3 - pad > CONFIG_SECRET_MAX)
+        return failf(err, errlen, name, "too long: at most 512 bytes of key material");
+    size_t olen = 0;
+    if (mbedtls_base64_decode(out->bytes, sizeof(out->bytes), &olen,
+                              (const unsigned char *)text, len) != 0)
+        return failf(err, errlen, name, "not valid base64 (use notesd gen-secrets)");
+    out->len = olen;
+    if (olen < CONFIG_SECRET_MIN)
+        return failf(err, errlen, name, "too short: need the base64 of at least 32 random bytes");
+    /* A random 32-byte key has about 30 distinct byte values; fewer than 8
+     * means a placeholder such as all zeros, "aaaa..." or a short repeat. */
+    bool seen[256] = { false };
+    unsigned distinct = 0;
+    for (size_t i = 0; i < olen; i++)
+        if (!seen[out->bytes[i]]) {
+            seen[out->bytes[i]] = true;
+            distinct++;
+        }
+    if (distinct == 1)
+        return failf(err, errlen, name, "weak: every byte has the same value");
+    if (distinct < 8)
+        return failf(err, errlen, name, "weak: too few distinct byte values to be random");
+    return 0;
+}
+
+static char *env_name_with(char *dst, size_t n, const char *name, const char *suffix)
+{
+    snprintf(dst, n, "%s%s", name, suffix);
+    return dst;
+}
+
+static int load_secret(struct config_secret *out, const char *name, char *const *envp,
+                       char *err, size_t errlen)
+{
+    char file_var[96], cred_path[4096], why[256];
+    const char *direct = env_get(envp, name);
+    const char *file = env_get(envp, env_name_with(file_var, sizeof(file_var), name, "_FILE"));
+    const char *cred_dir = env_get(envp, "CREDENTIALS_DIRECTORY");
+    if (direct && !*direct)
+        direct = NULL;  /* NAME= (empty) means unset, as in a shell */
+    if (file && !*file)
+        file = NULL;
+    if (direct && file)
+        return failf(err, errlen, name, "set either it or its _FILE variant, not both");
+    if (direct)
+        return decode_secret(out, name, direct, strlen(direct), err, errlen);
+
+    const char *path = file, *label = file_var;
+    bool from_cred = false;
+    if (!path && cred_dir && *cred_dir) {
+        snprintf(cred_path, sizeof(cred_path), "%s/%s", cred_dir, name);
+        path = cred_path;
+        label = name;
+        from_cred = true;
+    }
+    if (!path)
+        return failf(err, errlen, name,
+                     "missing: set it, or name a file in " "its _FILE variant, or pass a systemd "
+                     "credential (notesd gen-secrets makes keys)");
+    struct buf b;
+    buf_init(&b, 0);
+    int rc = file_read_all(path, 4096, true, &b, why, sizeof(why));
+    if (rc == ERR_IO && from_cred) {
+        buf_cleanup(&b);
+        return failf(err, errlen, name, "missing: no variable, _FILE or systemd credential");
+    }
+    if (rc) {
+        buf_cleanup_wipe(&b);
+        snprintf(err, errlen, "%s: %s", label, why);
+        return ERR_CONFIG;
+    }
+    size_t len = b.len;
+    while (len > 0 && (b.data[len - 1] == '\n' || b.data[len - 1] == '\r'))
+        len--;   /* editors add a final newline; nothing else is trimmed */
+    rc = decode_secret(out, name, (const char *)b.data, len, err, errlen);
+    buf_cleanup_wipe(&b);
+    return rc;
+}
+
+static int load_setting(struct config *cfg, const struct setting *s, const char *v,
+                        char *const *envp, char *err, size_t errlen)
+{
+    void *field = (char *)cfg + s->offset;
+    if (s->kind == K_SECRET)
+        return load_secret(field, s->name, envp, err, errlen);
+    if (!v || !*v) {
+        if (!s->def)
+            return failf(err, errlen, s->name, "missing: this setting is required");
+        v = s->def;
+    }
+    switch (s->kind) {
+    case K_STRING:
+        if (!(*(char **)field = strdup(v)))
+            return ERR_NOMEM;
+        return 0;
+    case K_LISTEN:
+        return parse_listen(cfg, s->name, v, err, errlen);
+    case K_LOG_LEVEL:
+        return parse_log_level(field, s->name, v, err, errlen);
+    case K_SECONDS:
+        return parse_seconds(field, s->name, v, err, errlen);
+    case K_SECRET:
+        break;
+    }
+    return ERR_INTERNAL;
+}
+
+static const char *override_for(const char *name, const struct config_override *ov, size_t n_ov)
+{
+    const char *v = NULL;
+    for (size_t i = 0; i < n_ov; i++)
+        if (strcmp(ov[i].name, name) == 0)
+            v = ov[i].value;  /* the last one given wins, as with repeated flags */
+    return v;
+}
+
+static bool secret_eq(const struct config_secret *a, const struct config_secret *b)
+{
+    if (a->len != b->len)
+        return false;
+    unsigned char diff = 0;
+    for (size_t i = 0; i < a->len; i++)
+        diff |= (unsigned char)(a->bytes[i] ^ b->bytes[i]);
+    return diff == 0;
+}
+
+static int check_distinct_secrets(const struct config *cfg, char *err, size_t errlen)
+{
+    if (secret_eq(&cfg->token_key, &cfg->data_key))
+        return failf(err, errlen, "NOTES_TOKEN_KEY", "same key as NOTES_DATA_KEY; each purpose needs its own key");
+    if (secret_eq(&cfg->audit_key, &cfg->data_key))
+        return failf(err, errlen, "NOTES_AUDIT_KEY", "same key as NOTES_DATA_KEY; each purpose needs its own key");
+    if (secret_eq(&cfg->audit_key, &cfg->token_key))
+        return failf(err, errlen, "NOTES_AUDIT_KEY", "same key as NOTES_TOKEN_KEY; each purpose needs its own key");
+    return 0;
+}
+
+int config_load(struct config *cfg, char *const *envp, const struct config_override *ov,
+                size_t n_ov, enum config_needs needs, char *err, size_t errlen)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    err[0] = 0;
+    int rc = 0;
+    for (size_t i = 0; i < N_SETTINGS && rc == 0; i++) {
+        const struct setting *s = &settings[i];
+        if (s->skip & needs)
+            continue;
+        const char *v = override_for(s->name, ov, n_ov);
+        if (!v)
+            v = env_get(envp, s->name);
+        rc = load_setting(cfg, s, v, envp, err, errlen);
+    }
+    if (rc == 0)
+        rc = check_distinct_secrets(cfg, err, errlen);
+    if (rc == 0) {
+        const char *ns = env_get(envp, "NOTIFY_SOCKET");
+        if (ns && *ns && !(cfg->notify_socket = strdup(ns)))
+            rc = ERR_NOMEM;
+    }
+    if (rc == ERR_NOMEM)
+        snprintf(err, errlen, "out of memory while reading the configuration");
+    if (rc) {
+        config_free(cfg);
+        return ERR_CONFIG;
+    }
+    warn_unknown(envp);
+    return 0;
+}
+
+void config_free(struct config *cfg)
+{
+    free(cfg->listen);
+    free(cfg->db_path);
+    free(cfg->audit_dir);
+    free(cfg->tls_cert);
+    free(cfg->tls_key);
+    free(cfg->notify_socket);
+    mbedtls_platform_zeroize(cfg, sizeof(*cfg));
+}

@@ -1,0 +1,76 @@
+/*
+ * config.h - the whole configuration of a notesd process, read once.
+ *
+ * config.c is the only module that reads the environment. It turns NOTES_*
+ * variables (and NAME_FILE indirections and systemd credentials for secrets)
+ * into one struct config, validates all of it, and hands it on as const.
+ */
+#ifndef NOTESD_CONFIG_H
+#define NOTESD_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "log.h"
+
+#define CONFIG_SECRET_MIN 32   /* bytes of key material, at least */
+#define CONFIG_SECRET_MAX 512  /* bytes of key material, at most */
+#define CONFIG_ERR_MAX 512     /* room for one error line */
+
+/** Decoded key material. Wiped by config_free(). */
+struct config_secret {
+    uint8_t bytes[CONFIG_SECRET_MAX];
+    size_t len;
+};
+
+struct config {
+    /* Network */
+    char *listen;              /* as given, for messages */
+    char listen_host[64];      /* numeric IPv4 or IPv6 address */
+    uint16_t listen_port;      /* 0 picks a free port (tests) */
+
+    /* Files */
+    char *db_path;
+    char *audit_dir;
+    char *tls_cert;
+    char *tls_key;
+
+    /* Secrets, each for one purpose only */
+    struct config_secret data_key;
+    struct config_secret token_key;
+    struct config_secret audit_key;
+
+    /* Operation */
+    enum log_level log_level;
+    unsigned shutdown_grace_ms;
+    char *notify_socket;       /* systemd NOTIFY_SOCKET, or NULL */
+};
+
+/** A value given on the command line; it wins over the environment. */
+struct config_override {
+    const char *name;          /* a NOTES_* setting name */
+    const char *value;
+};
+
+/** Which settings config_load() must see: a CLI command needing no secrets
+ *  (user management, for example) can skip them. */
+enum config_needs {
+    CONFIG_NEED_ALL = 0,
+    CONFIG_NEED_NO_TLS = 1,
+};
+
+/**
+ * Fill `cfg` from the NULL-terminated environment `envp` and the overrides.
+ * Returns 0, or ERR_CONFIG with one line in `err` naming the variable and
+ * what is wrong with it (never its value); `cfg` is then already freed.
+ * Unknown NOTES_* variables are logged as warnings. Blocking (reads files).
+ */
+int config_load(struct config *cfg, char *const *envp, const struct config_override *ov,
+                size_t n_ov, enum config_needs needs, char *err, size_t errlen);
+
+/** Wipe the secrets and free every string. Safe on a zeroed struct. */
+void config_free(struct config *cfg);
+
+/** Is `name` a setting config_load() knows (for CLI flag parsing)? */
+int config_is_known(const char *name);
+
+#endif

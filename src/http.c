@@ -1,0 +1,616 @@
+/*
+ * http.c - strict HTTP/1.1 request assembly (llhttp) and response writing.
+ *
+ * Owns one llhttp parser per connection, the bytes of the request being
+ * assembled (target and fields in `head`, the body in `body`, both bounded by
+ * http_limits) and the plaintext output. llhttp runs in strict mode: no
+ * llhttp_set_lenient_* call exists in this program. On top of it this file
+ * refuses what llhttp lets through but a strict origin server must not
+ * accept (see check_framing()). Every response, errors included, carries
+ * the security headers; every error body is an RFC 9457 problem document.
+ * After a framing error the connection closes and nothing more is parsed.
+ */
+#include "http.h"
+#include "crypto.h"
+#include "err.h"
+#include "json.h"
+
+#include <llhttp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define HTTP_OUT_MAX (8u * 1024 * 1024)   /* queued response bytes */
+#define HTTP_EXTRA_HEADERS_MAX 4096
+
+const struct http_limits http_default_limits = {
+    .max_target = 8 * 1024,
+    .max_field = 8 * 1024,
+    .max_header_block = 32 * 1024,
+    .max_fields = 100,
+    .max_body = 256 * 1024,
+};
+
+struct field_span {
+    size_t name_off, name_len, value_off, value_len;
+};
+
+struct http_conn {
+    llhttp_t parser;
+    const struct http_limits *limits;
+    http_dispatch_cb dispatch;
+    void *arg;
+
+    struct buf head;              /* target, then field names and values */
+    size_t target_off, target_len;
+    struct field_span fields[HTTP_MAX_FIELDS_CAP];
+    struct http_header headers[HTTP_MAX_FIELDS_CAP];
+    size_t n_fields;
+    size_t header_bytes;
+    bool in_value;                /* last span was a value (next name starts a field) */
+    struct buf body;
+
+    int error_status;             /* set by a callback that refused the request */
+    const char *error_field;
+    const char *error_detail;
+    bool complete;                /* on_message_complete ran */
+    bool in_message;
+    bool close_after;
+    bool draining;
+    char id[HTTP_ID_LEN + 1];
+
+    struct buf out;
+};
+
+/* ---- request ids ------------------------------------------------------- */
+
+static uint64_t id_seed;
+static uint32_t id_counter;
+
+/* A random per-process prefix and a counter: unique, unguessable across
+ * restarts, and free of any information about the request. */
+static void new_request_id(char out[HTTP_ID_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    if (id_seed == 0 && crypto_random(&id_seed, sizeof(id_seed)) != 0)
+        id_seed = (uint64_t)time(NULL) * 2654435761u;
+    uint64_t a = id_seed;
+    uint32_t b = ++id_counter;
+    for (int i = 15; i >= 0; i--, a >>= 4)
+        out[i] = hex[a & 15];
+    for (int i = 23; i >= 16; i--, b >>= 4)
+        out[i] = hex[b & 15];
+    out[HTTP_ID_LEN] = 0;
+}
+
+/* ---- parser callbacks ---------------------------------------------------- */
+
+static struct http_conn *conn_of(llhttp_t *p)
+{
+    return p->data;
+}
+
+static int refuse(struct http_conn *h, int status, const char *field, const char *detail)
+{
+    if (!h->error_status) {
+        h->error_status = status;
+        h->error_field = field;
+        h->error_detail = detail;
+    }
+    return -1;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+    struct http_conn *h = conn_of(p);
+    buf_reset(&h->head);
+    buf_reset(&h->body);
+    h->target_off = h->target_len = 0;
+    h->n_fields = 0;
+    h->header_bytes = 0;
+    h->in_value = false;
+    h->complete = false;
+    h->in_message = true;
+    new_request_id(h->id);
+    return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+    struct http_conn *h = conn_of(p);
+    if (h->target_len + len > h->limits->max_target)
+        return refuse(h, 414, NULL, "The request target is too long.");
+    if (h->target_len == 0)
+        h->target_off = h->head.len;
+    if (buf_append(&h->head, at, len) != 0)
+        return refuse(h, 414, NULL, "The request target is too long.");
+    h->target_len += len;
+    return 0;
+}
+
+static int add_header_bytes(struct http_conn *h, size_t len, size_t field_len)
+{
+    if (field_len > h->limits->max_field)
+        return refuse(h, 431, NULL, "A header field is too large.");
+    if (h->header_bytes + len > h->limits->max_header_block)
+        return refuse(h, 431, NULL, "The header block is too large.");
+    h->header_bytes += len;
+    return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    struct http_conn *h = conn_of(p);
+    if (h->n_fields == 0 || h->in_value) {
+        if (h->n_fields >= h->limits->max_fields || h->n_fields >= HTTP_MAX_FIELDS_CAP)
+            return refuse(h, 431, NULL, "Too many header fields.");
+        struct field_span *f = &h->fields[h->n_fields++];
+        f->name_off = h->head.len;
+        f->name_len = f->value_len = 0;
+        f->value_off = 0;
+        h->in_value = false;
+    }
+    struct field_span *f = &h->fields[h->n_fields - 1];
+    if (add_header_bytes(h, len, f->name_len + len) != 0 || buf_append(&h->head, at, len) != 0)
+        return refuse(h, 431, NULL, "The header block is too large.");
+    f->name_len += len;
+    return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    struct http_conn *h = conn_of(p);
+    struct field_span *f = &h->fields[h->n_fields - 1];
+    if (!h->in_value) {
+        f->value_off = h->head.len;
+        h->in_value = true;
+    }
+    if (add_header_bytes(h, len, f->name_len + f->value_len + len) != 0 ||
+        buf_append(&h->head, at, len) != 0)
+        return refuse(h, 431, NULL, "The header block is too large.");
+    f->value_len += len;
+    return 0;
+}
+
+static struct slice head_slice(const struct http_conn *h, size_t off, size_t len)
+{
+    return (struct slice){ len ? h->head.data + off : (const uint8_t *)"", len };
+}
+
+static size_t count_headers(const struct http_conn *h, const char *name)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < h->n_fields; i++)
+        n += slice_eq_nocase(h->headers[i].name, slice_str(name));
+    return n;
+}
+
+static const struct http_header *find_in(const struct http_conn *h, const char *name)
+{
+    for (size_t i = 0; i < h->n_fields; i++)
+        if (slice_eq_nocase(h->headers[i].name, slice_str(name)))
+            return &h->headers[i];
+    return NULL;
+}
+
+static bool valid_host(struct slice v)
+{
+    /* host [":" port] with a reg-name, IPv4 or bracketed IPv6 host. */
+    size_t i = 0;
+    if (v.len == 0)
+        return false;
+    if (v.p[0] == '[') {
+        while (i < v.len && v.p[i] != ']')
+            i++;
+        if (i == v.len)
+            return false;
+        for (size_t k = 1; k < i; k++)
+            if (!strchr("0123456789abcdefABCDEF:.", v.p[k]))
+                return false;
+        i++;
+    } else {
+        for (; i < v.len && v.p[i] != ':'; i++) {
+            unsigned char c = v.p[i];
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '.'))
+                return false;
+        }
+        if (i == 0)
+            return false;
+    }
+    if (i == v.len)
+        return true;
+    if (v.p[i] != ':' || v.len - i - 1 > 5)
+        return false;
+    for (size_t k = i + 1; k < v.len; k++)
+        if (v.p[k] < '0' || v.p[k] > '9')
+            return false;
+    return true;
+}
+
+/* Rules a strict origin server adds to llhttp's own (RFC 9112 §3.2, §6). */
+static int check_framing(struct http_conn *h, llhttp_t *p)
+{
+    if (p->http_major != 1 || p->http_minor > 1)
+        return refuse(h, 400, NULL, "Only HTTP/1.0 and HTTP/1.1 are supported.");
+    struct slice target = head_slice(h, h->target_off, h->target_len);
+    bool options_star = p->method == HTTP_OPTIONS && target.len == 1 && target.p[0] == '*';
+    if (target.len == 0 || (target.p[0] != '/' && !options_star))
+        return refuse(h, 400, NULL, "The request target must be an absolute path.");
+    size_t hosts = count_headers(h, "host");
+    const struct http_header *host = find_in(h, "host");
+    if (p->http_minor == 1 && hosts != 1)
+        return refuse(h, 400, "Host", "HTTP/1.1 requests need exactly one Host header.");
+    if (hosts > 1 || (host && !valid_host(host->value)))
+        return refuse(h, 400, "Host", "The Host header is not a valid host[:port].");
+    size_t te = count_headers(h, "transfer-encoding");
+    const struct http_header *te_field = find_in(h, "transfer-encoding");
+    if (te_field) {
+        if (p->http_minor == 0)
+            return refuse(h, 400, "Transfer-Encoding", "Transfer-Encoding is not allowed in HTTP/1.0.");
+        if (te > 1 || !slice_eq_nocase(te_field->value, SLICE_LIT("chunked")))
+            return refuse(h, 400, "Transfer-Encoding", "Only 'Transfer-Encoding: chunked' is accepted.");
+        if (count_headers(h, "content-length") > 0)
+            return refuse(h, 400, "Content-Length", "Content-Length and Transfer-Encoding together are refused.");
+    }
+    return 0;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    struct http_conn *h = conn_of(p);
+    for (size_t i = 0; i < h->n_fields; i++) {
+        h->headers[i].name = head_slice(h, h->fields[i].name_off, h->fields[i].name_len);
+        h->headers[i].value = head_slice(h, h->fields[i].value_off, h->fields[i].value_len);
+    }
+    if (check_framing(h, p) != 0)
+        return -1;
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > h->limits->max_body)
+        return refuse(h, 413, NULL, "The request body is too large.");
+    /* notesd never switches protocols; Upgrade is ignored (RFC 9110 §7.8). */
+    p->upgrade = 0;
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    struct http_conn *h = conn_of(p);
+    if (h->body.len + len > h->limits->max_body || buf_append(&h->body, at, len) != 0)
+        return refuse(h, 413, NULL, "The request body is too large.");
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    struct http_conn *h = conn_of(p);
+    h->complete = true;
+    /* Pause so each request is answered before the next one is parsed. */
+    return HPE_PAUSED;
+}
+
+static llhttp_settings_t settings;
+
+static void init_settings(void)
+{
+    if (settings.on_message_begin)
+        return;
+    llhttp_settings_init(&settings);
+    settings.on_message_begin = on_message_begin;
+    settings.on_url = on_url;
+    settings.on_header_field = on_header_field;
+    settings.on_header_value = on_header_value;
+    settings.on_headers_complete = on_headers_complete;
+    settings.on_body = on_body;
+    settings.on_message_complete = on_message_complete;
+}
+
+/* ---- responses ----------------------------------------------------------- */
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    }
+    return status < 500 ? "Bad Request" : "Internal Server Error";
+}
+
+/* The headers every response carries (OWASP REST and Secure Headers). */
+static const char security_headers[] =
+    "Strict-Transport-Security: max-age=63072000; includeSubDomains\r\n"
+    "X-Content-Type-Options: nosniff\r\n"
+    "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n"
+    "X-Frame-Options: DENY\r\n"
+    "Referrer-Policy: no-referrer\r\n"
+    "Cache-Control: no-store\r\n"
+    "Cross-Origin-Resource-Policy: same-origin\r\n";
+
+static void format_date(char out[32])
+{
+    static time_t cached_at;
+    static char cached[32];
+    time_t now = time(NULL);
+    if (now != cached_at) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(cached, sizeof(cached), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        cached_at = now;
+    }
+    memcpy(out, cached, 32);
+}
+
+static bool has_body(int status, bool head)
+{
+    return !head && status != 204 && status != 304 && status >= 200;
+}
+
+static int write_response(struct http_conn *h, const struct http_response *res, bool head)
+{
+    char date[32];
+    format_date(date);
+    struct buf *o = &h->out;
+    int rc = buf_append_str(o, "HTTP/1.1 ");
+    rc = rc ? rc : buf_append_u64(o, (uint64_t)res->status);
+    rc = rc ? rc : buf_append_str(o, " ");
+    rc = rc ? rc : buf_append_str(o, reason(res->status));
+    rc = rc ? rc : buf_append_str(o, "\r\nDate: ");
+    rc = rc ? rc : buf_append_str(o, date);
+    rc = rc ? rc : buf_append_str(o, "\r\n");
+    rc = rc ? rc : buf_append(o, security_headers, sizeof(security_headers) - 1);
+    if (has_body(res->status, false)) {
+        rc = rc ? rc : buf_append_str(o, "Content-Type: ");
+        rc = rc ? rc : buf_append_str(o, res->content_type ? res->content_type
+                                                           : "application/json; charset=utf-8");
+        rc = rc ? rc : buf_append_str(o, "\r\nContent-Length: ");
+        rc = rc ? rc : buf_append_u64(o, res->body.len);
+        rc = rc ? rc : buf_append_str(o, "\r\n");
+    }
+    rc = rc ? rc : buf_append_str(o, "X-Request-Id: ");
+    rc = rc ? rc : buf_append_str(o, h->id);
+    rc = rc ? rc : buf_append_str(o, "\r\n");
+    rc = rc ? rc : buf_append(o, res->headers.data, res->headers.len);
+    if (res->close)
+        rc = rc ? rc : buf_append_str(o, "Connection: close\r\n");
+    else if (h->parser.http_minor == 0)
+        rc = rc ? rc : buf_append_str(o, "Connection: keep-alive\r\n");
+    rc = rc ? rc : buf_append_str(o, "\r\n");
+    if (has_body(res->status, head))
+        rc = rc ? rc : buf_append(o, res->body.data, res->body.len);
+    return rc;
+}
+
+static void response_init(struct http_response *res, const char *id)
+{
+    memset(res, 0, sizeof(*res));
+    res->status = 500;
+    res->request_id = id;
+    buf_init(&res->body, HTTP_OUT_MAX / 2);
+    buf_init(&res->headers, HTTP_EXTRA_HEADERS_MAX);
+}
+
+static void response_cleanup(struct http_response *res)
+{
+    buf_cleanup_wipe(&res->body);   /* may have held note content */
+    buf_cleanup(&res->headers);
+}
+
+void http_problem(struct http_response *res, int status, const char *field, const char *detail)
+{
+    struct buf *b = &res->body;
+    buf_reset(b);
+    res->status = status;
+    res->content_type = "application/problem+json";
+    int rc = buf_append_str(b, "{\"type\":\"about:blank\",\"title\":");
+    rc = rc ? rc : json_append_string(b, reason(status), strlen(reason(status)));
+    rc = rc ? rc : buf_append_str(b, ",\"status\":");
+    rc = rc ? rc : buf_append_u64(b, (uint64_t)status);
+    rc = rc ? rc : buf_append_str(b, ",\"detail\":");
+    rc = rc ? rc : json_append_string(b, detail, strlen(detail));
+    if (field) {
+        rc = rc ? rc : buf_append_str(b, ",\"field\":");
+        rc = rc ? rc : json_append_string(b, field, strlen(field));
+    }
+    if (res->request_id) {
+        rc = rc ? rc : buf_append_str(b, ",\"request_id\":");
+        rc = rc ? rc : json_append_string(b, res->request_id, strlen(res->request_id));
+    }
+    rc = rc ? rc : buf_append_str(b, "}");
+    if (rc) {
+        /* The body cap is far above any problem document; keep a valid one. */
+        buf_reset(b);
+        (void)buf_append_str(b, "{\"type\":\"about:blank\",\"status\":500}");
+        res->status = 500;
+    }
+}
+
+int http_set_json(struct http_response *res, int status, const char *json, size_t len)
+{
+    buf_reset(&res->body);
+    res->status = status;
+    res->content_type = NULL;
+    return buf_append(&res->body, json, len);
+}
+
+int http_add_header(struct http_response *res, const char *name, const char *value)
+{
+    int rc = buf_append_str(&res->headers, name);
+    rc = rc ? rc : buf_append_str(&res->headers, ": ");
+    rc = rc ? rc : buf_append_str(&res->headers, value);
+    return rc ? rc : buf_append_str(&res->headers, "\r\n");
+}
+
+const struct http_header *http_find_header(const struct http_request *req, const char *name)
+{
+    for (size_t i = 0; i < req->n_headers; i++)
+        if (slice_eq_nocase(req->headers[i].name, slice_str(name)))
+            return &req->headers[i];
+    return NULL;
+}
+
+/* ---- connection ---------------------------------------------------------- */
+
+struct http_conn *http_conn_new(const struct http_limits *limits, http_dispatch_cb dispatch, void *arg)
+{
+    init_settings();
+    struct http_conn *h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    h->limits = limits;
+    h->dispatch = dispatch;
+    h->arg = arg;
+    buf_init(&h->head, limits->max_target + limits->max_header_block);
+    buf_init(&h->body, limits->max_body);
+    buf_init(&h->out, HTTP_OUT_MAX);
+    llhttp_init(&h->parser, HTTP_REQUEST, &settings);
+    h->parser.data = h;
+    return h;
+}
+
+void http_conn_free(struct http_conn *h)
+{
+    if (!h)
+        return;
+    buf_cleanup(&h->head);
+    buf_cleanup_wipe(&h->body);
+    buf_cleanup_wipe(&h->out);
+    free(h);
+}
+
+static enum http_method method_of(uint8_t m)
+{
+    switch (m) {
+    case HTTP_GET: return HTTP_M_GET;
+    case HTTP_HEAD: return HTTP_M_HEAD;
+    case HTTP_POST: return HTTP_M_POST;
+    case HTTP_PUT: return HTTP_M_PUT;
+    case HTTP_DELETE: return HTTP_M_DELETE;
+    case HTTP_PATCH: return HTTP_M_PATCH;
+    case HTTP_OPTIONS: return HTTP_M_OPTIONS;
+    }
+    return HTTP_M_OTHER;
+}
+
+static void build_request(struct http_conn *h, struct http_request *req)
+{
+    memset(req, 0, sizeof(*req));
+    req->method = method_of(h->parser.method);
+    req->target = head_slice(h, h->target_off, h->target_len);
+    req->path = req->target;
+    const uint8_t *q = memchr(req->target.p, '?', req->target.len);
+    if (q) {
+        req->path.len = (size_t)(q - req->target.p);
+        req->query = (struct slice){ q + 1, req->target.len - req->path.len - 1 };
+    } else {
+        req->query = (struct slice){ (const uint8_t *)"", 0 };
+    }
+    req->headers = h->headers;
+    req->n_headers = h->n_fields;
+    req->body = slice_of(&h->body);
+    req->id = h->id;
+    req->keep_alive = llhttp_should_keep_alive(&h->parser) && !h->draining;
+}
+
+static int answer(struct http_conn *h)
+{
+    struct http_request req;
+    struct http_response res;
+    build_request(h, &req);
+    response_init(&res, h->id);
+    h->dispatch(h->arg, &req, &res);
+    if (!req.keep_alive)
+        res.close = true;
+    int rc = write_response(h, &res, req.method == HTTP_M_HEAD);
+    response_cleanup(&res);
+    buf_cleanup_wipe(&h->body);      /* request bodies hold user content */
+    h->in_message = false;
+    if (res.close)
+        h->close_after = true;
+    return rc == ERR_NOMEM ? ERR_NOMEM : 0;
+}
+
+static int answer_error(struct http_conn *h, llhttp_errno_t e)
+{
+    struct http_response res;
+    if (!h->in_message)
+        new_request_id(h->id);
+    response_init(&res, h->id);
+    if (h->error_status)
+        http_problem(&res, h->error_status, h->error_field, h->error_detail);
+    else if (e == HPE_INVALID_METHOD)
+        http_problem(&res, 400, NULL, "The request method is not valid.");
+    else
+        http_problem(&res, 400, NULL, "The request is not valid HTTP/1.1.");
+    res.close = true;
+    int rc = write_response(h, &res, false);
+    response_cleanup(&res);
+    h->close_after = true;
+    h->in_message = false;
+    return rc == ERR_NOMEM ? ERR_NOMEM : 0;
+}
+
+int http_conn_feed(struct http_conn *h, const uint8_t *p, size_t n)
+{
+    while (n > 0 && !h->close_after) {
+        llhttp_errno_t e = llhttp_execute(&h->parser, (const char *)p, n);
+        if (e == HPE_OK)
+            return 0;
+        if (e != HPE_PAUSED || !h->complete)
+            return answer_error(h, e);
+        size_t used = (size_t)((const uint8_t *)llhttp_get_error_pos(&h->parser) - p);
+        llhttp_resume(&h->parser);
+        int rc = answer(h);
+        if (rc)
+            return rc;
+        p += used;
+        n -= used;
+    }
+    return 0;
+}
+
+struct buf *http_conn_output(struct http_conn *h)
+{
+    return &h->out;
+}
+
+bool http_conn_should_close(const struct http_conn *h)
+{
+    return h->close_after;
+}
+
+bool http_conn_in_request(const struct http_conn *h)
+{
+    return h->in_message;
+}
+
+void http_conn_set_draining(struct http_conn *h)
+{
+    h->draining = true;
+}
+
+#define STR2(x) #x
+#define STR(x) STR2(x)
+
+const char *http_parser_version(void)
+{
+    return STR(LLHTTP_VERSION_MAJOR) "." STR(LLHTTP_VERSION_MINOR) "." STR(LLHTTP_VERSION_PATCH);
+}

@@ -1,0 +1,113 @@
+/*
+ * http.h - HTTP/1.1 request assembly and response writing.
+ *
+ * The only module that includes llhttp.h. An http_conn turns decrypted bytes
+ * into complete, framed, size-checked requests, hands each to a dispatch
+ * callback in order (pipelined requests are answered one after another), and
+ * serialises the responses, with the security headers, into plaintext bytes
+ * for the TLS layer. Runs on the event-loop thread; never touches a socket.
+ */
+#ifndef NOTESD_HTTP_H
+#define NOTESD_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "buf.h"
+
+#define HTTP_MAX_FIELDS_CAP 256  /* hard upper bound for max_fields */
+#define HTTP_ID_LEN 24           /* hex characters in a request id */
+
+/** Everything a client controls on the wire, bounded. */
+struct http_limits {
+    size_t max_target;        /* request target bytes → 414 */
+    size_t max_field;         /* one header field, name + value → 431 */
+    size_t max_header_block;  /* all header fields → 431 */
+    size_t max_fields;        /* number of header fields → 431 */
+    size_t max_body;          /* decoded body bytes → 413 */
+};
+
+/** The defaults: 8 KiB target, 8 KiB field, 32 KiB block, 100 fields, 256 KiB body. */
+extern const struct http_limits http_default_limits;
+
+enum http_method {
+    HTTP_M_OTHER = 0,
+    HTTP_M_GET,
+    HTTP_M_HEAD,
+    HTTP_M_POST,
+    HTTP_M_PUT,
+    HTTP_M_DELETE,
+    HTTP_M_PATCH,
+    HTTP_M_OPTIONS,
+};
+
+struct http_header {
+    struct slice name;
+    struct slice value;
+};
+
+/** One complete request. Every slice borrows from the http_conn and is valid
+ *  only during the dispatch callback. */
+struct http_request {
+    enum http_method method;
+    struct slice target;      /* as received: path and query */
+    struct slice path;        /* before '?' */
+    struct slice query;       /* after '?', without it; empty if none */
+    const struct http_header *headers;
+    size_t n_headers;
+    struct slice body;
+    const char *id;           /* request id, also sent as X-Request-Id */
+    bool keep_alive;
+};
+
+/** A response being built by a handler. */
+struct http_response {
+    int status;
+    const char *content_type; /* NULL: application/json; charset=utf-8 */
+    struct buf body;
+    struct buf headers;       /* extra "Name: value\r\n" lines */
+    const char *request_id;
+    bool close;               /* close the connection after sending */
+};
+
+/** Find a header by case-insensitive name; NULL if absent. */
+const struct http_header *http_find_header(const struct http_request *req, const char *name);
+/** Add one response header line; name and value must be trusted text. */
+int http_add_header(struct http_response *res, const char *name, const char *value);
+/**
+ * Make `res` an RFC 9457 problem response: status, a fixed title, `detail`
+ * (a sentence about the request, never about the server) and, when not
+ * NULL, the offending `field`. Replaces any body already written.
+ */
+void http_problem(struct http_response *res, int status, const char *field, const char *detail);
+/** Set a JSON body (copied). */
+int http_set_json(struct http_response *res, int status, const char *json, size_t len);
+
+typedef void (*http_dispatch_cb)(void *arg, const struct http_request *req, struct http_response *res);
+
+struct http_conn;
+
+/** A parser for one connection; `limits` must outlive it. NULL on ENOMEM. */
+struct http_conn *http_conn_new(const struct http_limits *limits, http_dispatch_cb dispatch, void *arg);
+void http_conn_free(struct http_conn *h);
+
+/**
+ * Parse `n` plaintext bytes. Each complete request is dispatched at once and
+ * its response appended to the output. After a framing or limit error the
+ * error response is queued, the connection is marked to close, and no later
+ * byte is ever parsed. Returns 0, or ERR_NOMEM.
+ */
+int http_conn_feed(struct http_conn *h, const uint8_t *p, size_t n);
+/** Plaintext response bytes waiting to be encrypted; the caller empties it. */
+struct buf *http_conn_output(struct http_conn *h);
+/** True once the connection must close after its output is sent. */
+bool http_conn_should_close(const struct http_conn *h);
+/** True while part of a request has been received but not answered. */
+bool http_conn_in_request(const struct http_conn *h);
+/** Answer every later request with Connection: close (server draining). */
+void http_conn_set_draining(struct http_conn *h);
+
+/** The linked llhttp version, e.g. "9.2.1". */
+const char *http_parser_version(void);
+
+#endif

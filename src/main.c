@@ -1,0 +1,254 @@
+/*
+ * main.c - the notesd command line: serve, check-config, gen-cert,
+ * gen-secrets, --version, --help.
+ *
+ * Owns process start-up order: PSA crypto first, then the configuration,
+ * the route table check, the TLS context, and only then the network. Any
+ * configuration problem exits with status 78 (EX_CONFIG) and one line on
+ * stderr that names the variable and never its value. Secrets are never
+ * accepted as command-line arguments (argv is visible to every user).
+ */
+#include "app.h"
+#include "config.h"
+#include "crypto.h"
+#include "err.h"
+#include "http.h"
+#include "json.h"
+#include "log.h"
+#include "router.h"
+#include "server.h"
+#include "store.h"
+#include "tls.h"
+#include "tls_certgen.h"
+
+#include <mbedtls/base64.h>
+#include <mbedtls/platform_util.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NOTESD_VERSION "0.1.0"
+#define EX_USAGE 64
+#define EX_SOFTWARE 70
+#define EX_CONFIG 78
+
+extern char **environ;
+
+/* Command-line flags for the non-secret settings, mapped to their names. */
+static const struct { const char *flag, *setting, *help; } setting_flags[] = {
+    { "--listen", "NOTES_LISTEN", "ADDRESS:PORT to serve on (default 127.0.0.1:8443)" },
+    { "--db", "NOTES_DB", "SQLite database file (default ./data/notes.db)" },
+    { "--audit-dir", "NOTES_AUDIT_DIR", "audit log folder (default ./data/audit)" },
+    { "--tls-cert", "NOTES_TLS_CERT", "certificate chain, PEM (required)" },
+    { "--tls-key", "NOTES_TLS_KEY", "private key, PEM, mode 0600 (required)" },
+    { "--log-level", "NOTES_LOG_LEVEL", "debug, info, warning or error (default info)" },
+};
+#define N_FLAGS (sizeof(setting_flags) / sizeof(setting_flags[0]))
+
+static void usage_serve(FILE *f, const char *cmd)
+{
+    fprintf(f, "usage: notesd %s [options]\n\n", cmd);
+    fprintf(f, "%s\n\n", strcmp(cmd, "serve") == 0
+                             ? "Serve the Note API over HTTPS until SIGINT or SIGTERM."
+                             : "Validate the configuration (environment, keys, certificate) and exit.");
+    for (size_t i = 0; i < N_FLAGS; i++)
+        fprintf(f, "  %-12s %-16s %s\n", setting_flags[i].flag, setting_flags[i].setting, setting_flags[i].help);
+    fprintf(f, "\nSecrets come only from the environment: NOTES_DATA_KEY, NOTES_TOKEN_KEY and\n"
+               "NOTES_AUDIT_KEY (each the base64 of >= 32 random bytes; see notesd gen-secrets),\n"
+               "or NAME_FILE naming a file with the value, or a systemd credential NAME.\n"
+               "Other settings: NOTES_SHUTDOWN_GRACE (seconds, default 5).\n"
+               "Exit status 78 means the configuration was refused.\n");
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: notesd [serve|check-config|gen-cert|gen-secrets] [options]\n"
+               "       notesd --version | --help\n\n"
+               "  serve         serve the Note API over HTTPS (the default)\n"
+               "  check-config  validate the configuration and exit\n"
+               "  gen-cert      write a self-signed development certificate and key\n"
+               "  gen-secrets   print fresh random keys as NOTES_...= lines\n\n"
+               "Run notesd COMMAND --help for a command's options.\n");
+}
+
+static int print_version(void)
+{
+    printf("notesd %s\n", NOTESD_VERSION);
+    printf("mbedTLS %s\n", tls_library_version());
+    printf("llhttp %s\n", http_parser_version());
+    printf("SQLite %s\n", store_library_version());
+    printf("libuv %s\n", server_loop_version());
+    printf("cJSON %s\n", json_library_version());
+    return 0;
+}
+
+static int refuse(const char *err)
+{
+    fprintf(stderr, "notesd: %s\n", err);
+    return EX_CONFIG;
+}
+
+/* Parse `--flag VALUE` / `--flag=VALUE` for the settings table. */
+static int parse_setting_flags(int argc, char **argv, const char *cmd, struct config_override *ov,
+                               size_t *n_ov)
+{
+    *n_ov = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage_serve(stdout, cmd);
+            return 1;
+        }
+        size_t k = 0;
+        const char *value = NULL;
+        for (; k < N_FLAGS; k++) {
+            size_t fl = strlen(setting_flags[k].flag);
+            if (strncmp(argv[i], setting_flags[k].flag, fl) != 0)
+                continue;
+            if (argv[i][fl] == '=') {
+                value = argv[i] + fl + 1;
+                break;
+            }
+            if (argv[i][fl] == 0 && i + 1 < argc) {
+                value = argv[++i];
+                break;
+            }
+        }
+        if (k == N_FLAGS) {
+            fprintf(stderr, "notesd %s: unknown or incomplete option '%s'\n", cmd, argv[i]);
+            usage_serve(stderr, cmd);
+            return -1;
+        }
+        ov[(*n_ov)++] = (struct config_override){ setting_flags[k].setting, value };
+    }
+    return 0;
+}
+
+static int cmd_serve(int argc, char **argv, bool check_only)
+{
+    const char *cmd = check_only ? "check-config" : "serve";
+    struct config_override ov[64];
+    size_t n_ov;
+    if (argc > 64) {
+        fprintf(stderr, "notesd %s: too many arguments\n", cmd);
+        return EX_USAGE;
+    }
+    int r = parse_setting_flags(argc, argv, cmd, ov, &n_ov);
+    if (r)
+        return r > 0 ? 0 : EX_USAGE;
+    if (crypto_init() != 0) {
+        fprintf(stderr, "notesd: cannot initialise the crypto library\n");
+        return EX_SOFTWARE;
+    }
+    char err[CONFIG_ERR_MAX];
+    struct config cfg;
+    if (config_load(&cfg, environ, ov, n_ov, CONFIG_NEED_ALL, err, sizeof(err)) != 0)
+        return refuse(err);
+    log_set_level(cfg.log_level);
+    int status = EX_CONFIG;
+    struct tls_ctx *tls = NULL;
+    if (router_check_table(err, sizeof(err)) != 0 || tls_ctx_new(&tls, &cfg, err, sizeof(err)) != 0) {
+        refuse(err);
+        goto done;
+    }
+    if (check_only) {
+        printf("configuration OK\n");
+        status = 0;
+        goto done;
+    }
+    struct app app = { .cfg = &cfg };
+    log_info("notesd %s starting (mbedTLS %s, llhttp %s, SQLite %s, libuv %s)", NOTESD_VERSION,
+             tls_library_version(), http_parser_version(), store_library_version(),
+             server_loop_version());
+    status = server_run(&cfg, tls, &http_default_limits, &app) == 0 ? 0 : 1;
+done:
+    tls_ctx_free(tls);
+    config_free(&cfg);
+    return status;
+}
+
+static int cmd_gen_cert(int argc, char **argv)
+{
+    const char *host = "localhost", *out = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: notesd gen-cert [--host NAME] --out DIR\n\n"
+                   "Write DIR/cert.pem and DIR/key.pem (mode 0600): a self-signed ECDSA P-256\n"
+                   "certificate for NAME (default localhost), valid 90 days. For development\n"
+                   "and tests; use a certificate from your CA in production.\n");
+            return 0;
+        }
+        if (strcmp(argv[i], "--host") == 0 && i + 1 < argc)
+            host = argv[++i];
+        else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
+            out = argv[++i];
+        else {
+            fprintf(stderr, "notesd gen-cert: unknown or incomplete option '%s'\n", argv[i]);
+            return EX_USAGE;
+        }
+    }
+    if (!out) {
+        fprintf(stderr, "notesd gen-cert: --out DIR is required\n");
+        return EX_USAGE;
+    }
+    char err[256];
+    if (crypto_init() != 0 || tls_gen_cert(host, out, err, sizeof(err)) != 0) {
+        fprintf(stderr, "notesd gen-cert: %s\n", err);
+        return 1;
+    }
+    printf("wrote %s/cert.pem and %s/key.pem for %s\n", out, out, host);
+    return 0;
+}
+
+static int cmd_gen_secrets(int argc, char **argv)
+{
+    if (argc > 0) {
+        if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
+            printf("usage: notesd gen-secrets\n\nPrint NOTES_DATA_KEY, NOTES_TOKEN_KEY and NOTES_AUDIT_KEY\n"
+                   "lines with 32 fresh random bytes each (base64), for an environment file.\n");
+            return 0;
+        }
+        fprintf(stderr, "notesd gen-secrets: takes no arguments\n");
+        return EX_USAGE;
+    }
+    static const char *names[] = { "NOTES_DATA_KEY", "NOTES_TOKEN_KEY", "NOTES_AUDIT_KEY" };
+    if (crypto_init() != 0)
+        return EX_SOFTWARE;
+    for (size_t i = 0; i < 3; i++) {
+        unsigned char key[32], b64[64];
+        size_t olen = 0;
+        if (crypto_random(key, sizeof(key)) != 0 ||
+            mbedtls_base64_encode(b64, sizeof(b64), &olen, key, sizeof(key)) != 0)
+            return EX_SOFTWARE;
+        printf("%s=%.*s\n", names[i], (int)olen, (const char *)b64);
+        mbedtls_platform_zeroize(key, sizeof(key));
+        mbedtls_platform_zeroize(b64, sizeof(b64));
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *cmd = argc > 1 ? argv[1] : "serve";
+    int rest = argc > 1 ? 2 : 1;
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0)
+        return print_version();
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (cmd[0] == '-') {   /* `notesd --listen ...` means serve */
+        cmd = "serve";
+        rest = 1;
+    }
+    if (strcmp(cmd, "serve") == 0)
+        return cmd_serve(argc - rest, argv + rest, false);
+    if (strcmp(cmd, "check-config") == 0)
+        return cmd_serve(argc - rest, argv + rest, true);
+    if (strcmp(cmd, "gen-cert") == 0)
+        return cmd_gen_cert(argc - rest, argv + rest);
+    if (strcmp(cmd, "gen-secrets") == 0)
+        return cmd_gen_secrets(argc - rest, argv + rest);
+    fprintf(stderr, "notesd: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return EX_USAGE;
+}

@@ -1,0 +1,343 @@
+/*
+ * tls.c - mbedTLS server sessions over memory buffers.
+ *
+ * Owns the shared ssl_config, the certificate chain, the private key and the
+ * session-ticket keys (rotated by mbedTLS every ticket lifetime), plus one
+ * ssl_context per connection. The BIO callbacks never block: recv takes
+ * bytes from the connection's input buffer or says WANT_READ, send appends
+ * to its output buffer, which the server drains to the socket. The key
+ * material is wiped when the context is freed and never leaves this file.
+ */
+#include "tls.h"
+#include "err.h"
+#include "file.h"
+#include "log.h"
+
+#include <mbedtls/build_info.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/platform_util.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/ssl_ticket.h>
+#include <mbedtls/x509_crt.h>
+#include <psa/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TLS_PEM_MAX (256 * 1024)      /* a certificate chain or key file */
+#define TLS_IN_MAX (64 * 1024)        /* ciphertext queued but not yet read */
+#define TLS_OUT_MAX (1024 * 1024)     /* ciphertext queued but not yet sent */
+#define TLS_TICKET_LIFETIME 86400     /* seconds; keys rotate on this period */
+
+struct tls_ctx {
+    mbedtls_ssl_config conf;
+    mbedtls_x509_crt chain;
+    mbedtls_pk_context key;
+    mbedtls_ssl_ticket_context ticket;
+};
+
+struct tls_conn {
+    mbedtls_ssl_context ssl;
+    struct buf in;
+    size_t in_off;          /* bytes of `in` already given to mbedTLS */
+    struct buf out;
+    bool handshake_done;
+};
+
+/* TLS 1.3 suites first, then the TLS 1.2 ECDHE AEAD suites (Mozilla
+ * intermediate). Only these are compiled in; listing them again here keeps
+ * the run-time choice explicit and testable. */
+static const int suites[] = {
+    MBEDTLS_TLS1_3_AES_256_GCM_SHA384,
+    MBEDTLS_TLS1_3_CHACHA20_POLY1305_SHA256,
+    MBEDTLS_TLS1_3_AES_128_GCM_SHA256,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    0,
+};
+
+static const uint16_t groups[] = {
+    MBEDTLS_SSL_IANA_TLS_GROUP_X25519,
+    MBEDTLS_SSL_IANA_TLS_GROUP_SECP256R1,
+    MBEDTLS_SSL_IANA_TLS_GROUP_SECP384R1,
+    MBEDTLS_SSL_IANA_TLS_GROUP_NONE,
+};
+
+/* Only HTTP/1.1 is spoken; a client that offers only h2 is refused in the
+ * handshake rather than misparsed afterwards. */
+static const char *alpn[] = { "http/1.1", NULL };
+
+static int rng(void *unused, unsigned char *out, size_t n)
+{
+    (void)unused;
+    return psa_generate_random(out, n) == PSA_SUCCESS ? 0 : MBEDTLS_ERR_SSL_INTERNAL_ERROR;
+}
+
+static int failf(char *err, size_t errlen, const char *name, const char *what)
+{
+    snprintf(err, errlen, "%s: %s", name, what);
+    return ERR_CONFIG;
+}
+
+static int load_chain(struct tls_ctx *ctx, const char *path, char *err, size_t errlen)
+{
+    char why[256];
+    struct buf b;
+    buf_init(&b, 0);
+    int rc = file_read_all(path, TLS_PEM_MAX, false, &b, why, sizeof(why));
+    if (rc) {
+        buf_cleanup(&b);
+        return failf(err, errlen, "NOTES_TLS_CERT", why);
+    }
+    /* PEM input must include its terminating NUL in the length. */
+    rc = mbedtls_x509_crt_parse(&ctx->chain, b.data, b.len + 1);
+    buf_cleanup(&b);
+    if (rc != 0)
+        return failf(err, errlen, "NOTES_TLS_CERT", "not a valid PEM or DER certificate (ECDSA P-256/P-384 or RSA)");
+    const mbedtls_x509_crt *leaf = &ctx->chain;
+    if (mbedtls_x509_time_is_past(&leaf->valid_to))
+        return failf(err, errlen, "NOTES_TLS_CERT", "the certificate has expired");
+    if (mbedtls_x509_time_is_future(&leaf->valid_from))
+        return failf(err, errlen, "NOTES_TLS_CERT", "the certificate is not valid yet");
+    if (mbedtls_pk_get_type(&leaf->pk) == MBEDTLS_PK_RSA && mbedtls_pk_get_bitlen(&leaf->pk) < 2048)
+        return failf(err, errlen, "NOTES_TLS_CERT", "RSA keys shorter than 2048 bits are refused");
+    return 0;
+}
+
+static int load_key(struct tls_ctx *ctx, const char *path, char *err, size_t errlen)
+{
+    char why[256];
+    struct buf b;
+    buf_init(&b, 0);
+    int rc = file_read_all(path, TLS_PEM_MAX, true, &b, why, sizeof(why));
+    if (rc) {
+        buf_cleanup_wipe(&b);
+        return failf(err, errlen, "NOTES_TLS_KEY", why);
+    }
+    rc = mbedtls_pk_parse_key(&ctx->key, b.data, b.len + 1, NULL, 0, rng, NULL);
+    buf_cleanup_wipe(&b);
+    if (rc != 0)
+        return failf(err, errlen, "NOTES_TLS_KEY", "not a valid unencrypted PEM or DER private key");
+    if (mbedtls_pk_check_pair(&ctx->chain.pk, &ctx->key, rng, NULL) != 0)
+        return failf(err, errlen, "NOTES_TLS_KEY", "the key does not match the certificate in NOTES_TLS_CERT");
+    return 0;
+}
+
+static int setup_conf(struct tls_ctx *ctx, char *err, size_t errlen)
+{
+    mbedtls_ssl_config *conf = &ctx->conf;
+    if (mbedtls_ssl_config_defaults(conf, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                    MBEDTLS_SSL_PRESET_DEFAULT) != 0)
+        goto fail;
+    mbedtls_ssl_conf_rng(conf, rng, NULL);
+    mbedtls_ssl_conf_min_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_2);
+    mbedtls_ssl_conf_max_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_3);
+    mbedtls_ssl_conf_ciphersuites(conf, suites);
+    mbedtls_ssl_conf_groups(conf, groups);
+    mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_NONE);
+    /* Resumption only with a fresh (EC)DHE exchange: forward secret. */
+    mbedtls_ssl_conf_tls13_key_exchange_modes(conf, MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_EPHEMERAL |
+                                                       MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK_EPHEMERAL);
+    if (mbedtls_ssl_conf_alpn_protocols(conf, alpn) != 0)
+        goto fail;
+    if (mbedtls_ssl_conf_own_cert(conf, &ctx->chain, &ctx->key) != 0)
+        goto fail;
+    if (mbedtls_ssl_ticket_setup(&ctx->ticket, rng, NULL, MBEDTLS_CIPHER_AES_256_GCM,
+                                 TLS_TICKET_LIFETIME) != 0)
+        goto fail;
+    mbedtls_ssl_conf_session_tickets_cb(conf, mbedtls_ssl_ticket_write, mbedtls_ssl_ticket_parse,
+                                        &ctx->ticket);
+    return 0;
+fail:
+    snprintf(err, errlen, "TLS: cannot set up the server configuration");
+    return ERR_CONFIG;
+}
+
+int tls_ctx_new(struct tls_ctx **out, const struct config *cfg, char *err, size_t errlen)
+{
+    struct tls_ctx *ctx = calloc(1, sizeof(*ctx));
+    if (!ctx) {
+        snprintf(err, errlen, "TLS: out of memory");
+        return ERR_NOMEM;
+    }
+    mbedtls_ssl_config_init(&ctx->conf);
+    mbedtls_x509_crt_init(&ctx->chain);
+    mbedtls_pk_init(&ctx->key);
+    mbedtls_ssl_ticket_init(&ctx->ticket);
+    int rc = load_chain(ctx, cfg->tls_cert, err, errlen);
+    if (rc == 0)
+        rc = load_key(ctx, cfg->tls_key, err, errlen);
+    if (rc == 0)
+        rc = setup_conf(ctx, err, errlen);
+    if (rc) {
+        tls_ctx_free(ctx);
+        return rc;
+    }
+    *out = ctx;
+    return 0;
+}
+
+void tls_ctx_free(struct tls_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    mbedtls_ssl_ticket_free(&ctx->ticket);
+    mbedtls_ssl_config_free(&ctx->conf);
+    mbedtls_pk_free(&ctx->key);    /* zeroizes the key */
+    mbedtls_x509_crt_free(&ctx->chain);
+    free(ctx);
+}
+
+static int bio_send(void *arg, const unsigned char *p, size_t n)
+{
+    struct tls_conn *c = arg;
+    if (buf_append(&c->out, p, n) != 0)
+        return MBEDTLS_ERR_SSL_ALLOC_FAILED;
+    return (int)n;
+}
+
+static int bio_recv(void *arg, unsigned char *p, size_t n)
+{
+    struct tls_conn *c = arg;
+    size_t avail = c->in.len - c->in_off;
+    if (avail == 0) {
+        buf_reset(&c->in);
+        c->in_off = 0;
+        return MBEDTLS_ERR_SSL_WANT_READ;
+    }
+    if (n > avail)
+        n = avail;
+    memcpy(p, c->in.data + c->in_off, n);
+    c->in_off += n;
+    return (int)n;
+}
+
+struct tls_conn *tls_conn_new(struct tls_ctx *ctx)
+{
+    struct tls_conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    mbedtls_ssl_init(&c->ssl);
+    if (mbedtls_ssl_setup(&c->ssl, &ctx->conf) != 0) {
+        mbedtls_ssl_free(&c->ssl);
+        free(c);
+        return NULL;
+    }
+    buf_init(&c->in, TLS_IN_MAX);
+    buf_init(&c->out, TLS_OUT_MAX);
+    mbedtls_ssl_set_bio(&c->ssl, c, bio_send, bio_recv, NULL);
+    return c;
+}
+
+void tls_conn_free(struct tls_conn *c)
+{
+    if (!c)
+        return;
+    mbedtls_ssl_free(&c->ssl);
+    buf_cleanup(&c->in);
+    buf_cleanup(&c->out);
+    free(c);
+}
+
+int tls_conn_feed(struct tls_conn *c, const uint8_t *p, size_t n)
+{
+    if (c->in_off > 0 && c->in_off == c->in.len) {
+        buf_reset(&c->in);
+        c->in_off = 0;
+    }
+    if (c->in_off > 0 && c->in.len + n > c->in.max) {
+        buf_consume(&c->in, c->in_off);
+        c->in_off = 0;
+    }
+    return buf_append(&c->in, p, n);
+}
+
+static int map_error(int rc)
+{
+    switch (rc) {
+    case MBEDTLS_ERR_SSL_WANT_READ:
+    case MBEDTLS_ERR_SSL_WANT_WRITE:
+    case MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET:
+        return ERR_WANT_IO;
+    case MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY:
+    case MBEDTLS_ERR_SSL_CONN_EOF:
+        return ERR_CLOSED;
+    default:
+        log_debug("TLS session failed: mbedTLS error -0x%04x", (unsigned)-rc);
+        return ERR_TLS;
+    }
+}
+
+int tls_conn_handshake(struct tls_conn *c)
+{
+    if (c->handshake_done)
+        return 0;
+    int rc = mbedtls_ssl_handshake(&c->ssl);
+    if (rc == 0) {
+        c->handshake_done = true;
+        return 0;
+    }
+    return map_error(rc);
+}
+
+bool tls_conn_handshake_done(const struct tls_conn *c)
+{
+    return c->handshake_done;
+}
+
+int tls_conn_read(struct tls_conn *c, uint8_t *out, size_t cap, size_t *got)
+{
+    *got = 0;
+    int rc = mbedtls_ssl_read(&c->ssl, out, cap);
+    if (rc > 0) {
+        *got = (size_t)rc;
+        return 0;
+    }
+    if (rc == 0)
+        return ERR_CLOSED;
+    return map_error(rc);
+}
+
+int tls_conn_write(struct tls_conn *c, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        int rc = mbedtls_ssl_write(&c->ssl, p, n);
+        if (rc == MBEDTLS_ERR_SSL_ALLOC_FAILED)
+            return ERR_LIMIT;
+        if (rc < 0)
+            return map_error(rc) == ERR_WANT_IO ? ERR_INTERNAL : ERR_TLS;
+        p += rc;
+        n -= (size_t)rc;
+    }
+    return 0;
+}
+
+void tls_conn_close_notify(struct tls_conn *c)
+{
+    if (c->handshake_done)
+        (void)mbedtls_ssl_close_notify(&c->ssl);
+}
+
+struct buf *tls_conn_output(struct tls_conn *c)
+{
+    return &c->out;
+}
+
+const char *tls_conn_version(const struct tls_conn *c)
+{
+    return mbedtls_ssl_get_version(&c->ssl);
+}
+
+const char *tls_conn_suite(const struct tls_conn *c)
+{
+    return mbedtls_ssl_get_ciphersuite(&c->ssl);
+}
+
+const char *tls_library_version(void)
+{
+    return MBEDTLS_VERSION_STRING;
+}

@@ -1,0 +1,63 @@
+/*
+ * tls.h - TLS 1.3/1.2 server sessions over memory buffers (mbedTLS 3.6).
+ *
+ * The only module that includes mbedTLS's TLS and X.509 headers. A tls_ctx
+ * holds what all connections share (configuration, certificate, key, ticket
+ * keys); a tls_conn is one session whose transport is two buffers: the
+ * server pushes received ciphertext in with tls_conn_feed() and sends what
+ * tls_conn_output() holds. Nothing here blocks or touches a socket.
+ * Everything runs on the event-loop thread.
+ */
+#ifndef NOTESD_TLS_H
+#define NOTESD_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "buf.h"
+#include "config.h"
+
+struct tls_ctx;
+struct tls_conn;
+
+/**
+ * Load NOTES_TLS_CERT and NOTES_TLS_KEY and build the server configuration.
+ * Refuses (ERR_CONFIG, one line in `err` naming the variable) when a file is
+ * unreadable or unparsable, the key file is accessible by group or others,
+ * the key does not match the certificate, the certificate has expired or is
+ * not yet valid, or an RSA key is shorter than 2048 bits. PSA crypto must be
+ * initialised first (crypto_init()). The caller owns the result.
+ */
+int tls_ctx_new(struct tls_ctx **out, const struct config *cfg, char *err, size_t errlen);
+/** Free the context, wiping the private key. NULL is a no-op. */
+void tls_ctx_free(struct tls_ctx *ctx);
+
+/** A new session on `ctx` (which must outlive it); NULL when out of memory. */
+struct tls_conn *tls_conn_new(struct tls_ctx *ctx);
+/** Free the session and its buffers. NULL is a no-op. */
+void tls_conn_free(struct tls_conn *c);
+
+/** Queue received ciphertext. ERR_LIMIT when more than one read's worth is
+ *  already waiting (the caller should stop reading and close). */
+int tls_conn_feed(struct tls_conn *c, const uint8_t *p, size_t n);
+/** Advance the handshake: 0 when complete, ERR_WANT_IO, or ERR_TLS. */
+int tls_conn_handshake(struct tls_conn *c);
+bool tls_conn_handshake_done(const struct tls_conn *c);
+/** Decrypt application data: 0 with *got > 0, ERR_WANT_IO when more
+ *  ciphertext is needed, ERR_CLOSED on close_notify or EOF, else ERR_TLS. */
+int tls_conn_read(struct tls_conn *c, uint8_t *out, size_t cap, size_t *got);
+/** Encrypt all of p into the output buffer. 0, ERR_LIMIT or ERR_TLS. */
+int tls_conn_write(struct tls_conn *c, const uint8_t *p, size_t n);
+/** Queue a close_notify alert. */
+void tls_conn_close_notify(struct tls_conn *c);
+/** Ciphertext waiting to be sent. The caller may swap it out with its own
+ *  empty buffer (same max) to hand it to the socket. */
+struct buf *tls_conn_output(struct tls_conn *c);
+/** Negotiated protocol ("TLSv1.3") and suite names, for debugging. */
+const char *tls_conn_version(const struct tls_conn *c);
+const char *tls_conn_suite(const struct tls_conn *c);
+
+/** The linked mbedTLS version, e.g. "3.6.6". */
+const char *tls_library_version(void);
+
+#endif

@@ -1,0 +1,17 @@
+/*
+ * tls_certgen.h - development certificates made by notesd itself.
+ */
+#ifndef NOTESD_TLS_CERTGEN_H
+#define NOTESD_TLS_CERTGEN_H
+
+#include <stddef.h>
+
+/**
+ * Write DIR/cert.pem (mode 0644) and DIR/key.pem (mode 0600): a fresh
+ * ECDSA P-256 key and a self-signed certificate for `host`, valid 90 days.
+ * DIR is created if missing; existing files are replaced. PSA crypto must be
+ * initialised. 0, or a negative ERR_* with a reason in `err`. Blocking.
+ */
+int tls_gen_cert(const char *host, const char *dir, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Fetch, verify, unpack and build notesd's pinned third-party inputs.
+#
+# Reads third_party/deps.lock, downloads each listed file from this machine's
+# own Debian mirror with the suite changed to trixie (the mirror's host is read
+# from apt's configuration, never written in the repository), checks each
+# SHA-256 against the lock, unpacks source packages with dpkg-source so
+# Debian's patches apply, and builds static libraries into a git-ignored
+# prefix:
+#   $OUT/prefix/include   mbedtls/, psa/, llhttp.h, cJSON.h, our mbedTLS config
+#   $OUT/prefix/lib       libmbedtls.a libmbedx509.a libmbedcrypto.a libllhttp.a
+#   $OUT/prefix/src       cJSON.c (Debian ships no static cJSON)
+# The system's apt state is never touched: apt runs with a private state,
+# cache and sources folder under $OUT/apt.
+#
+# Usage: third_party/fetch.sh [OUT]   (default: third_party/build)
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+out=${1:-$here/build}
+lock=$here/deps.lock
+mbed_config=$here/notesd_mbedtls_config.h
+prefix=$out/prefix
+cache=$out/cache
+suite=trixie
+
+die() { echo "third_party/fetch.sh: $*" >&2; exit 1; }
+
+# Rebuild only when the lock, our mbedTLS configuration or this script change.
+want_stamp=$(cat "$lock" "$mbed_config" "$here/fetch.sh" | sha256sum | cut -d' ' -f1)
+if [ -f "$prefix/.stamp" ] && [ "$(cat "$prefix/.stamp")" = "$want_stamp" ]; then
+    exit 0
+fi
+
+mkdir -p "$cache"
+
+# Lock rows: kind package version file sha256
+lock_rows() { grep -vE '^\s*(#|$)' "$lock"; }
+
+have_all_files() {
+    local kind pkg ver file sum
+    while read -r kind pkg ver file sum; do
+        [ -f "$cache/$file" ] || return 1
+        echo "$sum  $cache/$file" | sha256sum --quiet -c - >/dev/null 2>&1 || return 1
+    done < <(lock_rows)
+}
+
+setup_private_apt() {
+    local codename uri release apt_dir
+    apt_dir=$out/apt
+    mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/parts" "$apt_dir/prefs"
+    codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+    [ -n "$codename" ] || die "cannot read VERSION_CODENAME from /etc/os-release"
+    : > "$apt_dir/sources.list"
+    # apt itself resolves every configured source (one-line and deb822 files);
+    # keep the Debian archive and its security archive, switch the suite.
+    while read -r uri release; do
+        case $release in
+            "$codename") echo "deb-src $uri $suite main" >> "$apt_dir/sources.list"
+                         echo "deb [arch=amd64] $uri $suite main" >> "$apt_dir/sources.list" ;;
+            "$codename-security") echo "deb-src $uri $suite-security main" >> "$apt_dir/sources.list"
+                                  echo "deb [arch=amd64] $uri $suite-security main" >> "$apt_dir/sources.list" ;;
+        esac
+    done < <(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' | sort -u)
+    [ -s "$apt_dir/sources.list" ] || die "no Debian '$codename' source found in the apt configuration"
+    APT_OPTS=(-q -oDir::State::Lists="$apt_dir/lists" -oDir::Cache="$apt_dir/cache"
+              -oDir::Etc::SourceList="$apt_dir/sources.list" -oDir::Etc::SourceParts="$apt_dir/parts"
+              -oDir::Etc::Preferences=/dev/null -oDir::Etc::PreferencesParts="$apt_dir/prefs"
+              -oDebug::NoLocking=1 -oAPT::Sandbox::User="$(id -un)")
+    apt-get "${APT_OPTS[@]}" update >"$apt_dir/update.log" 2>&1 ||
+        die "apt-get update for $suite failed (see $apt_dir/update.log)"
+}
+
+download_all() {
+    local kind pkg ver file sum
+    setup_private_apt
+    # One download per package version; apt verifies against the signed index.
+    while read -r kind pkg ver; do
+        ( cd "$cache" &&
+          case $kind in
+              source) apt-get "${APT_OPTS[@]}" source --download-only "$pkg=$ver" ;;
+              binary) apt-get "${APT_OPTS[@]}" download "$pkg=$ver" ;;
+          esac ) >"$out/apt/download-$pkg.log" 2>&1 ||
+            die "pinned $pkg $ver is not available from $suite any more (see $out/apt/download-$pkg.log); update third_party/deps.lock"
+    done < <(lock_rows | awk '{print $1, $2, $3}' | sort -u)
+    # Our lock is the final word, whatever apt accepted.
+    while read -r kind pkg ver file sum; do
+        [ -f "$cache/$file" ] || die "$file was not downloaded"
+        echo "$sum  $cache/$file" | sha256sum --quiet -c - >/dev/null 2>&1 ||
+            die "SHA-256 mismatch for $file: expected $sum, got $(sha256sum "$cache/$file" | cut -d' ' -f1)"
+    done < <(lock_rows)
+}
+
+file_of() { lock_rows | awk -v p="$1" -v s="$2" '$2==p && $4 ~ s {print $4; exit}'; }
+
+hardening_cflags="-O2 -g -fPIE -fstack-protector-strong -fstack-clash-protection -fcf-protection -D_FORTIFY_SOURCE=2"
+
+build_mbedtls() {
+    local src=$out/src/mbedtls
+    rm -rf "$src"
+    dpkg-source -x "$cache/$(file_of mbedtls '\.dsc$')" "$src" >"$out/mbedtls-unpack.log" 2>&1 ||
+        die "dpkg-source failed for mbedtls (see $out/mbedtls-unpack.log)"
+    make -C "$src/library" -j"$(nproc)" static CC="${CC:-gcc}" \
+        CFLAGS="$hardening_cflags -I$here -DMBEDTLS_CONFIG_FILE='<notesd_mbedtls_config.h>'" \
+        >"$out/mbedtls-build.log" 2>&1 || die "mbedTLS build failed (see $out/mbedtls-build.log)"
+    cp -r "$src/include/mbedtls" "$src/include/psa" "$prefix/include/"
+    cp "$src/library/libmbedtls.a" "$src/library/libmbedx509.a" "$src/library/libmbedcrypto.a" "$prefix/lib/"
+}
+
+unpack_llhttp() {
+    local tmp=$out/src/llhttp
+    rm -rf "$tmp"
+    dpkg-deb -x "$cache/$(file_of libllhttp-dev '\.deb$')" "$tmp"
+    cp "$tmp/usr/include/llhttp.h" "$prefix/include/"
+    cp "$tmp"/usr/lib/*/libllhttp.a "$prefix/lib/"
+}
+
+unpack_cjson() {
+    local src=$out/src/cjson
+    rm -rf "$src"
+    dpkg-source -x "$cache/$(file_of cjson '\.dsc$')" "$src" >"$out/cjson-unpack.log" 2>&1 ||
+        die "dpkg-source failed for cjson (see $out/cjson-unpack.log)"
+    cp "$src/cJSON.h" "$prefix/include/"
+    cp "$src/cJSON.c" "$prefix/src/"
+}
+
+have_all_files || download_all
+rm -rf "$prefix"
+mkdir -p "$prefix/include" "$prefix/lib" "$prefix/src" "$out/src"
+cp "$mbed_config" "$prefix/include/"
+build_mbedtls
+unpack_llhttp
+unpack_cjson
+echo "$want_stamp" > "$prefix/.stamp"
+echo "third_party: mbedTLS, llhttp and cJSON ready in $prefix"
