@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum kind { K_STRING, K_LISTEN, K_SECRET, K_LOG_LEVEL, K_SECONDS };
 
@@ -116,10 +117,11 @@ static int parse_listen(struct config *cfg, const char *name, const char *v, cha
         return failf(err, errlen, name, "the address is missing or too long");
     memcpy(cfg->listen_host, host, host_len);
     cfg->listen_host[host_len] = 0;
+    /* IPv6 only in brackets, IPv4 only without: "2001:db8::1:443" must not
+     * quietly become [2001:db8::1]:443. */
     unsigned char addr[16];
-    if (inet_pton(AF_INET, cfg->listen_host, addr) != 1 &&
-        inet_pton(AF_INET6, cfg->listen_host, addr) != 1)
-        return failf(err, errlen, name, "the address must be a numeric IPv4 or IPv6 address");
+    if (inet_pton(v[0] == '[' ? AF_INET6 : AF_INET, cfg->listen_host, addr) != 1)
+        return failf(err, errlen, name, "the address must be numeric: IPv4:PORT or [IPv6]:PORT");
     const char *p = colon + 1;
     unsigned long port = 0;
     if (*p == 0 || strlen(p) > 5)
@@ -217,7 +219,7 @@ static char *env_name_with(char *dst, size_t n, const char *name, const char *su
 static int load_secret(struct config_secret *out, const char *name, char *const *envp,
                        char *err, size_t errlen)
 {
-    char file_var[96], cred_path[4096], why[256];
+    char file_var[96], why[256];
     const char *direct = env_get(envp, name);
     const char *file = env_get(envp, env_name_with(file_var, sizeof(file_var), name, "_FILE"));
     const char *cred_dir = env_get(envp, "CREDENTIALS_DIRECTORY");
@@ -227,36 +229,37 @@ static int load_secret(struct config_secret *out, const char *name, char *const 
         file = NULL;
     if (direct && file)
         return failf(err, errlen, name, "set either it or its _FILE variant, not both");
+
+    char cred_path[4096];
+    bool have_cred = false;
+    if (cred_dir && *cred_dir) {
+        snprintf(cred_path, sizeof(cred_path), "%s/%s", cred_dir, name);
+        have_cred = access(cred_path, F_OK) == 0;
+    }
+    if ((direct || file) && have_cred)
+        return failf(err, errlen, name, "given both as a variable and as a systemd credential; keep one");
     if (direct)
         return decode_secret(out, name, direct, strlen(direct), err, errlen);
-
-    const char *path = file, *label = file_var;
-    bool from_cred = false;
-    if (!path && cred_dir && *cred_dir) {
-        snprintf(cred_path, sizeof(cred_path), "%s/%s", cred_dir, name);
-        path = cred_path;
-        label = name;
-        from_cred = true;
-    }
+    const char *path = file ? file : have_cred ? cred_path : NULL;
+    const char *label = file ? file_var : name;
     if (!path)
         return failf(err, errlen, name,
-                     "missing: set it, or name a file in " "its _FILE variant, or pass a systemd "
+                     "missing: set it, or name a file in its _FILE variant, or pass a systemd "
                      "credential (notesd gen-secrets makes keys)");
     struct buf b;
     buf_init(&b, 0);
     int rc = file_read_all(path, 4096, true, &b, why, sizeof(why));
-    if (rc == ERR_IO && from_cred) {
-        buf_cleanup(&b);
-        return failf(err, errlen, name, "missing: no variable, _FILE or systemd credential");
-    }
     if (rc) {
         buf_cleanup_wipe(&b);
         snprintf(err, errlen, "%s: %s", label, why);
         return ERR_CONFIG;
     }
+    /* Editors add one final newline ("\n" or "\r\n"); nothing else is trimmed. */
     size_t len = b.len;
-    while (len > 0 && (b.data[len - 1] == '\n' || b.data[len - 1] == '\r'))
-        len--;   /* editors add a final newline; nothing else is trimmed */
+    if (len > 0 && b.data[len - 1] == '\n')
+        len--;
+    if (len > 0 && b.data[len - 1] == '\r' && len < b.len)
+        len--;
     rc = decode_secret(out, name, (const char *)b.data, len, err, errlen);
     buf_cleanup_wipe(&b);
     return rc;

@@ -49,6 +49,7 @@ struct http_conn {
     size_t n_fields;
     size_t header_bytes;
     bool in_value;                /* last span was a value (next name starts a field) */
+    bool in_trailers;             /* header block done: fields now are trailers */
     struct buf body;
 
     int error_status;             /* set by a callback that refused the request */
@@ -110,6 +111,7 @@ static int on_message_begin(llhttp_t *p)
     h->n_fields = 0;
     h->header_bytes = 0;
     h->in_value = false;
+    h->in_trailers = false;
     h->complete = false;
     h->in_message = true;
     new_request_id(h->id);
@@ -139,9 +141,21 @@ static int add_header_bytes(struct http_conn *h, size_t len, size_t field_len)
     return 0;
 }
 
+/* Trailer fields of a chunked body are discarded (RFC 9110 §6.5.1 allows
+ * it); they still count against the header block limit. */
+static int on_trailer_bytes(struct http_conn *h, size_t len)
+{
+    if (h->header_bytes + len > h->limits->max_header_block)
+        return refuse(h, 431, NULL, "The trailer fields are too large.");
+    h->header_bytes += len;
+    return 0;
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct http_conn *h = conn_of(p);
+    if (h->in_trailers)
+        return on_trailer_bytes(h, len);
     if (h->n_fields == 0 || h->in_value) {
         if (h->n_fields >= h->limits->max_fields || h->n_fields >= HTTP_MAX_FIELDS_CAP)
             return refuse(h, 431, NULL, "Too many header fields.");
@@ -161,6 +175,8 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct http_conn *h = conn_of(p);
+    if (h->in_trailers)
+        return on_trailer_bytes(h, len);
     struct field_span *f = &h->fields[h->n_fields - 1];
     if (!h->in_value) {
         f->value_off = h->head.len;
@@ -203,7 +219,7 @@ static bool valid_host(struct slice v)
     if (v.p[0] == '[') {
         while (i < v.len && v.p[i] != ']')
             i++;
-        if (i == v.len)
+        if (i == v.len || i == 1)
             return false;
         for (size_t k = 1; k < i; k++)
             if (!strchr("0123456789abcdefABCDEF:.", v.p[k]))
@@ -223,10 +239,13 @@ static bool valid_host(struct slice v)
         return true;
     if (v.p[i] != ':' || v.len - i - 1 > 5)
         return false;
-    for (size_t k = i + 1; k < v.len; k++)
+    unsigned long port = 0;
+    for (size_t k = i + 1; k < v.len; k++) {
         if (v.p[k] < '0' || v.p[k] > '9')
             return false;
-    return true;
+        port = port * 10 + (unsigned long)(v.p[k] - '0');
+    }
+    return port <= 65535;
 }
 
 /* Rules a strict origin server adds to llhttp's own (RFC 9112 §3.2, §6). */
@@ -260,9 +279,13 @@ static int check_framing(struct http_conn *h, llhttp_t *p)
 static int on_headers_complete(llhttp_t *p)
 {
     struct http_conn *h = conn_of(p);
+    h->in_trailers = true;   /* `head` must not move from here on */
     for (size_t i = 0; i < h->n_fields; i++) {
+        struct slice v = head_slice(h, h->fields[i].value_off, h->fields[i].value_len);
+        while (v.len > 0 && (v.p[v.len - 1] == ' ' || v.p[v.len - 1] == '\t'))
+            v.len--;   /* llhttp strips leading whitespace only (RFC 9110 §5.5) */
         h->headers[i].name = head_slice(h, h->fields[i].name_off, h->fields[i].name_len);
-        h->headers[i].value = head_slice(h, h->fields[i].value_off, h->fields[i].value_len);
+        h->headers[i].value = v;
     }
     if (check_framing(h, p) != 0)
         return -1;

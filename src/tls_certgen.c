@@ -95,7 +95,8 @@ static void build_sans(struct sans *s, const char *host)
     }
 }
 
-static int write_cert(mbedtls_pk_context *key, const char *host, unsigned char *pem, size_t cap)
+static int write_cert(mbedtls_pk_context *key, const char *host, time_t not_before,
+                      time_t not_after, unsigned char *pem, size_t cap)
 {
     mbedtls_x509write_cert crt;
     mbedtls_x509write_crt_init(&crt);
@@ -104,9 +105,8 @@ static int write_cert(mbedtls_pk_context *key, const char *host, unsigned char *
     struct sans sans;
     build_sans(&sans, host);
     snprintf(subject, sizeof(subject), "CN=%s,O=notesd development", host);
-    time_t now = time(NULL);
-    x509_time(from, now - 3600);     /* tolerate small clock skew */
-    x509_time(to, now + (time_t)CERT_DAYS * 86400);
+    x509_time(from, not_before);
+    x509_time(to, not_after);
     int rc = psa_generate_random(serial, sizeof(serial)) == PSA_SUCCESS ? 0 : -1;
     serial[0] = (unsigned char)((serial[0] & 0x7f) | 0x01);   /* positive, 16 bytes */
     mbedtls_asn1_sequence eku = { .buf = { .tag = MBEDTLS_ASN1_OID,
@@ -137,6 +137,14 @@ static int fail(char *err, size_t errlen, const char *msg)
 
 int tls_gen_cert(const char *host, const char *dir, char *err, size_t errlen)
 {
+    time_t now = time(NULL);
+    /* An hour back tolerates small clock skew between hosts. */
+    return tls_gen_cert_valid(host, dir, now - 3600, now + (time_t)CERT_DAYS * 86400, err, errlen);
+}
+
+int tls_gen_cert_valid(const char *host, const char *dir, time_t not_before, time_t not_after,
+                       char *err, size_t errlen)
+{
     char cert_path[4096], key_path[4096], why[256];
     if (!valid_hostname(host))
         return fail(err, errlen, "--host must be a DNS name or an IP address");
@@ -152,7 +160,7 @@ int tls_gen_cert(const char *host, const char *dir, char *err, size_t errlen)
     int rc = mbedtls_pk_setup(&key, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY));
     rc = rc ? rc : mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(key), rng, NULL);
     rc = rc ? rc : mbedtls_pk_write_key_pem(&key, key_pem, sizeof(key_pem));
-    rc = rc ? rc : write_cert(&key, host, cert_pem, sizeof(cert_pem));
+    rc = rc ? rc : write_cert(&key, host, not_before, not_after, cert_pem, sizeof(cert_pem));
     mbedtls_pk_free(&key);
     if (rc != 0) {
         mbedtls_platform_zeroize(key_pem, sizeof(key_pem));

@@ -1,0 +1,381 @@
+/*
+ * harness.c - the real binary, a real port, a real TLS client.
+ * See harness.h. Uses only loopback addresses and bounded waits.
+ */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WAIT_MS 15000
+
+const char *harness_bin(void)
+{
+    const char *bin = getenv("NOTESD_BIN");
+    cr_assert(bin && *bin, "NOTESD_BIN must name the notesd binary (meson test sets it)");
+    return bin;
+}
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait for `pid` at most `ms`; returns exit status, -signal, or -1000 on timeout. */
+static int wait_exit(pid_t pid, long ms)
+{
+    long deadline = now_ms() + ms;
+    for (;;) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+        if (r < 0 || now_ms() > deadline)
+            return -1000;
+        /* Polling a child's exit: waitpid has no timeout form. */
+        struct timespec ts = { 0, 5 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* exec wants char *const[]; copies keep our const argument lists honest. */
+static char **dup_argv(const char *const *argv)
+{
+    size_t n = 0;
+    while (argv[n])
+        n++;
+    char **out = calloc(n + 1, sizeof(*out));
+    for (size_t i = 0; i < n; i++)
+        out[i] = strdup(argv[i]);
+    return out;
+}
+
+/* Run a command with the current environment, capturing stdout. */
+static char *capture(const char *const *argv)
+{
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        execv(argv[0], dup_argv(argv));
+        _exit(127);
+    }
+    close(fds[1]);
+    size_t cap = 4096, len = 0;
+    char *out = malloc(cap);
+    ssize_t n;
+    while ((n = read(fds[0], out + len, cap - len - 1)) > 0)
+        len += (size_t)n;
+    out[len] = 0;
+    close(fds[0]);
+    cr_assert_eq(wait_exit(pid, WAIT_MS), 0, "%s failed", argv[1]);
+    return out;
+}
+
+void harness_setenv(struct server *s, const char *name, const char *value)
+{
+    size_t nl = strlen(name);
+    for (size_t i = 0; i < s->n_env; i++) {
+        if (strncmp(s->env[i], name, nl) == 0 && s->env[i][nl] == '=') {
+            free(s->env[i]);
+            s->env[i] = s->env[--s->n_env];
+            s->env[s->n_env] = NULL;
+            break;
+        }
+    }
+    if (!value)
+        return;
+    cr_assert_lt(s->n_env, HARNESS_MAX_ENV - 1);
+    size_t len = nl + strlen(value) + 2;
+    char *e = malloc(len);
+    snprintf(e, len, "%s=%s", name, value);
+    s->env[s->n_env++] = e;
+    s->env[s->n_env] = NULL;
+}
+
+void harness_prepare(struct server *s)
+{
+    memset(s, 0, sizeof(*s));
+    snprintf(s->dir, sizeof(s->dir), "/tmp/notesd-test-XXXXXX");
+    cr_assert(mkdtemp(s->dir), "mkdtemp: %s", strerror(errno));
+    char certs[300], data[300], audit[320], db[320];
+    snprintf(certs, sizeof(certs), "%s/certs", s->dir);
+    snprintf(s->cert, sizeof(s->cert), "%s/cert.pem", certs);
+    snprintf(s->key, sizeof(s->key), "%s/key.pem", certs);
+    snprintf(s->stderr_path, sizeof(s->stderr_path), "%s/stderr.log", s->dir);
+    snprintf(data, sizeof(data), "%s/data", s->dir);
+    snprintf(db, sizeof(db), "%s/notes.db", data);
+    snprintf(audit, sizeof(audit), "%s/audit", data);
+    mkdir(data, 0700);
+
+    const char *gen_cert[] = { harness_bin(), "gen-cert", "--host", "localhost", "--out", certs, NULL };
+    free(capture(gen_cert));
+    const char *gen_secrets[] = { harness_bin(), "gen-secrets", NULL };
+    char *secrets = capture(gen_secrets);
+    for (char *line = strtok(secrets, "\n"); line; line = strtok(NULL, "\n")) {
+        char *eq = strchr(line, '=');
+        cr_assert(eq);
+        *eq = 0;
+        harness_setenv(s, line, eq + 1);
+    }
+    free(secrets);
+    harness_setenv(s, "NOTES_TLS_CERT", s->cert);
+    harness_setenv(s, "NOTES_TLS_KEY", s->key);
+    harness_setenv(s, "NOTES_LISTEN", "127.0.0.1:0");
+    harness_setenv(s, "NOTES_DB", db);
+    harness_setenv(s, "NOTES_AUDIT_DIR", audit);
+    harness_setenv(s, "NOTES_LOG_LEVEL", "debug");
+    harness_setenv(s, "NOTES_SHUTDOWN_GRACE", "2");
+    harness_setenv(s, "PATH", "/usr/bin:/bin");
+}
+
+static pid_t spawn(struct server *s, const char *const *args)
+{
+    const char *argv[32] = { harness_bin() };
+    size_t n = 1;
+    for (; args && args[n - 1] && n < 31; n++)
+        argv[n] = args[n - 1];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        int fd = open(s->stderr_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        int null = open("/dev/null", O_RDWR);
+        if (fd < 0 || null < 0)
+            _exit(126);
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(fd, 2);
+        execve(argv[0], dup_argv(argv), s->env);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int notify_socket(struct server *s)
+{
+    char path[300];
+    snprintf(path, sizeof(path), "%s/notify.sock", s->dir);
+    unlink(path);   /* left by an earlier start of this server */
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    cr_assert_lt(strlen(path), sizeof(sa.sun_path));
+    strcpy(sa.sun_path, path);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "bind notify: %s", strerror(errno));
+    harness_setenv(s, "NOTIFY_SOCKET", path);
+    return fd;
+}
+
+void harness_start(struct server *s)
+{
+    int nfd = notify_socket(s);
+    s->port = 0;
+    s->pid = spawn(s, (const char *[]){ "serve", NULL });
+    long deadline = now_ms() + WAIT_MS;
+    while (s->port == 0) {
+        long left = deadline - now_ms();
+        cr_assert_gt(left, 0, "notesd did not become ready in time:\n%s", harness_stderr(s));
+        struct pollfd p = { .fd = nfd, .events = POLLIN };
+        int r = poll(&p, 1, (int)(left < 200 ? left : 200));
+        if (r == 0) {
+            int st;
+            cr_assert_eq(waitpid(s->pid, &st, WNOHANG), 0, "notesd exited before ready:\n%s",
+                         harness_stderr(s));
+            continue;
+        }
+        char msg[512];
+        ssize_t n = recv(nfd, msg, sizeof(msg) - 1, 0);
+        if (n <= 0)
+            continue;
+        msg[n] = 0;
+        char *port = strstr(msg, "X_NOTESD_PORT=");
+        if (strstr(msg, "READY=1") && port)
+            s->port = atoi(port + strlen("X_NOTESD_PORT="));
+    }
+    close(nfd);
+    harness_setenv(s, "NOTIFY_SOCKET", NULL);
+}
+
+int harness_run(struct server *s, const char *const *args)
+{
+    pid_t pid = spawn(s, args);
+    int st = wait_exit(pid, WAIT_MS);
+    if (st == -1000) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        cr_assert_fail("notesd did not finish in time");
+    }
+    return st;
+}
+
+int harness_stop(struct server *s)
+{
+    if (s->pid <= 0)
+        return -1;
+    kill(s->pid, SIGTERM);
+    int st = wait_exit(s->pid, WAIT_MS);
+    if (st == -1000) {
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, NULL, 0);
+    }
+    s->pid = 0;
+    return st;
+}
+
+void harness_cleanup(struct server *s)
+{
+    if (s->pid > 0)
+        harness_stop(s);
+    for (size_t i = 0; i < s->n_env; i++)
+        free(s->env[i]);
+    s->n_env = 0;
+    if (s->dir[0]) {
+        char cmd[400];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", s->dir);
+    }
+}
+
+char *harness_stderr(const struct server *s)
+{
+    FILE *f = fopen(s->stderr_path, "r");
+    if (!f)
+        return strdup("");
+    char *out = calloc(1, 1 << 20);
+    size_t n = fread(out, 1, (1 << 20) - 1, f);
+    out[n] = 0;
+    fclose(f);
+    return out;
+}
+
+/* ---- libcurl client ------------------------------------------------------ */
+
+struct sink {
+    char *p;
+    size_t len;
+};
+
+static size_t collect(char *data, size_t size, size_t n, void *arg)
+{
+    struct sink *s = arg;
+    size_t add = size * n;
+    s->p = realloc(s->p, s->len + add + 1);
+    memcpy(s->p + s->len, data, add);
+    s->len += add;
+    s->p[s->len] = 0;
+    return add;
+}
+
+/* curl logs "SSL connection using TLSv1.3 / TLS_AES_256_GCM_SHA384". */
+static int debug_cb(CURL *h, curl_infotype type, char *data, size_t size, void *arg)
+{
+    (void)h;
+    struct response *r = arg;
+    static const char tag[] = "SSL connection using ";
+    if (type != CURLINFO_TEXT || size < sizeof(tag) || memcmp(data, tag, sizeof(tag) - 1) != 0)
+        return 0;
+    char line[128];
+    size_t n = size < sizeof(line) - 1 ? size : sizeof(line) - 1;
+    memcpy(line, data, n);
+    line[n] = 0;
+    sscanf(line + sizeof(tag) - 1, "%31s / %63s", r->tls_version, r->tls_cipher);
+    return 0;
+}
+
+void harness_request(const struct server *s, const char *path, const struct request_opts *o,
+                     struct response *r)
+{
+    static const struct request_opts defaults = { 0 };
+    if (!o)
+        o = &defaults;
+    memset(r, 0, sizeof(*r));
+    CURL *h = curl_easy_init();
+    cr_assert(h);
+    char url[512], resolve[128];
+    snprintf(url, sizeof(url), "https://localhost:%d%s", s->port, path);
+    snprintf(resolve, sizeof(resolve), "localhost:%d:127.0.0.1", s->port);
+    struct curl_slist *res_list = curl_slist_append(NULL, resolve);
+    struct curl_slist *hdrs = NULL;
+    for (const char *const *p = o->headers; p && *p; p++)
+        hdrs = curl_slist_append(hdrs, *p);
+    struct sink head = { 0 }, body = { 0 };
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_RESOLVE, res_list);
+    curl_easy_setopt(h, CURLOPT_CAINFO, s->cert);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, collect);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &head);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, debug_cb);
+    curl_easy_setopt(h, CURLOPT_DEBUGDATA, r);
+    curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
+    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+    if (o->method && strcmp(o->method, "HEAD") == 0)
+        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    else if (o->method)
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, o->method);
+    if (o->body)
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, o->body);
+    if (hdrs)
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    if (o->tls_min || o->tls_max)
+        curl_easy_setopt(h, CURLOPT_SSLVERSION, o->tls_min | o->tls_max);
+    if (o->cipher_list)
+        curl_easy_setopt(h, CURLOPT_SSL_CIPHER_LIST, o->cipher_list);
+    r->curl_code = (int)curl_easy_perform(h);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+    r->headers = head.p ? head.p : strdup("");
+    r->body = body.p ? body.p : strdup("");
+    r->body_len = body.len;
+    curl_slist_free_all(res_list);
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(h);
+}
+
+void response_free(struct response *r)
+{
+    free(r->headers);
+    free(r->body);
+    r->headers = r->body = NULL;
+}
+
+char *response_header(const struct response *r, const char *name)
+{
+    size_t nl = strlen(name);
+    for (const char *line = r->headers; line && *line;) {
+        const char *end = strstr(line, "\r\n");
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        if (len > nl && strncasecmp(line, name, nl) == 0 && line[nl] == ':') {
+            const char *v = line + nl + 1;
+            while (*v == ' ')
+                v++;
+            return strndup(v, (size_t)(line + len - v));
+        }
+        line += len + (end ? 2 : 0);
+    }
+    return NULL;
+}

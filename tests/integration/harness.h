@@ -1,0 +1,77 @@
+/*
+ * harness.h - start the real notesd binary on a loopback port and talk to
+ * it with libcurl (an independent TLS stack: OpenSSL under curl).
+ *
+ * Each server gets a fresh temporary folder with its own certificate (made
+ * by `notesd gen-cert`) and fresh keys (from `notesd gen-secrets`). Start-up
+ * waits for the server's sd_notify READY=1 datagram, which also carries the
+ * port it bound (NOTES_LISTEN=127.0.0.1:0), so no test sleeps or guesses a
+ * port. Every wait is bounded.
+ */
+#ifndef NOTESD_TEST_HARNESS_H
+#define NOTESD_TEST_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define HARNESS_MAX_ENV 64
+
+struct server {
+    pid_t pid;
+    int port;
+    char dir[256];          /* temporary folder for this server */
+    char cert[512];         /* dir/certs/cert.pem */
+    char key[512];
+    char stderr_path[512];  /* everything the server wrote on stderr */
+    char *env[HARNESS_MAX_ENV];
+    size_t n_env;
+};
+
+/** Path of the notesd binary under test (from $NOTESD_BIN). */
+const char *harness_bin(void);
+
+/** Create the folder, certificate and keys and fill a default environment
+ *  (keys, cert, key, NOTES_LISTEN=127.0.0.1:0, data under the folder). */
+void harness_prepare(struct server *s);
+/** Set or replace NAME=value in the environment; value NULL removes NAME. */
+void harness_setenv(struct server *s, const char *name, const char *value);
+/** Start notesd serve and wait (at most 15 s) for readiness. Asserts. */
+void harness_start(struct server *s);
+/** Run notesd with `args` (NULL-terminated, without argv[0]) and the
+ *  prepared environment to completion (at most 15 s); return its exit
+ *  status and put its stderr in s->stderr_path. */
+int harness_run(struct server *s, const char *const *args);
+/** SIGTERM, then wait at most 15 s; returns the exit status (or -signal). */
+int harness_stop(struct server *s);
+/** Remove the temporary folder and free the environment. */
+void harness_cleanup(struct server *s);
+/** The server's stderr so far, NUL-terminated (caller frees). */
+char *harness_stderr(const struct server *s);
+
+struct response {
+    long status;
+    char *headers;           /* raw header block, NUL-terminated */
+    char *body;              /* NUL-terminated */
+    size_t body_len;
+    char tls_version[32];    /* e.g. "TLSv1.3", from curl's handshake log */
+    char tls_cipher[64];
+    int curl_code;           /* CURLE_OK when a response arrived */
+};
+
+struct request_opts {
+    const char *method;      /* default GET */
+    const char *body;
+    const char *const *headers; /* NULL-terminated "Name: value" list */
+    long tls_min, tls_max;   /* CURL_SSLVERSION_* (0: default) */
+    const char *cipher_list; /* TLS 1.2 cipher list for the client */
+};
+
+/** One HTTPS request to the server at https://localhost:PORT + path. */
+void harness_request(const struct server *s, const char *path, const struct request_opts *o,
+                     struct response *r);
+void response_free(struct response *r);
+/** Value of a response header (case-insensitive name), or NULL; caller frees. */
+char *response_header(const struct response *r, const char *name);
+
+#endif

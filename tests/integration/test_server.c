@@ -1,0 +1,278 @@
+/*
+ * Integration tests of the walking skeleton: the real binary on a loopback
+ * port, spoken to by libcurl. TLS versions and suites, /healthz, security
+ * headers, problem bodies, clean shutdown, and every start-up refusal.
+ */
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "crypto.h"
+#include "harness.h"
+#include "tls_certgen.h"
+
+static struct server srv;
+
+static void start(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    harness_prepare(&srv);
+    harness_start(&srv);
+}
+
+static void prepare_only(void)
+{
+    harness_prepare(&srv);
+}
+
+static void finish(void)
+{
+    harness_cleanup(&srv);
+}
+
+static const char *const security_headers[][2] = {
+    { "Strict-Transport-Security", "max-age=63072000; includeSubDomains" },
+    { "X-Content-Type-Options", "nosniff" },
+    { "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'" },
+    { "X-Frame-Options", "DENY" },
+    { "Referrer-Policy", "no-referrer" },
+    { "Cache-Control", "no-store" },
+    { "Cross-Origin-Resource-Policy", "same-origin" },
+};
+
+static void assert_header(const struct response *r, const char *name, const char *want)
+{
+    char *v = response_header(r, name);
+    cr_assert(v, "missing header %s in:\n%s", name, r->headers);
+    cr_assert_str_eq(v, want, "header %s", name);
+    free(v);
+}
+
+static void assert_security_headers(const struct response *r)
+{
+    for (size_t i = 0; i < sizeof(security_headers) / sizeof(security_headers[0]); i++)
+        assert_header(r, security_headers[i][0], security_headers[i][1]);
+    char *server = response_header(r, "Server");
+    char *powered = response_header(r, "X-Powered-By");
+    cr_assert_null(server, "a Server header discloses the implementation");
+    cr_assert_null(powered);
+}
+
+Test(server, healthz_over_tls13_with_every_security_header, .init = start, .fini = finish)
+{
+    struct response r;
+    harness_request(&srv, "/healthz", NULL, &r);
+    cr_assert_eq(r.curl_code, CURLE_OK, "curl error %d", r.curl_code);
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(r.body, "{\"status\":\"ok\"}");
+    cr_assert_str_eq(r.tls_version, "TLSv1.3");
+    assert_security_headers(&r);
+    assert_header(&r, "Content-Type", "application/json; charset=utf-8");
+    response_free(&r);
+}
+
+Test(server, tls12_negotiates_an_ecdhe_aead_suite, .init = start, .fini = finish)
+{
+    struct request_opts o = { .tls_min = CURL_SSLVERSION_TLSv1_2, .tls_max = CURL_SSLVERSION_MAX_TLSv1_2 };
+    struct response r;
+    harness_request(&srv, "/healthz", &o, &r);
+    cr_assert_eq(r.curl_code, CURLE_OK, "curl error %d", r.curl_code);
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(r.tls_version, "TLSv1.2");
+    cr_assert(strncmp(r.tls_cipher, "ECDHE-ECDSA-", 12) == 0, "suite %s", r.tls_cipher);
+    cr_assert(strstr(r.tls_cipher, "GCM") || strstr(r.tls_cipher, "CHACHA20"), "suite %s", r.tls_cipher);
+    assert_security_headers(&r);
+    response_free(&r);
+}
+
+Test(server, tls12_cbc_and_non_forward_secret_suites_are_refused, .init = start, .fini = finish)
+{
+    static const char *weak[] = {
+        "ECDHE-ECDSA-AES128-SHA256",  /* CBC */
+        "ECDHE-ECDSA-AES256-SHA",     /* CBC, SHA-1 */
+        "AES128-GCM-SHA256",          /* RSA key exchange: no forward secrecy */
+    };
+    for (size_t i = 0; i < sizeof(weak) / sizeof(weak[0]); i++) {
+        struct request_opts o = { .tls_min = CURL_SSLVERSION_TLSv1_2,
+                                  .tls_max = CURL_SSLVERSION_MAX_TLSv1_2, .cipher_list = weak[i] };
+        struct response r;
+        harness_request(&srv, "/healthz", &o, &r);
+        cr_assert_neq(r.curl_code, CURLE_OK, "suite %s was accepted", weak[i]);
+        cr_assert_eq(r.status, 0);
+        response_free(&r);
+    }
+}
+
+Test(server, unknown_path_is_a_404_problem, .init = start, .fini = finish)
+{
+    struct response r;
+    harness_request(&srv, "/nope", NULL, &r);
+    cr_assert_eq(r.status, 404);
+    assert_header(&r, "Content-Type", "application/problem+json");
+    assert_security_headers(&r);
+    cr_assert(strstr(r.body, "\"status\":404"), "%s", r.body);
+    cr_assert(strstr(r.body, "\"title\":\"Not Found\""), "%s", r.body);
+    cr_assert(strstr(r.body, "\"type\":"), "%s", r.body);
+    cr_assert(strstr(r.body, "\"detail\":"), "%s", r.body);
+    char *id = response_header(&r, "X-Request-Id");
+    cr_assert(id);
+    char want[64];
+    snprintf(want, sizeof(want), "\"request_id\":\"%s\"", id);
+    cr_assert(strstr(r.body, want), "%s", r.body);
+    free(id);
+    response_free(&r);
+}
+
+Test(server, wrong_method_is_a_405_with_allow, .init = start, .fini = finish)
+{
+    struct request_opts o = { .method = "POST", .body = "{}" };
+    struct response r;
+    harness_request(&srv, "/healthz", &o, &r);
+    cr_assert_eq(r.status, 405);
+    assert_header(&r, "Allow", "GET, HEAD");
+    assert_header(&r, "Content-Type", "application/problem+json");
+    assert_security_headers(&r);
+    cr_assert(strstr(r.body, "\"status\":405"), "%s", r.body);
+    response_free(&r);
+}
+
+Test(server, sigterm_exits_zero_after_closing, .init = start, .fini = finish)
+{
+    struct response r;
+    harness_request(&srv, "/healthz", NULL, &r);
+    cr_assert_eq(r.status, 200);
+    response_free(&r);
+    cr_assert_eq(harness_stop(&srv), 0);
+    char *err = harness_stderr(&srv);
+    cr_assert(strstr(err, "stopped"), "%s", err);
+    free(err);
+}
+
+/* ---- start-up refusals: exit 78, one line naming the variable -------------- */
+
+static char *env_value(const struct server *s, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < s->n_env; i++)
+        if (strncmp(s->env[i], name, n) == 0 && s->env[i][n] == '=')
+            return strdup(s->env[i] + n + 1);
+    return NULL;
+}
+
+/* Runs serve, expects 78 and a message naming `var`, and checks that no
+ * key's value appears anywhere in what the server printed. */
+static void assert_refused(const char *var, const char *why)
+{
+    char *keys[3] = { env_value(&srv, "NOTES_DATA_KEY"), env_value(&srv, "NOTES_TOKEN_KEY"),
+                      env_value(&srv, "NOTES_AUDIT_KEY") };
+    int st = harness_run(&srv, (const char *[]){ "serve", NULL });
+    char *err = harness_stderr(&srv);
+    cr_assert_eq(st, 78, "exit %d, stderr:\n%s", st, err);
+    cr_assert(strstr(err, var), "stderr does not name %s:\n%s", var, err);
+    if (why)
+        cr_assert(strstr(err, why), "stderr does not say '%s':\n%s", why, err);
+    for (int i = 0; i < 3; i++) {
+        if (keys[i])
+            cr_assert_null(strstr(err, keys[i]), "a key value leaked to stderr");
+        free(keys[i]);
+    }
+    free(err);
+}
+
+Test(refuse, missing_token_key_exits_78_naming_it, .init = prepare_only, .fini = finish)
+{
+    harness_setenv(&srv, "NOTES_TOKEN_KEY", NULL);
+    assert_refused("NOTES_TOKEN_KEY", "missing");
+}
+
+Test(refuse, short_data_key, .init = prepare_only, .fini = finish)
+{
+    harness_setenv(&srv, "NOTES_DATA_KEY", "c2hvcnQga2V5IG9mIDIwIGJ5dGVz");
+    assert_refused("NOTES_DATA_KEY", "too short");
+}
+
+Test(refuse, same_key_for_two_purposes, .init = prepare_only, .fini = finish)
+{
+    char *data = env_value(&srv, "NOTES_DATA_KEY");
+    harness_setenv(&srv, "NOTES_AUDIT_KEY", data);
+    free(data);
+    assert_refused("NOTES_AUDIT_KEY", "same key");
+}
+
+Test(refuse, key_file_readable_by_others, .init = prepare_only, .fini = finish)
+{
+    cr_assert_eq(chmod(srv.key, 0644), 0);
+    assert_refused("NOTES_TLS_KEY", "group or others");
+}
+
+Test(refuse, key_that_does_not_match_the_certificate, .init = prepare_only, .fini = finish)
+{
+    char other[400], why[256];
+    snprintf(other, sizeof(other), "%s/other", srv.dir);
+    cr_assert_eq(crypto_init(), 0);
+    cr_assert_eq(tls_gen_cert("localhost", other, why, sizeof(why)), 0, "%s", why);
+    char key[420];
+    snprintf(key, sizeof(key), "%s/key.pem", other);
+    harness_setenv(&srv, "NOTES_TLS_KEY", key);
+    assert_refused("NOTES_TLS_KEY", "does not match");
+}
+
+Test(refuse, expired_certificate, .init = prepare_only, .fini = finish)
+{
+    char dir[400], why[256], cert[420], key[420];
+    snprintf(dir, sizeof(dir), "%s/expired", srv.dir);
+    time_t now = time(NULL);
+    cr_assert_eq(crypto_init(), 0);
+    cr_assert_eq(tls_gen_cert_valid("localhost", dir, now - 10 * 86400, now - 86400, why, sizeof(why)), 0);
+    snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+    snprintf(key, sizeof(key), "%s/key.pem", dir);
+    harness_setenv(&srv, "NOTES_TLS_CERT", cert);
+    harness_setenv(&srv, "NOTES_TLS_KEY", key);
+    assert_refused("NOTES_TLS_CERT", "expired");
+}
+
+Test(refuse, missing_certificate_file, .init = prepare_only, .fini = finish)
+{
+    harness_setenv(&srv, "NOTES_TLS_CERT", "/nonexistent/cert.pem");
+    assert_refused("NOTES_TLS_CERT", NULL);
+}
+
+Test(refuse, certificate_setting_absent, .init = prepare_only, .fini = finish)
+{
+    harness_setenv(&srv, "NOTES_TLS_CERT", NULL);
+    assert_refused("NOTES_TLS_CERT", "missing");
+}
+
+Test(startup, unknown_notes_variable_is_warned_about, .init = start, .fini = finish)
+{
+    cr_assert_eq(harness_stop(&srv), 0);
+    harness_setenv(&srv, "NOTES_LISTN", "127.0.0.1:1");
+    harness_start(&srv);
+    char *err = harness_stderr(&srv);
+    cr_assert(strstr(err, "warning: unknown setting NOTES_LISTN"), "%s", err);
+    free(err);
+}
+
+Test(startup, check_config_accepts_a_good_configuration, .init = prepare_only, .fini = finish)
+{
+    cr_assert_eq(harness_run(&srv, (const char *[]){ "check-config", NULL }), 0);
+}
+
+Test(startup, version_names_every_linked_library, .init = prepare_only, .fini = finish)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "%s --version", harness_bin());
+    FILE *p = popen(cmd, "r");
+    cr_assert(p);
+    char out[1024] = "";
+    size_t n = fread(out, 1, sizeof(out) - 1, p);
+    out[n] = 0;
+    cr_assert_eq(pclose(p), 0);
+    static const char *libs[] = { "notesd ", "mbedTLS 3.6.", "llhttp 9.2.", "SQLite 3.", "libuv 1.", "cJSON 1.7." };
+    for (size_t i = 0; i < sizeof(libs) / sizeof(libs[0]); i++)
+        cr_assert(strstr(out, libs[i]), "missing %s in:\n%s", libs[i], out);
+}
