@@ -21,7 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum kind { K_STRING, K_LISTEN, K_SECRET, K_LOG_LEVEL, K_SECONDS };
+enum kind { K_STRING, K_LISTEN, K_SECRET, K_SECRET_LIST, K_LOG_LEVEL, K_SECONDS, K_UINT, K_OPEN_CLOSED };
 
 struct setting {
     const char *name;
@@ -29,21 +29,30 @@ struct setting {
     const char *def;        /* NULL: required */
     size_t offset;          /* into struct config */
     enum config_needs skip; /* not needed when this bit is set */
+    uint32_t min, max;      /* bounds for K_UINT and K_SECONDS (seconds) */
 };
 
 #define OFF(f) offsetof(struct config, f)
 
 static const struct setting settings[] = {
-    { "NOTES_LISTEN", K_LISTEN, "127.0.0.1:8443", OFF(listen), 0 },
-    { "NOTES_DB", K_STRING, "./data/notes.db", OFF(db_path), 0 },
-    { "NOTES_AUDIT_DIR", K_STRING, "./data/audit", OFF(audit_dir), 0 },
-    { "NOTES_TLS_CERT", K_STRING, NULL, OFF(tls_cert), CONFIG_NEED_NO_TLS },
-    { "NOTES_TLS_KEY", K_STRING, NULL, OFF(tls_key), CONFIG_NEED_NO_TLS },
-    { "NOTES_DATA_KEY", K_SECRET, NULL, OFF(data_key), 0 },
-    { "NOTES_TOKEN_KEY", K_SECRET, NULL, OFF(token_key), 0 },
-    { "NOTES_AUDIT_KEY", K_SECRET, NULL, OFF(audit_key), 0 },
-    { "NOTES_LOG_LEVEL", K_LOG_LEVEL, "info", OFF(log_level), 0 },
-    { "NOTES_SHUTDOWN_GRACE", K_SECONDS, "5", OFF(shutdown_grace_ms), 0 },
+    { "NOTES_LISTEN", K_LISTEN, "127.0.0.1:8443", OFF(listen), 0, 0, 0 },
+    { "NOTES_DB", K_STRING, "./data/notes.db", OFF(db_path), 0, 0, 0 },
+    { "NOTES_AUDIT_DIR", K_STRING, "./data/audit", OFF(audit_dir), 0, 0, 0 },
+    { "NOTES_TLS_CERT", K_STRING, NULL, OFF(tls_cert), CONFIG_NEED_NO_TLS, 0, 0 },
+    { "NOTES_TLS_KEY", K_STRING, NULL, OFF(tls_key), CONFIG_NEED_NO_TLS, 0, 0 },
+    { "NOTES_DATA_KEY", K_SECRET, NULL, OFF(data_key), 0, 0, 0 },
+    { "NOTES_TOKEN_KEY", K_SECRET, NULL, OFF(token_key), 0, 0, 0 },
+    { "NOTES_AUDIT_KEY", K_SECRET, NULL, OFF(audit_key), 0, 0, 0 },
+    { "NOTES_DATA_KEY_PREVIOUS", K_SECRET_LIST, "", OFF(data_key_previous), 0, 0, 0 },
+    { "NOTES_LOG_LEVEL", K_LOG_LEVEL, "info", OFF(log_level), 0, 0, 0 },
+    { "NOTES_SHUTDOWN_GRACE", K_SECONDS, "5", OFF(shutdown_grace_ms), 0, 0, 86400 },
+    { "NOTES_REGISTRATION", K_OPEN_CLOSED, "closed", OFF(registration_open), 0, 0, 0 },
+    /* OWASP Password Storage Cheat Sheet minimum: m=19 MiB, t=2, p=1. */
+    { "NOTES_ARGON2_MEMORY_KIB", K_UINT, "19456", OFF(argon2_m_kib), 0, 19456, 4194304 },
+    { "NOTES_ARGON2_TIME", K_UINT, "2", OFF(argon2_t), 0, 2, 100 },
+    { "NOTES_ARGON2_PARALLELISM", K_UINT, "1", OFF(argon2_p), 0, 1, 16 },
+    { "NOTES_TOKEN_IDLE", K_UINT, "1800", OFF(token_idle_s), 0, 60, 86400 },
+    { "NOTES_TOKEN_LIFETIME", K_UINT, "43200", OFF(token_lifetime_s), 0, 300, 2592000 },
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -89,7 +98,7 @@ static void warn_unknown(char *const *envp)
         /* NAME_FILE is known exactly when NAME is a secret. */
         if (len > 5 && memcmp(*e + len - 5, "_FILE", 5) == 0) {
             const struct setting *s = find_setting(*e, len - 5);
-            if (s && s->kind == K_SECRET)
+            if (s && (s->kind == K_SECRET || s->kind == K_SECRET_LIST))
                 continue;
         }
         log_warn("unknown setting %.*s ignored (a typo? see notesd --help)", (int)len, *e);
@@ -167,6 +176,33 @@ static int parse_seconds(unsigned *out_ms, const char *name, const char *v, char
     return 0;
 }
 
+static int parse_uint(uint32_t *out, const struct setting *s, const char *v, char *err, size_t errlen)
+{
+    char why[96];
+    snprintf(why, sizeof(why), "must be a whole number from %u to %u", (unsigned)s->min, (unsigned)s->max);
+    unsigned long long x = 0;
+    if (*v == 0 || strlen(v) > 10 || (v[0] == '0' && v[1] != 0))
+        return failf(err, errlen, s->name, why);
+    for (const char *p = v; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return failf(err, errlen, s->name, why);
+        x = x * 10 + (unsigned long long)(*p - '0');
+    }
+    if (x < s->min || x > s->max)
+        return failf(err, errlen, s->name, why);
+    *out = (uint32_t)x;
+    return 0;
+}
+
+static int parse_open_closed(bool *out, const char *name, const char *v, char *err, size_t errlen)
+{
+    if (strcmp(v, "open") == 0 || strcmp(v, "closed") == 0) {
+        *out = strcmp(v, "open") == 0;
+        return 0;
+    }
+    return failf(err, errlen, name, "must be open or closed");
+}
+
 static bool is_b64_char(char c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
@@ -216,8 +252,10 @@ static char *env_name_with(char *dst, size_t n, const char *name, const char *su
     return dst;
 }
 
-static int load_secret(struct config_secret *out, const char *name, char *const *envp,
-                       char *err, size_t errlen)
+/* The raw text of a secret from NAME, NAME_FILE or $CREDENTIALS_DIRECTORY/NAME
+ * (exactly one of them) into `text`. Returns 1 when absent and `optional`. */
+static int secret_text(const char *name, char *const *envp, bool optional, size_t max_file,
+                       struct buf *text, char *err, size_t errlen)
 {
     char file_var[96], why[256];
     const char *direct = env_get(envp, name);
@@ -238,30 +276,70 @@ static int load_secret(struct config_secret *out, const char *name, char *const 
     }
     if ((direct || file) && have_cred)
         return failf(err, errlen, name, "given both as a variable and as a systemd credential; keep one");
-    if (direct)
-        return decode_secret(out, name, direct, strlen(direct), err, errlen);
+    if (direct) {
+        text->max = strlen(direct) + 1;
+        return buf_append_str(text, direct) ? failf(err, errlen, name, "too long") : 0;
+    }
     const char *path = file ? file : have_cred ? cred_path : NULL;
     const char *label = file ? file_var : name;
+    if (!path && optional)
+        return 1;
     if (!path)
         return failf(err, errlen, name,
                      "missing: set it, or name a file in its _FILE variant, or pass a systemd "
                      "credential (notesd gen-secrets makes keys)");
-    struct buf b;
-    buf_init(&b, 0);
-    int rc = file_read_all(path, 4096, true, &b, why, sizeof(why));
+    int rc = file_read_all(path, max_file, true, text, why, sizeof(why));
     if (rc) {
-        buf_cleanup_wipe(&b);
         snprintf(err, errlen, "%s: %s", label, why);
         return ERR_CONFIG;
     }
     /* Editors add one final newline ("\n" or "\r\n"); nothing else is trimmed. */
-    size_t len = b.len;
-    if (len > 0 && b.data[len - 1] == '\n')
+    size_t len = text->len;
+    if (len > 0 && text->data[len - 1] == '\n')
         len--;
-    if (len > 0 && b.data[len - 1] == '\r' && len < b.len)
+    if (len > 0 && text->data[len - 1] == '\r' && len < text->len)
         len--;
-    rc = decode_secret(out, name, (const char *)b.data, len, err, errlen);
-    buf_cleanup_wipe(&b);
+    text->len = len;
+    return 0;
+}
+
+static int load_secret(struct config_secret *out, const char *name, char *const *envp,
+                       char *err, size_t errlen)
+{
+    struct buf text;
+    buf_init(&text, 0);
+    int rc = secret_text(name, envp, false, 4096, &text, err, errlen);
+    if (rc == 0)
+        rc = decode_secret(out, name, (const char *)text.data, text.len, err, errlen);
+    buf_cleanup_wipe(&text);
+    return rc;
+}
+
+/* A comma-separated list of older keys, each held to the same rules. */
+static int load_secret_list(struct config *cfg, const char *name, char *const *envp,
+                            char *err, size_t errlen)
+{
+    struct buf text;
+    buf_init(&text, 0);
+    int rc = secret_text(name, envp, true, 4096 * CONFIG_PREVIOUS_KEYS_MAX, &text, err, errlen);
+    if (rc == 1) {
+        buf_cleanup(&text);
+        return 0;
+    }
+    const char *p = (const char *)text.data, *end = p + text.len;
+    while (rc == 0 && p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *stop = comma ? comma : end;
+        if (cfg->n_data_key_previous == CONFIG_PREVIOUS_KEYS_MAX)
+            rc = failf(err, errlen, name, "at most 7 previous keys");
+        else
+            rc = decode_secret(&cfg->data_key_previous[cfg->n_data_key_previous++], name, p,
+                               (size_t)(stop - p), err, errlen);
+        p = stop + 1;
+        if (rc == 0 && comma && p == end)
+            rc = failf(err, errlen, name, "a comma ends the list: an empty key");
+    }
+    buf_cleanup_wipe(&text);
     return rc;
 }
 
@@ -271,6 +349,8 @@ static int load_setting(struct config *cfg, const struct setting *s, const char 
     void *field = (char *)cfg + s->offset;
     if (s->kind == K_SECRET)
         return load_secret(field, s->name, envp, err, errlen);
+    if (s->kind == K_SECRET_LIST)
+        return load_secret_list(cfg, s->name, envp, err, errlen);
     if (!v || !*v) {
         if (!s->def)
             return failf(err, errlen, s->name, "missing: this setting is required");
@@ -287,7 +367,12 @@ static int load_setting(struct config *cfg, const struct setting *s, const char 
         return parse_log_level(field, s->name, v, err, errlen);
     case K_SECONDS:
         return parse_seconds(field, s->name, v, err, errlen);
+    case K_UINT:
+        return parse_uint(field, s, v, err, errlen);
+    case K_OPEN_CLOSED:
+        return parse_open_closed(field, s->name, v, err, errlen);
     case K_SECRET:
+    case K_SECRET_LIST:
         break;
     }
     return ERR_INTERNAL;
@@ -320,6 +405,11 @@ static int check_distinct_secrets(const struct config *cfg, char *err, size_t er
         return failf(err, errlen, "NOTES_AUDIT_KEY", "same key as NOTES_DATA_KEY; each purpose needs its own key");
     if (secret_eq(&cfg->audit_key, &cfg->token_key))
         return failf(err, errlen, "NOTES_AUDIT_KEY", "same key as NOTES_TOKEN_KEY; each purpose needs its own key");
+    for (size_t i = 0; i < cfg->n_data_key_previous; i++) {
+        const struct config_secret *k = &cfg->data_key_previous[i];
+        if (secret_eq(k, &cfg->token_key) || secret_eq(k, &cfg->audit_key))
+            return failf(err, errlen, "NOTES_DATA_KEY_PREVIOUS", "a previous data key equals the token or audit key");
+    }
     return 0;
 }
 

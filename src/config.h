@@ -8,6 +8,7 @@
 #ifndef NOTESD_CONFIG_H
 #define NOTESD_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "log.h"
@@ -15,6 +16,7 @@
 #define CONFIG_SECRET_MIN 32   /* bytes of key material, at least */
 #define CONFIG_SECRET_MAX 512  /* bytes of key material, at most */
 #define CONFIG_ERR_MAX 512     /* room for one error line */
+#define CONFIG_PREVIOUS_KEYS_MAX 7
 
 /** Decoded key material. Wiped by config_free(). */
 struct config_secret {
@@ -38,6 +40,16 @@ struct config {
     struct config_secret data_key;
     struct config_secret token_key;
     struct config_secret audit_key;
+    struct config_secret data_key_previous[CONFIG_PREVIOUS_KEYS_MAX];
+    size_t n_data_key_previous;     /* older data keys, still readable */
+
+    /* Accounts and sessions */
+    bool registration_open;
+    uint32_t argon2_m_kib;          /* >= 19456 (OWASP minimum) */
+    uint32_t argon2_t;              /* >= 2 */
+    uint32_t argon2_p;              /* 1..16 */
+    uint32_t token_idle_s;          /* idle timeout of a bearer token */
+    uint32_t token_lifetime_s;      /* absolute lifetime of a bearer token */
 
     /* Operation */
     enum log_level log_level;
