@@ -34,7 +34,8 @@ certs/dev/cert.pem: | build
 
 run: build certs/dev/cert.pem .env.dev
 	@mkdir -p data
-	@set -a && . ./.env.dev && set +a && exec $(NOTESD) serve
+	@set -a && . ./.env.dev && set +a && \
+	  NOTES_REGISTRATION=$${NOTES_REGISTRATION:-open} exec $(NOTESD) serve
 
 test: build
 	meson test -C $(BUILD) --print-errorlogs

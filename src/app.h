@@ -1,15 +1,39 @@
 /*
  * app.h - what handlers may use: the parts of the running server below the
- * router (configuration now; store, crypto and audit as they arrive). One
- * instance per process, created by main.c and passed down, never global.
+ * router. One instance per process, created by main.c and passed down,
+ * never global. Everything here is used on the event-loop thread only.
  */
 #ifndef NOTESD_APP_H
 #define NOTESD_APP_H
 
 #include "config.h"
+#include "crypto.h"
+
+struct store;
+struct audit;
 
 struct app {
     const struct config *cfg;
+    struct store *store;
+    struct crypto *crypto;
+    struct audit *audit;
+    struct crypto_argon2 argon2;   /* from cfg, for password jobs */
 };
+
+/**
+ * Open what the handlers need: the store (NOTES_DB) and the key ring.
+ * 0, or ERR_CONFIG / ERR_IO with one line in `err`. Blocking (start-up).
+ */
+int app_open(struct app *app, const struct config *cfg, char *err, size_t errlen);
+/** How often the WAL is checkpointed off the loop. */
+#define APP_CHECKPOINT_MS 10000
+
+struct http_job;
+/** A job that checkpoints the WAL on its own connection (thread pool), so
+ *  the loop's connection never fsyncs. Its done() takes a NULL response. */
+struct http_job *app_checkpoint_job(void *app);
+
+/** Close the store and destroy the keys. */
+void app_close(struct app *app);
 
 #endif

@@ -21,7 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum kind { K_STRING, K_LISTEN, K_SECRET, K_SECRET_LIST, K_LOG_LEVEL, K_SECONDS, K_UINT, K_OPEN_CLOSED };
+enum kind { K_STRING, K_LISTEN, K_REDIRECT, K_SECRET, K_SECRET_LIST, K_LOG_LEVEL, K_SECONDS, K_UINT, K_OPEN_CLOSED };
 
 struct setting {
     const char *name;
@@ -53,6 +53,22 @@ static const struct setting settings[] = {
     { "NOTES_ARGON2_PARALLELISM", K_UINT, "1", OFF(argon2_p), 0, 1, 16 },
     { "NOTES_TOKEN_IDLE", K_UINT, "1800", OFF(token_idle_s), 0, 60, 86400 },
     { "NOTES_TOKEN_LIFETIME", K_UINT, "43200", OFF(token_lifetime_s), 0, 300, 2592000 },
+    /* The edge (see the README): sizes in bytes, times in seconds. */
+    { "NOTES_MAX_TARGET", K_UINT, "8192", OFF(max_target), 0, 64, 65536 },
+    { "NOTES_MAX_FIELD", K_UINT, "8192", OFF(max_field), 0, 64, 65536 },
+    { "NOTES_MAX_HEADERS_SIZE", K_UINT, "32768", OFF(max_header_block), 0, 256, 262144 },
+    { "NOTES_MAX_HEADERS", K_UINT, "100", OFF(max_fields), 0, 4, 256 },
+    /* 256 KiB: the largest valid note (64 KiB of content) JSON-escaped. */
+    { "NOTES_MAX_BODY", K_UINT, "262144", OFF(max_body), 0, 1024, 16777216 },
+    { "NOTES_TIMEOUT_HANDSHAKE", K_UINT, "10", OFF(timeout_handshake_s), 0, 1, 3600 },
+    { "NOTES_TIMEOUT_HEADER", K_UINT, "10", OFF(timeout_header_s), 0, 1, 3600 },
+    { "NOTES_TIMEOUT_BODY_IDLE", K_UINT, "10", OFF(timeout_body_idle_s), 0, 1, 3600 },
+    { "NOTES_TIMEOUT_BODY", K_UINT, "30", OFF(timeout_body_s), 0, 1, 3600 },
+    { "NOTES_TIMEOUT_KEEPALIVE", K_UINT, "15", OFF(timeout_keepalive_s), 0, 1, 3600 },
+    { "NOTES_TIMEOUT_SEND", K_UINT, "30", OFF(timeout_send_s), 0, 1, 3600 },
+    { "NOTES_MAX_CONNECTIONS", K_UINT, "4096", OFF(max_connections), 0, 1, 1000000 },
+    { "NOTES_MAX_CONNECTIONS_PER_IP", K_UINT, "64", OFF(max_connections_per_ip), 0, 1, 1000000 },
+    { "NOTES_REDIRECT_LISTEN", K_REDIRECT, "", OFF(redirect_listen), 0, 0, 0 },
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -105,7 +121,8 @@ static void warn_unknown(char *const *envp)
     }
 }
 
-static int parse_listen(struct config *cfg, const char *name, const char *v, char *err, size_t errlen)
+static int parse_address(const char *name, const char *v, char host_out[64], uint16_t *port_out,
+                         char **str_out, char *err, size_t errlen)
 {
     const char *host = v, *colon;
     size_t host_len;
@@ -122,14 +139,14 @@ static int parse_listen(struct config *cfg, const char *name, const char *v, cha
             return failf(err, errlen, name, "expected ADDRESS:PORT");
         host_len = (size_t)(colon - v);
     }
-    if (host_len == 0 || host_len >= sizeof(cfg->listen_host))
+    if (host_len == 0 || host_len >= 64)
         return failf(err, errlen, name, "the address is missing or too long");
-    memcpy(cfg->listen_host, host, host_len);
-    cfg->listen_host[host_len] = 0;
+    memcpy(host_out, host, host_len);
+    host_out[host_len] = 0;
     /* IPv6 only in brackets, IPv4 only without: "2001:db8::1:443" must not
      * quietly become [2001:db8::1]:443. */
     unsigned char addr[16];
-    if (inet_pton(v[0] == '[' ? AF_INET6 : AF_INET, cfg->listen_host, addr) != 1)
+    if (inet_pton(v[0] == '[' ? AF_INET6 : AF_INET, host_out, addr) != 1)
         return failf(err, errlen, name, "the address must be numeric: IPv4:PORT or [IPv6]:PORT");
     const char *p = colon + 1;
     unsigned long port = 0;
@@ -142,9 +159,9 @@ static int parse_listen(struct config *cfg, const char *name, const char *v, cha
     }
     if (port > 65535)
         return failf(err, errlen, name, "the port must be a number from 0 to 65535");
-    cfg->listen_port = (uint16_t)port;
-    cfg->listen = strdup(v);
-    return cfg->listen ? 0 : ERR_NOMEM;
+    *port_out = (uint16_t)port;
+    *str_out = strdup(v);
+    return *str_out ? 0 : ERR_NOMEM;
 }
 
 static int parse_log_level(enum log_level *out, const char *name, const char *v, char *err, size_t errlen)
@@ -351,6 +368,8 @@ static int load_setting(struct config *cfg, const struct setting *s, const char 
         return load_secret(field, s->name, envp, err, errlen);
     if (s->kind == K_SECRET_LIST)
         return load_secret_list(cfg, s->name, envp, err, errlen);
+    if (s->kind == K_REDIRECT && (!v || !*v))
+        return 0;
     if (!v || !*v) {
         if (!s->def)
             return failf(err, errlen, s->name, "missing: this setting is required");
@@ -362,7 +381,12 @@ static int load_setting(struct config *cfg, const struct setting *s, const char 
             return ERR_NOMEM;
         return 0;
     case K_LISTEN:
-        return parse_listen(cfg, s->name, v, err, errlen);
+        return parse_address(s->name, v, cfg->listen_host, &cfg->listen_port, &cfg->listen, err, errlen);
+    case K_REDIRECT:   /* empty or "off": no redirect listener */
+        if (strcmp(v, "off") == 0)
+            return 0;
+        return parse_address(s->name, v, cfg->redirect_host, &cfg->redirect_port, &cfg->redirect_listen,
+                             err, errlen);
     case K_LOG_LEVEL:
         return parse_log_level(field, s->name, v, err, errlen);
     case K_SECONDS:
@@ -430,6 +454,10 @@ int config_load(struct config *cfg, char *const *envp, const struct config_overr
     }
     if (rc == 0)
         rc = check_distinct_secrets(cfg, err, errlen);
+    if (rc == 0 && cfg->max_field > cfg->max_header_block)
+        rc = failf(err, errlen, "NOTES_MAX_FIELD", "must not exceed NOTES_MAX_HEADERS_SIZE");
+    if (rc == 0 && cfg->timeout_body_idle_s > cfg->timeout_body_s)
+        rc = failf(err, errlen, "NOTES_TIMEOUT_BODY_IDLE", "must not exceed NOTES_TIMEOUT_BODY");
     if (rc == 0) {
         const char *ns = env_get(envp, "NOTIFY_SOCKET");
         if (ns && *ns && !(cfg->notify_socket = strdup(ns)))
@@ -453,5 +481,6 @@ void config_free(struct config *cfg)
     free(cfg->tls_cert);
     free(cfg->tls_key);
     free(cfg->notify_socket);
+    free(cfg->redirect_listen);
     mbedtls_platform_zeroize(cfg, sizeof(*cfg));
 }

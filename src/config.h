@@ -51,6 +51,15 @@ struct config {
     uint32_t token_idle_s;          /* idle timeout of a bearer token */
     uint32_t token_lifetime_s;      /* absolute lifetime of a bearer token */
 
+    /* The edge: what a client controls, bounded */
+    uint32_t max_target, max_field, max_header_block, max_fields, max_body;
+    uint32_t timeout_handshake_s, timeout_header_s, timeout_body_idle_s, timeout_body_s,
+             timeout_keepalive_s, timeout_send_s;
+    uint32_t max_connections, max_connections_per_ip;
+    char *redirect_listen;     /* plain-HTTP redirect listener, or NULL (off) */
+    char redirect_host[64];
+    uint16_t redirect_port;
+
     /* Operation */
     enum log_level log_level;
     unsigned shutdown_grace_ms;

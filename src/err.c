@@ -16,6 +16,7 @@ const char *err_name(int err)
     case ERR_NOT_FOUND: return "not found";
     case ERR_CONFIG: return "configuration error";
     case ERR_INTERNAL: return "internal error";
+    case ERR_EXISTS: return "already exists";
     }
     return "unknown error";
 }

@@ -21,6 +21,7 @@ enum {
     ERR_NOT_FOUND = -9,  /* the requested thing does not exist */
     ERR_CONFIG = -10,    /* the configuration is unusable */
     ERR_INTERNAL = -11,  /* a bug or an impossible state */
+    ERR_EXISTS = -12,    /* a unique thing already exists */
 };
 
 /** Short fixed English name of an ERR_* code, for the operational log. */

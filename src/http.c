@@ -23,6 +23,7 @@
 
 #define HTTP_OUT_MAX (8u * 1024 * 1024)   /* queued response bytes */
 #define HTTP_EXTRA_HEADERS_MAX 4096
+#define HTTP_PENDING_MAX (64 * 1024)      /* input held while a job runs */
 
 const struct http_limits http_default_limits = {
     .max_target = 8 * 1024,
@@ -59,7 +60,17 @@ struct http_conn {
     bool in_message;
     bool close_after;
     bool draining;
+    bool plain;                   /* redirect listener: no HSTS */
+    uint64_t requests;
     char id[HTTP_ID_LEN + 1];
+
+    /* While a handler's job runs, the request and response live here and
+     * bytes behind the request wait in `pending_in`. */
+    struct http_request req;
+    struct http_response res;
+    bool waiting;
+    bool job_taken;
+    struct buf pending_in;
 
     struct buf out;
 };
@@ -114,6 +125,7 @@ static int on_message_begin(llhttp_t *p)
     h->in_trailers = false;
     h->complete = false;
     h->in_message = true;
+    h->requests++;
     new_request_id(h->id);
     return 0;
 }
@@ -358,9 +370,10 @@ static const char *reason(int status)
     return status < 500 ? "Bad Request" : "Internal Server Error";
 }
 
-/* The headers every response carries (OWASP REST and Secure Headers). */
+/* The headers every response carries (OWASP REST and Secure Headers); HSTS
+ * only over TLS. */
+static const char hsts_header[] = "Strict-Transport-Security: max-age=63072000; includeSubDomains\r\n";
 static const char security_headers[] =
-    "Strict-Transport-Security: max-age=63072000; includeSubDomains\r\n"
     "X-Content-Type-Options: nosniff\r\n"
     "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n"
     "X-Frame-Options: DENY\r\n"
@@ -399,6 +412,8 @@ static int write_response(struct http_conn *h, const struct http_response *res, 
     rc = rc ? rc : buf_append_str(o, "\r\nDate: ");
     rc = rc ? rc : buf_append_str(o, date);
     rc = rc ? rc : buf_append_str(o, "\r\n");
+    if (!h->plain)
+        rc = rc ? rc : buf_append(o, hsts_header, sizeof(hsts_header) - 1);
     rc = rc ? rc : buf_append(o, security_headers, sizeof(security_headers) - 1);
     if (has_body(res->status, false)) {
         rc = rc ? rc : buf_append_str(o, "Content-Type: ");
@@ -466,6 +481,37 @@ void http_problem(struct http_response *res, int status, const char *field, cons
     }
 }
 
+void http_problem_fields(struct http_response *res, const struct http_field_error *errs, size_t n)
+{
+    char detail[512];
+    size_t used = 0;
+    detail[0] = 0;
+    for (size_t i = 0; i < n; i++) {
+        int k = snprintf(detail + used, sizeof(detail) - used, "%s%s: %s", i ? "; " : "",
+                         errs[i].field, errs[i].why);
+        if (k < 0 || (size_t)k >= sizeof(detail) - used)
+            break;
+        used += (size_t)k;
+    }
+    http_problem(res, 400, n ? errs[0].field : NULL, n ? detail : "The request is not valid.");
+    if (res->status != 400 || res->body.len == 0)
+        return;
+    /* Reopen the object to add the list: {"...","request_id":"..."} → ...,"errors":[...]} */
+    struct buf *b = &res->body;
+    b->len--;
+    int rc = buf_append_str(b, ",\"errors\":[");
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = buf_append_str(b, i ? ",{\"field\":" : "{\"field\":");
+        rc = rc ? rc : json_append_string(b, errs[i].field, strlen(errs[i].field));
+        rc = rc ? rc : buf_append_str(b, ",\"detail\":");
+        rc = rc ? rc : json_append_string(b, errs[i].why, strlen(errs[i].why));
+        rc = rc ? rc : buf_append_str(b, "}");
+    }
+    rc = rc ? rc : buf_append_str(b, "]}");
+    if (rc)
+        http_problem(res, 400, NULL, "The request is not valid.");
+}
+
 int http_set_json(struct http_response *res, int status, const char *json, size_t len)
 {
     buf_reset(&res->body);
@@ -504,6 +550,7 @@ struct http_conn *http_conn_new(const struct http_limits *limits, http_dispatch_
     buf_init(&h->head, limits->max_target + limits->max_header_block);
     buf_init(&h->body, limits->max_body);
     buf_init(&h->out, HTTP_OUT_MAX);
+    buf_init(&h->pending_in, HTTP_PENDING_MAX);
     llhttp_init(&h->parser, HTTP_REQUEST, &settings);
     h->parser.data = h;
     return h;
@@ -516,6 +563,10 @@ void http_conn_free(struct http_conn *h)
     buf_cleanup(&h->head);
     buf_cleanup_wipe(&h->body);
     buf_cleanup_wipe(&h->out);
+    buf_cleanup_wipe(&h->pending_in);
+    if (h->waiting && !h->job_taken && h->res.job)
+        h->res.job->done(h->res.job, &h->res);   /* never started: let it free itself */
+    response_cleanup(&h->res);
     free(h);
 }
 
@@ -553,22 +604,31 @@ static void build_request(struct http_conn *h, struct http_request *req)
     req->keep_alive = llhttp_should_keep_alive(&h->parser) && !h->draining;
 }
 
-static int answer(struct http_conn *h)
+/* Queue the response to the request in h->req / h->res and forget both. */
+static int finish_answer(struct http_conn *h)
 {
-    struct http_request req;
-    struct http_response res;
-    build_request(h, &req);
-    response_init(&res, h->id);
-    h->dispatch(h->arg, &req, &res);
-    if (!req.keep_alive)
-        res.close = true;
-    int rc = write_response(h, &res, req.method == HTTP_M_HEAD);
-    response_cleanup(&res);
+    if (!h->req.keep_alive)
+        h->res.close = true;
+    int rc = write_response(h, &h->res, h->req.method == HTTP_M_HEAD);
+    if (h->res.close)
+        h->close_after = true;
+    response_cleanup(&h->res);
     buf_cleanup_wipe(&h->body);      /* request bodies hold user content */
     h->in_message = false;
-    if (res.close)
-        h->close_after = true;
     return rc == ERR_NOMEM ? ERR_NOMEM : 0;
+}
+
+static int answer(struct http_conn *h)
+{
+    build_request(h, &h->req);
+    response_init(&h->res, h->id);
+    h->dispatch(h->arg, &h->req, &h->res);
+    if (h->res.job) {
+        h->waiting = true;
+        h->job_taken = false;
+        return 0;
+    }
+    return finish_answer(h);
 }
 
 static int answer_error(struct http_conn *h, llhttp_errno_t e)
@@ -593,6 +653,8 @@ static int answer_error(struct http_conn *h, llhttp_errno_t e)
 
 int http_conn_feed(struct http_conn *h, const uint8_t *p, size_t n)
 {
+    if (h->waiting && !h->close_after)
+        return buf_append(&h->pending_in, p, n) == 0 ? 0 : ERR_LIMIT;
     while (n > 0 && !h->close_after) {
         llhttp_errno_t e = llhttp_execute(&h->parser, (const char *)p, n);
         if (e == HPE_OK)
@@ -606,8 +668,40 @@ int http_conn_feed(struct http_conn *h, const uint8_t *p, size_t n)
             return rc;
         p += used;
         n -= used;
+        if (h->waiting)
+            return buf_append(&h->pending_in, p, n) == 0 ? 0 : ERR_LIMIT;
     }
     return 0;
+}
+
+struct http_job *http_conn_take_job(struct http_conn *h)
+{
+    if (!h->waiting || h->job_taken)
+        return NULL;
+    h->job_taken = true;
+    return h->res.job;
+}
+
+bool http_conn_waiting(const struct http_conn *h)
+{
+    return h->waiting;
+}
+
+int http_conn_job_done(struct http_conn *h)
+{
+    struct http_job *job = h->res.job;
+    h->res.job = NULL;
+    h->waiting = false;
+    job->done(job, &h->res);
+    int rc = finish_answer(h);
+    if (rc)
+        return rc;
+    /* Parse what arrived meanwhile; feeding may defer again and refill. */
+    struct buf held = h->pending_in;
+    buf_init(&h->pending_in, HTTP_PENDING_MAX);
+    rc = http_conn_feed(h, held.data, held.len);
+    buf_cleanup_wipe(&held);
+    return rc;
 }
 
 struct buf *http_conn_output(struct http_conn *h)
@@ -628,6 +722,35 @@ bool http_conn_in_request(const struct http_conn *h)
 void http_conn_set_draining(struct http_conn *h)
 {
     h->draining = true;
+}
+
+enum http_phase http_conn_phase(const struct http_conn *h)
+{
+    if (h->waiting)
+        return HTTP_PHASE_WAITING;
+    if (!h->in_message)
+        return HTTP_PHASE_IDLE;
+    return h->in_trailers ? HTTP_PHASE_BODY : HTTP_PHASE_HEADERS;
+}
+
+uint64_t http_conn_requests(const struct http_conn *h)
+{
+    return h->requests;
+}
+
+void http_conn_timed_out(struct http_conn *h)
+{
+    if (h->close_after || h->waiting)
+        return;
+    h->error_status = 408;
+    h->error_field = NULL;
+    h->error_detail = "The request did not arrive in time.";
+    answer_error(h, HPE_USER);
+}
+
+void http_conn_set_plain(struct http_conn *h)
+{
+    h->plain = true;
 }
 
 #define STR2(x) #x

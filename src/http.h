@@ -60,6 +60,18 @@ struct http_request {
     bool keep_alive;
 };
 
+struct http_response;
+
+/**
+ * Work a handler cannot do on the event loop (argon2id hashing): `work` runs
+ * on the thread pool and must touch nothing but the job; `done` runs back on
+ * the loop and writes the response. The job owns itself: `done` frees it.
+ */
+struct http_job {
+    void (*work)(struct http_job *job);
+    void (*done)(struct http_job *job, struct http_response *res);
+};
+
 /** A response being built by a handler. */
 struct http_response {
     int status;
@@ -68,6 +80,13 @@ struct http_response {
     struct buf headers;       /* extra "Name: value\r\n" lines */
     const char *request_id;
     bool close;               /* close the connection after sending */
+    struct http_job *job;     /* set by a handler that answers later */
+};
+
+/** One bad input, for a 400 with an "errors" array. */
+struct http_field_error {
+    const char *field;
+    const char *why;
 };
 
 /** Find a header by case-insensitive name; NULL if absent. */
@@ -80,6 +99,8 @@ int http_add_header(struct http_response *res, const char *name, const char *val
  * NULL, the offending `field`. Replaces any body already written.
  */
 void http_problem(struct http_response *res, int status, const char *field, const char *detail);
+/** A 400 problem listing every bad field ("errors": [{"field","detail"}]). */
+void http_problem_fields(struct http_response *res, const struct http_field_error *errs, size_t n);
 /** Set a JSON body (copied). */
 int http_set_json(struct http_response *res, int status, const char *json, size_t len);
 
@@ -98,12 +119,36 @@ void http_conn_free(struct http_conn *h);
  * byte is ever parsed. Returns 0, or ERR_NOMEM.
  */
 int http_conn_feed(struct http_conn *h, const uint8_t *p, size_t n);
+/** The job a handler deferred, once: NULL when none is waiting to start. */
+struct http_job *http_conn_take_job(struct http_conn *h);
+/** True while a deferred job's response is outstanding: feed nothing more. */
+bool http_conn_waiting(const struct http_conn *h);
+/**
+ * After the job's work ran: call its done(), queue the response, and parse
+ * the bytes that arrived behind the request. 0 or ERR_NOMEM.
+ */
+int http_conn_job_done(struct http_conn *h);
 /** Plaintext response bytes waiting to be encrypted; the caller empties it. */
 struct buf *http_conn_output(struct http_conn *h);
 /** True once the connection must close after its output is sent. */
 bool http_conn_should_close(const struct http_conn *h);
 /** True while part of a request has been received but not answered. */
 bool http_conn_in_request(const struct http_conn *h);
+/** Where the connection is in the request cycle, for the server's timers. */
+enum http_phase {
+    HTTP_PHASE_IDLE,      /* between requests */
+    HTTP_PHASE_HEADERS,   /* a request started; its header block is not complete */
+    HTTP_PHASE_BODY,      /* headers done; the body is still arriving */
+    HTTP_PHASE_WAITING,   /* a deferred job is computing the response */
+};
+enum http_phase http_conn_phase(const struct http_conn *h);
+/** Requests begun on this connection (to notice a new one starting). */
+uint64_t http_conn_requests(const struct http_conn *h);
+/** A header or body deadline passed: queue 408 and close after it. */
+void http_conn_timed_out(struct http_conn *h);
+/** Plain-HTTP mode for the redirect listener: no HSTS header (it is only
+ *  meaningful over HTTPS). */
+void http_conn_set_plain(struct http_conn *h);
 /** Answer every later request with Connection: close (server draining). */
 void http_conn_set_draining(struct http_conn *h);
 

@@ -9,6 +9,7 @@
  * accepted as command-line arguments (argv is visible to every user).
  */
 #include "app.h"
+#include "cli.h"
 #include "config.h"
 #include "crypto.h"
 #include "err.h"
@@ -42,6 +43,7 @@ static const struct { const char *flag, *setting, *help; } setting_flags[] = {
     { "--tls-cert", "NOTES_TLS_CERT", "certificate chain, PEM (required)" },
     { "--tls-key", "NOTES_TLS_KEY", "private key, PEM, mode 0600 (required)" },
     { "--log-level", "NOTES_LOG_LEVEL", "debug, info, warning or error (default info)" },
+    { "--redirect-listen", "NOTES_REDIRECT_LISTEN", "ADDRESS:PORT for the HTTP→HTTPS redirect (default off)" },
 };
 #define N_FLAGS (sizeof(setting_flags) / sizeof(setting_flags[0]))
 
@@ -52,7 +54,7 @@ static void usage_serve(FILE *f, const char *cmd)
                              ? "Serve the Note API over HTTPS until SIGINT or SIGTERM."
                              : "Validate the configuration (environment, keys, certificate) and exit.");
     for (size_t i = 0; i < N_FLAGS; i++)
-        fprintf(f, "  %-12s %-16s %s\n", setting_flags[i].flag, setting_flags[i].setting, setting_flags[i].help);
+        fprintf(f, "  %-18s %-22s %s\n", setting_flags[i].flag, setting_flags[i].setting, setting_flags[i].help);
     fprintf(f, "\nSecrets come only from the environment: NOTES_DATA_KEY, NOTES_TOKEN_KEY and\n"
                "NOTES_AUDIT_KEY (each the base64 of >= 32 random bytes; see notesd gen-secrets),\n"
                "or NAME_FILE naming a file with the value, or a systemd credential NAME.\n"
@@ -62,12 +64,14 @@ static void usage_serve(FILE *f, const char *cmd)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: notesd [serve|check-config|gen-cert|gen-secrets] [options]\n"
+    fprintf(f, "usage: notesd [serve|check-config|gen-cert|gen-secrets|user|rekey] [options]\n"
                "       notesd --version | --help\n\n"
                "  serve         serve the Note API over HTTPS (the default)\n"
                "  check-config  validate the configuration and exit\n"
                "  gen-cert      write a self-signed development certificate and key\n"
-               "  gen-secrets   print fresh random keys as NOTES_...= lines\n\n"
+               "  gen-secrets   print fresh random keys as NOTES_...= lines\n"
+               "  user          add users, set roles, disable accounts (password on stdin)\n"
+               "  rekey         re-encrypt every stored value under the active data key\n\n"
                "Run notesd COMMAND --help for a command's options.\n");
 }
 
@@ -156,10 +160,20 @@ static int cmd_serve(int argc, char **argv, bool check_only)
         goto done;
     }
     struct app app = { .cfg = &cfg };
+    if (app_open(&app, &cfg, err, sizeof(err)) != 0) {
+        refuse(err);
+        goto done;
+    }
     log_info("notesd %s starting (mbedTLS %s, llhttp %s, SQLite %s, libuv %s)", NOTESD_VERSION,
              tls_library_version(), http_parser_version(), store_library_version(),
              server_loop_version());
-    status = server_run(&cfg, tls, &http_default_limits, &app) == 0 ? 0 : 1;
+    if (cfg.registration_open)
+        log_info("registration is open (NOTES_REGISTRATION=open)");
+    struct server_chore chore = { APP_CHECKPOINT_MS, app_checkpoint_job, &app };
+    struct http_limits limits = { cfg.max_target, cfg.max_field, cfg.max_header_block, cfg.max_fields,
+                                  cfg.max_body };
+    status = server_run(&cfg, tls, &limits, &app, &chore) == 0 ? 0 : 1;
+    app_close(&app);
 done:
     tls_ctx_free(tls);
     config_free(&cfg);
@@ -248,6 +262,10 @@ int main(int argc, char **argv)
         return cmd_gen_cert(argc - rest, argv + rest);
     if (strcmp(cmd, "gen-secrets") == 0)
         return cmd_gen_secrets(argc - rest, argv + rest);
+    if (strcmp(cmd, "user") == 0)
+        return cli_user(argc - rest, argv + rest, environ);
+    if (strcmp(cmd, "rekey") == 0)
+        return cli_rekey(argc - rest, argv + rest, environ);
     fprintf(stderr, "notesd: unknown command '%s'\n", cmd);
     usage(stderr);
     return EX_USAGE;

@@ -1,20 +1,47 @@
 /*
- * router.c - route matching and the single authorization check.
+ * router.c - route matching, authentication, and the single authorization
+ * check.
  *
  * The table below is the whole public surface of the server. Matching is
  * exact on the path (no decoding, no normalisation: "/healthz/" and
- * "//healthz" are different, unknown paths); HEAD is served by GET routes.
+ * "//healthz" are unknown paths); HEAD is served by GET routes. Bearer tokens
+ * are checked here and nowhere else: the token's HMAC is looked up, its
+ * absolute and idle lifetimes and its user's state are checked, and any
+ * doubt answers 401. Permissions come from authz.c; ownership of a note is
+ * enforced again in the store's queries.
  */
 #include "router.h"
 #include "api.h"
 #include "app.h"
+#include "audit.h"
+#include "crypto.h"
 #include "err.h"
+#include "store.h"
 
+#include <mbedtls/platform_util.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+#define TOUCH_INTERVAL_S 60   /* refresh last_seen at most once a minute */
 
 static const struct route routes[] = {
-    { HTTP_M_GET, "/healthz", api_health, PERM_PUBLIC },
+    { HTTP_M_GET, "/healthz", api_health, PERM_PUBLIC, false, { NULL } },
+    { HTTP_M_POST, "/v1/auth/register", api_register, PERM_PUBLIC, true, { NULL } },
+    { HTTP_M_POST, "/v1/auth/login", api_login, PERM_PUBLIC, true, { NULL } },
+    { HTTP_M_POST, "/v1/auth/logout", api_logout, PERM_SESSION, false, { NULL } },
+    { HTTP_M_POST, "/v1/auth/password", api_password, PERM_SESSION, true, { NULL } },
+    { HTTP_M_GET, "/v1/me", api_me, PERM_ME_READ, false, { NULL } },
+    { HTTP_M_DELETE, "/v1/me", api_me_delete, PERM_ME_DELETE, true, { NULL } },
+    { HTTP_M_GET, "/v1/me/export", api_me_export, PERM_ME_EXPORT, false, { NULL } },
+    { HTTP_M_POST, "/v1/notes", api_note_create, PERM_NOTE_CREATE, true, { NULL } },
+    { HTTP_M_GET, "/v1/notes", api_note_list, PERM_NOTE_READ_OWN, false, { "limit", "cursor", NULL } },
+    { HTTP_M_GET, "/v1/notes/{id}", api_note_get, PERM_NOTE_READ_OWN, false, { NULL } },
+    { HTTP_M_PUT, "/v1/notes/{id}", api_note_update, PERM_NOTE_UPDATE_OWN, true, { NULL } },
+    { HTTP_M_DELETE, "/v1/notes/{id}", api_note_delete, PERM_NOTE_DELETE_OWN, false, { NULL } },
+    { HTTP_M_GET, "/v1/admin/notes", api_admin_note_list, PERM_NOTE_READ_ANY, false,
+      { "limit", "cursor", "owner", NULL } },
+    { HTTP_M_GET, "/v1/admin/notes/{id}", api_admin_note_get, PERM_NOTE_READ_ANY, false, { NULL } },
 };
 
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -37,7 +64,7 @@ static const char *method_name(enum http_method m)
 int router_check_table(char *err, size_t errlen)
 {
     for (size_t i = 0; i < N_ROUTES; i++)
-        if (routes[i].perm == PERM_UNDECLARED || !routes[i].handler) {
+        if (routes[i].perm <= PERM_UNDECLARED || routes[i].perm >= PERM_COUNT || !routes[i].handler) {
             snprintf(err, errlen, "route %s %s declares no permission", method_name(routes[i].method),
                      routes[i].pattern);
             return ERR_CONFIG;
@@ -45,9 +72,30 @@ int router_check_table(char *err, size_t errlen)
     return 0;
 }
 
-static bool path_matches(const char *pattern, struct slice path)
+/* ---- matching ------------------------------------------------------------ */
+
+/* Literal segments must be equal; "{id}" takes one non-empty segment. */
+static bool path_matches(const char *pattern, struct slice path, struct slice *id)
 {
-    return slice_eq(slice_str(pattern), path);
+    const char *pat = pattern;
+    size_t i = 0;
+    while (*pat) {
+        if (strncmp(pat, "{id}", 4) == 0) {
+            size_t start = i;
+            while (i < path.len && path.p[i] != '/')
+                i++;
+            if (i == start)
+                return false;
+            *id = (struct slice){ path.p + start, i - start };
+            pat += 4;
+            continue;
+        }
+        if (i >= path.len || path.p[i] != (uint8_t)*pat)
+            return false;
+        i++;
+        pat++;
+    }
+    return i == path.len;
 }
 
 static bool method_matches(enum http_method route, enum http_method req)
@@ -55,28 +103,16 @@ static bool method_matches(enum http_method route, enum http_method req)
     return route == req || (route == HTTP_M_GET && req == HTTP_M_HEAD);
 }
 
-/* Permission check: deny anything that is not explicitly allowed. */
-static bool permitted(const struct route *r)
-{
-    switch (r->perm) {
-    case PERM_PUBLIC:
-        return true;
-    case PERM_UNDECLARED:
-        break;
-    }
-    return false;
-}
-
 static void method_not_allowed(struct http_response *res, struct slice path)
 {
     char allow[128] = "";
     size_t used = 0;
+    struct slice id;
     for (size_t i = 0; i < N_ROUTES; i++) {
-        if (!path_matches(routes[i].pattern, path))
+        if (!path_matches(routes[i].pattern, path, &id))
             continue;
-        const char *m = method_name(routes[i].method);
-        int n = snprintf(allow + used, sizeof(allow) - used, "%s%s%s", used ? ", " : "", m,
-                         routes[i].method == HTTP_M_GET ? ", HEAD" : "");
+        int n = snprintf(allow + used, sizeof(allow) - used, "%s%s%s", used ? ", " : "",
+                         method_name(routes[i].method), routes[i].method == HTTP_M_GET ? ", HEAD" : "");
         if (n > 0 && (size_t)n < sizeof(allow) - used)
             used += (size_t)n;
     }
@@ -84,13 +120,122 @@ static void method_not_allowed(struct http_response *res, struct slice path)
     http_add_header(res, "Allow", allow);
 }
 
+/* ---- authentication ------------------------------------------------------ */
+
+/* The HTTP unit tests dispatch without an app; nothing is audited then. */
+static struct audit *audit_of(const struct route_ctx *ctx)
+{
+    return ctx->app ? ctx->app->audit : NULL;
+}
+
+static void deny_401(struct route_ctx *ctx, bool token_given, const char *reason)
+{
+    http_problem(ctx->res, 401, NULL, token_given ? "The bearer token is not valid."
+                                                  : "This resource needs a bearer token.");
+    http_add_header(ctx->res, "WWW-Authenticate",
+                    token_given ? "Bearer realm=\"notesd\", error=\"invalid_token\"" : "Bearer realm=\"notesd\"");
+    struct audit_event ev = { .event = token_given ? "token.rejected" : "authz.deny", .role = "anonymous",
+                              .request_id = ctx->req->id, .result = AUDIT_DENY, .status = 401,
+                              .reason = reason };
+    audit_record(audit_of(ctx), &ev);
+}
+
+static size_t count_headers(const struct http_request *req, const char *name)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < req->n_headers; i++)
+        n += slice_eq_nocase(req->headers[i].name, slice_str(name));
+    return n;
+}
+
+/* 0 when ctx->who is a live session; otherwise the 401 is already written. */
+static int authenticate(struct route_ctx *ctx)
+{
+    const struct http_header *auth = http_find_header(ctx->req, "authorization");
+    if (!auth) {
+        deny_401(ctx, false, "no_token");
+        return ERR_INVALID;
+    }
+    char token[VALIDATE_TOKEN_LEN + 1];
+    uint8_t hash[CRYPTO_TOKEN_HASH_LEN];
+    struct store_session sess;
+    int rc = count_headers(ctx->req, "authorization") == 1 ? validate_bearer(auth->value, token) : ERR_INVALID;
+    if (rc == 0)
+        rc = crypto_token_hash(ctx->app->crypto, token, strlen(token), hash);
+    mbedtls_platform_zeroize(token, sizeof(token));
+    if (rc == 0)
+        rc = store_session_get(ctx->app->store, hash, &sess);
+    int64_t now = (int64_t)time(NULL);
+    const struct config *cfg = ctx->app->cfg;
+    if (rc == 0 && (now >= sess.expires_at || now - sess.last_seen > (int64_t)cfg->token_idle_s)) {
+        store_session_delete(ctx->app->store, hash);   /* expired: gone for good */
+        rc = ERR_INVALID;
+    }
+    enum role role = rc == 0 ? authz_role_parse(sess.role) : ROLE_NONE;
+    if (rc != 0 || sess.disabled || role == ROLE_NONE) {
+        deny_401(ctx, true, "invalid_token");
+        return ERR_INVALID;
+    }
+    if (now - sess.last_seen >= TOUCH_INTERVAL_S)
+        store_session_touch(ctx->app->store, hash, now);
+    ctx->who.authenticated = true;
+    ctx->who.user_id = sess.user_id;
+    ctx->who.role = role;
+    memcpy(ctx->who.token_hash, hash, sizeof(hash));
+    return 0;
+}
+
+/* ---- request checks after authorization ---------------------------------- */
+
+static bool is_json(const struct http_request *req)
+{
+    const struct http_header *ct = http_find_header(req, "content-type");
+    if (!ct)
+        return false;
+    struct slice v = ct->value;
+    struct slice base = SLICE_LIT("application/json");
+    if (v.len < base.len || !slice_eq_nocase((struct slice){ v.p, base.len }, base))
+        return false;
+    struct slice rest = { v.p + base.len, v.len - base.len };
+    return rest.len == 0 || slice_eq_nocase(rest, SLICE_LIT("; charset=utf-8")) ||
+           slice_eq_nocase(rest, SLICE_LIT(";charset=utf-8"));
+}
+
+static int check_input(struct route_ctx *ctx, const struct route *r, struct slice id)
+{
+    struct validate_errors errs = { 0 };
+    size_t n_params = 0;
+    for (; r->query[n_params]; n_params++)
+        ctx->params[n_params].name = r->query[n_params];
+    if (validate_query(ctx->req->query, ctx->params, n_params, &errs) != 0) {
+        route_fail_validation(ctx, &errs);
+        return ERR_INVALID;
+    }
+    if (id.len && validate_id(id, &ctx->path_id) != 0) {
+        validate_add(&errs, "id", "must be a decimal number from 1 to 9223372036854775807");
+        route_fail_validation(ctx, &errs);
+        return ERR_INVALID;
+    }
+    if (r->json_body && !is_json(ctx->req)) {
+        http_problem(ctx->res, 415, "Content-Type", "The body must be application/json.");
+        return ERR_INVALID;
+    }
+    if (!r->json_body && ctx->req->body.len > 0) {
+        validate_add(&errs, "body", "must be empty for this request");
+        route_fail_validation(ctx, &errs);
+        return ERR_INVALID;
+    }
+    return 0;
+}
+
 void router_dispatch(void *arg, const struct http_request *req, struct http_response *res)
 {
     struct app *app = arg;
     const struct route *found = NULL;
     bool path_known = false;
+    struct slice id = { NULL, 0 };
     for (size_t i = 0; i < N_ROUTES && !found; i++) {
-        if (!path_matches(routes[i].pattern, req->path))
+        if (!path_matches(routes[i].pattern, req->path, &id))
             continue;
         path_known = true;
         if (method_matches(routes[i].method, req->method))
@@ -103,14 +248,41 @@ void router_dispatch(void *arg, const struct http_request *req, struct http_resp
             http_problem(res, 404, NULL, "There is no resource at this path.");
         return;
     }
-    if (req->query.len > 0) {
-        http_problem(res, 400, "query", "This resource takes no query parameters.");
-        return;
-    }
-    if (!permitted(found)) {
-        http_problem(res, 403, NULL, "You are not allowed to do this.");
-        return;
-    }
     struct route_ctx ctx = { .req = req, .res = res, .app = app };
+    if (found->perm != PERM_PUBLIC && authenticate(&ctx) != 0)
+        return;
+    if (!authz_allows(ctx.who.role, found->perm)) {
+        http_problem(res, 403, NULL, "You are not allowed to do this.");
+        struct audit_event ev = { .event = "authz.deny", .actor_id = ctx.who.user_id,
+                                  .role = authz_role_name(ctx.who.role), .request_id = req->id,
+                                  .result = AUDIT_DENY, .status = 403, .reason = "forbidden" };
+        audit_record(audit_of(&ctx), &ev);
+        return;
+    }
+    if (!found->pattern[0] || !strstr(found->pattern, "{id}"))
+        id.len = 0;
+    if (check_input(&ctx, found, id) != 0)
+        return;
     found->handler(&ctx);
+}
+
+const struct slice *route_param(const struct route_ctx *ctx, const char *name)
+{
+    for (size_t i = 0; i < ROUTE_MAX_PARAMS && ctx->params[i].name; i++)
+        if (strcmp(ctx->params[i].name, name) == 0)
+            return ctx->params[i].present ? &ctx->params[i].value : NULL;
+    return NULL;
+}
+
+void route_fail_validation(struct route_ctx *ctx, const struct validate_errors *errs)
+{
+    struct http_field_error list[VALIDATE_MAX_ERRORS];
+    size_t n = errs->n < VALIDATE_MAX_ERRORS ? errs->n : VALIDATE_MAX_ERRORS;
+    for (size_t i = 0; i < n; i++)
+        list[i] = (struct http_field_error){ errs->e[i].field, errs->e[i].why };
+    http_problem_fields(ctx->res, list, n);
+    struct audit_event ev = { .event = "input.rejected", .actor_id = ctx->who.user_id,
+                              .role = authz_role_name(ctx->who.role), .request_id = ctx->req->id,
+                              .result = AUDIT_DENY, .status = 400, .reason = "validation" };
+    audit_record(audit_of(ctx), &ev);
 }

@@ -9,6 +9,7 @@
  * and a write buffer lives until its write callback ran.
  */
 #include "server.h"
+#include "server_int.h"
 #include "err.h"
 #include "log.h"
 #include "router.h"
@@ -24,7 +25,10 @@
 #include <uv.h>
 
 #define READ_CHUNK (16 * 1024)         /* one TLS record at most per read */
-#define IDLE_TIMEOUT_MS (15 * 1000)    /* until the edge issue makes it finer */
+/* Backpressure: a client that sends requests but does not read responses
+ * stops being read above HIGH and is read again below LOW. */
+#define WRITE_HIGH_WATER (256 * 1024)
+#define WRITE_LOW_WATER (64 * 1024)
 
 struct server;
 
@@ -35,10 +39,17 @@ struct conn {
     struct tls_conn *tls;
     struct http_conn *http;
     struct conn *prev, *next;
-    int handles_open;
+    int handles_open;           /* plus one while a job runs: it pins us */
     unsigned writes_pending;
     bool closing;
     bool close_after_flush;
+    bool job_running;
+    bool reading;
+    struct server_ip *ip;       /* per-address connection count */
+    /* Timer bookkeeping (uv_now milliseconds). */
+    uint64_t accepted_at, idle_since, request_start, body_start, last_read, last_write;
+    uint64_t requests_seen;
+    enum http_phase phase;
 };
 
 struct server {
@@ -46,15 +57,27 @@ struct server {
     uv_tcp_t listener;
     uv_signal_t sigint, sigterm;
     uv_timer_t grace;
+    uv_timer_t chore_timer;
+    const struct server_chore *chore;
+    bool chore_running;
     const struct config *cfg;
     struct tls_ctx *tls;
     const struct http_limits *limits;
     struct app *app;
     struct conn *conns;
     size_t n_conns;
+    uint64_t refused;                  /* connections closed at a cap */
+    struct server_ips ips;
+    struct server_redirect *redirect;
     bool draining;
     uint8_t read_buf[READ_CHUNK];      /* shared: reads are handled at once */
     uint8_t plain_buf[READ_CHUNK];
+};
+
+struct job_req {
+    uv_work_t req;
+    struct conn *conn;
+    struct http_job *job;
 };
 
 struct write_req {
@@ -65,6 +88,11 @@ struct write_req {
 
 static void conn_close(struct conn *c);
 static void maybe_finish(struct server *s);
+static void drive(struct conn *c);
+static void schedule(struct conn *c);
+static int send_responses(struct conn *c);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
+static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *b);
 
 /* ---- systemd readiness -------------------------------------------------- */
 
@@ -93,9 +121,8 @@ static void notify(const struct config *cfg, const char *msg)
 
 /* ---- connection lifetime ---------------------------------------------- */
 
-static void on_handle_closed(uv_handle_t *h)
+static void release(struct conn *c)
 {
-    struct conn *c = h->data;
     if (--c->handles_open > 0)
         return;
     struct server *s = c->srv;
@@ -103,6 +130,11 @@ static void on_handle_closed(uv_handle_t *h)
     http_conn_free(c->http);
     free(c);
     maybe_finish(s);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    release(h->data);
 }
 
 static void conn_close(struct conn *c)
@@ -118,6 +150,8 @@ static void conn_close(struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     s->n_conns--;
+    server_ip_release(&s->ips, c->ip);
+    c->ip = NULL;
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
@@ -133,8 +167,17 @@ static void on_write(uv_write_t *req, int status)
         conn_close(c);
         return;
     }
-    if (c->close_after_flush && c->writes_pending == 0)
+    if (c->close_after_flush && c->writes_pending == 0) {
         conn_close(c);
+        return;
+    }
+    if (c->closing || c->close_after_flush)
+        return;
+    c->last_write = uv_now(&c->srv->loop);
+    if (!c->reading && !c->job_running && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < WRITE_LOW_WATER)
+        drive(c);   /* drains what TLS still holds, then resumes reading */
+    else
+        schedule(c);
 }
 
 /* Hand the ciphertext TLS produced to the socket, without copying it. */
@@ -164,6 +207,7 @@ static int flush(struct conn *c)
 static void conn_finish(struct conn *c)
 {
     uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
     tls_conn_close_notify(c->tls);
     if (flush(c) != 0 || c->writes_pending == 0) {
         conn_close(c);
@@ -172,14 +216,98 @@ static void conn_finish(struct conn *c)
     c->close_after_flush = true;
 }
 
-static void on_timeout(uv_timer_t *t)
+static uint64_t secs(uint32_t s)
 {
-    conn_close(t->data);
+    return (uint64_t)s * 1000;
 }
 
-static void touch(struct conn *c)
+/* Note where the connection is in its request cycle, for the deadlines. */
+static void track_phase(struct conn *c)
 {
-    uv_timer_start(&c->timer, on_timeout, IDLE_TIMEOUT_MS, 0);
+    uint64_t now = uv_now(&c->srv->loop);
+    enum http_phase phase = http_conn_phase(c->http);
+    uint64_t requests = http_conn_requests(c->http);
+    if (requests != c->requests_seen) {   /* a new request began */
+        c->requests_seen = requests;
+        c->request_start = now;
+    }
+    if (phase == HTTP_PHASE_BODY && c->phase != HTTP_PHASE_BODY)
+        c->body_start = now;
+    if (phase == HTTP_PHASE_IDLE && c->phase != HTTP_PHASE_IDLE)
+        c->idle_since = now;
+    c->phase = phase;
+}
+
+/* The one deadline that applies now (nginx's model, stricter): handshake,
+ * whole header block from its first byte, body idle and total, keep-alive
+ * idle, and a client that stops reading our output. */
+static uint64_t deadline(const struct conn *c)
+{
+    const struct config *cfg = c->srv->cfg;
+    if (uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp) > 0)
+        return c->last_write + secs(cfg->timeout_send_s);
+    if (!tls_conn_handshake_done(c->tls))
+        return c->accepted_at + secs(cfg->timeout_handshake_s);
+    switch (c->phase) {
+    case HTTP_PHASE_HEADERS:
+        return c->request_start + secs(cfg->timeout_header_s);
+    case HTTP_PHASE_BODY: {
+        uint64_t idle = c->last_read + secs(cfg->timeout_body_idle_s);
+        uint64_t total = c->body_start + secs(cfg->timeout_body_s);
+        return idle < total ? idle : total;
+    }
+    case HTTP_PHASE_WAITING:
+        return 0;
+    case HTTP_PHASE_IDLE:
+        break;
+    }
+    return c->idle_since + secs(cfg->timeout_keepalive_s);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+    if (c->closing || c->job_running)
+        return;
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0 || !tls_conn_handshake_done(c->tls)) {
+        conn_close(c);   /* slow reader or stalled handshake: nothing more to say */
+        return;
+    }
+    if (c->phase == HTTP_PHASE_HEADERS || c->phase == HTTP_PHASE_BODY) {
+        http_conn_timed_out(c->http);   /* 408, then close */
+        if (send_responses(c) != 0) {
+            conn_close(c);
+            return;
+        }
+    }
+    conn_finish(c);
+}
+
+static void schedule(struct conn *c)
+{
+    if (c->closing)
+        return;
+    uint64_t when = c->job_running ? 0 : deadline(c);
+    if (when == 0) {
+        uv_timer_stop(&c->timer);
+        return;
+    }
+    uint64_t now = uv_now(&c->srv->loop);
+    uv_timer_start(&c->timer, on_timeout, when > now ? when - now : 0, 0);
+}
+
+/* Read from the socket only while nothing holds us back: a running job
+ * (answers stay in order) or a client that is not reading our output. */
+static void update_reading(struct conn *c)
+{
+    bool want = !c->closing && !c->close_after_flush && !c->job_running &&
+                uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < WRITE_HIGH_WATER;
+    if (want && !c->reading)
+        c->reading = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0;
+    else if (!want && c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
 }
 
 /* Move HTTP's plaintext output through TLS to the socket. */
@@ -193,6 +321,61 @@ static int send_responses(struct conn *c)
     return rc ? rc : flush(c);
 }
 
+static int start_job(struct conn *c);
+
+static void job_work(uv_work_t *req)
+{
+    struct job_req *j = req->data;
+    j->job->work(j->job);
+}
+
+/* Back on the loop: answer, then carry on with the connection, unless it
+ * closed meanwhile (the job still finishes so its effects are consistent). */
+static void job_after(uv_work_t *req, int status)
+{
+    (void)status;
+    struct job_req *j = req->data;
+    struct conn *c = j->conn;
+    free(j);
+    c->job_running = false;
+    int rc = http_conn_job_done(c->http);
+    if (!c->closing) {
+        /* The buffered bytes behind the request may hold another one that
+         * defers again: start that job before reading any further. */
+        if (rc != 0 || send_responses(c) != 0 || start_job(c) != 0) {
+            conn_close(c);
+        } else if (http_conn_should_close(c->http)) {
+            conn_finish(c);
+        } else if (!http_conn_waiting(c->http)) {
+            drive(c);
+        }
+    }
+    release(c);
+}
+
+/* A handler deferred work: run it on the thread pool and stop reading until
+ * it answers, so requests behind it wait in order. */
+static int start_job(struct conn *c)
+{
+    struct http_job *job = http_conn_take_job(c->http);
+    if (!job)
+        return 0;
+    struct job_req *j = malloc(sizeof(*j));
+    if (!j)
+        return ERR_NOMEM;
+    j->conn = c;
+    j->job = job;
+    j->req.data = j;
+    if (uv_queue_work(&c->srv->loop, &j->req, job_work, job_after) != 0) {
+        free(j);
+        return ERR_INTERNAL;
+    }
+    c->handles_open++;
+    c->job_running = true;
+    update_reading(c);
+    return 0;
+}
+
 static void drive(struct conn *c)
 {
     struct server *s = c->srv;
@@ -202,10 +385,19 @@ static void drive(struct conn *c)
             conn_close(c);
             return;
         }
-        if (rc == ERR_WANT_IO)
+        if (rc == ERR_WANT_IO) {
+            update_reading(c);
+            schedule(c);
             return;
+        }
+        c->idle_since = uv_now(&s->loop);
+        log_debug("TLS handshake done: %s %s%s", tls_conn_version(c->tls), tls_conn_suite(c->tls),
+                  tls_conn_resumed(c->tls) ? " (resumed)" : "");
     }
-    for (;;) {
+    /* Decrypt and answer until TLS needs more bytes, a job takes over, or
+     * the client has too much unread output (then TLS keeps the rest). */
+    while (!http_conn_waiting(c->http) &&
+           uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < WRITE_HIGH_WATER) {
         size_t got = 0;
         int rc = tls_conn_read(c->tls, s->plain_buf, sizeof(s->plain_buf), &got);
         if (rc == ERR_WANT_IO)
@@ -218,17 +410,24 @@ static void drive(struct conn *c)
             conn_close(c);
             return;
         }
-        if (http_conn_feed(c->http, s->plain_buf, got) != 0 || send_responses(c) != 0) {
+        if (http_conn_feed(c->http, s->plain_buf, got) != 0 || send_responses(c) != 0 ||
+            start_job(c) != 0) {
             conn_close(c);
             return;
         }
+        track_phase(c);
         if (http_conn_should_close(c->http)) {
             conn_finish(c);
             return;
         }
     }
-    if (s->draining && !http_conn_in_request(c->http))
+    if (s->draining && !http_conn_in_request(c->http) && !http_conn_waiting(c->http)) {
         conn_finish(c);
+        return;
+    }
+    track_phase(c);
+    update_reading(c);
+    schedule(c);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
@@ -248,12 +447,26 @@ static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *b)
         conn_close(c);   /* EOF without close_notify, or a reset */
         return;
     }
-    touch(c);
+    c->last_read = uv_now(&c->srv->loop);
     if (tls_conn_feed(c->tls, (const uint8_t *)b->base, (size_t)n) != 0) {
         conn_close(c);
         return;
     }
     drive(c);
+}
+
+/* Past a connection cap the newcomer is accepted and closed at once, so it
+ * leaves the backlog without disturbing anyone already connected. */
+static bool over_caps(struct server *s, struct conn *c)
+{
+    struct sockaddr_storage sa;
+    int len = sizeof(sa);
+    if (s->n_conns > s->cfg->max_connections)
+        return true;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) != 0)
+        return true;
+    c->ip = server_ip_acquire(&s->ips, (const struct sockaddr *)&sa, s->cfg->max_connections_per_ip);
+    return c->ip == NULL;
 }
 
 static void on_connection(uv_stream_t *listener, int status)
@@ -276,18 +489,69 @@ static void on_connection(uv_stream_t *listener, int status)
         s->conns->prev = c;
     s->conns = c;
     s->n_conns++;
-    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 || over_caps(s, c)) {
+        s->refused++;
         conn_close(c);
         return;
     }
+    c->accepted_at = c->last_read = c->last_write = uv_now(&s->loop);
     c->tls = tls_conn_new(s->tls);
     c->http = http_conn_new(s->limits, router_dispatch, s->app);
-    if (!c->tls || !c->http || uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+    if (!c->tls || !c->http) {
         conn_close(c);
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    touch(c);
+    update_reading(c);
+    schedule(c);
+}
+
+/* ---- background chores --------------------------------------------------- */
+
+struct chore_req {
+    uv_work_t req;
+    struct server *srv;
+    struct http_job *job;
+};
+
+static void chore_work(uv_work_t *req)
+{
+    struct chore_req *r = req->data;
+    r->job->work(r->job);
+}
+
+static void chore_after(uv_work_t *req, int status)
+{
+    (void)status;
+    struct chore_req *r = req->data;
+    r->job->done(r->job, NULL);
+    r->srv->chore_running = false;
+    free(r);
+}
+
+/* One chore at a time: a slow disk must not pile them up. */
+static void on_chore(uv_timer_t *t)
+{
+    struct server *s = t->data;
+    if (s->chore_running || s->draining)
+        return;
+    struct http_job *job = s->chore->make(s->chore->arg);
+    if (!job)
+        return;
+    struct chore_req *r = malloc(sizeof(*r));
+    if (!r) {
+        job->done(job, NULL);
+        return;
+    }
+    r->srv = s;
+    r->job = job;
+    r->req.data = r;
+    if (uv_queue_work(&s->loop, &r->req, chore_work, chore_after) != 0) {
+        job->done(job, NULL);
+        free(r);
+        return;
+    }
+    s->chore_running = true;
 }
 
 /* ---- shutdown ------------------------------------------------------------ */
@@ -305,6 +569,7 @@ static void maybe_finish(struct server *s)
     if (!s->draining || s->n_conns > 0)
         return;
     close_if_open((uv_handle_t *)&s->grace);
+    close_if_open((uv_handle_t *)&s->chore_timer);
     close_if_open((uv_handle_t *)&s->sigint);
     close_if_open((uv_handle_t *)&s->sigterm);
 }
@@ -328,11 +593,13 @@ static void on_signal(uv_signal_t *sig, int signum)
     notify(s->cfg, "STOPPING=1");
     s->draining = true;
     close_if_open((uv_handle_t *)&s->listener);
+    server_redirect_stop(s->redirect);
+    s->redirect = NULL;
     /* Idle connections go now; busy ones after their current response. */
     for (struct conn *c = s->conns, *next; c; c = next) {
         next = c->next;
         http_conn_set_draining(c->http);
-        if (!http_conn_in_request(c->http))
+        if (!http_conn_in_request(c->http) && !http_conn_waiting(c->http))
             conn_finish(c);
     }
     uv_timer_start(&s->grace, on_grace_over, s->cfg->shutdown_grace_ms, 0);
@@ -361,7 +628,7 @@ static int bind_listener(struct server *s)
     return 0;
 }
 
-static void announce(struct server *s)
+static int announce(struct server *s)
 {
     struct sockaddr_storage sa;
     int len = sizeof(sa);
@@ -378,14 +645,22 @@ static void announce(struct server *s)
     }
     log_info("listening on https://%s%s%s:%d", strchr(host, ':') ? "[" : "", host,
              strchr(host, ':') ? "]" : "", port);
-    char msg[160];
-    snprintf(msg, sizeof(msg), "READY=1\nSTATUS=listening\nX_NOTESD_PORT=%d\nMAINPID=%ld", port,
-             (long)getpid());
+    int redirect_port = 0;
+    if (s->cfg->redirect_listen) {
+        if (server_redirect_start(&s->loop, s->cfg, s->limits, (uint16_t)port, &s->redirect) != 0)
+            return ERR_IO;
+        redirect_port = server_redirect_port(s->redirect);
+        log_info("redirecting http://%s to HTTPS", s->cfg->redirect_listen);
+    }
+    char msg[200];
+    snprintf(msg, sizeof(msg), "READY=1\nSTATUS=listening\nX_NOTESD_PORT=%d\nX_NOTESD_REDIRECT_PORT=%d\nMAINPID=%ld",
+             port, redirect_port, (long)getpid());
     notify(s->cfg, msg);
+    return 0;
 }
 
 int server_run(const struct config *cfg, struct tls_ctx *tls, const struct http_limits *limits,
-               struct app *app)
+               struct app *app, const struct server_chore *chore)
 {
     struct server *s = calloc(1, sizeof(*s));
     if (!s)
@@ -394,6 +669,7 @@ int server_run(const struct config *cfg, struct tls_ctx *tls, const struct http_
     s->tls = tls;
     s->limits = limits;
     s->app = app;
+    s->chore = chore;
     signal(SIGPIPE, SIG_IGN);
     int rc = uv_loop_init(&s->loop);
     if (rc != 0) {
@@ -405,12 +681,19 @@ int server_run(const struct config *cfg, struct tls_ctx *tls, const struct http_
         uv_signal_init(&s->loop, &s->sigint);
         uv_signal_init(&s->loop, &s->sigterm);
         uv_timer_init(&s->loop, &s->grace);
-        s->sigint.data = s->sigterm.data = s->grace.data = s;
+        uv_timer_init(&s->loop, &s->chore_timer);
+        s->sigint.data = s->sigterm.data = s->grace.data = s->chore_timer.data = s;
+        if (chore && chore->make && chore->interval_ms)
+            uv_timer_start(&s->chore_timer, on_chore, chore->interval_ms, chore->interval_ms);
         uv_signal_start(&s->sigint, on_signal, SIGINT);
         uv_signal_start(&s->sigterm, on_signal, SIGTERM);
-        announce(s);
+        if (announce(s) != 0) {
+            rc = ERR_IO;
+            on_signal(&s->sigterm, SIGTERM);   /* unwind what started */
+        }
     }
     uv_run(&s->loop, UV_RUN_DEFAULT);
+    server_ips_cleanup(&s->ips);
     if (uv_loop_close(&s->loop) != 0)
         log_warn("event loop closed with handles still open");
     free(s);

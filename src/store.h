@@ -2,12 +2,191 @@
  * store.h - persistent storage behind a small interface (SQLite today).
  *
  * The only module that knows SQL exists. Handlers call store_* functions and
- * never see a statement or a query string.
+ * never see a statement or a query string, so a second backend (PostgreSQL)
+ * can be added behind the same functions. Values arrive and leave as plain
+ * C types; encrypted columns are opaque blobs here (crypto.c seals them).
+ *
+ * Every statement is prepared once in store_open() with bound parameters; no
+ * SQL text is ever built at run time. Ownership is enforced in the queries
+ * themselves (WHERE id = ? AND owner_id = ?). One struct store belongs to one
+ * thread (the event loop); store_open() a second one for another thread.
+ *
+ * Returns: 0; ERR_NOT_FOUND (no such row, or the row belongs to another
+ * owner, or a referenced user does not exist); ERR_EXISTS (a unique key is
+ * taken); ERR_INVALID (an argument is malformed or a CHECK constraint refused
+ * it); ERR_LIMIT (a value exceeds the sizes below); ERR_NOMEM; ERR_INTERNAL
+ * (a statement was re-entered, e.g. from a list callback); ERR_IO (anything
+ * else SQLite reports: busy, disk full, corruption).
  */
 #ifndef NOTESD_STORE_H
 #define NOTESD_STORE_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "buf.h"
+
+#define STORE_ROLE_MAX 16
+#define STORE_USERNAME_MAX 32
+#define STORE_PHC_MAX 160
+#define STORE_HASH_LEN 32           /* token hash bytes */
+#define STORE_NOTE_BLOB_MAX (256u * 1024u) /* largest sealed title or content */
+
+struct store;
+
+/**
+ * Open (creating if needed) the database at `path`: WAL, foreign keys on,
+ * secure_delete on, synchronous=NORMAL, a busy timeout, migrations to the
+ * current PRAGMA user_version, then prepare every statement. Missing parent
+ * folders are created 0700; the file is created 0600, and an existing file
+ * readable by group or others is narrowed to its owner. A database whose
+ * user_version is newer than this code is refused untouched. Safe to call
+ * from several threads at once (each gets its own connection; migrations
+ * run under BEGIN IMMEDIATE). On failure *out is NULL and the result is
+ * ERR_IO (ERR_NOMEM) with a one-line reason and the path in `err`, never SQL
+ * text nor sqlite3_errmsg() output.
+ */
+int store_open(struct store **out, const char *path, char *err, size_t errlen);
+/** Finalize the statements and close. NULL is a no-op. */
+void store_close(struct store *s);
 /** The linked SQLite version. */
 const char *store_library_version(void);
+/**
+ * Turn SQLite's automatic WAL checkpoint (every ~1000 pages, run by the
+ * committing connection) on or off for this connection. A connection on the
+ * event loop turns it off and lets a thread-pool connection call
+ * store_checkpoint(), because a checkpoint fsyncs. 0 or ERR_IO.
+ */
+int store_set_autocheckpoint(struct store *s, bool on);
+
+/* Transactions group several calls (BEGIN IMMEDIATE / COMMIT / ROLLBACK).
+ * store_begin() inside an open transaction fails (no nesting). When
+ * store_commit() fails the transaction is rolled back before it returns, so
+ * the connection is never left inside a transaction. store_rollback() with
+ * no transaction open does nothing. */
+int store_begin(struct store *s);
+int store_commit(struct store *s);
+void store_rollback(struct store *s);
+
+/* ---- users ---------------------------------------------------------------- */
+
+struct store_user {
+    int64_t id;
+    char username[STORE_USERNAME_MAX + 1];
+    char role[STORE_ROLE_MAX];       /* "user" or "admin" */
+    char password_hash[STORE_PHC_MAX];
+    int64_t created_at;              /* Unix seconds, UTC */
+    bool disabled;
+};
+
+/** ERR_EXISTS when the username is taken; ERR_INVALID for an empty or
+ *  over-long username, role or PHC string, or a role the schema refuses
+ *  (only "user" and "admin" pass its CHECK). Ids are never reused. */
+int store_user_insert(struct store *s, const char *username, const char *role, const char *phc,
+                      int64_t now, int64_t *id_out);
+/** Fill *out (zeroed first) or ERR_NOT_FOUND. Usernames compare bytewise:
+ *  the caller canonicalises them (validate.c) before insert and lookup. */
+int store_user_get(struct store *s, int64_t id, struct store_user *out);
+int store_user_get_by_name(struct store *s, const char *username, struct store_user *out);
+/** Setters: ERR_NOT_FOUND when no user has that id; ERR_INVALID as for insert. */
+int store_user_set_password(struct store *s, int64_t id, const char *phc);
+int store_user_set_role(struct store *s, int64_t id, const char *role);
+int store_user_set_disabled(struct store *s, int64_t id, bool disabled);
+/** Delete the user; notes and sessions go with it (ON DELETE CASCADE), and
+ *  secure_delete zeroes the freed bytes. ERR_NOT_FOUND for an unknown id.
+ *  Follow with store_checkpoint() so no copy survives in the WAL. */
+int store_user_delete(struct store *s, int64_t id);
+
+/* ---- sessions (bearer tokens; only their HMAC is stored) ----------------- */
+
+struct store_session {
+    int64_t user_id;
+    char role[STORE_ROLE_MAX];       /* the user's current role */
+    bool disabled;                   /* the user's current state */
+    int64_t created_at, last_seen, expires_at;
+};
+
+/** created_at = last_seen = now. ERR_EXISTS for a hash already stored,
+ *  ERR_NOT_FOUND when the user does not exist. */
+int store_session_insert(struct store *s, const uint8_t hash[STORE_HASH_LEN], int64_t user_id,
+                         int64_t now, int64_t expires_at);
+/** Look a session up by token hash, joined with its user. Expiry is the
+ *  caller's decision: an expired row is still returned. ERR_NOT_FOUND. */
+int store_session_get(struct store *s, const uint8_t hash[STORE_HASH_LEN], struct store_session *out);
+/** Set last_seen = now. ERR_NOT_FOUND when the session is gone. */
+int store_session_touch(struct store *s, const uint8_t hash[STORE_HASH_LEN], int64_t now);
+/** The deleting calls below are idempotent: 0 whether or not a row was
+ *  there, because "this session no longer exists" is what callers want. */
+int store_session_delete(struct store *s, const uint8_t hash[STORE_HASH_LEN]);
+/** Delete every session of a user except `keep` (NULL: all of them). */
+int store_session_delete_user(struct store *s, int64_t user_id, const uint8_t *keep);
+/** Delete sessions with expires_at <= now or last_seen < idle_cutoff. */
+int store_session_purge(struct store *s, int64_t now, int64_t idle_cutoff);
+
+/* ---- notes (title and content are sealed blobs) ------------------------- */
+
+struct store_note {
+    int64_t id, owner_id;
+    struct buf title;                /* sealed; store_note_init()ed, store fills */
+    struct buf content;              /* sealed; left empty by list queries */
+    uint32_t key_id;                 /* data key that sealed both */
+    int64_t created_at, updated_at;
+};
+
+/** Caller-side helpers: init zeroes the fields and prepares both buffers
+ *  (max STORE_NOTE_BLOB_MAX); cleanup wipes and frees them. */
+void store_note_init(struct store_note *n);
+void store_note_cleanup(struct store_note *n);
+
+/** Reserve a row (empty blobs, key_id 0) to learn its id, which the AAD
+ *  binds; fill it with store_note_update() inside the same transaction.
+ *  Ids only grow (AUTOINCREMENT): a deleted note's id is never handed out
+ *  again. ERR_NOT_FOUND when the owner does not exist. */
+int store_note_insert(struct store *s, int64_t owner_id, int64_t now, int64_t *id_out);
+/** Replace title and content of note `id` owned by `owner_id`. ERR_NOT_FOUND
+ *  when no such note belongs to that owner; ERR_LIMIT past
+ *  STORE_NOTE_BLOB_MAX. The slices are only read during the call. */
+int store_note_update(struct store *s, int64_t id, int64_t owner_id, struct slice title,
+                      struct slice content, uint32_t key_id, int64_t now);
+/** One note of one owner (ERR_NOT_FOUND for another owner's note), with
+ *  content; `out` must have been store_note_init()ed. */
+int store_note_get_own(struct store *s, int64_t id, int64_t owner_id, struct store_note *out);
+/** Any owner's note (administrators). */
+int store_note_get_any(struct store *s, int64_t id, struct store_note *out);
+/** ERR_NOT_FOUND (and nothing deleted) for another owner's note. */
+int store_note_delete_own(struct store *s, int64_t id, int64_t owner_id);
+
+/** Called once per listed note; return non-zero to stop. `n` and its bytes
+ *  are valid only during the call (the store reuses and wipes them). The
+ *  callback may call other store functions on the same struct store, but
+ *  not the listing function that is calling it (that gives ERR_INTERNAL). */
+typedef int (*store_note_cb)(void *arg, const struct store_note *n);
+/**
+ * Notes with id < before_id (INT64_MAX: from the newest), newest first, at
+ * most `limit` (> 0, else ERR_INVALID), of `owner_id` (or of everybody when
+ * owner_id is 0). With `with_content` the content blob is filled too
+ * (export, rekey); without it `n->content` is empty. 0 also when the
+ * callback stopped the listing; the callback is never called on failure
+ * before the first row.
+ */
+int store_note_list(struct store *s, int64_t owner_id, int64_t before_id, int limit,
+                    bool with_content, store_note_cb cb, void *arg);
+/** Up to `limit` notes sealed by a key other than `key_id`, with content,
+ *  oldest first. The callback may store_note_update() the note it is given. */
+int store_note_list_not_key(struct store *s, uint32_t key_id, int limit, store_note_cb cb,
+                            void *arg);
+
+/* ---- data key usage (NIST SP 800-38D invocation limit) ------------------- */
+
+/** Add n to the persistent count of encryptions under `key_id`; the new
+ *  total is returned in *total (caller refuses past its limit). n above
+ *  INT64_MAX is ERR_INVALID; a total that would pass INT64_MAX is refused
+ *  (ERR_INVALID) and leaves the count as it was. */
+int store_key_use(struct store *s, uint32_t key_id, uint64_t n, uint64_t *total);
+
+/** Checkpoint and truncate the WAL (blocking; for a thread-pool connection).
+ *  ERR_IO when a reader kept the checkpoint from completing: then the WAL
+ *  may still hold old pages, so callers erasing data retry later. */
+int store_checkpoint(struct store *s);
 
 #endif

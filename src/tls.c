@@ -34,10 +34,13 @@ struct tls_ctx {
     mbedtls_x509_crt chain;
     mbedtls_pk_context key;
     mbedtls_ssl_ticket_context ticket;
+    uint64_t tickets_accepted;    /* sessions resumed from a ticket */
 };
 
 struct tls_conn {
     mbedtls_ssl_context ssl;
+    struct tls_ctx *ctx;
+    bool resumed;
     struct buf in;
     size_t in_off;          /* bytes of `in` already given to mbedTLS */
     struct buf out;
@@ -127,6 +130,24 @@ static int load_key(struct tls_ctx *ctx, const char *path, char *err, size_t err
     return 0;
 }
 
+/* mbedTLS gives the ticket callback no session handle, so count accepted
+ * tickets here; a handshake step during which the count moved resumed. */
+static int ticket_parse(void *arg, mbedtls_ssl_session *session, unsigned char *buf, size_t len)
+{
+    struct tls_ctx *ctx = arg;
+    int rc = mbedtls_ssl_ticket_parse(&ctx->ticket, session, buf, len);
+    if (rc == 0)
+        ctx->tickets_accepted++;
+    return rc;
+}
+
+static int ticket_write(void *arg, const mbedtls_ssl_session *session, unsigned char *start,
+                        const unsigned char *end, size_t *tlen, uint32_t *lifetime)
+{
+    struct tls_ctx *ctx = arg;
+    return mbedtls_ssl_ticket_write(&ctx->ticket, session, start, end, tlen, lifetime);
+}
+
 static int setup_conf(struct tls_ctx *ctx, char *err, size_t errlen)
 {
     mbedtls_ssl_config *conf = &ctx->conf;
@@ -149,8 +170,7 @@ static int setup_conf(struct tls_ctx *ctx, char *err, size_t errlen)
     if (mbedtls_ssl_ticket_setup(&ctx->ticket, rng, NULL, MBEDTLS_CIPHER_AES_256_GCM,
                                  TLS_TICKET_LIFETIME) != 0)
         goto fail;
-    mbedtls_ssl_conf_session_tickets_cb(conf, mbedtls_ssl_ticket_write, mbedtls_ssl_ticket_parse,
-                                        &ctx->ticket);
+    mbedtls_ssl_conf_session_tickets_cb(conf, ticket_write, ticket_parse, ctx);
     return 0;
 fail:
     snprintf(err, errlen, "TLS: cannot set up the server configuration");
@@ -227,6 +247,7 @@ struct tls_conn *tls_conn_new(struct tls_ctx *ctx)
         free(c);
         return NULL;
     }
+    c->ctx = ctx;
     buf_init(&c->in, TLS_IN_MAX);
     buf_init(&c->out, TLS_OUT_MAX);
     mbedtls_ssl_set_bio(&c->ssl, c, bio_send, bio_recv, NULL);
@@ -276,7 +297,10 @@ int tls_conn_handshake(struct tls_conn *c)
 {
     if (c->handshake_done)
         return 0;
+    uint64_t before = c->ctx->tickets_accepted;
     int rc = mbedtls_ssl_handshake(&c->ssl);
+    if (c->ctx->tickets_accepted != before)
+        c->resumed = true;
     if (rc == 0) {
         c->handshake_done = true;
         return 0;
@@ -325,6 +349,11 @@ void tls_conn_close_notify(struct tls_conn *c)
 struct buf *tls_conn_output(struct tls_conn *c)
 {
     return &c->out;
+}
+
+bool tls_conn_resumed(const struct tls_conn *c)
+{
+    return c->resumed;
 }
 
 const char *tls_conn_version(const struct tls_conn *c)

@@ -53,6 +53,8 @@ void tls_conn_close_notify(struct tls_conn *c);
 /** Ciphertext waiting to be sent. The caller may swap it out with its own
  *  empty buffer (same max) to hand it to the socket. */
 struct buf *tls_conn_output(struct tls_conn *c);
+/** Did this session resume from a ticket (no full handshake)? */
+bool tls_conn_resumed(const struct tls_conn *c);
 /** Negotiated protocol ("TLSv1.3") and suite names, for debugging. */
 const char *tls_conn_version(const struct tls_conn *c);
 const char *tls_conn_suite(const struct tls_conn *c);

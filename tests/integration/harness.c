@@ -379,3 +379,75 @@ char *response_header(const struct response *r, const char *name)
     }
     return NULL;
 }
+
+/* ---- helpers added for test_api.c ---------------------------------------- */
+
+int harness_run_stdin(struct server *s, const char *const *args, const char *input)
+{
+    char in_path[300];
+    snprintf(in_path, sizeof(in_path), "%s/stdin.txt", s->dir);
+    int in = open(in_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert_geq(in, 0, "open %s: %s", in_path, strerror(errno));
+    size_t len = strlen(input);
+    cr_assert_eq(write(in, input, len), (ssize_t)len);
+    close(in);
+    const char *argv[32] = { harness_bin() };
+    size_t n = 1;
+    for (; args && args[n - 1] && n < 31; n++)
+        argv[n] = args[n - 1];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        int fd = open(s->stderr_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        int src = open(in_path, O_RDONLY);
+        int null = open("/dev/null", O_RDWR);
+        if (fd < 0 || src < 0 || null < 0)
+            _exit(126);
+        dup2(src, 0);
+        dup2(null, 1);
+        dup2(fd, 2);
+        execve(argv[0], dup_argv(argv), s->env);
+        _exit(127);
+    }
+    int st = wait_exit(pid, WAIT_MS);
+    unlink(in_path);
+    if (st == -1000) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        cr_assert_fail("notesd did not finish in time");
+    }
+    return st;
+}
+
+const char *harness_getenv(const struct server *s, const char *name)
+{
+    size_t nl = strlen(name);
+    for (size_t i = 0; i < s->n_env; i++)
+        if (strncmp(s->env[i], name, nl) == 0 && s->env[i][nl] == '=')
+            return s->env[i] + nl + 1;
+    return NULL;
+}
+
+char *harness_read_file(const char *path, size_t *len)
+{
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 1 << 16, n = 0, got;
+    char *out = malloc(cap + 1);
+    cr_assert(out);
+    while ((got = fread(out + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) {
+            cap *= 2;
+            out = realloc(out, cap + 1);
+            cr_assert(out);
+        }
+    }
+    fclose(f);
+    out[n] = 0;
+    *len = n;
+    return out;
+}

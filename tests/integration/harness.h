@@ -74,4 +74,15 @@ void response_free(struct response *r);
 /** Value of a response header (case-insensitive name), or NULL; caller frees. */
 char *response_header(const struct response *r, const char *name);
 
+/* ---- helpers added for test_api.c ---------------------------------------- */
+
+/** Like harness_run, with `input` written to the command's standard input
+ *  (e.g. the password for `notesd user add`). */
+int harness_run_stdin(struct server *s, const char *const *args, const char *input);
+/** Value of NAME in the prepared environment, or NULL (not a copy). */
+const char *harness_getenv(const struct server *s, const char *name);
+/** The whole file (NUL-terminated; may contain NULs), its size in *len;
+ *  NULL when it cannot be opened. Caller frees. */
+char *harness_read_file(const char *path, size_t *len);
+
 #endif

@@ -1,0 +1,373 @@
+/*
+ * api_auth.c - registration, login, logout and password change.
+ *
+ * Password hashing (argon2id, tens of milliseconds) never runs on the event
+ * loop: the handler validates, copies what the work needs into a job, and
+ * the thread pool hashes or verifies; the job's done() finishes on the loop
+ * with the store. Unknown users are verified against a dummy hash so a login
+ * costs the same whether or not the name exists, and both failures answer
+ * the same 401. Passwords are wiped from memory as soon as they are used.
+ */
+#include "api.h"
+#include "app.h"
+#include "audit.h"
+#include "crypto.h"
+#include "err.h"
+#include "json.h"
+#include "log.h"
+#include "store.h"
+#include "validate.h"
+
+#include <mbedtls/platform_util.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define LOGIN_PASSWORD_MAX 1024   /* bytes accepted at login: policy applies at set time */
+
+enum job_kind { JOB_REGISTER, JOB_LOGIN, JOB_PASSWORD, JOB_DELETE_ME };
+
+struct pw_job {
+    struct http_job base;
+    enum job_kind kind;
+    struct app *app;
+    char request_id[HTTP_ID_LEN + 1];
+    int64_t user_id;
+    enum role role;
+    bool user_ok;                       /* the account exists and is enabled */
+    uint8_t token_hash[CRYPTO_TOKEN_HASH_LEN];
+    char username[VALIDATE_USERNAME_MAX + 1];
+    char *pw;                           /* to verify (login, password change) or hash (register) */
+    size_t pw_len;
+    char *new_pw;                       /* password change: the new one */
+    size_t new_len;
+    char phc[CRYPTO_PHC_MAX];           /* stored hash to verify against */
+    uint8_t salt[CRYPTO_SALT_LEN];
+    char new_phc[CRYPTO_PHC_MAX];       /* produced by work() */
+    int verify_rc, hash_rc, delete_rc;
+    bool rehash;
+};
+
+static void job_free(struct pw_job *j)
+{
+    if (j->pw)
+        mbedtls_platform_zeroize(j->pw, j->pw_len);
+    if (j->new_pw)
+        mbedtls_platform_zeroize(j->new_pw, j->new_len);
+    free(j->pw);
+    free(j->new_pw);
+    mbedtls_platform_zeroize(j, sizeof(*j));
+    free(j);
+}
+
+static void job_audit(struct pw_job *j, const char *event, int result, int status, const char *reason)
+{
+    struct audit_event ev = { .event = event, .actor_id = j->user_ok ? j->user_id : 0,
+                              .role = j->user_ok ? authz_role_name(j->role) : "anonymous",
+                              .request_id = j->request_id, .resource_type = j->user_id ? "user" : NULL,
+                              .resource_id = j->user_id, .result = (enum audit_result)result,
+                              .status = status, .reason = reason };
+    audit_record(j->app->audit, &ev);
+}
+
+/*
+ * Erasure runs here, on its own database connection, because it ends with a
+ * blocking WAL checkpoint: after it, neither the database file nor the -wal
+ * file holds the account's pages (secure_delete zeroed the freed ones).
+ */
+static int delete_account(struct pw_job *j)
+{
+    char err[256];
+    struct store *own = NULL;
+    int rc = store_open(&own, j->app->cfg->db_path, err, sizeof(err));
+    rc = rc ? rc : store_user_delete(own, j->user_id);
+    rc = rc ? rc : store_checkpoint(own);
+    store_close(own);
+    return rc;
+}
+
+/* Thread pool: only the job's own memory (and, for erasure, its own
+ * database connection) is touched here. */
+static void pw_work(struct http_job *base)
+{
+    struct pw_job *j = (struct pw_job *)base;
+    struct crypto_argon2 params = j->app->argon2;   /* plain values, read-only */
+    if (j->kind != JOB_REGISTER)
+        j->verify_rc = crypto_password_verify(j->phc, j->pw, j->pw_len, &params, &j->rehash);
+    bool must_hash = j->kind == JOB_REGISTER || (j->kind == JOB_PASSWORD && j->verify_rc == 0) ||
+                     (j->kind == JOB_LOGIN && j->verify_rc == 0 && j->rehash && j->user_ok);
+    if (j->kind == JOB_DELETE_ME && j->verify_rc == 0)
+        j->delete_rc = delete_account(j);
+    if (!must_hash)
+        return;
+    const char *pw = j->kind == JOB_PASSWORD ? j->new_pw : j->pw;
+    size_t len = j->kind == JOB_PASSWORD ? j->new_len : j->pw_len;
+    j->hash_rc = crypto_password_hash(&params, pw, len, j->salt, j->new_phc);
+}
+
+static struct pw_job *job_new(struct route_ctx *ctx, enum job_kind kind, void (*done)(struct http_job *, struct http_response *))
+{
+    struct pw_job *j = calloc(1, sizeof(*j));
+    if (!j)
+        return NULL;
+    j->base.work = pw_work;
+    j->base.done = done;
+    j->kind = kind;
+    j->app = ctx->app;
+    j->user_id = ctx->who.user_id;
+    j->role = ctx->who.role;
+    j->user_ok = ctx->who.authenticated;
+    memcpy(j->token_hash, ctx->who.token_hash, sizeof(j->token_hash));
+    memcpy(j->request_id, ctx->req->id, sizeof(j->request_id) - 1);
+    if (crypto_random(j->salt, sizeof(j->salt)) != 0) {
+        free(j);
+        return NULL;
+    }
+    return j;
+}
+
+/* Move a validated field's value into the job (no copy left behind). */
+static void take(struct validate_field *f, char **dst, size_t *len)
+{
+    *dst = f->value;
+    *len = f->len;
+    f->value = NULL;
+    f->len = 0;
+}
+
+static void json_user(struct buf *b, int64_t id, const char *username, const char *role, int64_t created)
+{
+    int rc = buf_append(b, "{", 1);
+    rc = rc ? rc : api_json_int(b, true, "id", id);
+    rc = rc ? rc : api_json_str(b, false, "username", username, strlen(username));
+    rc = rc ? rc : api_json_str(b, false, "role", role, strlen(role));
+    rc = rc ? rc : api_json_time(b, false, "created_at", created);
+    if (rc == 0)
+        buf_append(b, "}", 1);
+}
+
+/* ---- register ------------------------------------------------------------ */
+
+static void register_done(struct http_job *base, struct http_response *res)
+{
+    struct pw_job *j = (struct pw_job *)base;
+    int64_t now = (int64_t)time(NULL), id = 0;
+    int rc = j->hash_rc ? ERR_CRYPTO : store_user_insert(j->app->store, j->username, "user", j->new_phc, now, &id);
+    if (rc == ERR_EXISTS) {
+        http_problem(res, 409, "username", "This username is taken.");
+        job_audit(j, "auth.register", AUDIT_DENY, 409, "conflict");
+    } else if (rc != 0) {
+        http_problem(res, 500, NULL, "The server could not complete this request.");
+        job_audit(j, "auth.register", AUDIT_ERROR, 500, "internal");
+    } else {
+        j->user_id = id;
+        res->status = 201;
+        json_user(&res->body, id, j->username, "user", now);
+        job_audit(j, "auth.register", AUDIT_SUCCESS, 201, NULL);
+    }
+    job_free(j);
+}
+
+void api_register(struct route_ctx *ctx)
+{
+    if (!ctx->app->cfg->registration_open) {
+        http_problem(ctx->res, 403, NULL, "Registration is closed on this server.");
+        api_audit(ctx, "auth.register", NULL, 0, AUDIT_DENY, 403, "registration_closed");
+        return;
+    }
+    struct validate_errors errs = { 0 };
+    struct validate_field f[] = {
+        { .name = "username", .required = true, .max_bytes = 256 },
+        { .name = "password", .required = true, .max_bytes = LOGIN_PASSWORD_MAX },
+    };
+    char name[VALIDATE_USERNAME_MAX + 1] = "";
+    struct pw_job *j = NULL;
+    if (validate_json_object(ctx->req->body, f, 2, &errs) == 0) {
+        validate_username(f[0].value, f[0].len, name, "username", &errs);
+        validate_password(f[1].value, f[1].len, "password", &errs);
+    }
+    if (errs.n) {
+        route_fail_validation(ctx, &errs);
+    } else if (!(j = job_new(ctx, JOB_REGISTER, register_done))) {
+        api_fail_internal(ctx, "auth.register");
+    } else {
+        memcpy(j->username, name, sizeof(j->username));
+        take(&f[1], &j->pw, &j->pw_len);
+        ctx->res->job = &j->base;
+    }
+    validate_fields_free(f, 2);
+}
+
+/* ---- login --------------------------------------------------------------- */
+
+static void login_fail(struct pw_job *j, struct http_response *res, const char *reason)
+{
+    http_problem(res, 401, NULL, "The username or password is wrong.");
+    job_audit(j, "auth.login", AUDIT_DENY, 401, reason);
+}
+
+static void login_done(struct http_job *base, struct http_response *res)
+{
+    struct pw_job *j = (struct pw_job *)base;
+    if (j->verify_rc != 0 || !j->user_ok) {
+        login_fail(j, res, j->user_ok ? "bad_password" : "unknown_user");
+        job_free(j);
+        return;
+    }
+    struct app *app = j->app;
+    int64_t now = (int64_t)time(NULL);
+    if (j->rehash && j->hash_rc == 0)
+        store_user_set_password(app->store, j->user_id, j->new_phc);
+    char token[CRYPTO_TOKEN_LEN + 1];
+    uint8_t hash[CRYPTO_TOKEN_HASH_LEN];
+    int64_t expires = now + (int64_t)app->cfg->token_lifetime_s;
+    int rc = crypto_token_new(token);
+    rc = rc ? rc : crypto_token_hash(app->crypto, token, strlen(token), hash);
+    rc = rc ? rc : store_session_insert(app->store, hash, j->user_id, now, expires);
+    if (rc) {
+        login_fail(j, res, "session");   /* e.g. the account was deleted meanwhile */
+    } else {
+        res->status = 200;
+        struct buf *b = &res->body;
+        rc = buf_append(b, "{", 1);
+        rc = rc ? rc : api_json_str(b, true, "token", token, strlen(token));
+        rc = rc ? rc : api_json_str(b, false, "token_type", "Bearer", 6);
+        rc = rc ? rc : api_json_time(b, false, "expires_at", expires);
+        if (rc == 0)
+            buf_append(b, "}", 1);
+        job_audit(j, "auth.login", AUDIT_SUCCESS, 200, NULL);
+    }
+    mbedtls_platform_zeroize(token, sizeof(token));
+    job_free(j);
+}
+
+void api_login(struct route_ctx *ctx)
+{
+    struct validate_errors errs = { 0 };
+    struct validate_field f[] = {
+        { .name = "username", .required = true, .max_bytes = 256 },
+        { .name = "password", .required = true, .max_bytes = LOGIN_PASSWORD_MAX },
+    };
+    char name[VALIDATE_USERNAME_MAX + 1] = "";
+    struct pw_job *j = NULL;
+    if (validate_json_object(ctx->req->body, f, 2, &errs) == 0 && f[1].len == 0)
+        validate_add(&errs, "password", "must not be empty");
+    if (errs.n) {
+        route_fail_validation(ctx, &errs);
+    } else if (!(j = job_new(ctx, JOB_LOGIN, login_done))) {
+        api_fail_internal(ctx, "auth.login");
+    } else {
+        /* A malformed name cannot exist: same path as an unknown one. */
+        struct validate_errors ignore = { 0 };
+        struct store_user u;
+        bool found = validate_username(f[0].value, f[0].len, name, "username", &ignore) == 0 &&
+                     store_user_get_by_name(ctx->app->store, name, &u) == 0;
+        j->user_ok = found && !u.disabled;
+        j->user_id = found ? u.id : 0;
+        j->role = found ? authz_role_parse(u.role) : ROLE_NONE;
+        const char *phc = found ? u.password_hash : crypto_dummy_phc(ctx->app->crypto);
+        memcpy(j->phc, phc, strnlen(phc, sizeof(j->phc) - 1));
+        take(&f[1], &j->pw, &j->pw_len);
+        ctx->res->job = &j->base;
+        if (found)
+            mbedtls_platform_zeroize(&u, sizeof(u));
+    }
+    validate_fields_free(f, 2);
+}
+
+/* ---- logout -------------------------------------------------------------- */
+
+void api_logout(struct route_ctx *ctx)
+{
+    if (store_session_delete(ctx->app->store, ctx->who.token_hash) != 0) {
+        api_fail_internal(ctx, "auth.logout");
+        return;
+    }
+    ctx->res->status = 204;
+    api_audit(ctx, "auth.logout", "user", ctx->who.user_id, AUDIT_SUCCESS, 204, NULL);
+}
+
+/* ---- password change ----------------------------------------------------- */
+
+static void password_done(struct http_job *base, struct http_response *res)
+{
+    struct pw_job *j = (struct pw_job *)base;
+    struct app *app = j->app;
+    if (j->verify_rc != 0) {
+        http_problem(res, 403, "current_password", "The current password is wrong.");
+        job_audit(j, "auth.password_change", AUDIT_DENY, 403, "bad_password");
+    } else if (j->hash_rc != 0 || store_user_set_password(app->store, j->user_id, j->new_phc) != 0 ||
+               store_session_delete_user(app->store, j->user_id, j->token_hash) != 0) {
+        http_problem(res, 500, NULL, "The server could not complete this request.");
+        job_audit(j, "auth.password_change", AUDIT_ERROR, 500, "internal");
+    } else {
+        res->status = 204;   /* every other session of the user is revoked */
+        job_audit(j, "auth.password_change", AUDIT_SUCCESS, 204, NULL);
+    }
+    job_free(j);
+}
+
+void api_password(struct route_ctx *ctx)
+{
+    struct validate_errors errs = { 0 };
+    struct validate_field f[] = {
+        { .name = "current_password", .required = true, .max_bytes = LOGIN_PASSWORD_MAX },
+        { .name = "new_password", .required = true, .max_bytes = LOGIN_PASSWORD_MAX },
+    };
+    struct store_user u;
+    struct pw_job *j = NULL;
+    if (validate_json_object(ctx->req->body, f, 2, &errs) == 0)
+        validate_password(f[1].value, f[1].len, "new_password", &errs);
+    if (errs.n) {
+        route_fail_validation(ctx, &errs);
+    } else if (store_user_get(ctx->app->store, ctx->who.user_id, &u) != 0 ||
+               !(j = job_new(ctx, JOB_PASSWORD, password_done))) {
+        api_fail_internal(ctx, "auth.password_change");
+    } else {
+        memcpy(j->phc, u.password_hash, strnlen(u.password_hash, sizeof(j->phc) - 1));
+        mbedtls_platform_zeroize(&u, sizeof(u));
+        take(&f[0], &j->pw, &j->pw_len);
+        take(&f[1], &j->new_pw, &j->new_len);
+        ctx->res->job = &j->base;
+    }
+    validate_fields_free(f, 2);
+}
+
+/* ---- account erasure (DELETE /v1/me) ------------------------------------- */
+
+static void delete_me_done(struct http_job *base, struct http_response *res)
+{
+    struct pw_job *j = (struct pw_job *)base;
+    if (j->verify_rc != 0) {
+        http_problem(res, 403, "password", "The password is wrong.");
+        job_audit(j, "user.delete", AUDIT_DENY, 403, "bad_password");
+    } else if (j->delete_rc != 0) {
+        http_problem(res, 500, NULL, "The server could not complete this request.");
+        job_audit(j, "user.delete", AUDIT_ERROR, 500, "internal");
+    } else {
+        res->status = 204;   /* account, notes and sessions are gone */
+        job_audit(j, "user.delete", AUDIT_SUCCESS, 204, NULL);
+    }
+    job_free(j);
+}
+
+void api_me_delete(struct route_ctx *ctx)
+{
+    struct validate_errors errs = { 0 };
+    struct validate_field f[] = { { .name = "password", .required = true, .max_bytes = LOGIN_PASSWORD_MAX } };
+    struct store_user u;
+    struct pw_job *j = NULL;
+    validate_json_object(ctx->req->body, f, 1, &errs);
+    if (errs.n) {
+        route_fail_validation(ctx, &errs);
+    } else if (store_user_get(ctx->app->store, ctx->who.user_id, &u) != 0 ||
+               !(j = job_new(ctx, JOB_DELETE_ME, delete_me_done))) {
+        api_fail_internal(ctx, "user.delete");
+    } else {
+        memcpy(j->phc, u.password_hash, strnlen(u.password_hash, sizeof(j->phc) - 1));
+        mbedtls_platform_zeroize(&u, sizeof(u));
+        take(&f[0], &j->pw, &j->pw_len);
+        ctx->res->job = &j->base;
+    }
+    validate_fields_free(f, 1);
+}

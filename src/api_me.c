@@ -1,0 +1,89 @@
+/*
+ * api_me.c - the caller's own account: GET /v1/me and GET /v1/me/export
+ * (everything stored about the caller, notes decrypted, in one document).
+ * Account erasure (DELETE /v1/me) lives with the password jobs in api_auth.c.
+ */
+#include "api.h"
+#include "app.h"
+#include "audit.h"
+#include "err.h"
+#include "store.h"
+
+#include <mbedtls/platform_util.h>
+#include <stdint.h>
+#include <string.h>
+
+/* An export holds every note of a user, so it may be large; it is still
+ * bounded so one request cannot take unbounded memory. */
+#define EXPORT_MAX (64u * 1024 * 1024)
+
+static int user_fields(struct buf *b, const struct store_user *u)
+{
+    int rc = api_json_int(b, true, "id", u->id);
+    rc = rc ? rc : api_json_str(b, false, "username", u->username, strlen(u->username));
+    rc = rc ? rc : api_json_str(b, false, "role", u->role, strlen(u->role));
+    return rc ? rc : api_json_time(b, false, "created_at", u->created_at);
+}
+
+void api_me(struct route_ctx *ctx)
+{
+    struct store_user u;
+    struct buf *b = &ctx->res->body;
+    if (store_user_get(ctx->app->store, ctx->who.user_id, &u) != 0) {
+        api_fail_internal(ctx, "user.read");
+        return;
+    }
+    int rc = buf_append(b, "{", 1);
+    rc = rc ? rc : user_fields(b, &u);
+    rc = rc ? rc : buf_append(b, "}", 1);
+    mbedtls_platform_zeroize(&u, sizeof(u));
+    if (rc) {
+        api_fail_internal(ctx, "user.read");
+        return;
+    }
+    ctx->res->status = 200;
+}
+
+struct export_state {
+    struct app *app;
+    struct buf *out;
+    bool first;
+    int rc;
+};
+
+static int export_note(void *arg, const struct store_note *n)
+{
+    struct export_state *st = arg;
+    if (!st->first)
+        st->rc = buf_append(st->out, ",", 1);
+    st->first = false;
+    st->rc = st->rc ? st->rc : api_note_json(st->app, st->out, n, false, true);
+    return st->rc;
+}
+
+void api_me_export(struct route_ctx *ctx)
+{
+    struct store_user u;
+    struct buf *b = &ctx->res->body;
+    b->max = EXPORT_MAX;
+    if (store_user_get(ctx->app->store, ctx->who.user_id, &u) != 0) {
+        api_fail_internal(ctx, "user.export");
+        return;
+    }
+    struct export_state st = { ctx->app, b, true, 0 };
+    int rc = buf_append_str(b, "{\"account\":{");
+    rc = rc ? rc : user_fields(b, &u);
+    rc = rc ? rc : buf_append_str(b, "},\"notes\":[");
+    mbedtls_platform_zeroize(&u, sizeof(u));
+    if (rc == 0) {
+        rc = store_note_list(ctx->app->store, ctx->who.user_id, INT64_MAX, INT32_MAX, true, export_note, &st);
+        rc = rc ? rc : st.rc;
+    }
+    rc = rc ? rc : buf_append_str(b, "]}");
+    if (rc) {
+        api_fail_internal(ctx, "user.export");
+        return;
+    }
+    ctx->res->status = 200;
+    api_audit(ctx, "user.export", "user", ctx->who.user_id, AUDIT_SUCCESS, 200, NULL);
+}

@@ -1,0 +1,294 @@
+/*
+ * cli.c - `notesd user ...` and `notesd rekey`: account administration and
+ * re-encryption from the command line, against the same database the
+ * server uses (safe while it serves: SQLite WAL with a busy timeout).
+ *
+ * Passwords are read from standard input, never from argv (visible to every
+ * user in ps). Output names accounts by the name the operator typed; the
+ * audit trail gets only ids.
+ */
+#include "cli.h"
+#include "api.h"
+#include "app.h"
+#include "audit.h"
+#include "authz.h"
+#include "crypto.h"
+#include "err.h"
+#include "store.h"
+#include "validate.h"
+
+#include <mbedtls/platform_util.h>
+#include <stdio.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EX_USAGE 64
+#define EX_DATAERR 65
+#define EX_SOFTWARE 70
+#define EX_CONFIG 78
+#define PASSWORD_READ_MAX 1024
+
+static int open_app(struct app *app, struct config *cfg, char *const *envp)
+{
+    char err[CONFIG_ERR_MAX];
+    if (crypto_init() != 0) {
+        fprintf(stderr, "notesd: cannot initialise the crypto library\n");
+        return EX_SOFTWARE;
+    }
+    if (config_load(cfg, envp, NULL, 0, CONFIG_NEED_NO_TLS, err, sizeof(err)) != 0) {
+        fprintf(stderr, "notesd: %s\n", err);
+        return EX_CONFIG;
+    }
+    if (app_open(app, cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "notesd: %s\n", err);
+        config_free(cfg);
+        return EX_CONFIG;
+    }
+    return 0;
+}
+
+static void close_app(struct app *app, struct config *cfg)
+{
+    app_close(app);
+    config_free(cfg);
+}
+
+static void cli_audit(struct app *app, const char *event, int64_t user_id, enum audit_result r)
+{
+    struct audit_event ev = { .event = event, .role = "cli", .resource_type = "user",
+                              .resource_id = user_id, .result = r };
+    audit_record(app->audit, &ev);
+}
+
+/* One line from stdin, without echo on a terminal. Returns its length or -1. */
+static long read_password(char *out, size_t cap)
+{
+    struct termios old, quiet;
+    bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+    if (tty) {
+        fprintf(stderr, "password: ");
+        quiet = old;
+        quiet.c_lflag &= (tcflag_t)~ECHO;
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    }
+    size_t n = 0;
+    int c;
+    while ((c = getchar()) != EOF && c != '\n' && n < cap - 1)
+        out[n++] = (char)c;
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+        fprintf(stderr, "\n");
+    }
+    if (c != EOF && c != '\n')
+        return -1;   /* longer than we accept: refuse rather than truncate */
+    if (n > 0 && out[n - 1] == '\r')
+        n--;
+    out[n] = 0;
+    return (long)n;
+}
+
+static int user_add(struct app *app, const char *name, const char *role)
+{
+    struct validate_errors errs = { 0 };
+    char canon[VALIDATE_USERNAME_MAX + 1], pw[PASSWORD_READ_MAX + 1], phc[CRYPTO_PHC_MAX];
+    uint8_t salt[CRYPTO_SALT_LEN];
+    if (authz_role_parse(role) == ROLE_NONE) {
+        fprintf(stderr, "notesd user add: --role must be admin or user\n");
+        return EX_USAGE;
+    }
+    if (validate_username(name, strlen(name), canon, "username", &errs) != 0) {
+        fprintf(stderr, "notesd user add: username %s\n", errs.e[0].why);
+        return EX_DATAERR;
+    }
+    long n = read_password(pw, sizeof(pw));
+    int rc = n < 0 ? ERR_INVALID : validate_password(pw, (size_t)n, "password", &errs);
+    if (rc) {
+        fprintf(stderr, "notesd user add: password %s\n", errs.n ? errs.e[0].why : "is too long");
+        mbedtls_platform_zeroize(pw, sizeof(pw));
+        return EX_DATAERR;
+    }
+    int64_t id = 0;
+    rc = crypto_random(salt, sizeof(salt));
+    rc = rc ? rc : crypto_password_hash(&app->argon2, pw, (size_t)n, salt, phc);
+    mbedtls_platform_zeroize(pw, sizeof(pw));
+    rc = rc ? rc : store_user_insert(app->store, canon, role, phc, (int64_t)time(NULL), &id);
+    if (rc == ERR_EXISTS) {
+        fprintf(stderr, "notesd user add: that username is taken\n");
+        return EX_DATAERR;
+    }
+    if (rc) {
+        fprintf(stderr, "notesd user add: failed (%s)\n", err_name(rc));
+        return EX_SOFTWARE;
+    }
+    cli_audit(app, "user.add", id, AUDIT_SUCCESS);
+    printf("added user %s (id %lld, role %s)\n", canon, (long long)id, role);
+    return 0;
+}
+
+static int find_user(struct app *app, const char *name, struct store_user *u)
+{
+    struct validate_errors errs = { 0 };
+    char canon[VALIDATE_USERNAME_MAX + 1];
+    if (validate_username(name, strlen(name), canon, "username", &errs) != 0 ||
+        store_user_get_by_name(app->store, canon, u) != 0) {
+        fprintf(stderr, "notesd user: no such user\n");
+        return EX_DATAERR;
+    }
+    return 0;
+}
+
+static int user_set_role(struct app *app, const char *name, const char *role)
+{
+    struct store_user u;
+    if (authz_role_parse(role) == ROLE_NONE) {
+        fprintf(stderr, "notesd user set-role: ROLE must be admin or user\n");
+        return EX_USAGE;
+    }
+    int rc = find_user(app, name, &u);
+    if (rc)
+        return rc;
+    if (store_user_set_role(app->store, u.id, role) != 0)
+        return EX_SOFTWARE;
+    cli_audit(app, "user.set_role", u.id, AUDIT_SUCCESS);
+    printf("user %s now has role %s\n", u.username, role);
+    return 0;
+}
+
+static int user_disable(struct app *app, const char *name)
+{
+    struct store_user u;
+    int rc = find_user(app, name, &u);
+    if (rc)
+        return rc;
+    /* Disabling revokes every session at once (ASVS V7.4.2). */
+    if (store_user_set_disabled(app->store, u.id, true) != 0 ||
+        store_session_delete_user(app->store, u.id, NULL) != 0)
+        return EX_SOFTWARE;
+    cli_audit(app, "user.disable", u.id, AUDIT_SUCCESS);
+    printf("user %s is disabled and its sessions are revoked\n", u.username);
+    return 0;
+}
+
+static void user_usage(FILE *f)
+{
+    fprintf(f, "usage: notesd user add NAME --role admin|user   (password read from stdin)\n"
+               "       notesd user set-role NAME admin|user\n"
+               "       notesd user disable NAME\n\n"
+               "Uses NOTES_DB and the NOTES_*_KEY secrets from the environment, like serve.\n");
+}
+
+int cli_user(int argc, char **argv, char *const *envp)
+{
+    if (argc < 1 || strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
+        user_usage(argc < 1 ? stderr : stdout);
+        return argc < 1 ? EX_USAGE : 0;
+    }
+    const char *sub = argv[0];
+    bool add = strcmp(sub, "add") == 0 && argc == 4 && strcmp(argv[2], "--role") == 0;
+    bool set_role = strcmp(sub, "set-role") == 0 && argc == 3;
+    bool disable = strcmp(sub, "disable") == 0 && argc == 2;
+    if (!add && !set_role && !disable) {
+        user_usage(stderr);
+        return EX_USAGE;
+    }
+    struct app app = { 0 };
+    struct config cfg;
+    int rc = open_app(&app, &cfg, envp);
+    if (rc)
+        return rc;
+    if (add)
+        rc = user_add(&app, argv[1], argv[3]);
+    else if (set_role)
+        rc = user_set_role(&app, argv[1], argv[2]);
+    else
+        rc = user_disable(&app, argv[1]);
+    close_app(&app, &cfg);
+    return rc;
+}
+
+/* ---- rekey ---------------------------------------------------------------- */
+
+#define REKEY_BATCH 100
+
+struct rekey_state {
+    struct app *app;
+    int done, failed;
+};
+
+static int reseal_field(struct app *app, const struct store_note *n, const char *column,
+                        const struct buf *sealed, struct buf *out)
+{
+    struct crypto_aad aad = { "notes", column, n->id, n->owner_id };
+    struct buf plain;
+    buf_init(&plain, sealed->len + 1);
+    int rc = crypto_open(app->crypto, &aad, sealed->data, sealed->len, &plain);
+    rc = rc ? rc : crypto_seal(app->crypto, &aad, plain.data, plain.len, out);
+    buf_cleanup_wipe(&plain);
+    return rc;
+}
+
+static int rekey_note(void *arg, const struct store_note *n)
+{
+    struct rekey_state *st = arg;
+    struct app *app = st->app;
+    struct buf t, c;
+    buf_init(&t, n->title.len + 64);
+    buf_init(&c, n->content.len + 64);
+    int rc = reseal_field(app, n, "title", &n->title, &t);
+    rc = rc ? rc : reseal_field(app, n, "content", &n->content, &c);
+    /* Keep the original times: re-encryption is not an edit. */
+    rc = rc ? rc : store_note_update(app->store, n->id, n->owner_id, slice_of(&t), slice_of(&c),
+                                     crypto_active_key_id(app->crypto), n->updated_at);
+    buf_cleanup(&t);
+    buf_cleanup(&c);
+    if (rc) {
+        st->failed++;
+        fprintf(stderr, "notesd rekey: note %lld cannot be re-encrypted (%s)\n", (long long)n->id, err_name(rc));
+        return rc;
+    }
+    st->done++;
+    return 0;
+}
+
+int cli_rekey(int argc, char **argv, char *const *envp)
+{
+    if (argc > 0) {
+        bool help = strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0;
+        fprintf(help ? stdout : stderr,
+                "usage: notesd rekey\n\nRe-encrypt every note under the active NOTES_DATA_KEY. Older keys must be\n"
+                "listed in NOTES_DATA_KEY_PREVIOUS until this finishes. Safe while serving.\n");
+        return help ? 0 : EX_USAGE;
+    }
+    struct app app = { 0 };
+    struct config cfg;
+    int rc = open_app(&app, &cfg, envp);
+    if (rc)
+        return rc;
+    struct rekey_state st = { &app, 0, 0 };
+    uint32_t active = crypto_active_key_id(app.crypto);
+    for (;;) {
+        int before = st.done;
+        rc = api_reserve_encryptions(&app, 2 * REKEY_BATCH);
+        rc = rc ? rc : store_begin(app.store);
+        if (rc == 0) {
+            rc = store_note_list_not_key(app.store, active, REKEY_BATCH, rekey_note, &st);
+            rc = rc ? (store_rollback(app.store), rc) : store_commit(app.store);
+        }
+        if (rc) {
+            st.done = before;
+            break;
+        }
+        if (st.done == before)
+            break;
+        fprintf(stderr, "notesd rekey: %d notes re-encrypted\n", st.done);
+    }
+    if (rc == 0) {
+        struct audit_event ev = { .event = "key.rekey", .role = "cli", .result = AUDIT_SUCCESS };
+        audit_record(app.audit, &ev);
+        printf("rekey finished: %d notes re-encrypted under key %08x\n", st.done, (unsigned)active);
+    }
+    close_app(&app, &cfg);
+    return rc ? EX_SOFTWARE : 0;
+}

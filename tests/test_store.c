@@ -1,0 +1,2 @@
+/* Placeholder: replaced by the real tests of store.c. */
+#include <criterion/criterion.h>
