@@ -35,7 +35,8 @@ certs/dev/cert.pem: | build
 run: build certs/dev/cert.pem .env.dev
 	@mkdir -p data
 	@set -a && . ./.env.dev && set +a && \
-	  NOTES_REGISTRATION=$${NOTES_REGISTRATION:-open} exec $(NOTESD) serve
+	  NOTES_REGISTRATION=$${NOTES_REGISTRATION:-open} \
+	  NOTES_REDIRECT_LISTEN=$${NOTES_REDIRECT_LISTEN:-127.0.0.1:8080} exec $(NOTESD) serve
 
 test: build
 	meson test -C $(BUILD) --print-errorlogs

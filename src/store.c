@@ -11,6 +11,8 @@
  * or sqlite3_errmsg() reach an error string, and never leave a statement
  * un-reset when a function returns, because a stepped statement holds a read
  * snapshot that blocks WAL checkpoints and keeps borrowed pointers alive.
+ * It must also never open() and close() an existing database file: that
+ * silently drops the POSIX locks of every connection in the process.
  * tests/check_sql.sh checks the first of these mechanically.
  */
 #include "store.h"
@@ -19,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -317,19 +320,20 @@ static int first_row(sqlite3_stmt *st, int bind_rc)
     return rc == SQLITE_DONE ? ERR_NOT_FOUND : map_rc(rc);
 }
 
-/* Step an INSERT ... RETURNING <one integer> to completion. */
+/* Step an INSERT ... RETURNING <one integer> to completion. Stepped here
+ * rather than through first_row(), whose ERR_NOT_FOUND for "no row" would
+ * be confused with a foreign key failure (also ERR_NOT_FOUND). */
 static int run_returning(sqlite3_stmt *st, int bind_rc, int64_t *value)
 {
-    int rc = first_row(st, bind_rc);
-    if (rc == 0) {
+    int rc = bind_rc != SQLITE_OK ? bind_rc : sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
         *value = sqlite3_column_int64(st, 0);
-        int done = sqlite3_step(st);
-        rc = done == SQLITE_DONE ? 0 : map_rc(done == SQLITE_ROW ? SQLITE_MISUSE : done);
-    } else if (rc == ERR_NOT_FOUND) {
-        rc = ERR_INTERNAL;          /* RETURNING always yields a row */
+        rc = sqlite3_step(st);
+    } else if (rc == SQLITE_DONE) {
+        rc = SQLITE_MISUSE;         /* RETURNING always yields a row */
     }
     release(st);
-    return rc;
+    return rc == SQLITE_DONE ? 0 : map_rc(rc == SQLITE_ROW ? SQLITE_MISUSE : rc);
 }
 
 /* ---- binding and reading values ------------------------------------------ */
@@ -449,25 +453,50 @@ static int make_parents(const char *path)
     }
 }
 
-/* Create the database file 0600 before SQLite does, because SQLite would
+/*
+ * Create the database file 0600 before SQLite does, because SQLite would
  * create it 0644 (minus umask), and changing the process umask is not
  * thread-safe. SQLite gives the -wal and -shm files the mode of this file.
- * An existing file open to group or others is narrowed to its owner.
- * Returns 0 or an errno. */
+ *
+ * An existing file is never open()ed here: POSIX locks belong to the
+ * process, and close() on any descriptor of the file drops the locks of
+ * every SQLite connection in this process on it. The server's connection
+ * would lose its SHARED lock whenever a job opened a second connection, and
+ * another process would then think itself the last one and delete the WAL
+ * under it (SQLite's "how to corrupt" §2.2). So an existing file is only
+ * stat()ed and chmod()ed by path, which touches no lock. A missing file is
+ * created with O_EXCL under create_lock: every store_open() in the process
+ * passes that lock before SQLite opens the file, so no connection of ours
+ * can hold a lock on a file this function has just created and closes.
+ * Returns 0 or an errno.
+ */
+static pthread_mutex_t create_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int make_file_locked(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if (!S_ISREG(st.st_mode))
+            return EINVAL;
+        /* Narrow a file open to group or others to its owner. */
+        if ((st.st_mode & 077) != 0 && chmod(path, st.st_mode & 0700) != 0)
+            return errno;
+        return 0;
+    }
+    if (errno != ENOENT)
+        return errno;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
+    if (fd < 0)
+        return errno == EEXIST ? 0 : errno;  /* another process made it first */
+    close(fd);
+    return 0;
+}
+
 static int make_file(const char *path)
 {
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
-    if (fd < 0)
-        return errno;
-    struct stat st;
-    int e = 0;
-    if (fstat(fd, &st) != 0)
-        e = errno;
-    else if (!S_ISREG(st.st_mode))
-        e = EINVAL;
-    else if ((st.st_mode & 077) != 0 && fchmod(fd, st.st_mode & 0700) != 0)
-        e = errno;
-    close(fd);
+    pthread_mutex_lock(&create_lock);
+    int e = make_file_locked(path);
+    pthread_mutex_unlock(&create_lock);
     return e;
 }
 
@@ -536,7 +565,7 @@ static int query_int(sqlite3 *db, const char *sql, int64_t *value)
 
 /* Switch to WAL and check that it took: on a file system without shared
  * memory support SQLite keeps the old mode and says so only in the row. */
-static int enable_wal(sqlite3 *db)
+static int try_enable_wal(sqlite3 *db)
 {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v3(db, journal_wal_sql, -1, 0, &st, NULL);
@@ -547,6 +576,21 @@ static int enable_wal(sqlite3 *db)
         rc = mode && strcmp((const char *)mode, "wal") == 0 ? SQLITE_OK : SQLITE_CANTOPEN;
     }
     sqlite3_finalize(st);
+    return rc;
+}
+
+/* The first switch of a fresh file to WAL upgrades a read lock to an
+ * exclusive one, and SQLite answers SQLITE_BUSY at once there instead of
+ * calling the busy handler (waiting could deadlock). Several threads or
+ * processes opening a new database together hit this, so retry for as long
+ * as the busy timeout would have waited. */
+static int enable_wal(sqlite3 *db)
+{
+    int rc = try_enable_wal(db);
+    for (int waited = 0; (rc & 0xff) == SQLITE_BUSY && waited < BUSY_TIMEOUT_MS; waited += 10) {
+        sqlite3_sleep(10);
+        rc = try_enable_wal(db);
+    }
     return rc;
 }
 

@@ -209,6 +209,9 @@ void harness_start(struct server *s)
             continue;
         msg[n] = 0;
         char *port = strstr(msg, "X_NOTESD_PORT=");
+        char *redirect = strstr(msg, "X_NOTESD_REDIRECT_PORT=");
+        if (redirect)
+            s->redirect_port = atoi(redirect + strlen("X_NOTESD_REDIRECT_PORT="));
         if (strstr(msg, "READY=1") && port)
             s->port = atoi(port + strlen("X_NOTESD_PORT="));
     }

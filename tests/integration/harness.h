@@ -20,6 +20,7 @@
 struct server {
     pid_t pid;
     int port;
+    int redirect_port;      /* NOTES_REDIRECT_LISTEN's bound port, 0 if off */
     char dir[256];          /* temporary folder for this server */
     char cert[512];         /* dir/certs/cert.pem */
     char key[512];
