@@ -24,6 +24,8 @@
 #define HTTP_OUT_MAX (8u * 1024 * 1024)   /* queued response bytes */
 #define HTTP_EXTRA_HEADERS_MAX 4096
 #define HTTP_PENDING_MAX (64 * 1024)      /* input held while a job runs */
+#define HTTP_CHUNK_EXT_MAX 256            /* chunk extensions per chunk (CVE-2024-22019) */
+#define HTTP_REQUEST_LINE_SLACK 32        /* method, spaces and version beside the target */
 
 const struct http_limits http_default_limits = {
     .max_target = 8 * 1024,
@@ -62,6 +64,14 @@ struct http_conn {
     bool draining;
     bool plain;                   /* redirect listener: no HSTS */
     uint64_t requests;
+    size_t chunk_ext_bytes;
+
+    /* Raw header bytes, counted before llhttp sees them: llhttp drops the
+     * whitespace around values without a callback, so only a scan of the
+     * wire bytes bounds a field padded with it. */
+    bool scan_head;               /* between a message start and its blank line */
+    bool scan_line_seen;          /* a non-empty line was seen in this head */
+    size_t scan_line, scan_block, scan_lines;
     char id[HTTP_ID_LEN + 1];
 
     /* While a handler's job runs, the request and response live here and
@@ -316,6 +326,22 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
+static int on_chunk_header(llhttp_t *p)
+{
+    conn_of(p)->chunk_ext_bytes = 0;
+    return 0;
+}
+
+static int on_chunk_ext(llhttp_t *p, const char *at, size_t len)
+{
+    struct http_conn *h = conn_of(p);
+    (void)at;
+    h->chunk_ext_bytes += len;
+    if (h->chunk_ext_bytes > HTTP_CHUNK_EXT_MAX)
+        return refuse(h, 400, NULL, "A chunk extension is too long.");
+    return 0;
+}
+
 static int on_message_complete(llhttp_t *p)
 {
     struct http_conn *h = conn_of(p);
@@ -338,6 +364,9 @@ static void init_settings(void)
     settings.on_headers_complete = on_headers_complete;
     settings.on_body = on_body;
     settings.on_message_complete = on_message_complete;
+    settings.on_chunk_header = on_chunk_header;
+    settings.on_chunk_extension_name = on_chunk_ext;
+    settings.on_chunk_extension_value = on_chunk_ext;
 }
 
 /* ---- responses ----------------------------------------------------------- */
@@ -538,6 +567,8 @@ const struct http_header *http_find_header(const struct http_request *req, const
 
 /* ---- connection ---------------------------------------------------------- */
 
+static void scan_restart(struct http_conn *h);
+
 struct http_conn *http_conn_new(const struct http_limits *limits, http_dispatch_cb dispatch, void *arg)
 {
     init_settings();
@@ -551,6 +582,7 @@ struct http_conn *http_conn_new(const struct http_limits *limits, http_dispatch_
     buf_init(&h->body, limits->max_body);
     buf_init(&h->out, HTTP_OUT_MAX);
     buf_init(&h->pending_in, HTTP_PENDING_MAX);
+    scan_restart(h);
     llhttp_init(&h->parser, HTTP_REQUEST, &settings);
     h->parser.data = h;
     return h;
@@ -651,11 +683,49 @@ static int answer_error(struct http_conn *h, llhttp_errno_t e)
     return rc == ERR_NOMEM ? ERR_NOMEM : 0;
 }
 
+/* Bound the header block on the wire bytes themselves: the request line by
+ * the target limit, each field line by the field limit, the block by the
+ * block limit. Runs ahead of llhttp over the bytes of one message's head. */
+static int scan_head(struct http_conn *h, const uint8_t *p, size_t n)
+{
+    const struct http_limits *lim = h->limits;
+    for (size_t i = 0; i < n && h->scan_head; i++) {
+        if (p[i] != '\n') {
+            if (p[i] != '\r')
+                h->scan_line++;
+            if (++h->scan_block > lim->max_header_block + lim->max_target + HTTP_REQUEST_LINE_SLACK)
+                return refuse(h, 431, NULL, "The header block is too large.");
+            if (h->scan_lines == 0 && h->scan_line > lim->max_target + HTTP_REQUEST_LINE_SLACK)
+                return refuse(h, 414, NULL, "The request target is too long.");
+            if (h->scan_lines > 0 && h->scan_line > lim->max_field + 2)   /* ": " */
+                return refuse(h, 431, NULL, "A header field is too large.");
+            continue;
+        }
+        if (h->scan_line == 0 && h->scan_line_seen) {
+            h->scan_head = false;          /* the blank line: the body follows */
+        } else if (h->scan_line > 0) {
+            h->scan_lines++;
+            h->scan_line_seen = true;
+        }
+        h->scan_line = 0;
+    }
+    return 0;
+}
+
+static void scan_restart(struct http_conn *h)
+{
+    h->scan_head = true;
+    h->scan_line_seen = false;
+    h->scan_line = h->scan_block = h->scan_lines = 0;
+}
+
 int http_conn_feed(struct http_conn *h, const uint8_t *p, size_t n)
 {
     if (h->waiting && !h->close_after)
         return buf_append(&h->pending_in, p, n) == 0 ? 0 : ERR_LIMIT;
     while (n > 0 && !h->close_after) {
+        if (scan_head(h, p, n) != 0)
+            return answer_error(h, HPE_USER);
         llhttp_errno_t e = llhttp_execute(&h->parser, (const char *)p, n);
         if (e == HPE_OK)
             return 0;
@@ -663,6 +733,7 @@ int http_conn_feed(struct http_conn *h, const uint8_t *p, size_t n)
             return answer_error(h, e);
         size_t used = (size_t)((const uint8_t *)llhttp_get_error_pos(&h->parser) - p);
         llhttp_resume(&h->parser);
+        scan_restart(h);   /* the next message starts at p + used */
         int rc = answer(h);
         if (rc)
             return rc;

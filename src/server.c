@@ -48,7 +48,7 @@ struct conn {
     struct server_ip *ip;       /* per-address connection count */
     /* Timer bookkeeping (uv_now milliseconds). */
     uint64_t accepted_at, idle_since, request_start, body_start, last_read, last_write;
-    uint64_t requests_seen;
+    uint64_t requests_seen, requests_idle;
     enum http_phase phase;
 };
 
@@ -233,8 +233,12 @@ static void track_phase(struct conn *c)
     }
     if (phase == HTTP_PHASE_BODY && c->phase != HTTP_PHASE_BODY)
         c->body_start = now;
-    if (phase == HTTP_PHASE_IDLE && c->phase != HTTP_PHASE_IDLE)
+    /* Idle since now when a request ended, even one begun and answered
+     * within this same read (the phase then never looked busy). */
+    if (phase == HTTP_PHASE_IDLE && (c->phase != HTTP_PHASE_IDLE || requests != c->requests_idle)) {
         c->idle_since = now;
+        c->requests_idle = requests;
+    }
     c->phase = phase;
 }
 

@@ -17,6 +17,10 @@
 #include <string.h>
 
 #define REDIRECT_READ_CHUNK 4096
+/* The same backpressure as the TLS side: stop reading a client that leaves
+ * its 301s unread. */
+#define REDIRECT_HIGH_WATER (64 * 1024)
+#define REDIRECT_LOW_WATER (16 * 1024)
 
 struct redirect_conn {
     uv_tcp_t tcp;
@@ -27,7 +31,8 @@ struct redirect_conn {
     int handles_open;
     unsigned writes_pending;
     uint64_t request_start, idle_since, requests_seen;
-    bool closing, close_after_flush;
+    struct server_ip *ip;
+    bool closing, close_after_flush, reading;
 };
 
 struct server_redirect {
@@ -38,6 +43,7 @@ struct server_redirect {
     uint16_t tls_port;
     struct redirect_conn *conns;
     size_t n_conns;
+    struct server_ips ips;
     char read_buf[REDIRECT_READ_CHUNK];
 };
 
@@ -81,6 +87,9 @@ static void redirect_dispatch(void *arg, const struct http_request *req, struct 
 
 /* ---- connections ------------------------------------------------------------ */
 
+static void rc_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
+static void rc_on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *b);
+
 static void rc_release(uv_handle_t *h)
 {
     struct redirect_conn *c = h->data;
@@ -103,6 +112,8 @@ static void rc_close(struct redirect_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     r->n_conns--;
+    server_ip_release(&r->ips, c->ip);
+    c->ip = NULL;
     uv_close((uv_handle_t *)&c->tcp, rc_release);
     uv_close((uv_handle_t *)&c->timer, rc_release);
 }
@@ -114,8 +125,13 @@ static void rc_on_write(uv_write_t *req, int status)
     buf_cleanup(&w->data);
     free(w);
     c->writes_pending--;
-    if (status < 0 || (c->close_after_flush && c->writes_pending == 0))
+    if (status < 0 || (c->close_after_flush && c->writes_pending == 0)) {
         rc_close(c);
+        return;
+    }
+    if (!c->closing && !c->close_after_flush && !c->reading &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < REDIRECT_LOW_WATER)
+        c->reading = uv_read_start((uv_stream_t *)&c->tcp, rc_alloc, rc_on_read) == 0;
 }
 
 static int rc_flush(struct redirect_conn *c)
@@ -192,11 +208,16 @@ static void rc_on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *b)
     }
     if (http_conn_should_close(c->http)) {
         uv_read_stop(stream);
+        c->reading = false;
         if (c->writes_pending == 0)
             rc_close(c);
         else
             c->close_after_flush = true;
         return;
+    }
+    if (uv_stream_get_write_queue_size(stream) > REDIRECT_HIGH_WATER) {
+        uv_read_stop(stream);
+        c->reading = false;
     }
     rc_schedule(c);
 }
@@ -219,14 +240,18 @@ static void rc_on_connection(uv_stream_t *listener, int status)
         r->conns->prev = c;
     r->conns = c;
     r->n_conns++;
+    struct sockaddr_storage sa;
+    int salen = sizeof(sa);
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 || r->n_conns > r->cfg->max_connections ||
+        uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &salen) != 0 ||
+        !(c->ip = server_ip_acquire(&r->ips, (const struct sockaddr *)&sa, r->cfg->max_connections_per_ip)) ||
         !(c->http = http_conn_new(r->limits, redirect_dispatch, r))) {
         rc_close(c);
         return;
     }
     http_conn_set_plain(c->http);
     c->idle_since = uv_now(r->loop);
-    uv_read_start((uv_stream_t *)&c->tcp, rc_alloc, rc_on_read);
+    c->reading = uv_read_start((uv_stream_t *)&c->tcp, rc_alloc, rc_on_read) == 0;
     rc_schedule(c);
 }
 
@@ -234,7 +259,9 @@ static void rc_on_connection(uv_stream_t *listener, int status)
 
 static void free_redirect(uv_handle_t *h)
 {
-    free(h->data);
+    struct server_redirect *r = h->data;
+    server_ips_cleanup(&r->ips);
+    free(r);
 }
 
 int server_redirect_start(uv_loop_t *loop, const struct config *cfg, const struct http_limits *limits,
