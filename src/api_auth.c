@@ -126,6 +126,26 @@ static struct pw_job *job_new(struct route_ctx *ctx, enum job_kind kind, void (*
     return j;
 }
 
+/* A job checking the caller's own password: it carries the stored hash. */
+static struct pw_job *job_for_caller(struct route_ctx *ctx, enum job_kind kind,
+                                     void (*done)(struct http_job *, struct http_response *))
+{
+    struct store_user u;
+    if (store_user_get(ctx->app->store, ctx->who.user_id, &u) != 0)
+        return NULL;
+    struct pw_job *j = job_new(ctx, kind, done);
+    if (j)
+        memcpy(j->phc, u.password_hash, strnlen(u.password_hash, sizeof(j->phc) - 1));
+    mbedtls_platform_zeroize(&u, sizeof(u));
+    return j;
+}
+
+static void job_fail_internal(struct pw_job *j, struct http_response *res, const char *event)
+{
+    http_problem(res, 500, NULL, "The server could not complete this request.");
+    job_audit(j, event, AUDIT_ERROR, 500, "internal");
+}
+
 /* Move a validated field's value into the job (no copy left behind). */
 static void take(struct validate_field *f, char **dst, size_t *len)
 {
@@ -157,8 +177,7 @@ static void register_done(struct http_job *base, struct http_response *res)
         http_problem(res, 409, "username", "This username is taken.");
         job_audit(j, "auth.register", AUDIT_DENY, 409, "conflict");
     } else if (rc != 0) {
-        http_problem(res, 500, NULL, "The server could not complete this request.");
-        job_audit(j, "auth.register", AUDIT_ERROR, 500, "internal");
+        job_fail_internal(j, res, "auth.register");
     } else {
         j->user_id = id;
         res->status = 201;
@@ -298,8 +317,7 @@ static void password_done(struct http_job *base, struct http_response *res)
         job_audit(j, "auth.password_change", AUDIT_DENY, 403, "bad_password");
     } else if (j->hash_rc != 0 || store_user_set_password(app->store, j->user_id, j->new_phc) != 0 ||
                store_session_delete_user(app->store, j->user_id, j->token_hash) != 0) {
-        http_problem(res, 500, NULL, "The server could not complete this request.");
-        job_audit(j, "auth.password_change", AUDIT_ERROR, 500, "internal");
+        job_fail_internal(j, res, "auth.password_change");
     } else {
         res->status = 204;   /* every other session of the user is revoked */
         job_audit(j, "auth.password_change", AUDIT_SUCCESS, 204, NULL);
@@ -314,18 +332,14 @@ void api_password(struct route_ctx *ctx)
         { .name = "current_password", .required = true, .max_bytes = LOGIN_PASSWORD_MAX },
         { .name = "new_password", .required = true, .max_bytes = LOGIN_PASSWORD_MAX },
     };
-    struct store_user u;
     struct pw_job *j = NULL;
     if (validate_json_object(ctx->req->body, f, 2, &errs) == 0)
         validate_password(f[1].value, f[1].len, "new_password", &errs);
     if (errs.n) {
         route_fail_validation(ctx, &errs);
-    } else if (store_user_get(ctx->app->store, ctx->who.user_id, &u) != 0 ||
-               !(j = job_new(ctx, JOB_PASSWORD, password_done))) {
+    } else if (!(j = job_for_caller(ctx, JOB_PASSWORD, password_done))) {
         api_fail_internal(ctx, "auth.password_change");
     } else {
-        memcpy(j->phc, u.password_hash, strnlen(u.password_hash, sizeof(j->phc) - 1));
-        mbedtls_platform_zeroize(&u, sizeof(u));
         take(&f[0], &j->pw, &j->pw_len);
         take(&f[1], &j->new_pw, &j->new_len);
         ctx->res->job = &j->base;
@@ -342,8 +356,7 @@ static void delete_me_done(struct http_job *base, struct http_response *res)
         http_problem(res, 403, "password", "The password is wrong.");
         job_audit(j, "user.delete", AUDIT_DENY, 403, "bad_password");
     } else if (j->delete_rc != 0) {
-        http_problem(res, 500, NULL, "The server could not complete this request.");
-        job_audit(j, "user.delete", AUDIT_ERROR, 500, "internal");
+        job_fail_internal(j, res, "user.delete");
     } else {
         res->status = 204;   /* account, notes and sessions are gone */
         job_audit(j, "user.delete", AUDIT_SUCCESS, 204, NULL);
@@ -355,17 +368,13 @@ void api_me_delete(struct route_ctx *ctx)
 {
     struct validate_errors errs = { 0 };
     struct validate_field f[] = { { .name = "password", .required = true, .max_bytes = LOGIN_PASSWORD_MAX } };
-    struct store_user u;
     struct pw_job *j = NULL;
     validate_json_object(ctx->req->body, f, 1, &errs);
     if (errs.n) {
         route_fail_validation(ctx, &errs);
-    } else if (store_user_get(ctx->app->store, ctx->who.user_id, &u) != 0 ||
-               !(j = job_new(ctx, JOB_DELETE_ME, delete_me_done))) {
+    } else if (!(j = job_for_caller(ctx, JOB_DELETE_ME, delete_me_done))) {
         api_fail_internal(ctx, "user.delete");
     } else {
-        memcpy(j->phc, u.password_hash, strnlen(u.password_hash, sizeof(j->phc) - 1));
-        mbedtls_platform_zeroize(&u, sizeof(u));
         take(&f[0], &j->pw, &j->pw_len);
         ctx->res->job = &j->base;
     }
