@@ -222,6 +222,7 @@ void api_register(struct route_ctx *ctx)
 static void login_fail(struct pw_job *j, struct http_response *res, const char *reason)
 {
     http_problem(res, 401, NULL, "The username or password is wrong.");
+    http_add_header(res, "WWW-Authenticate", "Bearer realm=\"notesd\"");
     job_audit(j, "auth.login", AUDIT_DENY, 401, reason);
 }
 

@@ -14,8 +14,8 @@
 #include <string.h>
 
 /* An export holds every note of a user, so it may be large; it is still
- * bounded so one request cannot take unbounded memory. */
-#define EXPORT_MAX (64u * 1024 * 1024)
+ * bounded (HTTP_BODY_MAX, 16 MiB) so one request cannot take unbounded
+ * memory. Past it the export answers 500 and says why. */
 
 static int user_fields(struct buf *b, const struct store_user *u)
 {
@@ -65,7 +65,6 @@ void api_me_export(struct route_ctx *ctx)
 {
     struct store_user u;
     struct buf *b = &ctx->res->body;
-    b->max = EXPORT_MAX;
     if (store_user_get(ctx->app->store, ctx->who.user_id, &u) != 0) {
         api_fail_internal(ctx, "user.export");
         return;
@@ -77,9 +76,14 @@ void api_me_export(struct route_ctx *ctx)
     mbedtls_platform_zeroize(&u, sizeof(u));
     if (rc == 0) {
         rc = store_note_list(ctx->app->store, ctx->who.user_id, INT64_MAX, INT32_MAX, true, export_note, &st);
-        rc = rc ? rc : st.rc;
+        rc = st.rc ? st.rc : rc;   /* the callback's reason (e.g. too large) first */
     }
     rc = rc ? rc : buf_append_str(b, "]}");
+    if (rc == ERR_LIMIT) {
+        http_problem(ctx->res, 500, NULL, "The export is larger than one response may be (16 MiB).");
+        api_audit(ctx, "user.export", "user", ctx->who.user_id, AUDIT_ERROR, 500, "too_large");
+        return;
+    }
     if (rc) {
         api_fail_internal(ctx, "user.export");
         return;

@@ -21,7 +21,9 @@
 #include <string.h>
 #include <time.h>
 
-#define HTTP_OUT_MAX (8u * 1024 * 1024)   /* queued response bytes */
+/* Queued response bytes: room for the largest response (an export, capped
+ * by its handler below HTTP_BODY_MAX) plus pipelined small ones. */
+#define HTTP_OUT_MAX (20u * 1024 * 1024)
 #define HTTP_EXTRA_HEADERS_MAX 4096
 #define HTTP_PENDING_MAX (64 * 1024)      /* input held while a job runs */
 #define HTTP_CHUNK_EXT_MAX 256            /* chunk extensions per chunk (CVE-2024-22019) */
@@ -53,6 +55,7 @@ struct http_conn {
     size_t header_bytes;
     bool in_value;                /* last span was a value (next name starts a field) */
     bool in_trailers;             /* header block done: fields now are trailers */
+    size_t n_trailer_spans;
     struct buf body;
 
     int error_status;             /* set by a callback that refused the request */
@@ -70,6 +73,13 @@ struct http_conn {
      * whitespace around values without a callback, so only a scan of the
      * wire bytes bounds a field padded with it. */
     bool scan_head;               /* between a message start and its blank line */
+    /* Bytes llhttp skips without a callback (the whitespace around values,
+     * in trailers too) are found as gaps between the spans it reports:
+     * positions are counted from the start of the connection. */
+    const uint8_t *exec_base;     /* the buffer of the current llhttp_execute */
+    uint64_t exec_abs;            /* its offset in the connection's byte stream */
+    uint64_t last_end_abs;        /* end of the last span of this message */
+    bool last_end_valid;
     bool scan_line_seen;          /* a non-empty line was seen in this head */
     size_t scan_line, scan_block, scan_lines;
     char id[HTTP_ID_LEN + 1];
@@ -133,6 +143,8 @@ static int on_message_begin(llhttp_t *p)
     h->header_bytes = 0;
     h->in_value = false;
     h->in_trailers = false;
+    h->n_trailer_spans = 0;
+    h->last_end_valid = false;
     h->complete = false;
     h->in_message = true;
     h->requests++;
@@ -140,9 +152,44 @@ static int on_message_begin(llhttp_t *p)
     return 0;
 }
 
+static uint64_t abs_of(const struct http_conn *h, const char *at)
+{
+    return h->exec_abs + (uint64_t)((const uint8_t *)at - h->exec_base);
+}
+
+static void mark_end(struct http_conn *h, const char *at, size_t len)
+{
+    h->last_end_abs = abs_of(h, at) + len;
+    h->last_end_valid = true;
+}
+
+/* Padding beyond `allowed` separator bytes since the last span counts
+ * against the header block: a field padded with whitespace is still large. */
+static int count_padding(struct http_conn *h, const char *at, uint64_t allowed)
+{
+    if (!h->last_end_valid)
+        return 0;
+    uint64_t gap = abs_of(h, at) - h->last_end_abs;
+    if (gap <= allowed)
+        return 0;
+    if (gap - allowed > h->limits->max_header_block - h->header_bytes)
+        return refuse(h, 431, NULL, "The header block is too large.");
+    h->header_bytes += (size_t)(gap - allowed);
+    return 0;
+}
+
+/* Separators llhttp may skip between spans: " HTTP/1.1\r\n" before the first
+ * field, ":" and one space before a value, ": \r\n" after an empty value, and
+ * the last chunk's size line (extensions capped separately) before a trailer. */
+#define GAP_AFTER_TARGET 16
+#define GAP_BEFORE_VALUE 2
+#define GAP_BEFORE_FIELD 4
+#define GAP_BEFORE_TRAILER (64 + HTTP_CHUNK_EXT_MAX)
+
 static int on_url(llhttp_t *p, const char *at, size_t len)
 {
     struct http_conn *h = conn_of(p);
+    mark_end(h, at, len);
     if (h->target_len + len > h->limits->max_target)
         return refuse(h, 414, NULL, "The request target is too long.");
     if (h->target_len == 0)
@@ -176,8 +223,15 @@ static int on_trailer_bytes(struct http_conn *h, size_t len)
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct http_conn *h = conn_of(p);
-    if (h->in_trailers)
+    uint64_t allowed = h->in_trailers ? (h->n_trailer_spans == 0 ? GAP_BEFORE_TRAILER : GAP_BEFORE_FIELD)
+                       : h->n_fields == 0 ? GAP_AFTER_TARGET : GAP_BEFORE_FIELD;
+    if (count_padding(h, at, allowed) != 0)
+        return -1;
+    mark_end(h, at, len);
+    if (h->in_trailers) {
+        h->n_trailer_spans++;
         return on_trailer_bytes(h, len);
+    }
     if (h->n_fields == 0 || h->in_value) {
         if (h->n_fields >= h->limits->max_fields || h->n_fields >= HTTP_MAX_FIELDS_CAP)
             return refuse(h, 431, NULL, "Too many header fields.");
@@ -197,6 +251,9 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct http_conn *h = conn_of(p);
+    if (count_padding(h, at, GAP_BEFORE_VALUE) != 0)
+        return -1;
+    mark_end(h, at, len);
     if (h->in_trailers)
         return on_trailer_bytes(h, len);
     struct field_span *f = &h->fields[h->n_fields - 1];
@@ -321,6 +378,7 @@ static int on_headers_complete(llhttp_t *p)
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct http_conn *h = conn_of(p);
+    mark_end(h, at, len);
     if (h->body.len + len > h->limits->max_body || buf_append(&h->body, at, len) != 0)
         return refuse(h, 413, NULL, "The request body is too large.");
     return 0;
@@ -335,7 +393,7 @@ static int on_chunk_header(llhttp_t *p)
 static int on_chunk_ext(llhttp_t *p, const char *at, size_t len)
 {
     struct http_conn *h = conn_of(p);
-    (void)at;
+    mark_end(h, at, len);
     h->chunk_ext_bytes += len;
     if (h->chunk_ext_bytes > HTTP_CHUNK_EXT_MAX)
         return refuse(h, 400, NULL, "A chunk extension is too long.");
@@ -429,7 +487,29 @@ static bool has_body(int status, bool head)
     return !head && status != 204 && status != 304 && status >= 200;
 }
 
+static int write_head_and_body(struct http_conn *h, const struct http_response *res, bool head);
+
+/* A response that does not fit is replaced by a 500 (never sent half). */
 static int write_response(struct http_conn *h, const struct http_response *res, bool head)
+{
+    size_t start = h->out.len;
+    int rc = write_head_and_body(h, res, head);
+    if (rc == 0)
+        return 0;
+    h->out.len = start;
+    struct http_response fallback;
+    memset(&fallback, 0, sizeof(fallback));
+    fallback.request_id = res->request_id;
+    fallback.close = true;
+    buf_init(&fallback.body, 1024);
+    http_problem(&fallback, 500, NULL, "The response could not be sent.");
+    rc = write_head_and_body(h, &fallback, head);
+    buf_cleanup(&fallback.body);
+    h->close_after = true;
+    return rc;
+}
+
+static int write_head_and_body(struct http_conn *h, const struct http_response *res, bool head)
 {
     char date[32];
     format_date(date);
@@ -471,7 +551,7 @@ static void response_init(struct http_response *res, const char *id)
     memset(res, 0, sizeof(*res));
     res->status = 500;
     res->request_id = id;
-    buf_init(&res->body, HTTP_OUT_MAX / 2);
+    buf_init(&res->body, HTTP_BODY_MAX);
     buf_init(&res->headers, HTTP_EXTRA_HEADERS_MAX);
 }
 
@@ -693,7 +773,10 @@ static int scan_head(struct http_conn *h, const uint8_t *p, size_t n)
         if (p[i] != '\n') {
             if (p[i] != '\r')
                 h->scan_line++;
-            if (++h->scan_block > lim->max_header_block + lim->max_target + HTTP_REQUEST_LINE_SLACK)
+            /* Names and values are bounded exactly by the callbacks; here
+             * the wire form also has ": " and CR on every line. */
+            if (++h->scan_block > lim->max_header_block + lim->max_target + HTTP_REQUEST_LINE_SLACK +
+                                      3 * lim->max_fields)
                 return refuse(h, 431, NULL, "The header block is too large.");
             if (h->scan_lines == 0 && h->scan_line > lim->max_target + HTTP_REQUEST_LINE_SLACK)
                 return refuse(h, 414, NULL, "The request target is too long.");
@@ -726,12 +809,16 @@ int http_conn_feed(struct http_conn *h, const uint8_t *p, size_t n)
     while (n > 0 && !h->close_after) {
         if (scan_head(h, p, n) != 0)
             return answer_error(h, HPE_USER);
+        h->exec_base = p;
         llhttp_errno_t e = llhttp_execute(&h->parser, (const char *)p, n);
-        if (e == HPE_OK)
+        if (e == HPE_OK) {
+            h->exec_abs += n;
             return 0;
+        }
         if (e != HPE_PAUSED || !h->complete)
             return answer_error(h, e);
         size_t used = (size_t)((const uint8_t *)llhttp_get_error_pos(&h->parser) - p);
+        h->exec_abs += used;
         llhttp_resume(&h->parser);
         scan_restart(h);   /* the next message starts at p + used */
         int rc = answer(h);

@@ -17,6 +17,7 @@
 
 #define HTTP_MAX_FIELDS_CAP 256  /* hard upper bound for max_fields */
 #define HTTP_ID_LEN 24           /* hex characters in a request id */
+#define HTTP_BODY_MAX (16u * 1024 * 1024)  /* largest response body (an export) */
 
 /** Everything a client controls on the wire, bounded. */
 struct http_limits {

@@ -28,6 +28,7 @@
 /* Backpressure: a client that sends requests but does not read responses
  * stops being read above HIGH and is read again below LOW. */
 #define WRITE_HIGH_WATER (256 * 1024)
+#define SEND_SLICE (128 * 1024)        /* plaintext encrypted per TLS output flush */
 #define WRITE_LOW_WATER (64 * 1024)
 
 struct server;
@@ -318,11 +319,16 @@ static void update_reading(struct conn *c)
 static int send_responses(struct conn *c)
 {
     struct buf *plain = http_conn_output(c->http);
-    if (plain->len == 0)
-        return 0;
-    int rc = tls_conn_write(c->tls, plain->data, plain->len);
+    int rc = 0;
+    /* Encrypt and hand over in slices: a large response never needs more
+     * than one slice of ciphertext buffered in TLS at a time. */
+    for (size_t off = 0; off < plain->len && rc == 0; off += SEND_SLICE) {
+        size_t n = plain->len - off < SEND_SLICE ? plain->len - off : SEND_SLICE;
+        rc = tls_conn_write(c->tls, plain->data + off, n);
+        rc = rc ? rc : flush(c);
+    }
     buf_reset(plain);
-    return rc ? rc : flush(c);
+    return rc;
 }
 
 static int start_job(struct conn *c);

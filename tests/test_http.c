@@ -1451,3 +1451,37 @@ Test(http, parser_version_is_reported)
     cr_assert_not_null(v);
     cr_assert(isdigit((unsigned char)v[0]) && strchr(v, '.') != NULL, "version '%s'", v);
 }
+
+/* ---- responses larger than the output buffer ------------------------------ */
+
+static void big_dispatch(void *arg, const struct http_request *req, struct http_response *res)
+{
+    (void)arg;
+    (void)req;
+    static char chunk[1 << 20];
+    memset(chunk, 'a', sizeof(chunk));
+    res->status = 200;
+    for (int i = 0; i < 16; i++)
+        cr_assert_eq(buf_append(&res->body, chunk, sizeof(chunk)), 0);
+}
+
+Test(http, response_that_does_not_fit_is_replaced_by_a_500_that_closes, .init = setup)
+{
+    struct http_conn *h = http_conn_new(&http_default_limits, big_dispatch, NULL);
+    cr_assert_not_null(h);
+    char two[2 * sizeof(GOOD)];
+    snprintf(two, sizeof(two), "%s%s", GOOD, GOOD);
+    feed_str(h, two);
+    struct buf *out = http_conn_output(h);
+    const char *first = (const char *)out->data;
+    cr_assert(strncmp(first, "HTTP/1.1 200 OK\r\n", 17) == 0);
+    cr_assert(memmem(out->data, 4096, "Content-Length: 16777216\r\n", 26));
+    const char *end_of_head = memmem(out->data, out->len, "\r\n\r\n", 4);
+    cr_assert_not_null(end_of_head);
+    size_t second_at = (size_t)(end_of_head + 4 - first) + (16u << 20);
+    cr_assert_lt(second_at, out->len, "the second response is missing");
+    cr_assert(strncmp(first + second_at, "HTTP/1.1 500 ", 13) == 0, "second response: %.40s", first + second_at);
+    cr_assert(memmem(first + second_at, out->len - second_at, "Connection: close\r\n", 19));
+    cr_assert(http_conn_should_close(h));
+    http_conn_free(h);
+}

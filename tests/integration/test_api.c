@@ -1989,3 +1989,26 @@ Test(auth, expired_and_idle_tokens_are_refused, .init = start_short_tokens, .fin
     response_free(&r);
     free(tok);
 }
+
+/* An export larger than one TLS output buffer (1 MiB) arrives whole: the
+ * server encrypts large responses in slices. */
+Test(account, large_export_arrives_complete, .init = start_open, .fini = finish, .timeout = 120)
+{
+    char name[40];
+    marker(name, sizeof(name), "big");
+    register_user(name, "export-Harbor-7731-quartz");
+    char *tok = login(name, "export-Harbor-7731-quartz");
+    char *content = repeat('x', 60000);
+    for (int i = 0; i < 24; i++)
+        create_note(tok, "bulk", content);
+    struct response r;
+    call("GET", "/v1/me/export", tok, NULL, 200, &r);
+    cr_assert_gt(r.body_len, (size_t)24 * 60000, "export is %zu bytes", r.body_len);
+    cJSON *j = json_of(&r);
+    cJSON *notes = cJSON_GetObjectItemCaseSensitive(j, "notes");
+    cr_assert_eq(cJSON_GetArraySize(notes), 24);
+    cJSON_Delete(j);
+    response_free(&r);
+    free(content);
+    free(tok);
+}

@@ -592,6 +592,47 @@ Test(edge, trailer_fields_count_against_the_header_block, .init = prep, .fini = 
     free(req);
 }
 
+Test(edge, trailer_fields_count_leading_whitespace, .init = prep, .fini = finish)
+{
+    start_with(small_limits);
+    char *ws = repeat(' ', 64 * 1024);
+    char *req = fmt("POST /v1/notes HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                    "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nX-T:%sv\r\n\r\n", ws);
+    expect_refused("a 64 KiB trailer field (all but one byte leading whitespace) over a 256-byte header block",
+                   req, strlen(req), 431);
+    free(ws);
+    free(req);
+}
+
+/* Each limit is met on its own, so all of them met at once must pass too:
+ * target 64/64, 20/20 fields, each <= 64, names and values 256/256. */
+Test(edge, limits_all_at_their_edges_together_are_accepted, .init = prep, .fini = finish)
+{
+    start_with((const char *const[]){ "NOTES_MAX_TARGET", "64", "NOTES_MAX_FIELD", "64", "NOTES_MAX_HEADERS_SIZE",
+                                      "256", "NOTES_MAX_HEADERS", "20", NULL });
+    char *id = repeat('a', 54), *v61 = repeat('v', 61);
+    struct rawbuf req = { 0 };
+    char *line = fmt("GET /v1/notes/%s HTTP/1.1\r\nHost: localhost\r\n", id);   /* target 64; 13 */
+    rawbuf_append(&req, line, strlen(line));
+    free(line);
+    for (int i = 0; i < 3; i++) {   /* 3 x 64 = 192 */
+        line = fmt("X-%c: %s\r\n", 'A' + i, v61);
+        rawbuf_append(&req, line, strlen(line));
+        free(line);
+    }
+    for (int i = 0; i < 15; i++) {   /* 15 x 3 = 45 */
+        line = fmt("Y%c: z\r\n", 'a' + i);
+        rawbuf_append(&req, line, strlen(line));
+        free(line);
+    }
+    rawbuf_append(&req, "Zz: 1234\r\n\r\n", 12);   /* 6: 13 + 192 + 45 + 6 = 256 in 20 fields */
+    expect_passes("target, field count, field size and header block all exactly at their limits", req.p, req.len,
+                  431);
+    rawbuf_free(&req);
+    free(id);
+    free(v61);
+}
+
 /* ---- 3. slow clients ---------------------------------------------------------- */
 
 /* Look (without waiting) for what the server sent on a slow connection.
