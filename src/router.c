@@ -61,15 +61,20 @@ static const char *method_name(enum http_method m)
     return "?";
 }
 
-int router_check_table(char *err, size_t errlen)
+int router_check_routes(const struct route *table, size_t n, char *err, size_t errlen)
 {
-    for (size_t i = 0; i < N_ROUTES; i++)
-        if (routes[i].perm <= PERM_UNDECLARED || routes[i].perm >= PERM_COUNT || !routes[i].handler) {
-            snprintf(err, errlen, "route %s %s declares no permission", method_name(routes[i].method),
-                     routes[i].pattern);
+    for (size_t i = 0; i < n; i++)
+        if (table[i].perm <= PERM_UNDECLARED || table[i].perm >= PERM_COUNT || !table[i].handler) {
+            snprintf(err, errlen, "route %s %s declares no permission", method_name(table[i].method),
+                     table[i].pattern);
             return ERR_CONFIG;
         }
     return 0;
+}
+
+int router_check_table(char *err, size_t errlen)
+{
+    return router_check_routes(routes, N_ROUTES, err, errlen);
 }
 
 /* ---- matching ------------------------------------------------------------ */

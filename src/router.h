@@ -56,6 +56,8 @@ struct route {
 
 /** Check the table once at start-up: 0, or ERR_CONFIG with the bad row in err. */
 int router_check_table(char *err, size_t errlen);
+/** The same check on any table (tests prove a bad row is refused). */
+int router_check_routes(const struct route *table, size_t n, char *err, size_t errlen);
 
 /** The http_dispatch_cb for every connection; `arg` is the struct app. */
 void router_dispatch(void *arg, const struct http_request *req, struct http_response *res);

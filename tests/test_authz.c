@@ -62,3 +62,41 @@ Test(authz, role_names_round_trip_and_unknown_names_fail_closed)
     cr_assert_str_eq(authz_role_name(ROLE_ADMIN), "admin");
     cr_assert_str_eq(authz_role_name(ROLE_NONE), "anonymous");
 }
+
+/* ---- the route table: every row must declare a permission ------------------ */
+
+#include <string.h>
+#include "err.h"
+#include "router.h"
+
+static void noop_handler(struct route_ctx *ctx)
+{
+    (void)ctx;
+}
+
+Test(router, the_shipped_table_declares_a_permission_on_every_row)
+{
+    char err[128] = "";
+    cr_assert_eq(router_check_table(err, sizeof(err)), 0, "%s", err);
+}
+
+Test(router, a_row_without_a_permission_refuses_to_start)
+{
+    const struct route table[] = {
+        { HTTP_M_GET, "/ok", noop_handler, PERM_PUBLIC, false, { NULL } },
+        { HTTP_M_POST, "/forgotten", noop_handler, PERM_UNDECLARED, true, { NULL } },
+    };
+    char err[128] = "";
+    cr_assert_eq(router_check_routes(table, 2, err, sizeof(err)), ERR_CONFIG);
+    cr_assert(strstr(err, "POST /forgotten"), "%s", err);
+    cr_assert_eq(router_check_routes(table, 1, err, sizeof(err)), 0);
+}
+
+Test(router, a_row_with_an_unknown_permission_or_no_handler_is_refused)
+{
+    const struct route bad_perm[] = { { HTTP_M_GET, "/x", noop_handler, PERM_COUNT, false, { NULL } } };
+    const struct route no_handler[] = { { HTTP_M_GET, "/x", NULL, PERM_PUBLIC, false, { NULL } } };
+    char err[128];
+    cr_assert_eq(router_check_routes(bad_perm, 1, err, sizeof(err)), ERR_CONFIG);
+    cr_assert_eq(router_check_routes(no_handler, 1, err, sizeof(err)), ERR_CONFIG);
+}

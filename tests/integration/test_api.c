@@ -2012,3 +2012,23 @@ Test(account, large_export_arrives_complete, .init = start_open, .fini = finish,
     free(content);
     free(tok);
 }
+
+/* Raising the argon2id parameters upgrades each stored hash at its owner's
+ * next successful login (and only then). */
+Test(auth, login_rehashes_when_argon2_parameters_were_raised, .init = start_open, .fini = finish, .timeout = 120)
+{
+    char name[40];
+    marker(name, sizeof(name), "rehash");
+    int64_t id = register_user(name, PW1);
+    cr_assert_eq(db_exec("SELECT count(*) FROM users WHERE id = ? AND password_hash LIKE '%t=2,%'", id, 0), 1);
+    harness_setenv(&srv, "NOTES_ARGON2_TIME", "3");
+    restart();
+    cr_assert_eq(login_status(name, "wrong-password-entirely"), 401);
+    cr_assert_eq(db_exec("SELECT count(*) FROM users WHERE id = ? AND password_hash LIKE '%t=2,%'", id, 0), 1,
+                 "a failed login must not rehash");
+    char *tok = login(name, PW1);
+    cr_assert_eq(db_exec("SELECT count(*) FROM users WHERE id = ? AND password_hash LIKE '%t=3,%'", id, 0), 1,
+                 "the hash was not upgraded to t=3");
+    free(tok);
+    free(login(name, PW1));   /* the upgraded hash still verifies */
+}
