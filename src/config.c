@@ -21,7 +21,8 @@
 #include <string.h>
 #include <unistd.h>
 
-enum kind { K_STRING, K_LISTEN, K_REDIRECT, K_SECRET, K_SECRET_LIST, K_LOG_LEVEL, K_SECONDS, K_UINT, K_OPEN_CLOSED };
+enum kind { K_STRING, K_LISTEN, K_REDIRECT, K_SECRET, K_SECRET_LIST, K_LOG_LEVEL, K_SECONDS, K_UINT, K_OPEN_CLOSED,
+            K_ON_OFF };
 
 struct setting {
     const char *name;
@@ -69,6 +70,15 @@ static const struct setting settings[] = {
     { "NOTES_MAX_CONNECTIONS", K_UINT, "4096", OFF(max_connections), 0, 1, 1000000 },
     { "NOTES_MAX_CONNECTIONS_PER_IP", K_UINT, "64", OFF(max_connections_per_ip), 0, 1, 1000000 },
     { "NOTES_REDIRECT_LISTEN", K_REDIRECT, "", OFF(redirect_listen), 0, 0, 0 },
+    /* Abuse limits (0 disables one limit explicitly). */
+    { "NOTES_RATE_LIMITS", K_ON_OFF, "on", OFF(rate_limits_on), 0, 0, 0 },
+    { "NOTES_RATE_IP", K_UINT, "20", OFF(rate_ip_per_s), 0, 0, 1000000 },
+    { "NOTES_RATE_IP_BURST", K_UINT, "40", OFF(rate_ip_burst), 0, 1, 1000000 },
+    { "NOTES_RATE_AUTH_PER_MIN", K_UINT, "5", OFF(rate_auth_per_min), 0, 0, 1000000 },
+    { "NOTES_RATE_AUTH_BURST", K_UINT, "5", OFF(rate_auth_burst), 0, 1, 1000000 },
+    { "NOTES_RATE_WRITES", K_UINT, "10", OFF(rate_writes_per_s), 0, 0, 1000000 },
+    { "NOTES_RATE_WRITES_BURST", K_UINT, "20", OFF(rate_writes_burst), 0, 1, 1000000 },
+    { "NOTES_RATE_TABLE_SIZE", K_UINT, "16384", OFF(rate_table_size), 0, 64, 4194304 },
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -209,6 +219,15 @@ static int parse_uint(uint32_t *out, const struct setting *s, const char *v, cha
         return failf(err, errlen, s->name, why);
     *out = (uint32_t)x;
     return 0;
+}
+
+static int parse_on_off(bool *out, const char *name, const char *v, char *err, size_t errlen)
+{
+    if (strcmp(v, "on") == 0 || strcmp(v, "off") == 0) {
+        *out = strcmp(v, "on") == 0;
+        return 0;
+    }
+    return failf(err, errlen, name, "must be on or off");
 }
 
 static int parse_open_closed(bool *out, const char *name, const char *v, char *err, size_t errlen)
@@ -395,6 +414,8 @@ static int load_setting(struct config *cfg, const struct setting *s, const char 
         return parse_uint(field, s, v, err, errlen);
     case K_OPEN_CLOSED:
         return parse_open_closed(field, s->name, v, err, errlen);
+    case K_ON_OFF:
+        return parse_on_off(field, s->name, v, err, errlen);
     case K_SECRET:
     case K_SECRET_LIST:
         break;

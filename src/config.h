@@ -60,6 +60,14 @@ struct config {
     char redirect_host[64];
     uint16_t redirect_port;
 
+    /* Abuse limits: rates per second, bursts in requests; a rate of 0 turns
+     * one limit off, NOTES_RATE_LIMITS=off turns them all off. */
+    bool rate_limits_on;
+    uint32_t rate_ip_per_s, rate_ip_burst;
+    uint32_t rate_auth_per_min, rate_auth_burst;
+    uint32_t rate_writes_per_s, rate_writes_burst;
+    uint32_t rate_table_size;
+
     /* Operation */
     enum log_level log_level;
     unsigned shutdown_grace_ms;
