@@ -15,6 +15,7 @@
 #include "err.h"
 #include "json.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "store.h"
 #include "validate.h"
 
@@ -46,6 +47,7 @@ struct pw_job {
     char new_phc[CRYPTO_PHC_MAX];       /* produced by work() */
     int verify_rc, hash_rc, delete_rc;
     bool rehash;
+    uint8_t name_key[RATELIMIT_KEY_LEN];   /* login throttling key */
 };
 
 static void job_free(struct pw_job *j)
@@ -124,6 +126,37 @@ static struct pw_job *job_new(struct route_ctx *ctx, enum job_kind kind, void (*
         return NULL;
     }
     return j;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Limits keyed by the name a client tried (a keyed hash: the table never
+ * holds usernames): the per-name rate and, for logins, the per-account
+ * failure throttle. 0 when allowed; otherwise the 429 is written. */
+static int name_limits(struct route_ctx *ctx, const char *name, size_t n, bool login,
+                       uint8_t key[RATELIMIT_KEY_LEN])
+{
+    uint8_t hash[CRYPTO_TOKEN_HASH_LEN];
+    if (crypto_token_hash(ctx->app->crypto, name, n, hash) != 0)
+        memset(hash, 0, sizeof(hash));
+    memcpy(key, hash, RATELIMIT_KEY_LEN);
+    uint32_t retry = 0;
+    bool first = false;
+    uint64_t now = now_ms();
+    if (!ratelimit_take_ex(ctx->app->rl_auth_name, key, now, &retry, &first)) {
+        route_fail_rate(ctx, retry, first, "rate_limited");
+        return ERR_LIMIT;
+    }
+    if (login && !throttle_allowed(ctx->app->throttle, key, now, &retry)) {
+        route_fail_rate(ctx, retry, true, "login_throttled");
+        return ERR_LIMIT;
+    }
+    return 0;
 }
 
 /* A job checking the caller's own password: it carries the stored hash. */
@@ -205,8 +238,11 @@ void api_register(struct route_ctx *ctx)
         validate_username(f[0].value, f[0].len, name, "username", &errs);
         validate_password(f[1].value, f[1].len, "password", &errs);
     }
+    uint8_t key[RATELIMIT_KEY_LEN];
     if (errs.n) {
         route_fail_validation(ctx, &errs);
+    } else if (name_limits(ctx, name, strlen(name), false, key) != 0) {
+        /* 429 written */
     } else if (!(j = job_new(ctx, JOB_REGISTER, register_done))) {
         api_fail_internal(ctx, "auth.register");
     } else {
@@ -230,10 +266,12 @@ static void login_done(struct http_job *base, struct http_response *res)
 {
     struct pw_job *j = (struct pw_job *)base;
     if (j->verify_rc != 0 || !j->user_ok) {
+        throttle_failed(j->app->throttle, j->name_key, now_ms());
         login_fail(j, res, j->user_ok ? "bad_password" : "unknown_user");
         job_free(j);
         return;
     }
+    throttle_succeeded(j->app->throttle, j->name_key);
     struct app *app = j->app;
     int64_t now = (int64_t)time(NULL);
     if (j->rehash && j->hash_rc == 0)
@@ -270,18 +308,23 @@ void api_login(struct route_ctx *ctx)
     };
     char name[VALIDATE_USERNAME_MAX + 1] = "";
     struct pw_job *j = NULL;
+    uint8_t key[RATELIMIT_KEY_LEN];
     if (validate_json_object(ctx->req->body, f, 2, &errs) == 0 && f[1].len == 0)
         validate_add(&errs, "password", "must not be empty");
+    /* Throttle by the canonical name when it is one, else by what was sent. */
+    struct validate_errors ignore_name = { 0 };
+    bool canonical = errs.n == 0 && validate_username(f[0].value, f[0].len, name, "username", &ignore_name) == 0;
     if (errs.n) {
         route_fail_validation(ctx, &errs);
+    } else if (name_limits(ctx, canonical ? name : f[0].value, canonical ? strlen(name) : f[0].len, true, key) != 0) {
+        /* 429 written */
     } else if (!(j = job_new(ctx, JOB_LOGIN, login_done))) {
         api_fail_internal(ctx, "auth.login");
     } else {
         /* A malformed name cannot exist: same path as an unknown one. */
-        struct validate_errors ignore = { 0 };
         struct store_user u;
-        bool found = validate_username(f[0].value, f[0].len, name, "username", &ignore) == 0 &&
-                     store_user_get_by_name(ctx->app->store, name, &u) == 0;
+        bool found = canonical && store_user_get_by_name(ctx->app->store, name, &u) == 0;
+        memcpy(j->name_key, key, sizeof(j->name_key));
         j->user_ok = found && !u.disabled;
         j->user_id = found ? u.id : 0;
         j->role = found ? authz_role_parse(u.role) : ROLE_NONE;

@@ -6,9 +6,36 @@
 #include "err.h"
 #include "http.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "store.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+
+/* A rate of 0 leaves that limiter NULL: explicitly off, never by accident. */
+static int open_limits(struct app *app, const struct config *cfg, char *err, size_t errlen)
+{
+    if (!cfg->rate_limits_on) {
+        log_warn("RATE LIMITS ARE OFF (NOTES_RATE_LIMITS=off): for benchmarks and tests only");
+        return 0;
+    }
+    size_t n = cfg->rate_table_size;
+    if (cfg->rate_ip_per_s)
+        app->rl_ip = ratelimit_new(n, cfg->rate_ip_per_s, cfg->rate_ip_burst);
+    if (cfg->rate_auth_per_min) {
+        app->rl_auth_ip = ratelimit_new(n, cfg->rate_auth_per_min / 60.0, cfg->rate_auth_burst);
+        app->rl_auth_name = ratelimit_new(n, cfg->rate_auth_per_min / 60.0, cfg->rate_auth_burst);
+    }
+    if (cfg->rate_writes_per_s)
+        app->rl_writes = ratelimit_new(n, cfg->rate_writes_per_s, cfg->rate_writes_burst);
+    app->throttle = throttle_new(n);
+    if ((cfg->rate_ip_per_s && !app->rl_ip) || (cfg->rate_auth_per_min && (!app->rl_auth_ip || !app->rl_auth_name)) ||
+        (cfg->rate_writes_per_s && !app->rl_writes) || !app->throttle) {
+        snprintf(err, errlen, "out of memory for the rate-limit tables");
+        return ERR_NOMEM;
+    }
+    return 0;
+}
 
 int app_open(struct app *app, const struct config *cfg, char *err, size_t errlen)
 {
@@ -21,6 +48,8 @@ int app_open(struct app *app, const struct config *cfg, char *err, size_t errlen
      * and app_checkpoint_job runs them on the thread pool instead. */
     if (rc == 0)
         rc = store_set_autocheckpoint(app->store, false);
+    if (rc == 0)
+        rc = open_limits(app, cfg, err, errlen);
     if (rc) {
         app_close(app);
         return rc;
@@ -30,6 +59,13 @@ int app_open(struct app *app, const struct config *cfg, char *err, size_t errlen
 
 void app_close(struct app *app)
 {
+    ratelimit_free(app->rl_ip);
+    ratelimit_free(app->rl_auth_ip);
+    ratelimit_free(app->rl_auth_name);
+    ratelimit_free(app->rl_writes);
+    throttle_free(app->throttle);
+    app->rl_ip = app->rl_auth_ip = app->rl_auth_name = app->rl_writes = NULL;
+    app->throttle = NULL;
     store_close(app->store);
     crypto_free(app->crypto);
     app->store = NULL;

@@ -11,6 +11,8 @@
 
 struct store;
 struct audit;
+struct ratelimit;
+struct throttle;
 
 struct app {
     const struct config *cfg;
@@ -18,6 +20,12 @@ struct app {
     struct crypto *crypto;
     struct audit *audit;
     struct crypto_argon2 argon2;   /* from cfg, for password jobs */
+    /* Abuse limits (NULL: that limit is off). */
+    struct ratelimit *rl_ip;       /* every request, per client address */
+    struct ratelimit *rl_auth_ip;  /* login and register, per client address */
+    struct ratelimit *rl_auth_name;/* login and register, per username */
+    struct ratelimit *rl_writes;   /* note writes, per user */
+    struct throttle *throttle;     /* consecutive login failures, per account */
 };
 
 /**

@@ -66,6 +66,7 @@ struct http_conn {
     bool close_after;
     bool draining;
     bool plain;                   /* redirect listener: no HSTS */
+    uint8_t peer[16];
     uint64_t requests;
     size_t chunk_ext_bytes;
 
@@ -714,6 +715,7 @@ static void build_request(struct http_conn *h, struct http_request *req)
     req->body = slice_of(&h->body);
     req->id = h->id;
     req->keep_alive = llhttp_should_keep_alive(&h->parser) && !h->draining;
+    req->peer = h->peer;
 }
 
 /* Queue the response to the request in h->req / h->res and forget both. */
@@ -904,6 +906,11 @@ void http_conn_timed_out(struct http_conn *h)
     h->error_field = NULL;
     h->error_detail = "The request did not arrive in time.";
     answer_error(h, HPE_USER);
+}
+
+void http_conn_set_peer(struct http_conn *h, const uint8_t addr[16])
+{
+    memcpy(h->peer, addr, 16);
 }
 
 void http_conn_set_plain(struct http_conn *h)

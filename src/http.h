@@ -59,6 +59,7 @@ struct http_request {
     struct slice body;
     const char *id;           /* request id, also sent as X-Request-Id */
     bool keep_alive;
+    const uint8_t *peer;      /* client address, 16 bytes (IPv4 mapped) */
 };
 
 struct http_response;
@@ -147,6 +148,8 @@ enum http_phase http_conn_phase(const struct http_conn *h);
 uint64_t http_conn_requests(const struct http_conn *h);
 /** A header or body deadline passed: queue 408 and close after it. */
 void http_conn_timed_out(struct http_conn *h);
+/** The client's address (16 bytes, IPv4 mapped into IPv6) for limits and audit. */
+void http_conn_set_peer(struct http_conn *h, const uint8_t addr[16]);
 /** Plain-HTTP mode for the redirect listener: no HSTS header (it is only
  *  meaningful over HTTPS). */
 void http_conn_set_plain(struct http_conn *h);

@@ -16,6 +16,7 @@
 #include "audit.h"
 #include "crypto.h"
 #include "err.h"
+#include "ratelimit.h"
 #include "store.h"
 
 #include <mbedtls/platform_util.h>
@@ -26,22 +27,22 @@
 #define TOUCH_INTERVAL_S 60   /* refresh last_seen at most once a minute */
 
 static const struct route routes[] = {
-    { HTTP_M_GET, "/healthz", api_health, PERM_PUBLIC, false, { NULL } },
-    { HTTP_M_POST, "/v1/auth/register", api_register, PERM_PUBLIC, true, { NULL } },
-    { HTTP_M_POST, "/v1/auth/login", api_login, PERM_PUBLIC, true, { NULL } },
-    { HTTP_M_POST, "/v1/auth/logout", api_logout, PERM_SESSION, false, { NULL } },
-    { HTTP_M_POST, "/v1/auth/password", api_password, PERM_SESSION, true, { NULL } },
-    { HTTP_M_GET, "/v1/me", api_me, PERM_ME_READ, false, { NULL } },
-    { HTTP_M_DELETE, "/v1/me", api_me_delete, PERM_ME_DELETE, true, { NULL } },
-    { HTTP_M_GET, "/v1/me/export", api_me_export, PERM_ME_EXPORT, false, { NULL } },
-    { HTTP_M_POST, "/v1/notes", api_note_create, PERM_NOTE_CREATE, true, { NULL } },
-    { HTTP_M_GET, "/v1/notes", api_note_list, PERM_NOTE_READ_OWN, false, { "limit", "cursor", NULL } },
-    { HTTP_M_GET, "/v1/notes/{id}", api_note_get, PERM_NOTE_READ_OWN, false, { NULL } },
-    { HTTP_M_PUT, "/v1/notes/{id}", api_note_update, PERM_NOTE_UPDATE_OWN, true, { NULL } },
-    { HTTP_M_DELETE, "/v1/notes/{id}", api_note_delete, PERM_NOTE_DELETE_OWN, false, { NULL } },
+    { HTTP_M_GET, "/healthz", api_health, PERM_PUBLIC, false, { NULL }, LIMIT_NONE },
+    { HTTP_M_POST, "/v1/auth/register", api_register, PERM_PUBLIC, true, { NULL }, LIMIT_AUTH },
+    { HTTP_M_POST, "/v1/auth/login", api_login, PERM_PUBLIC, true, { NULL }, LIMIT_AUTH },
+    { HTTP_M_POST, "/v1/auth/logout", api_logout, PERM_SESSION, false, { NULL }, LIMIT_NONE },
+    { HTTP_M_POST, "/v1/auth/password", api_password, PERM_SESSION, true, { NULL }, LIMIT_NONE },
+    { HTTP_M_GET, "/v1/me", api_me, PERM_ME_READ, false, { NULL }, LIMIT_NONE },
+    { HTTP_M_DELETE, "/v1/me", api_me_delete, PERM_ME_DELETE, true, { NULL }, LIMIT_NONE },
+    { HTTP_M_GET, "/v1/me/export", api_me_export, PERM_ME_EXPORT, false, { NULL }, LIMIT_NONE },
+    { HTTP_M_POST, "/v1/notes", api_note_create, PERM_NOTE_CREATE, true, { NULL }, LIMIT_WRITE },
+    { HTTP_M_GET, "/v1/notes", api_note_list, PERM_NOTE_READ_OWN, false, { "limit", "cursor", NULL }, LIMIT_NONE },
+    { HTTP_M_GET, "/v1/notes/{id}", api_note_get, PERM_NOTE_READ_OWN, false, { NULL }, LIMIT_NONE },
+    { HTTP_M_PUT, "/v1/notes/{id}", api_note_update, PERM_NOTE_UPDATE_OWN, true, { NULL }, LIMIT_WRITE },
+    { HTTP_M_DELETE, "/v1/notes/{id}", api_note_delete, PERM_NOTE_DELETE_OWN, false, { NULL }, LIMIT_WRITE },
     { HTTP_M_GET, "/v1/admin/notes", api_admin_note_list, PERM_NOTE_READ_ANY, false,
-      { "limit", "cursor", "owner", NULL } },
-    { HTTP_M_GET, "/v1/admin/notes/{id}", api_admin_note_get, PERM_NOTE_READ_ANY, false, { NULL } },
+      { "limit", "cursor", "owner", NULL }, LIMIT_NONE },
+    { HTTP_M_GET, "/v1/admin/notes/{id}", api_admin_note_get, PERM_NOTE_READ_ANY, false, { NULL }, LIMIT_NONE },
 };
 
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -233,9 +234,51 @@ static int check_input(struct route_ctx *ctx, const struct route *r, struct slic
     return 0;
 }
 
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static bool take(struct route_ctx *ctx, struct ratelimit *rl, const uint8_t key[RATELIMIT_KEY_LEN],
+                 const char *reason)
+{
+    uint32_t retry = 0;
+    bool first = false;
+    if (ratelimit_take_ex(rl, key, now_ms(), &retry, &first))
+        return true;
+    route_fail_rate(ctx, retry, first, reason);
+    return false;
+}
+
+static void user_key(int64_t user_id, uint8_t key[RATELIMIT_KEY_LEN])
+{
+    memset(key, 0, RATELIMIT_KEY_LEN);
+    memcpy(key, &user_id, sizeof(user_id));
+    key[15] = 'u';   /* never equal to an address key */
+}
+
+void route_fail_rate(struct route_ctx *ctx, uint32_t retry_after_s, bool first, const char *reason)
+{
+    char retry[16];
+    snprintf(retry, sizeof(retry), "%u", (unsigned)retry_after_s);
+    http_problem(ctx->res, 429, NULL, "Too many requests; try again later.");
+    http_add_header(ctx->res, "Retry-After", retry);
+    if (!first)
+        return;   /* one audit line per run of refusals, not per dropped request */
+    struct audit_event ev = { .event = "ratelimit.block", .actor_id = ctx->who.user_id,
+                              .role = authz_role_name(ctx->who.role), .request_id = ctx->req->id,
+                              .result = AUDIT_DENY, .status = 429, .reason = reason };
+    audit_record(audit_of(ctx), &ev);
+}
+
 void router_dispatch(void *arg, const struct http_request *req, struct http_response *res)
 {
     struct app *app = arg;
+    struct route_ctx early = { .req = req, .res = res, .app = app };
+    if (app && req->peer && !take(&early, app->rl_ip, req->peer, "rate_limited"))
+        return;
     const struct route *found = NULL;
     bool path_known = false;
     struct slice id = { NULL, 0 };
@@ -254,7 +297,13 @@ void router_dispatch(void *arg, const struct http_request *req, struct http_resp
         return;
     }
     struct route_ctx ctx = { .req = req, .res = res, .app = app };
+    if (found->limit == LIMIT_AUTH && app && req->peer && !take(&ctx, app->rl_auth_ip, req->peer, "rate_limited"))
+        return;
     if (found->perm != PERM_PUBLIC && authenticate(&ctx) != 0)
+        return;
+    uint8_t key[RATELIMIT_KEY_LEN];
+    user_key(ctx.who.user_id, key);
+    if (found->limit == LIMIT_WRITE && app && !take(&ctx, app->rl_writes, key, "rate_limited"))
         return;
     if (!authz_allows(ctx.who.role, found->perm)) {
         http_problem(res, 403, NULL, "You are not allowed to do this.");

@@ -45,6 +45,13 @@ struct route_ctx {
 
 typedef void (*route_handler)(struct route_ctx *ctx);
 
+/** Which extra rate limit a route is under (besides the per-address one). */
+enum route_limit {
+    LIMIT_NONE = 0,
+    LIMIT_AUTH,                /* login/register: per address (+ per name in the handler) */
+    LIMIT_WRITE,               /* note writes: per user */
+};
+
 struct route {
     enum http_method method;
     const char *pattern;       /* literal segments and at most one "{id}" */
@@ -52,6 +59,7 @@ struct route {
     enum perm perm;
     bool json_body;            /* the request must carry a JSON body */
     const char *query[ROUTE_MAX_PARAMS + 1];  /* allowed query names, NULL-terminated */
+    enum route_limit limit;
 };
 
 /** Check the table once at start-up: 0, or ERR_CONFIG with the bad row in err. */
@@ -64,6 +72,9 @@ void router_dispatch(void *arg, const struct http_request *req, struct http_resp
 
 /** The value of query parameter `name` of the matched route, or NULL. */
 const struct slice *route_param(const struct route_ctx *ctx, const char *name);
+
+/** Answer 429 with Retry-After; audited once per run of refusals. */
+void route_fail_rate(struct route_ctx *ctx, uint32_t retry_after_s, bool first, const char *reason);
 
 /** Answer 400 with every validation error. */
 void route_fail_validation(struct route_ctx *ctx, const struct validate_errors *errs);

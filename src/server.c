@@ -47,6 +47,7 @@ struct conn {
     bool job_running;
     bool reading;
     struct server_ip *ip;       /* per-address connection count */
+    uint8_t peer[16];
     /* Timer bookkeeping (uv_now milliseconds). */
     uint64_t accepted_at, idle_since, request_start, body_start, last_read, last_write;
     uint64_t requests_seen, requests_idle;
@@ -476,6 +477,7 @@ static bool over_caps(struct server *s, struct conn *c)
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) != 0)
         return true;
     c->ip = server_ip_acquire(&s->ips, (const struct sockaddr *)&sa, s->cfg->max_connections_per_ip);
+    server_addr_key((const struct sockaddr *)&sa, c->peer);
     return c->ip == NULL;
 }
 
@@ -511,6 +513,7 @@ static void on_connection(uv_stream_t *listener, int status)
         conn_close(c);
         return;
     }
+    http_conn_set_peer(c->http, c->peer);
     uv_tcp_nodelay(&c->tcp, 1);
     update_reading(c);
     schedule(c);

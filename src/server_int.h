@@ -28,6 +28,8 @@ struct server_ips {
     uint32_t key;              /* random hash key: no chosen-collision floods */
 };
 
+/** The 16-byte key of an address: IPv6 as is, IPv4 as ::ffff:a.b.c.d. */
+void server_addr_key(const struct sockaddr *sa, uint8_t out[16]);
 /** Count one more connection from `sa`; NULL when `cap` are already open
  *  (or out of memory): the caller refuses the connection. */
 struct server_ip *server_ip_acquire(struct server_ips *t, const struct sockaddr *sa, uint32_t cap);

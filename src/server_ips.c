@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void to_key(const struct sockaddr *sa, uint8_t out[16])
+void server_addr_key(const struct sockaddr *sa, uint8_t out[16])
 {
     memset(out, 0, 16);
     if (sa->sa_family == AF_INET6) {
@@ -38,7 +38,7 @@ struct server_ip *server_ip_acquire(struct server_ips *t, const struct sockaddr 
     if (t->key == 0 && crypto_random(&t->key, sizeof(t->key)) != 0)
         t->key = 0x9e3779b9u;
     uint8_t addr[16];
-    to_key(sa, addr);
+    server_addr_key(sa, addr);
     struct server_ip **head = &t->bucket[bucket_of(t, addr)];
     for (struct server_ip *ip = *head; ip; ip = ip->next)
         if (memcmp(ip->addr, addr, 16) == 0) {

@@ -83,8 +83,8 @@ Test(router, the_shipped_table_declares_a_permission_on_every_row)
 Test(router, a_row_without_a_permission_refuses_to_start)
 {
     const struct route table[] = {
-        { HTTP_M_GET, "/ok", noop_handler, PERM_PUBLIC, false, { NULL } },
-        { HTTP_M_POST, "/forgotten", noop_handler, PERM_UNDECLARED, true, { NULL } },
+        { HTTP_M_GET, "/ok", noop_handler, PERM_PUBLIC, false, { NULL }, LIMIT_NONE },
+        { HTTP_M_POST, "/forgotten", noop_handler, PERM_UNDECLARED, true, { NULL }, LIMIT_NONE },
     };
     char err[128] = "";
     cr_assert_eq(router_check_routes(table, 2, err, sizeof(err)), ERR_CONFIG);
@@ -94,8 +94,8 @@ Test(router, a_row_without_a_permission_refuses_to_start)
 
 Test(router, a_row_with_an_unknown_permission_or_no_handler_is_refused)
 {
-    const struct route bad_perm[] = { { HTTP_M_GET, "/x", noop_handler, PERM_COUNT, false, { NULL } } };
-    const struct route no_handler[] = { { HTTP_M_GET, "/x", NULL, PERM_PUBLIC, false, { NULL } } };
+    const struct route bad_perm[] = { { HTTP_M_GET, "/x", noop_handler, PERM_COUNT, false, { NULL }, LIMIT_NONE } };
+    const struct route no_handler[] = { { HTTP_M_GET, "/x", NULL, PERM_PUBLIC, false, { NULL }, LIMIT_NONE } };
     char err[128];
     cr_assert_eq(router_check_routes(bad_perm, 1, err, sizeof(err)), ERR_CONFIG);
     cr_assert_eq(router_check_routes(no_handler, 1, err, sizeof(err)), ERR_CONFIG);

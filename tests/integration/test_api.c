@@ -2032,3 +2032,83 @@ Test(auth, login_rehashes_when_argon2_parameters_were_raised, .init = start_open
     free(tok);
     free(login(name, PW1));   /* the upgraded hash still verifies */
 }
+
+/* ======================================================================== */
+/* Abuse limits                                                                 */
+/* ======================================================================== */
+
+static void start_limited(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    harness_prepare(&srv);
+    harness_setenv(&srv, "NOTES_REGISTRATION", "open");
+    harness_setenv(&srv, "NOTES_RATE_LIMITS", "on");
+    harness_setenv(&srv, "NOTES_RATE_IP", "1");
+    harness_setenv(&srv, "NOTES_RATE_IP_BURST", "3");
+    harness_start(&srv);
+}
+
+Test(limits, requests_past_the_burst_get_429_with_retry_after, .init = start_limited, .fini = finish)
+{
+    for (int i = 0; i < 3; i++)
+        call_free("GET", "/healthz", NULL, NULL, 200);
+    struct response r;
+    call("GET", "/healthz", NULL, NULL, 429, &r);
+    char *retry = response_header(&r, "Retry-After");
+    cr_assert(retry, "429 without Retry-After");
+    cr_assert(atoi(retry) >= 1 && atoi(retry) <= 2, "Retry-After %s", retry);
+    cr_assert(strstr(r.body, "\"status\":429"), "%s", r.body);
+    free(retry);
+    response_free(&r);
+}
+
+static void start_throttled(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    harness_prepare(&srv);
+    harness_setenv(&srv, "NOTES_REGISTRATION", "open");
+    harness_setenv(&srv, "NOTES_RATE_LIMITS", "on");
+    harness_setenv(&srv, "NOTES_RATE_IP", "1000");
+    harness_setenv(&srv, "NOTES_RATE_IP_BURST", "1000");
+    harness_setenv(&srv, "NOTES_RATE_AUTH_PER_MIN", "1000");
+    harness_setenv(&srv, "NOTES_RATE_AUTH_BURST", "1000");
+    harness_setenv(&srv, "NOTES_RATE_WRITES", "1");
+    harness_setenv(&srv, "NOTES_RATE_WRITES_BURST", "2");
+    harness_start(&srv);
+}
+
+Test(limits, one_account_is_throttled_while_another_logs_in_from_the_same_address,
+     .init = start_throttled, .fini = finish, .timeout = 120)
+{
+    char a[40], b[40];
+    marker(a, sizeof(a), "victim");
+    marker(b, sizeof(b), "bystander");
+    register_user(a, PW1);
+    register_user(b, PW2);
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(login_status(a, "not-the-password-at-all"), 401, "failure %d", i);
+    struct response r;
+    char *body = cred_body(a, PW1);
+    call("POST", "/v1/auth/login", NULL, body, 429, &r);   /* even the right password waits */
+    char *retry = response_header(&r, "Retry-After");
+    cr_assert(retry && atoi(retry) >= 1, "Retry-After %s", retry ? retry : "(none)");
+    free(retry);
+    free(body);
+    response_free(&r);
+    free(login(b, PW2));   /* same address, other account: unaffected */
+}
+
+Test(limits, note_writes_are_limited_per_user, .init = start_throttled, .fini = finish)
+{
+    char a[40];
+    marker(a, sizeof(a), "writer");
+    register_user(a, PW1);
+    char *tok = login(a, PW1);
+    char *body = note_body("t", "c");
+    call_free("POST", "/v1/notes", tok, body, 201);
+    call_free("POST", "/v1/notes", tok, body, 201);
+    call_free("POST", "/v1/notes", tok, body, 429);
+    call_free("GET", "/v1/notes", tok, NULL, 200);   /* reads are not write-limited */
+    free(body);
+    free(tok);
+}

@@ -1,0 +1,261 @@
+/*
+ * ratelimit.c - token buckets in one fixed, open-addressed array.
+ *
+ * Lookups probe a short window of slots from the key's hash. The hash is
+ * keyed with a random per-table value so a client cannot choose keys that
+ * collide. A miss with a full window replaces the bucket in the window that
+ * was refilled least recently: memory is fixed at start, whatever the
+ * number of clients. Tokens are kept as doubles: the rates are small and
+ * exactness to a millitoken does not matter.
+ */
+#include "ratelimit.h"
+#include "crypto.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define PROBE_WINDOW 8
+
+struct bucket {
+    uint8_t key[RATELIMIT_KEY_LEN];
+    bool used;
+    bool limited;              /* the last take was refused */
+    double tokens;
+    uint64_t last_ms;
+};
+
+struct ratelimit {
+    struct bucket *slots;
+    size_t mask;               /* capacity - 1 */
+    size_t used;
+    double rate, burst;
+    uint64_t hash_key;
+};
+
+struct ratelimit *ratelimit_new(size_t capacity, double rate, double burst)
+{
+    size_t cap = PROBE_WINDOW;
+    while (cap < capacity)
+        cap *= 2;
+    struct ratelimit *rl = calloc(1, sizeof(*rl));
+    if (!rl)
+        return NULL;
+    rl->slots = calloc(cap, sizeof(*rl->slots));
+    if (!rl->slots) {
+        free(rl);
+        return NULL;
+    }
+    rl->mask = cap - 1;
+    rl->rate = rate;
+    rl->burst = burst < 1 ? 1 : burst;
+    if (crypto_random(&rl->hash_key, sizeof(rl->hash_key)) != 0)
+        rl->hash_key = 0x9e3779b97f4a7c15u;
+    return rl;
+}
+
+void ratelimit_free(struct ratelimit *rl)
+{
+    if (!rl)
+        return;
+    free(rl->slots);
+    free(rl);
+}
+
+/* FNV-1a, 64-bit, over a random key and the bucket key. */
+static size_t slot_of(const struct ratelimit *rl, const uint8_t key[RATELIMIT_KEY_LEN])
+{
+    uint64_t h = 14695981039346656037u ^ rl->hash_key;
+    for (int i = 0; i < RATELIMIT_KEY_LEN; i++)
+        h = (h ^ key[i]) * 1099511628211u;
+    h ^= h >> 29;
+    return (size_t)h & rl->mask;
+}
+
+/* The key's bucket, or a fresh one (evicting the stalest in the window). */
+static struct bucket *find(struct ratelimit *rl, const uint8_t key[RATELIMIT_KEY_LEN], uint64_t now_ms)
+{
+    size_t start = slot_of(rl, key);
+    struct bucket *free_slot = NULL, *stalest = NULL;
+    for (size_t i = 0; i < PROBE_WINDOW; i++) {
+        struct bucket *b = &rl->slots[(start + i) & rl->mask];
+        if (!b->used) {
+            if (!free_slot)
+                free_slot = b;
+            continue;
+        }
+        if (memcmp(b->key, key, RATELIMIT_KEY_LEN) == 0)
+            return b;
+        if (!stalest || b->last_ms < stalest->last_ms)
+            stalest = b;
+    }
+    struct bucket *b = free_slot ? free_slot : stalest;
+    if (free_slot)
+        rl->used++;
+    memcpy(b->key, key, RATELIMIT_KEY_LEN);
+    b->used = true;
+    b->limited = false;
+    b->tokens = rl->burst;
+    b->last_ms = now_ms;
+    return b;
+}
+
+bool ratelimit_take(struct ratelimit *rl, const uint8_t key[RATELIMIT_KEY_LEN], uint64_t now_ms,
+                    uint32_t *retry_after_s)
+{
+    return ratelimit_take_ex(rl, key, now_ms, retry_after_s, NULL);
+}
+
+bool ratelimit_take_ex(struct ratelimit *rl, const uint8_t key[RATELIMIT_KEY_LEN], uint64_t now_ms,
+                       uint32_t *retry_after_s, bool *first)
+{
+    if (first)
+        *first = false;
+    if (!rl || rl->rate <= 0)
+        return true;
+    struct bucket *b = find(rl, key, now_ms);
+    if (now_ms > b->last_ms) {
+        b->tokens += (double)(now_ms - b->last_ms) / 1000.0 * rl->rate;
+        if (b->tokens > rl->burst)
+            b->tokens = rl->burst;
+        b->last_ms = now_ms;
+    }
+    if (b->tokens >= 1.0) {
+        b->tokens -= 1.0;
+        b->limited = false;
+        return true;
+    }
+    if (first)
+        *first = !b->limited;
+    b->limited = true;
+    if (retry_after_s) {
+        double wait = (1.0 - b->tokens) / rl->rate;
+        uint32_t s = (uint32_t)wait;
+        *retry_after_s = s + ((double)s < wait ? 1 : 0);
+        if (*retry_after_s == 0)
+            *retry_after_s = 1;
+    }
+    return false;
+}
+
+size_t ratelimit_used(const struct ratelimit *rl)
+{
+    return rl->used;
+}
+
+size_t ratelimit_capacity(const struct ratelimit *rl)
+{
+    return rl->mask + 1;
+}
+
+/* ---- per-account throttling ------------------------------------------------ */
+
+struct throttle_entry {
+    uint8_t key[RATELIMIT_KEY_LEN];
+    bool used;
+    uint32_t consecutive;      /* failures since the last success */
+    uint32_t hour_failures;    /* failures in the current hour window */
+    uint64_t hour_start_ms, next_ms, last_ms;
+};
+
+struct throttle {
+    struct throttle_entry *slots;
+    size_t mask;
+    uint64_t hash_key;
+};
+
+struct throttle *throttle_new(size_t capacity)
+{
+    size_t cap = PROBE_WINDOW;
+    while (cap < capacity)
+        cap *= 2;
+    struct throttle *t = calloc(1, sizeof(*t));
+    if (!t || !(t->slots = calloc(cap, sizeof(*t->slots)))) {
+        free(t);
+        return NULL;
+    }
+    t->mask = cap - 1;
+    if (crypto_random(&t->hash_key, sizeof(t->hash_key)) != 0)
+        t->hash_key = 0x9e3779b97f4a7c15u;
+    return t;
+}
+
+void throttle_free(struct throttle *t)
+{
+    if (!t)
+        return;
+    free(t->slots);
+    free(t);
+}
+
+static struct throttle_entry *t_find(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN], bool create,
+                                     uint64_t now_ms)
+{
+    struct ratelimit probe = { .mask = t->mask, .hash_key = t->hash_key };
+    size_t start = slot_of(&probe, key);
+    struct throttle_entry *free_slot = NULL, *stalest = NULL;
+    for (size_t i = 0; i < PROBE_WINDOW; i++) {
+        struct throttle_entry *e = &t->slots[(start + i) & t->mask];
+        if (!e->used) {
+            free_slot = free_slot ? free_slot : e;
+            continue;
+        }
+        if (memcmp(e->key, key, RATELIMIT_KEY_LEN) == 0)
+            return e;
+        if (!stalest || e->last_ms < stalest->last_ms)
+            stalest = e;
+    }
+    if (!create)
+        return NULL;
+    struct throttle_entry *e = free_slot ? free_slot : stalest;
+    memset(e, 0, sizeof(*e));
+    memcpy(e->key, key, RATELIMIT_KEY_LEN);
+    e->used = true;
+    e->hour_start_ms = e->last_ms = now_ms;
+    return e;
+}
+
+bool throttle_allowed(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN], uint64_t now_ms,
+                      uint32_t *retry_after_s)
+{
+    struct throttle_entry *e = t ? t_find(t, key, false, now_ms) : NULL;
+    if (!e)
+        return true;
+    uint64_t until = e->next_ms;
+    if (e->hour_failures >= THROTTLE_HOURLY_MAX && now_ms < e->hour_start_ms + 3600000)
+        until = e->hour_start_ms + 3600000 > until ? e->hour_start_ms + 3600000 : until;
+    if (now_ms >= until)
+        return true;
+    if (retry_after_s)
+        *retry_after_s = (uint32_t)((until - now_ms + 999) / 1000);
+    return false;
+}
+
+void throttle_failed(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN], uint64_t now_ms)
+{
+    struct throttle_entry *e = t ? t_find(t, key, true, now_ms) : NULL;
+    if (!e)
+        return;
+    if (now_ms >= e->hour_start_ms + 3600000) {
+        e->hour_start_ms = now_ms;
+        e->hour_failures = 0;
+    }
+    e->hour_failures++;
+    e->consecutive++;
+    e->last_ms = now_ms;
+    if (e->consecutive >= THROTTLE_FREE_FAILURES) {
+        uint32_t shift = e->consecutive - THROTTLE_FREE_FAILURES;
+        uint64_t delay_s = shift >= 10 ? THROTTLE_MAX_DELAY_S : (uint64_t)1 << shift;
+        if (delay_s > THROTTLE_MAX_DELAY_S)
+            delay_s = THROTTLE_MAX_DELAY_S;
+        e->next_ms = now_ms + delay_s * 1000;
+    }
+}
+
+void throttle_succeeded(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN])
+{
+    struct throttle_entry *e = t ? t_find(t, key, false, 0) : NULL;
+    if (e) {
+        e->consecutive = 0;
+        e->next_ms = 0;
+    }
+}

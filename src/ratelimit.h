@@ -1,0 +1,69 @@
+/*
+ * ratelimit.h - token buckets in a fixed-size table with eviction.
+ *
+ * One struct ratelimit per limit (all requests per IP, logins per IP, logins
+ * per account, note writes per user). Keys are 16 opaque bytes (an address,
+ * or a hash of a name). The table never grows: it holds `capacity` buckets
+ * (about 40 bytes each) and, when a new key finds its probe window full,
+ * evicts the bucket that was idle longest — a flood from many addresses
+ * cannot grow memory, it only forgets the quietest clients first.
+ * Event-loop thread only.
+ */
+#ifndef NOTESD_RATELIMIT_H
+#define NOTESD_RATELIMIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RATELIMIT_KEY_LEN 16
+
+struct ratelimit;
+
+/** rate: tokens added per second; burst: bucket size. rate 0 disables the
+ *  limit (every call is allowed). Capacity is rounded up to a power of two. */
+struct ratelimit *ratelimit_new(size_t capacity, double rate, double burst);
+void ratelimit_free(struct ratelimit *rl);
+
+/**
+ * Take one token for `key` at time `now_ms` (monotonic). True when allowed;
+ * when refused, *retry_after_s (if not NULL) says when one token will be
+ * back, in whole seconds rounded up (at least 1).
+ */
+bool ratelimit_take(struct ratelimit *rl, const uint8_t key[RATELIMIT_KEY_LEN], uint64_t now_ms,
+                    uint32_t *retry_after_s);
+/** The same, and *first is set when this refusal starts a run of refusals
+ *  for the key (audit once per run, not once per dropped request). */
+bool ratelimit_take_ex(struct ratelimit *rl, const uint8_t key[RATELIMIT_KEY_LEN], uint64_t now_ms,
+                       uint32_t *retry_after_s, bool *first);
+
+/** Buckets in use (for tests and the bound in the README). */
+size_t ratelimit_used(const struct ratelimit *rl);
+/** Fixed capacity in buckets. */
+size_t ratelimit_capacity(const struct ratelimit *rl);
+
+/*
+ * Per-account login throttling (NIST SP 800-63B §5.2.2, ASVS V6.1.1): after
+ * THROTTLE_FREE_FAILURES consecutive failures each further attempt waits
+ * 2^(n-10) seconds (capped at 15 minutes), and at most THROTTLE_HOURLY_MAX
+ * failures per hour are ever evaluated. A success resets the count, so a
+ * real user gets in as soon as the current delay has passed. Bounded like
+ * the buckets: a fixed table, stalest entry evicted.
+ */
+#define THROTTLE_FREE_FAILURES 10
+#define THROTTLE_HOURLY_MAX 100
+#define THROTTLE_MAX_DELAY_S 900
+
+struct throttle;
+
+struct throttle *throttle_new(size_t capacity);
+void throttle_free(struct throttle *t);
+/** May `key` try now? When not, *retry_after_s says when. */
+bool throttle_allowed(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN], uint64_t now_ms,
+                      uint32_t *retry_after_s);
+/** Record a failed attempt. */
+void throttle_failed(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN], uint64_t now_ms);
+/** Record a success: the count starts again. */
+void throttle_succeeded(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN]);
+
+#endif

@@ -1,0 +1,202 @@
+/* Unit tests for ratelimit.c: bucket arithmetic, Retry-After, the fixed
+ * bound under a flood of distinct keys, and eviction of the stalest. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "crypto.h"
+#include "ratelimit.h"
+
+static void setup(void)
+{
+    cr_assert_eq(crypto_init(), 0);
+}
+
+static void key_of(uint32_t n, uint8_t key[RATELIMIT_KEY_LEN])
+{
+    memset(key, 0, RATELIMIT_KEY_LEN);
+    memcpy(key, &n, sizeof(n));
+}
+
+Test(ratelimit, burst_then_refuse_then_refill, .init = setup)
+{
+    struct ratelimit *rl = ratelimit_new(64, 2.0, 4.0);   /* 2/s, burst 4 */
+    uint8_t k[RATELIMIT_KEY_LEN];
+    key_of(1, k);
+    uint64_t t = 1000000;
+    for (int i = 0; i < 4; i++)
+        cr_assert(ratelimit_take(rl, k, t, NULL), "burst token %d", i);
+    uint32_t retry = 0;
+    cr_assert_not(ratelimit_take(rl, k, t, &retry));
+    cr_assert_eq(retry, 1, "one token returns in 0.5 s: Retry-After rounds up to 1");
+    cr_assert_not(ratelimit_take(rl, k, t + 400, NULL), "0.8 token after 400 ms is not enough");
+    cr_assert(ratelimit_take(rl, k, t + 500, NULL), "a whole token after 500 ms");
+    cr_assert(ratelimit_take(rl, k, t + 10000, NULL));
+    for (int i = 0; i < 3; i++)   /* refilled to the burst, never beyond */
+        cr_assert(ratelimit_take(rl, k, t + 10000, NULL));
+    cr_assert_not(ratelimit_take(rl, k, t + 10000, NULL));
+    ratelimit_free(rl);
+}
+
+Test(ratelimit, retry_after_reflects_a_slow_rate, .init = setup)
+{
+    struct ratelimit *rl = ratelimit_new(64, 5.0 / 60.0, 5.0);   /* 5 per minute */
+    uint8_t k[RATELIMIT_KEY_LEN];
+    key_of(7, k);
+    for (int i = 0; i < 5; i++)
+        cr_assert(ratelimit_take(rl, k, 0, NULL));
+    uint32_t retry = 0;
+    cr_assert_not(ratelimit_take(rl, k, 0, &retry));
+    cr_assert_eq(retry, 12, "one token per 12 s, got %u", retry);
+    ratelimit_free(rl);
+}
+
+Test(ratelimit, keys_are_independent, .init = setup)
+{
+    struct ratelimit *rl = ratelimit_new(64, 1.0, 1.0);
+    uint8_t a[RATELIMIT_KEY_LEN], b[RATELIMIT_KEY_LEN];
+    key_of(1, a);
+    key_of(2, b);
+    cr_assert(ratelimit_take(rl, a, 0, NULL));
+    cr_assert_not(ratelimit_take(rl, a, 0, NULL));
+    cr_assert(ratelimit_take(rl, b, 0, NULL), "another key has its own bucket");
+    ratelimit_free(rl);
+}
+
+Test(ratelimit, rate_zero_disables_the_limit, .init = setup)
+{
+    struct ratelimit *rl = ratelimit_new(64, 0, 1);
+    uint8_t k[RATELIMIT_KEY_LEN];
+    key_of(1, k);
+    for (int i = 0; i < 1000; i++)
+        cr_assert(ratelimit_take(rl, k, 0, NULL));
+    cr_assert_eq(ratelimit_used(rl), 0);
+    ratelimit_free(rl);
+}
+
+Test(ratelimit, a_flood_of_distinct_keys_stays_within_capacity, .init = setup)
+{
+    struct ratelimit *rl = ratelimit_new(1000, 1.0, 2.0);
+    size_t cap = ratelimit_capacity(rl);
+    cr_assert_geq(cap, 1000);
+    cr_assert_lt(cap, 4096);
+    uint8_t k[RATELIMIT_KEY_LEN];
+    for (uint32_t i = 0; i < 200000; i++) {
+        key_of(i, k);
+        ratelimit_take(rl, k, i, NULL);
+        cr_assert_leq(ratelimit_used(rl), cap);
+    }
+    cr_assert_gt(ratelimit_used(rl), cap / 2, "the table is used, not bypassed");
+    ratelimit_free(rl);
+}
+
+Test(ratelimit, eviction_forgets_the_stalest_bucket_first, .init = setup)
+{
+    /* The smallest table is one probe window: every key shares it. */
+    struct ratelimit *rl = ratelimit_new(1, 0.001, 1.0);
+    size_t cap = ratelimit_capacity(rl);
+    uint8_t k[RATELIMIT_KEY_LEN], hot[RATELIMIT_KEY_LEN];
+    key_of(999, hot);
+    cr_assert(ratelimit_take(rl, hot, 0, NULL));
+    for (uint32_t i = 0; i < cap - 1; i++) {   /* fill the rest, all older than hot's next use */
+        key_of(i, k);
+        ratelimit_take(rl, k, 1, NULL);
+    }
+    cr_assert_not(ratelimit_take(rl, hot, 100, NULL), "hot is still limited (its bucket is kept)");
+    key_of(5000, k);
+    ratelimit_take(rl, k, 200, NULL);   /* evicts the stalest: one of the keys used at t=1 */
+    cr_assert_not(ratelimit_take(rl, hot, 300, NULL), "the recently used bucket survived the eviction");
+    ratelimit_free(rl);
+}
+
+/* ---- per-account throttling ------------------------------------------------ */
+
+Test(throttle, ten_failures_are_free_then_the_delay_doubles, .init = setup)
+{
+    struct throttle *t = throttle_new(64);
+    uint8_t k[RATELIMIT_KEY_LEN];
+    key_of(42, k);
+    uint64_t now = 5000000;
+    for (int i = 0; i < THROTTLE_FREE_FAILURES - 1; i++) {
+        cr_assert(throttle_allowed(t, k, now, NULL), "attempt %d", i);
+        throttle_failed(t, k, now);
+    }
+    cr_assert(throttle_allowed(t, k, now, NULL));
+    throttle_failed(t, k, now);   /* the 10th consecutive failure */
+    uint32_t retry = 0;
+    cr_assert_not(throttle_allowed(t, k, now, &retry));
+    cr_assert_eq(retry, 1);
+    cr_assert(throttle_allowed(t, k, now + 1000, NULL));
+    throttle_failed(t, k, now + 1000);   /* 11th: 2 s */
+    cr_assert_not(throttle_allowed(t, k, now + 2999, &retry));
+    cr_assert_eq(retry, 1);
+    cr_assert(throttle_allowed(t, k, now + 3000, NULL));
+    throttle_free(t);
+}
+
+Test(throttle, a_success_after_the_delay_resets_the_account, .init = setup)
+{
+    struct throttle *t = throttle_new(64);
+    uint8_t k[RATELIMIT_KEY_LEN];
+    key_of(43, k);
+    for (int i = 0; i < 15; i++)
+        throttle_failed(t, k, 0);
+    uint32_t retry = 0;
+    cr_assert_not(throttle_allowed(t, k, 0, &retry));
+    cr_assert_eq(retry, 32, "2^5 s after 15 failures, got %u", retry);
+    cr_assert(throttle_allowed(t, k, 32000, NULL), "never locked out for good");
+    throttle_succeeded(t, k);
+    throttle_failed(t, k, 32001);
+    cr_assert(throttle_allowed(t, k, 32001, NULL), "the count started again");
+    throttle_free(t);
+}
+
+Test(throttle, the_delay_is_capped_and_at_most_100_failures_per_hour_are_evaluated, .init = setup)
+{
+    struct throttle *t = throttle_new(64);
+    uint8_t k[RATELIMIT_KEY_LEN];
+    key_of(44, k);
+    uint64_t now = 0;
+    uint32_t retry = 0;
+    for (int i = 0; i < 40; i++)
+        throttle_failed(t, k, now);
+    cr_assert_not(throttle_allowed(t, k, now, &retry));
+    cr_assert_eq(retry, THROTTLE_MAX_DELAY_S, "delay capped at 15 min, got %u", retry);
+    /* An attacker waiting out each delay still gets no more than 100 tries an hour. */
+    for (int i = 40; i < THROTTLE_HOURLY_MAX; i++)
+        throttle_failed(t, k, now);
+    cr_assert_not(throttle_allowed(t, k, now + THROTTLE_MAX_DELAY_S * 1000, &retry));
+    cr_assert_gt(retry, 2000, "blocked until the hour window ends, got %u", retry);
+    cr_assert(throttle_allowed(t, k, now + 3600000, NULL));
+    throttle_free(t);
+}
+
+Test(throttle, other_accounts_are_unaffected, .init = setup)
+{
+    struct throttle *t = throttle_new(64);
+    uint8_t a[RATELIMIT_KEY_LEN], b[RATELIMIT_KEY_LEN];
+    key_of(1, a);
+    key_of(2, b);
+    for (int i = 0; i < 30; i++)
+        throttle_failed(t, a, 0);
+    cr_assert_not(throttle_allowed(t, a, 0, NULL));
+    cr_assert(throttle_allowed(t, b, 0, NULL));
+    throttle_free(t);
+}
+
+Test(ratelimit, only_the_first_refusal_of_a_run_is_flagged, .init = setup)
+{
+    struct ratelimit *rl = ratelimit_new(64, 1.0, 1.0);
+    uint8_t k[RATELIMIT_KEY_LEN];
+    key_of(3, k);
+    bool first = true;
+    cr_assert(ratelimit_take_ex(rl, k, 0, NULL, &first));
+    cr_assert_not(first);
+    cr_assert_not(ratelimit_take_ex(rl, k, 0, NULL, &first));
+    cr_assert(first, "the first refusal is flagged");
+    cr_assert_not(ratelimit_take_ex(rl, k, 10, NULL, &first));
+    cr_assert_not(first, "later refusals of the same run are not");
+    cr_assert(ratelimit_take_ex(rl, k, 2000, NULL, &first));
+    cr_assert_not(ratelimit_take_ex(rl, k, 2000, NULL, &first));
+    cr_assert(first, "a new run is flagged again");
+    ratelimit_free(rl);
+}
