@@ -11,6 +11,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 /* A rate of 0 leaves that limiter NULL: explicitly off, never by accident. */
 static int open_limits(struct app *app, const struct config *cfg, char *err, size_t errlen)
@@ -75,6 +76,7 @@ void app_close(struct app *app)
 struct checkpoint_job {
     struct http_job base;
     const char *db_path;
+    int64_t now, idle_cutoff;
     int rc;
 };
 
@@ -84,6 +86,10 @@ static void checkpoint_work(struct http_job *base)
     char err[256];
     struct store *own = NULL;
     j->rc = store_open(&own, j->db_path, err, sizeof(err));
+    /* Expired and idle sessions go first, so their rows leave with the
+     * checkpoint rather than waiting for their token to be presented. */
+    if (j->rc == 0)
+        j->rc = store_session_purge(own, j->now, j->idle_cutoff);
     if (j->rc == 0)
         j->rc = store_checkpoint(own);
     store_close(own);
@@ -107,5 +113,7 @@ struct http_job *app_checkpoint_job(void *arg)
     j->base.work = checkpoint_work;
     j->base.done = checkpoint_done;
     j->db_path = app->cfg->db_path;
+    j->now = (int64_t)time(NULL);
+    j->idle_cutoff = j->now - (int64_t)app->cfg->token_idle_s;
     return &j->base;
 }
