@@ -1,33 +1,181 @@
 /*
- * audit.h - security events: who did what, to which resource, with what
- * result. One call per event, made at the layer that decides.
+ * audit.h - the audit trail: who did what, when, to which resource, with
+ * what result. One call per event, made at the layer that decides.
  *
- * For now a stub that records nothing; the audit-trail issue gives it the
- * tamper-evident, rotating log. Callers never pass secrets, tokens,
- * passwords, usernames or note content: only ids and fixed codes.
+ * Each event becomes one line of JSON in NOTES_AUDIT_DIR/audit.log, written
+ * with a single write(2) (O_APPEND) before the caller answers. Every line
+ * carries `prev`, the SHA-256 of the line before it (64 zeros for the very
+ * first), and `mac`, an HMAC-SHA256 under a key derived from
+ * NOTES_AUDIT_KEY; the chain runs on across rotated files, and
+ * audit_verify_dir() finds the first line that was changed, removed,
+ * reordered or inserted. Files rotate before they would pass
+ * NOTES_AUDIT_MAX_BYTES (a new file may pass it only by the one event that
+ * follows its own rotation records), at most NOTES_AUDIT_MAX_FILES are kept
+ * (audit.log included), rotated
+ * files older than NOTES_AUDIT_RETENTION_DAYS are deleted; each rotation and
+ * each deletion is itself a signed line.
+ *
+ * Callers never pass secrets, tokens, passwords, usernames, note content or
+ * request bodies: only ids and fixed codes. The actor is written as a
+ * pseudonym (a keyed hash of the user id), so is a "user" resource.
+ *
+ * Threads: everything runs on the event-loop thread (it uses crypto.c's PSA
+ * keys), except audit_sync_run(), which is meant for the thread pool. Several
+ * processes (the server and `notesd user ...`) may append to one directory:
+ * each line is written under an flock(2) on NOTES_AUDIT_DIR/audit.lock, held
+ * for a few system calls.
+ *
+ * Line format, fields in this order, absent ones omitted:
+ *   {"ts":"2024-05-01T12:00:00.123Z","seq":42,"event":"note.create",
+ *    "actor":"3f2a..."|"anonymous"|"cli"|"system","role":"user",
+ *    "ip":"192.0.2.7"|"192.0.2.0/24","request_id":"...","resource":"note:17",
+ *    "result":"success"|"deny"|"error","status":201,"reason":"...",
+ *    "detail":"...","count":3, [audit.* records: "file","first_seq","last_seq",
+ *    "last_hash","bytes","torn_hash"], "prev":"<64 hex>","mac":"<64 hex>"}
+ * `mac` is HMAC(chain key, every byte of the line before `,"mac":`), `prev`
+ * the SHA-256 of the previous line without its newline. The line is pure
+ * printable ASCII: anything else is a JSON escape; invalid UTF-8 becomes
+ * U+FFFD. Text fields are cut at AUDIT_FIELD_MAX bytes.
  */
 #ifndef NOTESD_AUDIT_H
 #define NOTESD_AUDIT_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+
+struct config;
+struct crypto;
+
+#define AUDIT_FIELD_MAX 128        /* bytes of one text field kept */
+#define AUDIT_SYNC_FDS 6           /* descriptors one sync may cover */
+#define AUDIT_BATCH_MS 100         /* NOTES_AUDIT_SYNC=batch: the group-commit timer */
+#define AUDIT_RETENTION_MS 3600000 /* the retention timer (hourly) */
 
 enum audit_result { AUDIT_SUCCESS, AUDIT_DENY, AUDIT_ERROR };
 
 struct audit_event {
-    const char *event;        /* e.g. "note.create" */
+    const char *event;        /* e.g. "note.create"; required */
     int64_t actor_id;         /* user id, 0 when anonymous */
-    const char *role;         /* "user", "admin", "anonymous", "cli" */
+    const char *role;         /* "user", "admin", "anonymous", "cli", "system" */
     const char *request_id;   /* NULL outside a request */
     const char *resource_type;/* e.g. "note"; NULL when none */
-    int64_t resource_id;
+    int64_t resource_id;      /* 0: the type alone ("note" for a list) */
     enum audit_result result;
-    int status;               /* HTTP status, 0 outside a request */
+    int status;               /* HTTP status, 0 outside a request (omitted) */
     const char *reason;       /* short machine code on deny/error */
+    const uint8_t *ip;        /* client address, 16 bytes, IPv4 mapped into
+                               * IPv6 (http_request.peer); NULL: none */
+    const char *detail;       /* short machine text: a field name, a config
+                               * digest; NEVER input values or secrets */
+    uint64_t count;           /* > 0: this line stands for that many events */
 };
 
 struct audit;
 
-/** Record one event. A no-op stub until the audit log exists. */
-void audit_record(struct audit *a, const struct audit_event *ev);
+/**
+ * Open the audit trail in cfg->audit_dir: create it (0700) when missing,
+ * refuse it when it is not a directory owned by this user, and tighten group
+ * or other bits on it (0700) and on our files (0600) with a warning. Find the
+ * chain head from the last complete line of audit.log (or of the newest
+ * rotated file when audit.log is missing or empty, after a crash during a
+ * rotation); a torn last line (no newline: a crash during a write) is kept,
+ * ended with a newline and explained by an `audit.torn_tail` record. Then
+ * enforce retention. `crypto` is borrowed and must outlive the handle.
+ * 0; ERR_CONFIG (bad directory or ownership) or ERR_IO (cannot read or
+ * write, or audit.log ends in something notesd did not write), with one line
+ * in `err`. `*out` is NULL on failure. Blocking: start-up, loop thread.
+ */
+int audit_open(struct audit **out, const struct config *cfg, const struct crypto *crypto,
+               char *err, size_t errlen);
+
+/**
+ * Record one event: build its line (seq, prev, mac), rotate first when the
+ * line would take the current file past max_bytes, and append it with one
+ * write(2). Returns 0 once the whole line is written (not yet synced; see
+ * audit_sync_begin()). On failure nothing of the line stays in the file (a
+ * short write is truncated away), the module turns unhealthy (reported once
+ * on stderr), the event is counted as lost, and the caller must act as if the
+ * action had not been allowed: ERR_IO (cannot write), ERR_CRYPTO, or
+ * ERR_INVALID (no event name; does not affect health). Every later call
+ * retries; the first success writes an `audit.recovered` line with the count
+ * of lost events and makes the module healthy again (logged once).
+ * `a` NULL is a no-op returning 0 (unit tests that run without a log).
+ * Loop thread; blocks only for a page-cache write and a short flock.
+ */
+int audit_record(struct audit *a, const struct audit_event *ev);
+
+/** False from a failed write (or fdatasync) until the next success. While
+ *  false, refuse requests that change or export data (503). NULL: true. */
+bool audit_healthy(const struct audit *a);
+
+/** Seq of the last line this process wrote (0 before any): read it right
+ *  after audit_record() returned 0 to know which sync covers that line. */
+uint64_t audit_seq(const struct audit *a);
+/** Every line up to this seq is known to be on disk (fdatasync returned). */
+uint64_t audit_synced_seq(const struct audit *a);
+
+/** One group commit, handed from the loop to the thread pool and back. */
+struct audit_sync {
+    int fd[AUDIT_SYNC_FDS];   /* duplicated descriptors, owned by the sync */
+    size_t n;
+    uint64_t seq;             /* lines up to here are covered */
+    int rc;                   /* set by audit_sync_run() */
+};
+
+/**
+ * Start a sync on the loop thread: fill `s` with duplicates of the current
+ * file, of rotated files not yet synced and, after a rotation, of the
+ * directory. False when there is nothing to do (NOTES_AUDIT_SYNC=off, or
+ * everything written is synced); `s` is then untouched and needs no run.
+ * Keep at most one sync in flight. In batch mode the server starts one every
+ * AUDIT_BATCH_MS; in always mode whenever a response waits for
+ * audit_synced_seq() to reach its line's audit_seq() (group commit: one
+ * sync releases every response it covers).
+ */
+bool audit_sync_begin(struct audit *a, struct audit_sync *s);
+/** fdatasync (fsync for the directory) and close every descriptor of `s`.
+ *  Touches nothing but `s`: run it on the thread pool. */
+void audit_sync_run(struct audit_sync *s);
+/** Back on the loop: advance audit_synced_seq() on success; on failure mark
+ *  the module unhealthy (logged once) until a later sync succeeds. */
+void audit_sync_end(struct audit *a, const struct audit_sync *s);
+/** begin + run + end in place. Blocking: for CLI commands and shutdown,
+ *  never on a serving loop. 0 or ERR_IO. */
+int audit_sync(struct audit *a);
+
+/**
+ * Delete the oldest rotated files while more than max_files files exist
+ * (audit.log included) or while the oldest was last modified more than
+ * retention_days before `now`. A file goes only with every older one, so the
+ * kept files always form one unbroken chain; for each, an
+ * `audit.retention_prune` line naming it, its first and last seq and the
+ * hash of its last line is written BEFORE it is unlinked (no record, no
+ * deletion). audit.log is never deleted. 0 or the first error.
+ * Loop thread (hourly timer; also run at open and at every rotation).
+ */
+int audit_enforce_retention(struct audit *a, time_t now);
+
+/** Sync (unless NOTES_AUDIT_SYNC=off; blocking: after the loop stopped),
+ *  close and free. NULL is a no-op. */
+void audit_close(struct audit *a);
+
+/**
+ * Verify the chain in `dir` without changing anything: the rotated files in
+ * seq order, then audit.log (up to its size when the walk starts). Checks
+ * each line's MAC, that `prev` is the hash of the line before, that seq grows
+ * by exactly one, that each file begins by naming the file before it, and
+ * that a log not starting at seq 1 is explained by a retention record. Writes
+ * a report to `report`, problems as "FILE:LINE: changed | missing line(s)
+ * before | reordered | inserted | torn last line", explained findings as
+ * notes ("head pruned by retention (record at FILE:LINE)", "torn line from an
+ * interrupted write (explained at FILE:LINE)").
+ * 0 when the chain verifies; ERR_INVALID at the first problem (also for a
+ * directory holding no audit line); ERR_IO when a file cannot be read.
+ * Blocking; a CLI command (uses PSA).
+ */
+int audit_verify_dir(const char *dir, const struct crypto *crypto, FILE *report);
 
 #endif

@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 enum kind { K_STRING, K_LISTEN, K_REDIRECT, K_SECRET, K_SECRET_LIST, K_LOG_LEVEL, K_SECONDS, K_UINT, K_OPEN_CLOSED,
-            K_ON_OFF };
+            K_ON_OFF, K_AUDIT_SYNC, K_AUDIT_IP };
 
 struct setting {
     const char *name;
@@ -79,6 +79,12 @@ static const struct setting settings[] = {
     { "NOTES_RATE_WRITES", K_UINT, "10", OFF(rate_writes_per_s), 0, 0, 1000000 },
     { "NOTES_RATE_WRITES_BURST", K_UINT, "20", OFF(rate_writes_burst), 0, 1, 1000000 },
     { "NOTES_RATE_TABLE_SIZE", K_UINT, "16384", OFF(rate_table_size), 0, 64, 4194304 },
+    /* The audit trail: bytes per file, files kept, days a rotated file lives. */
+    { "NOTES_AUDIT_MAX_BYTES", K_UINT, "10485760", OFF(audit_max_bytes), 0, 4096, 1073741824 },
+    { "NOTES_AUDIT_MAX_FILES", K_UINT, "10", OFF(audit_max_files), 0, 1, 10000 },
+    { "NOTES_AUDIT_RETENTION_DAYS", K_UINT, "90", OFF(audit_retention_days), 0, 1, 36500 },
+    { "NOTES_AUDIT_SYNC", K_AUDIT_SYNC, "batch", OFF(audit_sync), 0, 0, 0 },
+    { "NOTES_AUDIT_IP", K_AUDIT_IP, "full", OFF(audit_ip), 0, 0, 0 },
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -239,6 +245,40 @@ static int parse_open_closed(bool *out, const char *name, const char *v, char *e
     return failf(err, errlen, name, "must be open or closed");
 }
 
+/* The index of `v` in `names`, or -1. */
+static int choice(const char *v, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v, names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+static int parse_audit_sync(enum config_audit_sync *out, const char *name, const char *v, char *err,
+                            size_t errlen)
+{
+    static const char *const names[] = { "batch", "always", "off" };
+    static const enum config_audit_sync modes[] = { CONFIG_AUDIT_SYNC_BATCH, CONFIG_AUDIT_SYNC_ALWAYS,
+                                                    CONFIG_AUDIT_SYNC_OFF };
+    int i = choice(v, names, 3);
+    if (i < 0)
+        return failf(err, errlen, name, "must be always, batch or off");
+    *out = modes[i];
+    return 0;
+}
+
+static int parse_audit_ip(enum config_audit_ip *out, const char *name, const char *v, char *err, size_t errlen)
+{
+    static const char *const names[] = { "full", "truncated", "none" };
+    static const enum config_audit_ip modes[] = { CONFIG_AUDIT_IP_FULL, CONFIG_AUDIT_IP_TRUNCATED,
+                                                  CONFIG_AUDIT_IP_NONE };
+    int i = choice(v, names, 3);
+    if (i < 0)
+        return failf(err, errlen, name, "must be full, truncated or none");
+    *out = modes[i];
+    return 0;
+}
+
 static bool is_b64_char(char c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
@@ -362,6 +402,10 @@ static int load_secret_list(struct config *cfg, const char *name, char *const *e
         buf_cleanup(&text);
         return 0;
     }
+    if (rc) {
+        buf_cleanup_wipe(&text);
+        return rc;
+    }
     const char *p = (const char *)text.data, *end = p + text.len;
     while (rc == 0 && p < end) {
         const char *comma = memchr(p, ',', (size_t)(end - p));
@@ -416,6 +460,10 @@ static int load_setting(struct config *cfg, const struct setting *s, const char 
         return parse_open_closed(field, s->name, v, err, errlen);
     case K_ON_OFF:
         return parse_on_off(field, s->name, v, err, errlen);
+    case K_AUDIT_SYNC:
+        return parse_audit_sync(field, s->name, v, err, errlen);
+    case K_AUDIT_IP:
+        return parse_audit_ip(field, s->name, v, err, errlen);
     case K_SECRET:
     case K_SECRET_LIST:
         break;

@@ -18,6 +18,20 @@
 #define CONFIG_ERR_MAX 512     /* room for one error line */
 #define CONFIG_PREVIOUS_KEYS_MAX 7
 
+/** NOTES_AUDIT_SYNC: when audit lines reach the disk (fdatasync). */
+enum config_audit_sync {
+    CONFIG_AUDIT_SYNC_BATCH = 0,    /* group commit on a short timer (default) */
+    CONFIG_AUDIT_SYNC_ALWAYS,       /* before the response is released */
+    CONFIG_AUDIT_SYNC_OFF,          /* left to the kernel */
+};
+
+/** NOTES_AUDIT_IP: how much of the client address an audit line keeps. */
+enum config_audit_ip {
+    CONFIG_AUDIT_IP_FULL = 0,       /* the whole address (default) */
+    CONFIG_AUDIT_IP_TRUNCATED,      /* IPv4 /24, IPv6 /48 */
+    CONFIG_AUDIT_IP_NONE,           /* no address at all */
+};
+
 /** Decoded key material. Wiped by config_free(). */
 struct config_secret {
     uint8_t bytes[CONFIG_SECRET_MAX];
@@ -67,6 +81,13 @@ struct config {
     uint32_t rate_auth_per_min, rate_auth_burst;
     uint32_t rate_writes_per_s, rate_writes_burst;
     uint32_t rate_table_size;
+
+    /* The audit trail */
+    uint32_t audit_max_bytes;       /* a file rotates before it would pass this */
+    uint32_t audit_max_files;       /* files kept, the current one included */
+    uint32_t audit_retention_days;  /* rotated files older than this are deleted */
+    enum config_audit_sync audit_sync;
+    enum config_audit_ip audit_ip;
 
     /* Operation */
     enum log_level log_level;

@@ -1,6 +1,7 @@
 /*
  * crypto.c - the key ring, sealed columns, token HMAC, audit pseudonyms,
- * argon2id password hashes, the RNG and constant-time comparison.
+ * argon2id password hashes, the RNG and constant-time comparison, and the
+ * audit chain's MAC and hash.
  *
  * Owns all of notesd's key material and the process's PSA state. The keys
  * of struct config are turned into volatile, non-exportable PSA keys in
@@ -41,6 +42,7 @@
 #define AAD_MAX (sizeof(AAD_LABEL) - 1 + 2 * (2 + CRYPTO_AAD_NAME_MAX) + 8 + 8 + 1 + 4)
 #define HKDF_INFO "notesd data aead v1"
 #define KEY_ID_LABEL "notesd data key id v1"
+#define AUDIT_CHAIN_INFO "notesd audit chain v1"
 #define HMAC_ALG PSA_ALG_HMAC(PSA_ALG_SHA_256)
 
 struct data_key {
@@ -52,7 +54,8 @@ struct crypto {
     struct data_key keys[CRYPTO_MAX_KEYS];   /* keys[0] is the active key */
     size_t n_keys;
     psa_key_id_t token_key;               /* HMAC-SHA256 */
-    psa_key_id_t audit_key;               /* HMAC-SHA256 */
+    psa_key_id_t audit_key;               /* HMAC-SHA256: pseudonyms */
+    psa_key_id_t audit_chain_key;         /* HMAC-SHA256: audit line MACs */
     struct crypto_argon2 argon2;
     char dummy_phc[CRYPTO_PHC_MAX];
 };
@@ -171,6 +174,40 @@ release:
     return st;
 }
 
+/* The audit chain key: HKDF-SHA256 of NOTES_AUDIT_KEY into a 256-bit PSA HMAC
+ * key, like derive_aead_key(). Pseudonyms use the imported key itself; the
+ * distinct info label keeps the two uses apart, so a MAC made for one can
+ * never stand in for the other. */
+static psa_status_t derive_chain_key(const struct config_secret *s, psa_key_id_t *out)
+{
+    psa_key_derivation_operation_t op = PSA_KEY_DERIVATION_OPERATION_INIT;
+    psa_key_attributes_t attr = PSA_KEY_ATTRIBUTES_INIT;
+    psa_key_id_t ikm = PSA_KEY_ID_NULL;
+    psa_algorithm_t alg = PSA_ALG_HKDF(PSA_ALG_SHA_256);
+
+    psa_status_t st = import_secret(s, PSA_KEY_TYPE_DERIVE, PSA_KEY_USAGE_DERIVE, alg, &ikm);
+    if (st != PSA_SUCCESS)
+        return st;
+    st = psa_key_derivation_setup(&op, alg);
+    if (st == PSA_SUCCESS)
+        st = psa_key_derivation_input_key(&op, PSA_KEY_DERIVATION_INPUT_SECRET, ikm);
+    if (st == PSA_SUCCESS)
+        st = psa_key_derivation_input_bytes(&op, PSA_KEY_DERIVATION_INPUT_INFO,
+                                            (const uint8_t *)AUDIT_CHAIN_INFO,
+                                            sizeof(AUDIT_CHAIN_INFO) - 1);
+    if (st == PSA_SUCCESS) {
+        psa_set_key_type(&attr, PSA_KEY_TYPE_HMAC);
+        psa_set_key_bits(&attr, 256);
+        psa_set_key_usage_flags(&attr, PSA_KEY_USAGE_SIGN_MESSAGE);
+        psa_set_key_algorithm(&attr, HMAC_ALG);
+        st = psa_key_derivation_output_key(&attr, &op, out);
+        psa_reset_key_attributes(&attr);
+    }
+    psa_key_derivation_abort(&op);
+    psa_destroy_key(ikm);
+    return st;
+}
+
 static int check_secret(const struct config_secret *s, const char *name, char *err, size_t errlen)
 {
     if (s->len >= CONFIG_SECRET_MIN && s->len <= CONFIG_SECRET_MAX)
@@ -261,6 +298,10 @@ int crypto_new(struct crypto **out, const struct config *cfg, char *err, size_t 
     rc = load_hmac_key(&cfg->audit_key, "NOTES_AUDIT_KEY", &c->audit_key, err, errlen);
     if (rc)
         goto fail;
+    if (derive_chain_key(&cfg->audit_key, &c->audit_chain_key) != PSA_SUCCESS) {
+        rc = say(err, errlen, ERR_CRYPTO, "NOTES_AUDIT_KEY: cannot derive the audit chain key");
+        goto fail;
+    }
     rc = make_dummy_phc(c);
     if (rc == ERR_INVALID)
         rc = say(err, errlen, ERR_CONFIG, "NOTES_ARGON2_*: parameters out of range");
@@ -285,6 +326,7 @@ void crypto_free(struct crypto *c)
         psa_destroy_key(c->keys[i].key);
     psa_destroy_key(c->token_key);
     psa_destroy_key(c->audit_key);
+    psa_destroy_key(c->audit_chain_key);
     mbedtls_platform_zeroize(c, sizeof(*c));
     free(c);
 }
@@ -474,6 +516,25 @@ int crypto_pseudonym(const struct crypto *c, int64_t user_id, char out[CRYPTO_PS
     out[CRYPTO_PSEUDONYM_LEN] = '\0';
     mbedtls_platform_zeroize(mac, sizeof(mac));
     return 0;
+}
+
+/* ---- the audit chain ----------------------------------------------------- */
+
+int crypto_audit_mac(const struct crypto *c, const uint8_t *data, size_t n,
+                     uint8_t out[CRYPTO_SHA256_LEN])
+{
+    size_t len = 0;
+    psa_status_t st = psa_mac_compute(c->audit_chain_key, HMAC_ALG, data ? data : (const uint8_t *)"",
+                                      n, out, CRYPTO_SHA256_LEN, &len);
+    return st == PSA_SUCCESS && len == CRYPTO_SHA256_LEN ? 0 : ERR_CRYPTO;
+}
+
+int crypto_sha256(const void *data, size_t n, uint8_t out[CRYPTO_SHA256_LEN])
+{
+    size_t len = 0;
+    psa_status_t st = psa_hash_compute(PSA_ALG_SHA_256, data ? data : (const void *)"", n, out,
+                                       CRYPTO_SHA256_LEN, &len);
+    return st == PSA_SUCCESS && len == CRYPTO_SHA256_LEN ? 0 : ERR_CRYPTO;
 }
 
 /* ---- passwords (thread pool: no PSA, no globals) ------------------------ */

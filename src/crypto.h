@@ -28,6 +28,7 @@
 #define CRYPTO_SALT_LEN 16
 #define CRYPTO_PHC_MAX 160           /* room for an argon2id PHC string */
 #define CRYPTO_PSEUDONYM_LEN 16      /* hex characters */
+#define CRYPTO_SHA256_LEN 32         /* SHA-256 and HMAC-SHA256 output bytes */
 #define CRYPTO_SEAL_OVERHEAD (1 + 4 + 12 + 16)  /* version, key id, nonce, tag */
 #define CRYPTO_MAX_KEYS 8            /* active + previous data keys */
 #define CRYPTO_AAD_NAME_MAX 64       /* longest table or column name bound in AAD */
@@ -122,6 +123,17 @@ int crypto_token_hash(const struct crypto *c, const char *token, size_t n,
  *  HMAC-SHA256(NOTES_AUDIT_KEY, "user:" decimal id), 16 chars + NUL.
  *  0 or ERR_CRYPTO. */
 int crypto_pseudonym(const struct crypto *c, int64_t user_id, char out[CRYPTO_PSEUDONYM_LEN + 1]);
+
+/** HMAC-SHA256 of data[0..n) under the audit chain key: 32 bytes derived at
+ *  crypto_new() with HKDF-SHA256 from NOTES_AUDIT_KEY (no salt, info
+ *  "notesd audit chain v1"), so the chain MACs and crypto_pseudonym() never
+ *  share a key. `data` may be NULL when `n` is 0. 0 or ERR_CRYPTO.
+ *  Event-loop thread (or a CLI command). */
+int crypto_audit_mac(const struct crypto *c, const uint8_t *data, size_t n,
+                     uint8_t out[CRYPTO_SHA256_LEN]);
+/** SHA-256 of data[0..n) (no key). `data` may be NULL when `n` is 0.
+ *  0 or ERR_CRYPTO. Uses PSA: event-loop thread (or a CLI command). */
+int crypto_sha256(const void *data, size_t n, uint8_t out[CRYPTO_SHA256_LEN]);
 
 /** A PHC string hashed at start-up (a random password and salt, cfg's
  *  parameters), verified against when a login names an unknown user, so both

@@ -1,6 +1,6 @@
 /*
  * main.c - the notesd command line: serve, check-config, gen-cert,
- * gen-secrets, --version, --help.
+ * gen-secrets, user, rekey, audit, --version, --help.
  *
  * Owns process start-up order: PSA crypto first, then the configuration,
  * the route table check, the TLS context, and only then the network. Any
@@ -64,14 +64,15 @@ static void usage_serve(FILE *f, const char *cmd)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: notesd [serve|check-config|gen-cert|gen-secrets|user|rekey] [options]\n"
+    fprintf(f, "usage: notesd [serve|check-config|gen-cert|gen-secrets|user|rekey|audit] [options]\n"
                "       notesd --version | --help\n\n"
                "  serve         serve the Note API over HTTPS (the default)\n"
                "  check-config  validate the configuration and exit\n"
                "  gen-cert      write a self-signed development certificate and key\n"
                "  gen-secrets   print fresh random keys as NOTES_...= lines\n"
                "  user          add users, set roles, disable accounts (password on stdin)\n"
-               "  rekey         re-encrypt every stored value under the active data key\n\n"
+               "  rekey         re-encrypt every stored value under the active data key\n"
+               "  audit verify  check the audit trail's hash chain and MACs\n\n"
                "Run notesd COMMAND --help for a command's options.\n");
 }
 
@@ -266,6 +267,8 @@ int main(int argc, char **argv)
         return cli_user(argc - rest, argv + rest, environ);
     if (strcmp(cmd, "rekey") == 0)
         return cli_rekey(argc - rest, argv + rest, environ);
+    if (strcmp(cmd, "audit") == 0)
+        return cli_audit(argc - rest, argv + rest, environ);
     fprintf(stderr, "notesd: unknown command '%s'\n", cmd);
     usage(stderr);
     return EX_USAGE;

@@ -1566,6 +1566,7 @@ Test(admin, admin_reads_everything_and_the_cli_manages_roles, .init = start_open
     cr_assert(cJSON_IsString(next), "%s", r.body);
     char q2[128];
     snprintf(q2, sizeof(q2), "?limit=2&cursor=%s", next->valuestring);
+    response_free(&r);
     cJSON *j2 = admin_list(tadm, q2, &r);
     cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j2, "notes")), 1);
     cr_assert(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j2, "next_cursor")));

@@ -421,6 +421,7 @@ Test(edge, target_limit_edge_414_before_auth, .init = prep, .fini = finish)
     free(at);
     free(over);
     free(query);
+    free(id);
 
     /* Refused while it streams in: the request line never ends. */
     struct rawconn c;

@@ -1,0 +1,127 @@
+/*
+ * audit_int.h - what the audit module's three files share: audit.c (the
+ * writer), audit_line.c (the line format, both ways) and audit_verify.c
+ * (listing the files and walking the chain). File names, the line format's
+ * fixed parts, building and reading one line. Not for use outside the audit
+ * module (its unit test excepted).
+ */
+#ifndef NOTESD_AUDIT_INT_H
+#define NOTESD_AUDIT_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "audit.h"
+#include "buf.h"
+#include "config.h"
+#include "crypto.h"
+
+#define AUDIT_CURRENT "audit.log"
+#define AUDIT_LOCK "audit.lock"
+/* "audit-YYYYMMDDTHHMMSSZ-<seq of its last line, 20 digits>.log" */
+#define AUDIT_NAME_MAX 47
+#define AUDIT_LINE_MAX 8192          /* no line notesd writes is longer */
+#define AUDIT_HASH_LEN CRYPTO_SHA256_LEN
+#define AUDIT_HEX_LEN 64
+#define AUDIT_MAC_KEY ",\"mac\":\""
+/* A line ends with `,"mac":"` + 64 hex + `"}` (before its newline). */
+#define AUDIT_MAC_TAIL (sizeof(AUDIT_MAC_KEY) - 1 + AUDIT_HEX_LEN + 2)
+#define AUDIT_EVENT_MAX 40
+
+#define AUDIT_EV_ROTATE "audit.rotate"
+#define AUDIT_EV_PRUNE "audit.retention_prune"
+#define AUDIT_EV_TORN "audit.torn_tail"
+#define AUDIT_EV_RECOVERED "audit.recovered"
+
+/** What a line depends on besides the event and the chain. */
+struct audit_enc {
+    const struct crypto *crypto;
+    enum config_audit_ip ip_mode;
+};
+
+/** Fields only the module's own records carry (audit.rotate: file;
+ *  audit.retention_prune: file, first/last seq, last_hash; audit.torn_tail:
+ *  bytes, torn_hash and, in a new file, file). */
+struct audit_extra {
+    const char *file;
+    uint64_t first_seq, last_seq, bytes;
+    const uint8_t *last_hash, *torn_hash;      /* NULL: field absent */
+};
+
+/** What one line says. Only when mac_ok are its fields authentic. */
+struct audit_line {
+    bool mac_ok;                      /* the MAC verifies */
+    bool parsed;                      /* a flat JSON object with seq and prev */
+    uint64_t seq;
+    uint8_t hash[AUDIT_HASH_LEN];     /* SHA-256 of the line without newline */
+    uint8_t prev[AUDIT_HASH_LEN];
+    char event[AUDIT_EVENT_MAX + 1];  /* as written (escaped), "" when absent */
+    char file[AUDIT_NAME_MAX + 1];    /* rotate, prune, torn records */
+    uint64_t first_seq, last_seq;     /* prune records */
+    uint8_t last_hash[AUDIT_HASH_LEN];
+    bool has_last_hash;
+    uint64_t bytes;                   /* torn records: the torn line's length */
+    uint8_t torn_hash[AUDIT_HASH_LEN];
+    bool has_torn_hash;
+};
+
+/** What a file's end says: its last complete line, and the torn bytes after
+ *  it (a crash inside a write(2) leaves a prefix without a newline). */
+struct audit_tail {
+    bool has_line, torn;
+    struct audit_line last;
+    uint64_t torn_bytes;
+    uint8_t torn_hash[AUDIT_HASH_LEN];
+};
+
+#define AUDIT_TAIL_MAX 65536         /* bytes read back from a file's end */
+
+/** Read the end of file `fd`, `size` bytes long (its last AUDIT_TAIL_MAX
+ *  bytes at most), checking the last line's MAC when `c` is not NULL.
+ *  0; ERR_LIMIT when the last line or torn part begins before that window;
+ *  ERR_IO, ERR_NOMEM or ERR_CRYPTO. (audit_verify.c) */
+int audit_read_tail(const struct crypto *c, int fd, uint64_t size, struct audit_tail *t);
+/** The first line of file `fd` (no MAC check); zeroed and not parsed when
+ *  there is none within AUDIT_LINE_MAX bytes. 0, ERR_IO or ERR_CRYPTO.
+ *  (audit_verify.c) */
+int audit_read_first(int fd, uint64_t size, struct audit_line *l);
+
+/** A rotated file, by name and the seq of its last line. */
+struct audit_file {
+    char name[AUDIT_NAME_MAX + 1];
+    uint64_t seq;
+    int64_t mtime;                    /* seconds since the epoch */
+};
+
+/** Append the line of `ev` with `seq` after `prev` to `b` (which may already
+ *  hold bytes; they are not part of the line), newline included, and set
+ *  `hash` to the SHA-256 of the line without its newline. 0, ERR_CRYPTO,
+ *  ERR_INTERNAL, or ERR_LIMIT/ERR_NOMEM from `b`. (audit_line.c) */
+int audit_line_build(const struct audit_enc *e, const struct audit_event *ev, const struct audit_extra *x,
+                     uint64_t seq, const uint8_t prev[AUDIT_HASH_LEN], struct buf *b,
+                     uint8_t hash[AUDIT_HASH_LEN]);
+
+/** Append s[0..n) as a quoted JSON string of printable ASCII: '"', '\\' and
+ *  control bytes escaped, every other non-ASCII code point as \uXXXX
+ *  (surrogate pairs above U+FFFF), each byte of an invalid UTF-8 sequence
+ *  (overlong, surrogate, past U+10FFFF, cut short, stray) as \ufffd.
+ *  0, ERR_LIMIT or ERR_NOMEM. (audit_line.c) */
+int audit_escape(struct buf *b, const uint8_t *s, size_t n);
+
+/** Lowercase hex of in[0..n) into out (2n characters and a NUL). (audit_line.c) */
+void audit_hex(const uint8_t *in, size_t n, char *out);
+
+/** Read one line (without its newline): hash it, parse it, and check its MAC
+ *  when `c` is not NULL. Never fails on a malformed line (it is simply not
+ *  parsed / not mac_ok). 0, or ERR_CRYPTO when PSA fails. (audit_line.c) */
+int audit_line_read(const struct crypto *c, const uint8_t *p, size_t n, struct audit_line *out);
+
+/** Is `name` a rotated file's name? Its seq goes to *seq. (audit_line.c) */
+bool audit_name_parse(const char *name, uint64_t *seq);
+
+/** The rotated files in `dirfd`, sorted by seq, in a malloc'd array the
+ *  caller frees (NULL when there are none). 0, ERR_IO or ERR_NOMEM.
+ *  (audit_verify.c) */
+int audit_list_rotated(int dirfd, struct audit_file **out, size_t *n);
+
+#endif

@@ -1,0 +1,477 @@
+/*
+ * audit_verify.c - reading the audit trail back: the list of rotated files
+ * (shared with the writer) and `notesd audit verify`, which walks the whole
+ * chain through audit_line_read().
+ *
+ * Owns nothing past a call. Reads only: it never writes, renames or locks
+ * for longer than it takes to list the directory, and it trusts no field of
+ * a line whose MAC does not verify. Lines are read through a bounded buffer,
+ * so a hostile file cannot make it allocate without limit.
+ *
+ * The walk keeps one line of lookahead: a line whose MAC fails is "inserted"
+ * when the next line continues the chain from the line before it, and
+ * "changed" otherwise; a line with the wrong seq is "reordered" when the
+ * expected seq comes next (or the one after it does), and is preceded by
+ * "missing line(s)" otherwise. A log that does not begin at seq 1 must be
+ * explained by a signed retention record naming the file that held the
+ * lines before it.
+ */
+#include "audit.h"
+#include "audit_int.h"
+#include "crypto.h"
+#include "err.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define READ_BUF 65536                 /* the longest line the walk examines */
+#define LOC_MAX (AUDIT_NAME_MAX + 24)
+
+static const uint8_t zero_hash[AUDIT_HASH_LEN];
+
+/* ---- the files ----------------------------------------------------------- */
+
+static int by_seq(const void *x, const void *y)
+{
+    const struct audit_file *a = x, *b = y;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+int audit_list_rotated(int dirfd, struct audit_file **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return ERR_IO;
+    }
+    rewinddir(d);
+    size_t cap = 0;
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        struct audit_file f = { .seq = 0 };
+        struct stat st;
+        if (!audit_name_parse(e->d_name, &f.seq) ||
+            fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+            continue;
+        memcpy(f.name, e->d_name, AUDIT_NAME_MAX + 1);
+        f.mtime = (int64_t)st.st_mtime;
+        if (*n == cap) {
+            size_t ncap = cap ? 2 * cap : 16;
+            struct audit_file *g = reallocarray(*out, ncap, sizeof(*g));
+            if (!g) {
+                rc = ERR_NOMEM;
+                break;
+            }
+            *out = g, cap = ncap;
+        }
+        (*out)[(*n)++] = f;
+    }
+    closedir(d);
+    if (rc) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+        return rc;
+    }
+    if (*n)
+        qsort(*out, *n, sizeof(**out), by_seq);
+    return 0;
+}
+
+/* ---- a file's ends ------------------------------------------------------- */
+
+static int pread_all(int fd, uint8_t *p, size_t n, uint64_t off)
+{
+    while (n > 0) {
+        ssize_t r = pread(fd, p, n, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return ERR_IO;
+        p += r, n -= (size_t)r, off += (uint64_t)r;
+    }
+    return 0;
+}
+
+int audit_read_tail(const struct crypto *c, int fd, uint64_t size, struct audit_tail *t)
+{
+    memset(t, 0, sizeof(*t));
+    if (size == 0)
+        return 0;
+    size_t n = size < AUDIT_TAIL_MAX ? (size_t)size : AUDIT_TAIL_MAX;
+    uint8_t *p = malloc(n);
+    if (!p)
+        return ERR_NOMEM;
+    int rc = pread_all(fd, p, n, size - n);
+    size_t end = n, start;
+    while (end > 0 && p[end - 1] != '\n')
+        end--;
+    for (start = end ? end - 1 : 0; start > 0 && p[start - 1] != '\n';)
+        start--;
+    if (rc == 0 && (end == 0 || start == 0) && size > n)
+        rc = ERR_LIMIT;
+    if (rc == 0 && end < n) {
+        t->torn = true;
+        t->torn_bytes = n - end;
+        rc = crypto_sha256(p + end, n - end, t->torn_hash) ? ERR_CRYPTO : 0;
+    }
+    if (rc == 0 && end > 0) {
+        t->has_line = true;
+        rc = audit_line_read(c, p + start, end - 1 - start, &t->last);
+    }
+    free(p);
+    return rc;
+}
+
+int audit_read_first(int fd, uint64_t size, struct audit_line *l)
+{
+    uint8_t p[AUDIT_LINE_MAX];
+    size_t n = size < sizeof(p) ? (size_t)size : sizeof(p);
+    memset(l, 0, sizeof(*l));
+    if (pread_all(fd, p, n, 0) != 0)
+        return ERR_IO;
+    const uint8_t *nl = memchr(p, '\n', n);
+    return nl ? audit_line_read(NULL, p, (size_t)(nl - p), l) : 0;
+}
+
+/* ---- reading lines ------------------------------------------------------- */
+
+struct reader {
+    int fd;
+    uint64_t left;                     /* bytes still to read (a snapshot) */
+    uint8_t *buf;
+    size_t start, end;
+    bool skipping;                     /* inside an over-long line */
+};
+
+/* 1 with the next line (without its newline), 0 at the end, ERR_IO. A line
+ * longer than the buffer comes back as its first READ_BUF bytes (they
+ * cannot carry a valid MAC) and the rest of it is skipped. */
+static int next_line(struct reader *r, const uint8_t **p, size_t *n, bool *complete)
+{
+    for (;;) {
+        size_t avail = r->end - r->start;
+        uint8_t *nl = memchr(r->buf + r->start, '\n', avail);
+        bool last = !nl && r->left == 0 && avail > 0;     /* no newline at the end */
+        bool full = !nl && avail == READ_BUF;             /* an over-long line */
+        if (nl || last || full) {
+            size_t len = nl ? (size_t)(nl - (r->buf + r->start)) : avail;
+            bool skip = r->skipping;
+            *p = r->buf + r->start;
+            *n = len;
+            *complete = !last;
+            r->start += len + (nl != NULL);
+            r->skipping = full;
+            if (!skip)
+                return 1;
+            continue;
+        }
+        if (r->left == 0)
+            return 0;
+        memmove(r->buf, r->buf + r->start, r->end - r->start);
+        r->end -= r->start;
+        r->start = 0;
+        size_t want = READ_BUF - r->end < r->left ? READ_BUF - r->end : (size_t)r->left;
+        ssize_t got = read(r->fd, r->buf + r->end, want);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            return ERR_IO;
+        r->end += (size_t)got;
+        r->left -= (uint64_t)got;
+    }
+}
+
+/* ---- the walk ------------------------------------------------------------ */
+
+struct rec {
+    struct audit_line l;
+    size_t file;
+    uint64_t lineno;
+    size_t len;
+    bool complete;
+};
+
+struct verifier {
+    const struct crypto *crypto;
+    FILE *out;
+    char (*names)[AUDIT_NAME_MAX + 1];  /* the files, in chain order */
+    size_t n_files;
+    bool started;                      /* the chain has its head */
+    uint64_t seq;                      /* the last line accepted */
+    uint8_t prev[AUDIT_HASH_LEN];
+    size_t linked;                     /* the file whose first record was checked */
+    struct rec head;
+    bool genesis;                      /* seq 1 after 64 zeros */
+    char explained[LOC_MAX];           /* where a prune record explains the head */
+    bool bad;                          /* a problem was found; the walk continues
+                                        * only to look for prune records */
+    char problem[512];
+    uint64_t records;
+};
+
+static const char *loc(const struct verifier *v, const struct rec *r, char buf[LOC_MAX])
+{
+    snprintf(buf, LOC_MAX, "%s:%llu", v->names[r->file], (unsigned long long)r->lineno);
+    return buf;
+}
+
+static void problem(struct verifier *v, const struct rec *r, const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void problem(struct verifier *v, const struct rec *r, const char *kind, const char *fmt, ...)
+{
+    char at[LOC_MAX], what[300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    snprintf(v->problem, sizeof(v->problem), "%s: %s: %s", loc(v, r, at), kind, what);
+    v->bad = true;
+}
+
+static bool is(const struct rec *r, const char *event)
+{
+    return r && r->l.mac_ok && strcmp(r->l.event, event) == 0;
+}
+
+/* Does `r` record the removal of the file whose last line the head chains to? */
+static void note_prune(struct verifier *v, const struct rec *r)
+{
+    const struct audit_line *l = &r->l;
+    if (!is(r, AUDIT_EV_PRUNE) || !v->started || v->genesis || v->explained[0] ||
+        !l->has_last_hash || l->last_seq + 1 != v->head.l.seq ||
+        memcmp(l->last_hash, v->head.l.prev, AUDIT_HASH_LEN) != 0 ||
+        strcmp(l->file, v->head.l.file) != 0)
+        return;
+    loc(v, r, v->explained);
+}
+
+static bool continues(const struct verifier *v, const struct rec *r)
+{
+    return r && r->l.mac_ok && r->l.parsed && v->started && r->l.seq == v->seq + 1 &&
+           memcmp(r->l.prev, v->prev, AUDIT_HASH_LEN) == 0;
+}
+
+/* Judge `cur`, knowing the line after it (NULL at the end). */
+static void check(struct verifier *v, const struct rec *cur, const struct rec *next)
+{
+    const struct audit_line *l = &cur->l;
+    char at[LOC_MAX];
+    if (v->bad) {
+        note_prune(v, cur);
+        return;
+    }
+    if (!cur->complete) {
+        problem(v, cur, "torn last line", "%zu bytes without a newline (a crash during a write, or "
+                "truncation)", cur->len);
+        return;
+    }
+    if (is(next, AUDIT_EV_TORN) && next->l.has_torn_hash && next->l.bytes == cur->len &&
+        memcmp(next->l.torn_hash, l->hash, AUDIT_HASH_LEN) == 0) {
+        fprintf(v->out, "note: %s: torn line from an interrupted write (explained at %s:%llu)\n",
+                loc(v, cur, at), v->names[next->file], (unsigned long long)next->lineno);
+        return;
+    }
+    if (!l->mac_ok) {
+        if (continues(v, next))
+            problem(v, cur, "inserted", "a line that is not part of the chain (no valid MAC)");
+        else
+            problem(v, cur, "changed", "the line's MAC does not match its content");
+        return;
+    }
+    if (!l->parsed) {
+        problem(v, cur, "changed", "a signed line that is not an audit record");
+        return;
+    }
+    if (!v->started) {
+        v->started = true;
+        v->head = *cur;
+        v->linked = cur->file;
+        v->genesis = l->seq == 1 && memcmp(l->prev, zero_hash, AUDIT_HASH_LEN) == 0;
+    } else {
+        uint64_t e = v->seq + 1;
+        bool next_ok = next && next->l.mac_ok && next->l.parsed;
+        if (l->seq != e && (l->seq < e || (next_ok && (next->l.seq == e || next->l.seq == e + 1)))) {
+            problem(v, cur, "reordered", "seq %llu where %llu was expected", (unsigned long long)l->seq,
+                    (unsigned long long)e);
+            return;
+        }
+        if (l->seq != e) {
+            problem(v, cur, "missing line(s) before", "seq %llu follows %llu: %llu line(s) gone",
+                    (unsigned long long)l->seq, (unsigned long long)v->seq,
+                    (unsigned long long)(l->seq - e));
+            return;
+        }
+        if (memcmp(l->prev, v->prev, AUDIT_HASH_LEN) != 0) {
+            problem(v, cur, "changed", "prev is not the hash of the line before it (that line was "
+                    "replaced)");
+            return;
+        }
+    }
+    /* A file after the head's must begin by naming the file before it. */
+    if (cur->file != v->linked) {
+        v->linked = cur->file;
+        const char *want = v->names[cur->file - 1];
+        if ((!is(cur, AUDIT_EV_ROTATE) && !is(cur, AUDIT_EV_TORN)) || strcmp(l->file, want) != 0) {
+            problem(v, cur, "missing line(s) before", "the file does not begin by naming %s (a file "
+                    "was removed, renamed or joined)", want);
+            return;
+        }
+    }
+    v->seq = l->seq;
+    memcpy(v->prev, l->hash, AUDIT_HASH_LEN);
+    v->records++;
+    note_prune(v, cur);
+}
+
+/* Feed every line of file `i` through check(), one line behind. */
+static int walk_file(struct verifier *v, size_t i, int fd, uint64_t size, struct rec *pending,
+                     bool *have, uint8_t *buf)
+{
+    struct reader r = { .fd = fd, .left = size, .buf = buf };
+    struct rec cur;
+    const uint8_t *p;
+    size_t n;
+    bool complete;
+    int got;
+    for (uint64_t lineno = 1; (got = next_line(&r, &p, &n, &complete)) == 1; lineno++) {
+        if (audit_line_read(v->crypto, p, n, &cur.l) != 0)
+            return ERR_CRYPTO;
+        cur.file = i;
+        cur.lineno = lineno;
+        cur.len = n;
+        cur.complete = complete;
+        if (*have)
+            check(v, pending, &cur);
+        *pending = cur;
+        *have = true;
+    }
+    return got;
+}
+
+static int open_file(int dirfd, const char *name, uint64_t *size)
+{
+    struct stat st;
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+        close(fd);
+        return -1;
+    }
+    if (fd >= 0)
+        *size = (uint64_t)st.st_size;
+    return fd;
+}
+
+/* What to read, fixed under a shared lock so no writer is half-way through
+ * a line or a rotation: the rotated files and audit.log's current size. */
+static int snapshot(int dirfd, struct verifier *v, int *cur_fd, uint64_t *cur_size)
+{
+    struct audit_file *f = NULL;
+    size_t n = 0;
+    int lockfd = openat(dirfd, AUDIT_LOCK, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+    if (lockfd >= 0)
+        while (flock(lockfd, LOCK_SH) != 0 && errno == EINTR)
+            ;
+    int rc = audit_list_rotated(dirfd, &f, &n);
+    *cur_fd = rc ? -1 : open_file(dirfd, AUDIT_CURRENT, cur_size);
+    if (lockfd >= 0)
+        close(lockfd);        /* and with it the lock */
+    if (rc)
+        return rc;
+    v->n_files = n + (*cur_fd >= 0);
+    v->names = calloc(v->n_files ? v->n_files : 1, sizeof(*v->names));
+    if (!v->names) {
+        free(f);
+        return ERR_NOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        memcpy(v->names[i], f[i].name, sizeof(v->names[i]));
+    if (*cur_fd >= 0)
+        memcpy(v->names[n], AUDIT_CURRENT, sizeof(AUDIT_CURRENT));
+    free(f);
+    return 0;
+}
+
+static int walk(int dirfd, struct verifier *v)
+{
+    int cur_fd = -1, rc;
+    uint64_t cur_size = 0;
+    struct rec pending;
+    bool have = false;
+    uint8_t *buf = malloc(READ_BUF);
+    rc = buf ? snapshot(dirfd, v, &cur_fd, &cur_size) : ERR_NOMEM;
+    for (size_t i = 0; rc == 0 && i < v->n_files; i++) {
+        bool current = cur_fd >= 0 && i == v->n_files - 1;
+        uint64_t size = cur_size;
+        int fd = current ? cur_fd : open_file(dirfd, v->names[i], &size);
+        if (fd < 0) {
+            fprintf(v->out, "cannot read %s: %s (removed while verifying? run again)\n", v->names[i],
+                    strerror(errno));
+            rc = ERR_IO;
+            break;
+        }
+        rc = walk_file(v, i, fd, size, &pending, &have, buf);
+        if (rc == ERR_IO)
+            fprintf(v->out, "cannot read %s\n", v->names[i]);
+        close(fd);
+        if (current)
+            cur_fd = -1;
+    }
+    if (rc == 0 && have)
+        check(v, &pending, NULL);
+    if (cur_fd >= 0)
+        close(cur_fd);
+    free(buf);
+    return rc;
+}
+
+int audit_verify_dir(const char *dir, const struct crypto *crypto, FILE *report)
+{
+    struct verifier v = { .crypto = crypto, .out = report };
+    int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0) {
+        fprintf(report, "cannot open %s: %s\n", dir, strerror(errno));
+        return ERR_IO;
+    }
+    int rc = walk(dirfd, &v);
+    close(dirfd);
+    if (rc == 0) {
+        char at[LOC_MAX];
+        if (!v.started && !v.bad) {
+            fprintf(report, "%s: no audit record found\n", dir);
+            rc = ERR_INVALID;
+        } else if (v.started && !v.genesis && !v.explained[0]) {
+            /* Before any later problem: it is the earliest position. */
+            fprintf(report, "%s: missing line(s) before: the log starts at seq %llu and no retention "
+                    "record explains the lines before it\n", loc(&v, &v.head, at),
+                    (unsigned long long)v.head.l.seq);
+            rc = ERR_INVALID;
+        } else if (v.bad) {
+            fprintf(report, "%s\n", v.problem);
+            rc = ERR_INVALID;
+        } else {
+            if (v.explained[0])
+                fprintf(report, "note: %s: head pruned by retention (record at %s)\n",
+                        loc(&v, &v.head, at), v.explained);
+            if (v.n_files && strcmp(v.names[v.n_files - 1], AUDIT_CURRENT) != 0)
+                fprintf(report, "note: there is no %s (the newest lines may be gone)\n", AUDIT_CURRENT);
+            fprintf(report, "OK: %llu records in %zu file(s), seq %llu..%llu, chain intact\n",
+                    (unsigned long long)v.records, v.n_files, (unsigned long long)v.head.l.seq,
+                    (unsigned long long)v.seq);
+        }
+    }
+    free(v.names);
+    return rc;
+}

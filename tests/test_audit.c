@@ -1,0 +1,1190 @@
+/*
+ * test_audit.c - audit.c and audit_verify.c: the line encoding, the chain
+ * and its MAC, tamper detection, rotation, retention, failure and recovery,
+ * privacy of actors and addresses, and `notesd audit verify`.
+ *
+ * Each test runs in its own process (Criterion forks), with its own audit
+ * directory under /tmp. Lines are parsed back with cJSON and the chain is
+ * recomputed with mbedTLS's legacy HKDF, HMAC and SHA-256, independently of
+ * crypto.c, so a format change fails here instead of orphaning old logs.
+ */
+#include <criterion/criterion.h>
+
+#include <cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <mbedtls/base64.h>
+#include <mbedtls/hkdf.h>
+#include <mbedtls/md.h>
+
+#include "audit.h"
+#include "audit_int.h"
+#include "cli.h"
+#include "config.h"
+#include "crypto.h"
+#include "err.h"
+
+#define MAX_LINES 4096
+
+static char root[64];
+static char dir[128];
+static char path_buf[256];
+static struct config cfg;
+static struct crypto *crypto;
+
+static const uint8_t V4[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 77 };
+static const uint8_t V6[16] = { 0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6 };
+
+/* ---- fixture ------------------------------------------------------------- */
+
+static void fill_secret(struct config_secret *s, unsigned seed, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        s->bytes[i] = (uint8_t)(seed * 37u + i * 11u + 1u);
+    s->len = len;
+}
+
+static struct crypto *make_crypto(unsigned seed)
+{
+    struct config c = cfg;
+    struct crypto *k = NULL;
+    char err[CONFIG_ERR_MAX] = "";
+    fill_secret(&c.audit_key, seed, 48);
+    cr_assert_eq(crypto_new(&k, &c, err, sizeof(err)), 0, "%s", err);
+    return k;
+}
+
+static void setup(void)
+{
+    cr_assert_eq(crypto_init(), 0);
+    snprintf(root, sizeof(root), "/tmp/notesd-audit-XXXXXX");
+    cr_assert_not_null(mkdtemp(root));
+    snprintf(dir, sizeof(dir), "%s/audit", root);
+    memset(&cfg, 0, sizeof(cfg));
+    fill_secret(&cfg.data_key, 1, 32);
+    fill_secret(&cfg.token_key, 2, 32);
+    fill_secret(&cfg.audit_key, 3, 48);
+    cfg.argon2_m_kib = 19456;
+    cfg.argon2_t = 2;
+    cfg.argon2_p = 1;
+    cfg.audit_dir = dir;
+    cfg.audit_max_bytes = 10485760;
+    cfg.audit_max_files = 10;
+    cfg.audit_retention_days = 90;
+    cfg.audit_sync = CONFIG_AUDIT_SYNC_BATCH;
+    cfg.audit_ip = CONFIG_AUDIT_IP_FULL;
+    crypto = make_crypto(3);
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(p);
+}
+
+static void teardown(void)
+{
+    crypto_free(crypto);
+    nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(audit, .init = setup, .fini = teardown);
+
+static const char *in_dir(const char *name)
+{
+    snprintf(path_buf, sizeof(path_buf), "%s/%s", dir, name);
+    return path_buf;
+}
+
+static struct audit *open_log(void)
+{
+    struct audit *a = NULL;
+    char err[CONFIG_ERR_MAX] = "";
+    int rc = audit_open(&a, &cfg, crypto, err, sizeof(err));
+    cr_assert_eq(rc, 0, "audit_open: %s", err);
+    return a;
+}
+
+static void record(struct audit *a, const char *event, int64_t id)
+{
+    struct audit_event ev = { .event = event, .actor_id = 7, .role = "user", .request_id = "req-1",
+                              .resource_type = "note", .resource_id = id, .result = AUDIT_SUCCESS,
+                              .status = 200, .ip = V4 };
+    cr_assert_eq(audit_record(a, &ev), 0);
+}
+
+static void record_n(struct audit *a, int n)
+{
+    for (int i = 0; i < n; i++)
+        record(a, "note.read", i + 1);
+}
+
+/* The whole of a file, NUL-terminated. */
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "open %s", path);
+    char *p = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (cap - n < 4097) {
+            cap = cap ? 2 * cap : 8192;
+            p = realloc(p, cap);
+            cr_assert_not_null(p);
+        }
+        size_t got = fread(p + n, 1, cap - n - 1, f);
+        if (got == 0)
+            break;
+        n += got;
+    }
+    fclose(f);
+    p[n] = '\0';
+    if (len)
+        *len = n;
+    return p;
+}
+
+static void spit(const char *path, const char *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(p, 1, n, f), n);
+    cr_assert_eq(fclose(f), 0);
+}
+
+struct lines {
+    char *text;
+    size_t n;
+    char *at[MAX_LINES];     /* each NUL-terminated, newline removed */
+};
+
+static void read_lines(const char *path, struct lines *l)
+{
+    size_t len;
+    l->text = slurp(path, &len);
+    l->n = 0;
+    for (char *p = l->text; *p && l->n < MAX_LINES;) {
+        char *nl = strchr(p, '\n');
+        l->at[l->n++] = p;
+        if (!nl)
+            break;
+        *nl = '\0';
+        p = nl + 1;
+    }
+}
+
+/* Write lines back, each with its newline (the last without when `torn`). */
+static void write_lines(const char *path, const struct lines *l, bool torn)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    for (size_t i = 0; i < l->n; i++)
+        fprintf(f, "%s%s", l->at[i], torn && i + 1 == l->n ? "" : "\n");
+    cr_assert_eq(fclose(f), 0);
+}
+
+static int verify(char **report)
+{
+    size_t n = 0;
+    FILE *f = open_memstream(report, &n);
+    cr_assert_not_null(f);
+    int rc = audit_verify_dir(dir, crypto, f);
+    fclose(f);
+    return rc;
+}
+
+static void assert_verifies(void)
+{
+    char *report = NULL;
+    int rc = verify(&report);
+    cr_assert_eq(rc, 0, "verify failed:\n%s", report);
+    cr_assert(strstr(report, "OK: ") != NULL, "%s", report);
+    free(report);
+}
+
+static void assert_problem(const char *expect)
+{
+    char *report = NULL;
+    int rc = verify(&report);
+    cr_assert_eq(rc, ERR_INVALID, "verify passed:\n%s", report);
+    cr_assert(strstr(report, expect) != NULL, "expected \"%s\" in:\n%s", expect, report);
+    free(report);
+}
+
+static cJSON *parse_line(const char *line)
+{
+    cJSON *j = cJSON_Parse(line);
+    cr_assert_not_null(j, "not JSON: %s", line);
+    return j;
+}
+
+static const char *str_of(const cJSON *j, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static double num_of(const cJSON *j, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    cr_assert(cJSON_IsNumber(v), "no number %s", key);
+    return v->valuedouble;
+}
+
+static size_t count_rotated(void)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    struct audit_file *f = NULL;
+    size_t n = 0;
+    cr_assert_eq(audit_list_rotated(fd, &f, &n), 0);
+    close(fd);
+    free(f);
+    return n;
+}
+
+static struct audit_file nth_rotated(size_t i)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    struct audit_file *f = NULL, r;
+    size_t n = 0;
+    cr_assert_eq(audit_list_rotated(fd, &f, &n), 0);
+    close(fd);
+    cr_assert_lt(i, n);
+    r = f[i];
+    free(f);
+    return r;
+}
+
+static size_t count_events(const char *event)
+{
+    size_t hits = 0;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    struct audit_file *f = NULL;
+    size_t n = 0;
+    cr_assert_eq(audit_list_rotated(fd, &f, &n), 0);
+    close(fd);
+    for (size_t i = 0; i <= n; i++) {
+        const char *name = i < n ? f[i].name : AUDIT_CURRENT;
+        char want[80], *text = slurp(in_dir(name), NULL);
+        snprintf(want, sizeof(want), "\"event\":\"%s\"", event);
+        for (char *p = text; (p = strstr(p, want)) != NULL; p++)
+            hits++;
+        free(text);
+    }
+    free(f);
+    return hits;
+}
+
+/* ---- the line encoding --------------------------------------------------- */
+
+static char *escaped(const char *s, size_t n)
+{
+    static char out[1024];
+    struct buf b;
+    buf_init(&b, sizeof(out) - 1);
+    cr_assert_eq(audit_escape(&b, (const uint8_t *)s, n), 0);
+    memcpy(out, b.data, b.len);
+    out[b.len] = '\0';
+    buf_cleanup(&b);
+    return out;
+}
+
+Test(audit, escapes_quotes_backslashes_and_controls)
+{
+    cr_assert_str_eq(escaped("a\"b\\c", 5), "\"a\\\"b\\\\c\"");
+    cr_assert_str_eq(escaped("\n\r\t", 3), "\"\\n\\r\\t\"");
+    cr_assert_str_eq(escaped("\x01\x1f\x7f", 3), "\"\\u0001\\u001f\\u007f\"");
+    cr_assert_str_eq(escaped("plain </x>", 10), "\"plain </x>\"");
+}
+
+Test(audit, escapes_unicode_as_ascii_and_replaces_invalid_utf8)
+{
+    cr_assert_str_eq(escaped("\xc3\xa9", 2), "\"\\u00e9\"");                   /* é */
+    cr_assert_str_eq(escaped("\xe2\x82\xac", 3), "\"\\u20ac\"");               /* € */
+    cr_assert_str_eq(escaped("\xe2\x80\xa8", 3), "\"\\u2028\"");               /* line separator */
+    cr_assert_str_eq(escaped("\xf0\x9f\x98\x80", 4), "\"\\ud83d\\ude00\"");    /* U+1F600 */
+    cr_assert_str_eq(escaped("\xc0\xaf", 2), "\"\\ufffd\\ufffd\"");            /* overlong '/' */
+    cr_assert_str_eq(escaped("\xe0\x80\xaf", 3), "\"\\ufffd\\ufffd\\ufffd\""); /* overlong, 3 bytes */
+    cr_assert_str_eq(escaped("\xf0\x80\x80\xaf", 4), "\"\\ufffd\\ufffd\\ufffd\\ufffd\"");
+    cr_assert_str_eq(escaped("\xed\xa0\x80", 3), "\"\\ufffd\\ufffd\\ufffd\""); /* surrogate */
+    cr_assert_str_eq(escaped("\xf4\x90\x80\x80", 4), "\"\\ufffd\\ufffd\\ufffd\\ufffd\"");
+    cr_assert_str_eq(escaped("\x80x", 2), "\"\\ufffdx\"");                     /* stray */
+    cr_assert_str_eq(escaped("\xe2\x82", 2), "\"\\ufffd\\ufffd\"");            /* cut short */
+    cr_assert_str_eq(escaped("\xc3\x28", 2), "\"\\ufffd(\"");
+    cr_assert_str_eq(escaped("\xff\xfe", 2), "\"\\ufffd\\ufffd\"");
+}
+
+Test(audit, hostile_text_stays_one_valid_line)
+{
+    static const char hostile[] = "x\",\"seq\":999,\"result\":\"success\"}\n{\"forged\":\"\r\x01\\\x7f"
+                                  "\xc0\xaf\xed\xa0\x80\xe2\x80\xa8\xf0\x9f\x98\x80";
+    struct audit *a = open_log();
+    struct audit_event ev = { .event = "input.rejected", .role = "anonymous", .request_id = hostile,
+                              .result = AUDIT_DENY, .status = 400, .reason = hostile,
+                              .detail = hostile };
+    cr_assert_eq(audit_record(a, &ev), 0);
+    audit_close(a);
+
+    size_t n;
+    char *text = slurp(in_dir(AUDIT_CURRENT), &n);
+    cr_assert_gt(n, 0);
+    cr_assert_eq(text[n - 1], '\n');
+    for (size_t i = 0; i + 1 < n; i++)
+        cr_assert(text[i] >= 0x20 && text[i] < 0x7f, "byte %zu is 0x%02x", i, (unsigned char)text[i]);
+    text[n - 1] = '\0';
+    cJSON *j = parse_line(text);
+    cr_assert_eq(num_of(j, "seq"), 1);
+    cr_assert_str_eq(str_of(j, "result"), "deny");
+    cr_assert_null(cJSON_GetObjectItemCaseSensitive(j, "forged"));
+    /* The valid parts come back exactly; invalid bytes as U+FFFD. */
+    const char *want = "x\",\"seq\":999,\"result\":\"success\"}\n{\"forged\":\"\r\x01\\\x7f"
+                       "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+                       "\xe2\x80\xa8\xf0\x9f\x98\x80";
+    cr_assert_str_eq(str_of(j, "reason"), want);
+    cr_assert_str_eq(str_of(j, "detail"), want);
+    cJSON_Delete(j);
+    free(text);
+    assert_verifies();
+}
+
+Test(audit, long_fields_are_cut_to_a_bounded_size)
+{
+    char big[1000];
+    memset(big, 'A', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    struct audit *a = open_log();
+    struct audit_event ev = { .event = "input.rejected", .reason = big, .detail = big };
+    cr_assert_eq(audit_record(a, &ev), 0);
+    audit_close(a);
+    struct lines l;
+    read_lines(in_dir(AUDIT_CURRENT), &l);
+    cJSON *j = parse_line(l.at[0]);
+    cr_assert_eq(strlen(str_of(j, "reason")), AUDIT_FIELD_MAX);
+    cr_assert_eq(strlen(str_of(j, "detail")), AUDIT_FIELD_MAX);
+    cJSON_Delete(j);
+    free(l.text);
+}
+
+/* ---- the chain ----------------------------------------------------------- */
+
+static void hex_of(const uint8_t *p, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++)
+        sprintf(out + 2 * i, "%02x", p[i]);
+}
+
+Test(audit, fields_prev_and_mac_follow_the_documented_format)
+{
+    struct audit *a = open_log();
+    record_n(a, 3);
+    audit_close(a);
+
+    /* The chain key, derived here with the legacy API. */
+    const mbedtls_md_info_t *md = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
+    static const char info[] = "notesd audit chain v1";
+    uint8_t key[32], mac[32], hash[32];
+    cr_assert_eq(mbedtls_hkdf(md, NULL, 0, cfg.audit_key.bytes, cfg.audit_key.len,
+                              (const uint8_t *)info, sizeof(info) - 1, key, sizeof(key)), 0);
+
+    struct lines l;
+    char want_prev[65], hex[65];
+    memset(want_prev, '0', 64);
+    want_prev[64] = '\0';
+    read_lines(in_dir(AUDIT_CURRENT), &l);
+    cr_assert_eq(l.n, 3);
+    for (size_t i = 0; i < l.n; i++) {
+        cJSON *j = parse_line(l.at[i]);
+        const char *ts = str_of(j, "ts");
+        cr_assert(ts && strlen(ts) == 24 && ts[10] == 'T' && ts[19] == '.' && ts[23] == 'Z', "ts %s", ts);
+        cr_assert_eq(num_of(j, "seq"), (double)(i + 1));
+        cr_assert_str_eq(str_of(j, "event"), "note.read");
+        cr_assert_str_eq(str_of(j, "role"), "user");
+        cr_assert_str_eq(str_of(j, "request_id"), "req-1");
+        char res[32];
+        snprintf(res, sizeof(res), "note:%zu", i + 1);
+        cr_assert_str_eq(str_of(j, "resource"), res);
+        cr_assert_str_eq(str_of(j, "result"), "success");
+        cr_assert_eq(num_of(j, "status"), 200);
+        cr_assert_null(cJSON_GetObjectItemCaseSensitive(j, "reason"));
+        cr_assert_str_eq(str_of(j, "prev"), want_prev);
+        /* mac = HMAC(chain key, the bytes before ,"mac":) */
+        char *m = strstr(l.at[i], ",\"mac\":\"");
+        cr_assert_not_null(m);
+        cr_assert_eq(mbedtls_md_hmac(md, key, sizeof(key), (const uint8_t *)l.at[i],
+                                     (size_t)(m - l.at[i]), mac), 0);
+        hex_of(mac, sizeof(mac), hex);
+        cr_assert_str_eq(str_of(j, "mac"), hex);
+        cr_assert_str_eq(m + 8 + 64, "\"}");
+        /* the next prev = SHA-256 of this line without its newline */
+        cr_assert_eq(mbedtls_md(md, (const uint8_t *)l.at[i], strlen(l.at[i]), hash), 0);
+        hex_of(hash, sizeof(hash), want_prev);
+        cJSON_Delete(j);
+    }
+    free(l.text);
+    assert_verifies();
+}
+
+Test(audit, chain_mac_key_is_not_the_pseudonym_key)
+{
+    /* A line's MAC under the raw NOTES_AUDIT_KEY (the pseudonym key) must
+     * not be what the line carries. */
+    struct audit *a = open_log();
+    record_n(a, 1);
+    audit_close(a);
+    struct lines l;
+    read_lines(in_dir(AUDIT_CURRENT), &l);
+    const mbedtls_md_info_t *md = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
+    uint8_t mac[32];
+    char hex[65];
+    char *m = strstr(l.at[0], ",\"mac\":\"");
+    cr_assert_eq(mbedtls_md_hmac(md, cfg.audit_key.bytes, cfg.audit_key.len, (const uint8_t *)l.at[0],
+                                 (size_t)(m - l.at[0]), mac), 0);
+    hex_of(mac, sizeof(mac), hex);
+    cr_assert(strncmp(m + 8, hex, 64) != 0);
+    free(l.text);
+}
+
+Test(audit, another_key_does_not_verify)
+{
+    struct audit *a = open_log();
+    record_n(a, 2);
+    audit_close(a);
+    crypto_free(crypto);
+    crypto = make_crypto(99);
+    assert_problem("audit.log:1: changed");
+}
+
+/* ---- privacy ------------------------------------------------------------- */
+
+Test(audit, actor_is_a_pseudonym_never_the_id)
+{
+    char p42[CRYPTO_PSEUDONYM_LEN + 1], p9[CRYPTO_PSEUDONYM_LEN + 1];
+    cr_assert_eq(crypto_pseudonym(crypto, 42, p42), 0);
+    cr_assert_eq(crypto_pseudonym(crypto, 9, p9), 0);
+    struct audit *a = open_log();
+    struct audit_event evs[] = {
+        { .event = "user.export", .actor_id = 42, .role = "user", .resource_type = "user", .resource_id = 42 },
+        { .event = "auth.login", .role = "anonymous", .result = AUDIT_DENY, .reason = "bad_password" },
+        { .event = "user.add", .role = "cli", .resource_type = "user", .resource_id = 9 },
+        { .event = "server.start", .role = "system" },
+    };
+    for (size_t i = 0; i < 4; i++)
+        cr_assert_eq(audit_record(a, &evs[i]), 0);
+    audit_close(a);
+    struct lines l;
+    read_lines(in_dir(AUDIT_CURRENT), &l);
+    cJSON *j = parse_line(l.at[0]);
+    cr_assert_str_eq(str_of(j, "actor"), p42);
+    char want[40];
+    snprintf(want, sizeof(want), "user:%s", p42);
+    cr_assert_str_eq(str_of(j, "resource"), want);
+    cr_assert(strstr(l.at[0], "42\"") == NULL && strstr(l.at[0], ":42,") == NULL, "%s", l.at[0]);
+    cJSON_Delete(j);
+    j = parse_line(l.at[1]);
+    cr_assert_str_eq(str_of(j, "actor"), "anonymous");
+    cr_assert_null(cJSON_GetObjectItemCaseSensitive(j, "resource"));
+    cJSON_Delete(j);
+    j = parse_line(l.at[2]);
+    cr_assert_str_eq(str_of(j, "actor"), "cli");
+    snprintf(want, sizeof(want), "user:%s", p9);
+    cr_assert_str_eq(str_of(j, "resource"), want);
+    cJSON_Delete(j);
+    j = parse_line(l.at[3]);
+    cr_assert_str_eq(str_of(j, "actor"), "system");
+    cJSON_Delete(j);
+    free(l.text);
+    /* Under another audit key the same user has another pseudonym. */
+    struct crypto *other = make_crypto(77);
+    char q42[CRYPTO_PSEUDONYM_LEN + 1];
+    cr_assert_eq(crypto_pseudonym(other, 42, q42), 0);
+    cr_assert_str_neq(q42, p42);
+    crypto_free(other);
+}
+
+static char *ip_written(enum config_audit_ip mode, const uint8_t *ip)
+{
+    static char got[64];
+    cfg.audit_ip = mode;
+    struct audit *a = open_log();
+    struct audit_event ev = { .event = "auth.login", .ip = ip };
+    cr_assert_eq(audit_record(a, &ev), 0);
+    audit_close(a);
+    struct lines l;
+    read_lines(in_dir(AUDIT_CURRENT), &l);
+    cJSON *j = parse_line(l.at[l.n - 1]);
+    const char *s = str_of(j, "ip");
+    snprintf(got, sizeof(got), "%s", s ? s : "(none)");
+    cJSON_Delete(j);
+    free(l.text);
+    return got;
+}
+
+Test(audit, ip_modes)
+{
+    cr_assert_str_eq(ip_written(CONFIG_AUDIT_IP_FULL, V4), "192.0.2.77");
+    cr_assert_str_eq(ip_written(CONFIG_AUDIT_IP_TRUNCATED, V4), "192.0.2.0/24");
+    cr_assert_str_eq(ip_written(CONFIG_AUDIT_IP_NONE, V4), "(none)");
+    cr_assert_str_eq(ip_written(CONFIG_AUDIT_IP_FULL, V6), "2001:db8:1:2:3:4:5:6");
+    cr_assert_str_eq(ip_written(CONFIG_AUDIT_IP_TRUNCATED, V6), "2001:db8:1::/48");
+    cr_assert_str_eq(ip_written(CONFIG_AUDIT_IP_NONE, V6), "(none)");
+    cr_assert_str_eq(ip_written(CONFIG_AUDIT_IP_FULL, NULL), "(none)");
+    assert_verifies();
+}
+
+/* ---- tampering ----------------------------------------------------------- */
+
+static void six_lines(struct lines *l)
+{
+    struct audit *a = open_log();
+    record_n(a, 6);
+    audit_close(a);
+    assert_verifies();
+    read_lines(in_dir(AUDIT_CURRENT), l);
+    cr_assert_eq(l->n, 6);
+}
+
+Test(audit, verify_pinpoints_an_edited_byte)
+{
+    struct lines l;
+    six_lines(&l);
+    char *p = strstr(l.at[2], "note.read");
+    p[5] = 'w';                           /* note.read -> note.wead */
+    write_lines(in_dir(AUDIT_CURRENT), &l, false);
+    assert_problem("audit.log:3: changed");
+    free(l.text);
+}
+
+Test(audit, verify_pinpoints_an_edited_mac)
+{
+    struct lines l;
+    six_lines(&l);
+    char *p = strstr(l.at[4], ",\"mac\":\"") + 8;
+    p[0] = p[0] == '0' ? '1' : '0';
+    write_lines(in_dir(AUDIT_CURRENT), &l, false);
+    assert_problem("audit.log:5: changed");
+    free(l.text);
+}
+
+Test(audit, verify_pinpoints_a_deleted_line)
+{
+    struct lines l;
+    six_lines(&l);
+    memmove(&l.at[2], &l.at[3], 3 * sizeof(l.at[0]));
+    l.n = 5;
+    write_lines(in_dir(AUDIT_CURRENT), &l, false);
+    assert_problem("audit.log:3: missing line(s) before: seq 4 follows 2: 1 line(s) gone");
+    free(l.text);
+}
+
+Test(audit, verify_pinpoints_a_deleted_first_line)
+{
+    struct lines l;
+    six_lines(&l);
+    memmove(&l.at[0], &l.at[1], 5 * sizeof(l.at[0]));
+    l.n = 5;
+    write_lines(in_dir(AUDIT_CURRENT), &l, false);
+    assert_problem("audit.log:1: missing line(s) before");
+    free(l.text);
+}
+
+Test(audit, verify_pinpoints_swapped_lines)
+{
+    struct lines l;
+    six_lines(&l);
+    char *t = l.at[2];
+    l.at[2] = l.at[3];
+    l.at[3] = t;
+    write_lines(in_dir(AUDIT_CURRENT), &l, false);
+    assert_problem("audit.log:3: reordered");
+    free(l.text);
+}
+
+Test(audit, verify_pinpoints_a_line_moved_far)
+{
+    struct lines l;
+    six_lines(&l);
+    char *t = l.at[1];
+    l.at[1] = l.at[4];
+    l.at[4] = t;
+    write_lines(in_dir(AUDIT_CURRENT), &l, false);
+    assert_problem("audit.log:2: reordered");
+    free(l.text);
+}
+
+Test(audit, verify_pinpoints_an_inserted_line)
+{
+    struct lines l;
+    six_lines(&l);
+    /* A copy of line 2 claiming seq 3: right shape, no key. */
+    static char forged[2048];
+    snprintf(forged, sizeof(forged), "%s", l.at[1]);
+    char *seq = strstr(forged, "\"seq\":2,");
+    seq[6] = '3';
+    memmove(&l.at[3], &l.at[2], 4 * sizeof(l.at[0]));
+    l.at[2] = forged;
+    l.n = 7;
+    write_lines(in_dir(AUDIT_CURRENT), &l, false);
+    assert_problem("audit.log:3: inserted");
+    free(l.text);
+}
+
+Test(audit, verify_pinpoints_a_replayed_line)
+{
+    struct lines l;
+    six_lines(&l);
+    memmove(&l.at[4], &l.at[3], 3 * sizeof(l.at[0]));   /* line 4 twice */
+    l.n = 7;
+    write_lines(in_dir(AUDIT_CURRENT), &l, false);
+    assert_problem("audit.log:5: reordered");
+    free(l.text);
+}
+
+Test(audit, verify_pinpoints_a_truncated_last_line)
+{
+    struct lines l;
+    six_lines(&l);
+    l.at[5][strlen(l.at[5]) - 30] = '\0';
+    write_lines(in_dir(AUDIT_CURRENT), &l, true);
+    assert_problem("audit.log:6: torn last line");
+    free(l.text);
+}
+
+Test(audit, a_torn_tail_is_explained_on_reopen_and_the_chain_goes_on)
+{
+    struct lines l;
+    six_lines(&l);
+    l.at[5][strlen(l.at[5]) - 30] = '\0';
+    write_lines(in_dir(AUDIT_CURRENT), &l, true);
+    free(l.text);
+    struct audit *a = open_log();
+    record_n(a, 1);
+    audit_close(a);
+    char *report = NULL;
+    cr_assert_eq(verify(&report), 0, "%s", report);
+    cr_assert(strstr(report, "note: audit.log:6: torn line from an interrupted write (explained at "
+                             "audit.log:7)") != NULL, "%s", report);
+    free(report);
+    read_lines(in_dir(AUDIT_CURRENT), &l);
+    cr_assert_eq(l.n, 8);
+    cJSON *j = parse_line(l.at[6]);
+    cr_assert_str_eq(str_of(j, "event"), AUDIT_EV_TORN);
+    cr_assert_eq(num_of(j, "seq"), 6);         /* the torn line's seq, reused */
+    cJSON_Delete(j);
+    free(l.text);
+}
+
+Test(audit, verify_survives_hostile_files)
+{
+    struct lines l;
+    six_lines(&l);
+    free(l.text);
+    /* A line far longer than the walk's buffer, NULs, random bytes, in a
+     * rotated file that sorts first and in audit.log itself. */
+    size_t n = 200000;
+    char *junk = malloc(n);
+    cr_assert_not_null(junk);
+    srand(7);
+    for (size_t i = 0; i < n; i++)
+        junk[i] = (char)(i % 50000 == 49999 ? '\n' : rand());
+    memset(junk + 1000, 'x', 100000);
+    spit(in_dir("audit-20000101T000000Z-00000000000000000000.log"), junk, n);
+    assert_problem("audit-20000101T000000Z-00000000000000000000.log:");
+    cr_assert_eq(unlink(in_dir("audit-20000101T000000Z-00000000000000000000.log")), 0);
+    char *text = slurp(in_dir(AUDIT_CURRENT), &n);
+    char *mixed = malloc(n + 150000);
+    memcpy(mixed, text, n);
+    memset(mixed + n, '{', 150000);
+    spit(in_dir(AUDIT_CURRENT), mixed, n + 100);
+    assert_problem("audit.log:7: torn last line");
+    spit(in_dir(AUDIT_CURRENT), mixed, n + 150000);       /* no writer's line is this long */
+    assert_problem("audit.log:7: changed");
+    mixed[n + 149999] = '\n';
+    spit(in_dir(AUDIT_CURRENT), mixed, n + 150000);
+    assert_problem("audit.log:7: changed");
+    free(mixed);
+    free(text);
+    free(junk);
+}
+
+Test(audit, an_empty_directory_does_not_verify)
+{
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    assert_problem("no audit record");
+}
+
+Test(audit, refuses_a_log_that_ends_in_something_else)
+{
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    spit(in_dir(AUDIT_CURRENT), "not an audit line\n", 18);
+    struct audit *a = NULL;
+    char err[CONFIG_ERR_MAX] = "";
+    cr_assert_eq(audit_open(&a, &cfg, crypto, err, sizeof(err)), ERR_IO);
+    cr_assert_null(a);
+    cr_assert(strstr(err, "not an audit record") != NULL, "%s", err);
+}
+
+/* ---- rotation and retention ---------------------------------------------- */
+
+Test(audit, rotation_keeps_the_chain_across_files)
+{
+    cfg.audit_max_bytes = 4096;
+    cfg.audit_max_files = 100;
+    struct audit *a = open_log();
+    record_n(a, 60);
+    audit_close(a);
+    size_t n = count_rotated();
+    cr_assert_geq(n, 3);
+    for (size_t i = 0; i < n; i++) {
+        struct stat st;
+        cr_assert_eq(stat(in_dir(nth_rotated(i).name), &st), 0);
+        cr_assert_leq(st.st_size, 4096);
+        cr_assert_eq(st.st_mode & 0777, 0600);
+    }
+    struct lines l;
+    read_lines(in_dir(AUDIT_CURRENT), &l);
+    cJSON *j = parse_line(l.at[0]);
+    cr_assert_str_eq(str_of(j, "event"), AUDIT_EV_ROTATE);
+    cr_assert_str_eq(str_of(j, "file"), nth_rotated(n - 1).name);
+    cJSON_Delete(j);
+    free(l.text);
+    cr_assert_eq(count_events(AUDIT_EV_ROTATE), n);
+    cr_assert_eq(count_events("note.read"), 60);
+    assert_verifies();
+}
+
+Test(audit, a_removed_middle_file_is_found)
+{
+    cfg.audit_max_bytes = 4096;
+    cfg.audit_max_files = 100;
+    struct audit *a = open_log();
+    record_n(a, 60);
+    audit_close(a);
+    cr_assert_geq(count_rotated(), 3);
+    char gone[AUDIT_NAME_MAX + 1], next[AUDIT_NAME_MAX + 8];
+    snprintf(gone, sizeof(gone), "%s", nth_rotated(1).name);
+    snprintf(next, sizeof(next), "%s:1:", nth_rotated(2).name);
+    cr_assert_eq(unlink(in_dir(gone)), 0);
+    assert_problem(next);
+    assert_problem("missing line(s) before");
+}
+
+Test(audit, a_renamed_file_is_found)
+{
+    cfg.audit_max_bytes = 4096;
+    cfg.audit_max_files = 100;
+    struct audit *a = open_log();
+    record_n(a, 60);
+    audit_close(a);
+    cr_assert_geq(count_rotated(), 3);
+    /* Same seq, so the same place in the order, and every line intact: only
+     * the rotation record of the next file still names the old file. */
+    struct audit_file f = nth_rotated(1);
+    char from[sizeof(path_buf)], to[AUDIT_NAME_MAX + 1], want[AUDIT_NAME_MAX + 8];
+    snprintf(from, sizeof(from), "%s", in_dir(f.name));
+    snprintf(to, sizeof(to), "%s", f.name);
+    memcpy(to + 6, "1999", 4);
+    cr_assert_eq(rename(from, in_dir(to)), 0);
+    snprintf(want, sizeof(want), "%s:1:", nth_rotated(2).name);
+    assert_problem(want);
+    assert_problem("does not begin by naming audit-1999");
+}
+
+Test(audit, max_files_prunes_the_oldest_and_records_it)
+{
+    cfg.audit_max_bytes = 4096;
+    cfg.audit_max_files = 3;
+    struct audit *a = open_log();
+    record_n(a, 100);
+    audit_close(a);
+    cr_assert_eq(count_rotated(), 2);
+    cr_assert_geq(count_events(AUDIT_EV_PRUNE), 1);
+    char *report = NULL;
+    cr_assert_eq(verify(&report), 0, "%s", report);
+    cr_assert(strstr(report, "head pruned by retention (record at ") != NULL, "%s", report);
+    free(report);
+    /* Deleting the oldest kept file by hand is not a prune. */
+    cr_assert_eq(unlink(in_dir(nth_rotated(0).name)), 0);
+    assert_problem("missing line(s) before: the log starts at seq");
+}
+
+Test(audit, max_files_one_keeps_only_the_current_file)
+{
+    cfg.audit_max_bytes = 4096;
+    cfg.audit_max_files = 1;
+    struct audit *a = open_log();
+    record_n(a, 40);
+    audit_close(a);
+    cr_assert_eq(count_rotated(), 0);
+    char *report = NULL;
+    cr_assert_eq(verify(&report), 0, "%s", report);
+    cr_assert(strstr(report, "head pruned by retention") != NULL, "%s", report);
+    free(report);
+}
+
+static void backdate(const char *name, int days)
+{
+    struct timespec t[2] = { { time(NULL) - days * 86400, 0 }, { time(NULL) - days * 86400, 0 } };
+    cr_assert_eq(utimensat(AT_FDCWD, in_dir(name), t, 0), 0);
+}
+
+Test(audit, retention_deletes_old_files_and_records_each)
+{
+    cfg.audit_max_bytes = 4096;
+    cfg.audit_max_files = 100;
+    struct audit *a = open_log();
+    record_n(a, 60);
+    size_t n = count_rotated();
+    cr_assert_geq(n, 3);
+    struct audit_file f0 = nth_rotated(0), f1 = nth_rotated(1);
+    backdate(f0.name, 91);
+    backdate(f1.name, 120);
+    cr_assert_eq(audit_enforce_retention(a, time(NULL)), 0);
+    audit_close(a);
+    cr_assert_eq(count_rotated(), n - 2);
+    cr_assert_eq(access(in_dir(f0.name), F_OK), -1);
+    cr_assert_eq(access(in_dir(f1.name), F_OK), -1);
+    cr_assert_eq(count_events(AUDIT_EV_PRUNE), 2);
+    /* The record names the file, its seqs and the hash of its last line. */
+    struct lines l;
+    read_lines(in_dir(AUDIT_CURRENT), &l);
+    cJSON *j = parse_line(l.at[l.n - 1]);
+    cr_assert_str_eq(str_of(j, "event"), AUDIT_EV_PRUNE);
+    cr_assert_str_eq(str_of(j, "file"), f1.name);
+    cr_assert_str_eq(str_of(j, "reason"), "retention");
+    cr_assert_eq(num_of(j, "last_seq"), (double)f1.seq);
+    cr_assert_gt(num_of(j, "first_seq"), 1);
+    cr_assert_eq(strlen(str_of(j, "last_hash")), 64);
+    cJSON_Delete(j);
+    free(l.text);
+    char *report = NULL;
+    cr_assert_eq(verify(&report), 0, "%s", report);
+    cr_assert(strstr(report, "head pruned by retention") != NULL, "%s", report);
+    free(report);
+}
+
+Test(audit, retention_keeps_a_young_file_and_everything_after_it)
+{
+    cfg.audit_max_bytes = 4096;
+    cfg.audit_max_files = 100;
+    struct audit *a = open_log();
+    record_n(a, 60);
+    size_t n = count_rotated();
+    backdate(nth_rotated(1).name, 200);   /* old, but a younger file precedes it */
+    cr_assert_eq(audit_enforce_retention(a, time(NULL)), 0);
+    cr_assert_eq(count_rotated(), n);
+    /* Ninety days later, by `now`, both go. */
+    cr_assert_eq(audit_enforce_retention(a, time(NULL) + 91 * 86400), 0);
+    audit_close(a);
+    cr_assert_eq(count_rotated(), 0);
+    assert_verifies();
+}
+
+Test(audit, retention_runs_at_open)
+{
+    cfg.audit_max_bytes = 4096;
+    cfg.audit_max_files = 100;
+    struct audit *a = open_log();
+    record_n(a, 40);
+    audit_close(a);
+    size_t n = count_rotated();
+    backdate(nth_rotated(0).name, 100);
+    a = open_log();
+    audit_close(a);
+    cr_assert_eq(count_rotated(), n - 1);
+    assert_verifies();
+}
+
+Test(audit, a_crash_between_rename_and_create_is_continued)
+{
+    struct audit *a = open_log();
+    record_n(a, 5);
+    audit_close(a);
+    /* As if rotation died right after the rename. */
+    char from[sizeof(path_buf)];
+    snprintf(from, sizeof(from), "%s", in_dir(AUDIT_CURRENT));
+    cr_assert_eq(rename(from, in_dir("audit-20240101T000000Z-00000000000000000005.log")), 0);
+    cr_assert_eq(access(from, F_OK), -1);
+    a = open_log();
+    record_n(a, 2);
+    audit_close(a);
+    struct lines l;
+    read_lines(in_dir(AUDIT_CURRENT), &l);
+    cJSON *j = parse_line(l.at[0]);
+    cr_assert_str_eq(str_of(j, "event"), AUDIT_EV_ROTATE);
+    cr_assert_eq(num_of(j, "seq"), 6);
+    cJSON_Delete(j);
+    free(l.text);
+    assert_verifies();
+}
+
+/* ---- several writers ----------------------------------------------------- */
+
+Test(audit, two_writers_share_one_chain)
+{
+    cfg.audit_max_bytes = 4096;
+    cfg.audit_max_files = 100;
+    struct audit *a = open_log(), *b = open_log();
+    for (int i = 0; i < 40; i++)
+        record(i % 3 ? a : b, "note.read", i);
+    audit_close(a);
+    audit_close(b);
+    cr_assert_geq(count_rotated(), 2);
+    cr_assert_eq(count_events("note.read"), 40);
+    assert_verifies();
+}
+
+Test(audit, removing_audit_log_under_a_writer_leaves_a_visible_gap)
+{
+    cfg.audit_max_bytes = 4096;
+    cfg.audit_max_files = 100;
+    struct audit *a = open_log();
+    record_n(a, 30);
+    cr_assert_geq(count_rotated(), 1);
+    cr_assert_eq(unlink(in_dir(AUDIT_CURRENT)), 0);
+    record_n(a, 1);
+    audit_close(a);
+    assert_problem("audit.log:1: missing line(s) before");
+}
+
+/* ---- failure and recovery ------------------------------------------------ */
+
+static int capture_stderr(char *path, size_t n)
+{
+    snprintf(path, n, "%s/stderr", root);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert_geq(fd, 0);
+    int saved = dup(2);
+    cr_assert_eq(dup2(fd, 2), 2);
+    close(fd);
+    return saved;
+}
+
+static size_t count_in(const char *text, const char *needle)
+{
+    size_t hits = 0;
+    for (const char *p = text; (p = strstr(p, needle)) != NULL; p++)
+        hits++;
+    return hits;
+}
+
+Test(audit, a_failed_write_turns_unhealthy_and_recovers)
+{
+    struct audit *a = open_log();
+    record_n(a, 3);
+    struct stat st;
+    cr_assert_eq(stat(in_dir(AUDIT_CURRENT), &st), 0);
+    off_t before = st.st_size;
+
+    /* A file-size limit just past the current size: the next line is cut
+     * short by the kernel (a short write), the one after refused (EFBIG). */
+    char err_path[128];
+    int saved = capture_stderr(err_path, sizeof(err_path));
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit old, lim;
+    cr_assert_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = (rlim_t)before + 50;
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    struct audit_event ev = { .event = "note.create", .actor_id = 7, .role = "user" };
+    cr_assert_eq(audit_record(a, &ev), ERR_IO);
+    cr_assert_not(audit_healthy(a));
+    cr_assert_eq(audit_record(a, &ev), ERR_IO);
+    cr_assert_not(audit_healthy(a));
+    cr_assert_eq(stat(in_dir(AUDIT_CURRENT), &st), 0);
+    cr_assert_eq(st.st_size, before, "a failed line left bytes behind");
+
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+    cr_assert_eq(audit_record(a, &ev), 0);
+    cr_assert(audit_healthy(a));
+    audit_close(a);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+
+    char *log = slurp(err_path, NULL);
+    cr_assert_eq(count_in(log, "cannot record events"), 1, "%s", log);
+    cr_assert_eq(count_in(log, "can be written again"), 1, "%s", log);
+    cr_assert(strstr(log, "NOTES_AUDIT_KEY") == NULL);
+    free(log);
+
+    struct lines l;
+    read_lines(in_dir(AUDIT_CURRENT), &l);
+    cr_assert_eq(l.n, 5);
+    cJSON *j = parse_line(l.at[3]);
+    cr_assert_str_eq(str_of(j, "event"), AUDIT_EV_RECOVERED);
+    cr_assert_eq(num_of(j, "count"), 2);
+    cJSON_Delete(j);
+    j = parse_line(l.at[4]);
+    cr_assert_str_eq(str_of(j, "event"), "note.create");
+    cJSON_Delete(j);
+    free(l.text);
+    assert_verifies();
+}
+
+Test(audit, a_write_to_a_full_disk_fails)
+{
+    struct audit *a = open_log();
+    record_n(a, 1);
+    audit_close(a);
+    /* /dev/full in place of the log: every write is ENOSPC. It is not a
+     * regular file, so audit_open refuses it outright. */
+    cr_assert_eq(unlink(in_dir(AUDIT_CURRENT)), 0);
+    cr_assert_eq(symlink("/dev/full", in_dir(AUDIT_CURRENT)), 0);
+    char err[CONFIG_ERR_MAX] = "";
+    cr_assert_neq(audit_open(&a, &cfg, crypto, err, sizeof(err)), 0);
+    cr_assert_null(a);
+}
+
+Test(audit, a_bad_event_is_refused_without_turning_unhealthy)
+{
+    struct audit *a = open_log();
+    struct audit_event ev = { .event = NULL };
+    cr_assert_eq(audit_record(a, &ev), ERR_INVALID);
+    cr_assert(audit_healthy(a));
+    cr_assert_eq(audit_record(NULL, &ev), 0);
+    cr_assert(audit_healthy(NULL));
+    audit_close(a);
+}
+
+/* ---- files and syncing --------------------------------------------------- */
+
+Test(audit, creates_private_files_and_tightens_loose_ones)
+{
+    struct audit *a = open_log();
+    record_n(a, 1);
+    audit_close(a);
+    struct stat st;
+    cr_assert_eq(stat(dir, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0700);
+    cr_assert_eq(stat(in_dir(AUDIT_CURRENT), &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0600);
+    cr_assert_eq(chmod(dir, 0755), 0);
+    cr_assert_eq(chmod(in_dir(AUDIT_CURRENT), 0644), 0);
+    a = open_log();
+    audit_close(a);
+    cr_assert_eq(stat(dir, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0700);
+    cr_assert_eq(stat(in_dir(AUDIT_CURRENT), &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0600);
+}
+
+Test(audit, batch_sync_covers_what_was_written)
+{
+    struct audit *a = open_log();
+    struct audit_sync s;
+    record_n(a, 2);
+    cr_assert_eq(audit_seq(a), 2);
+    cr_assert_eq(audit_synced_seq(a), 0);
+    cr_assert(audit_sync_begin(a, &s));
+    cr_assert_geq(s.n, 1);
+    audit_sync_run(&s);
+    cr_assert_eq(s.rc, 0);
+    audit_sync_end(a, &s);
+    cr_assert_eq(audit_synced_seq(a), 2);
+    cr_assert_not(audit_sync_begin(a, &s), "nothing new to sync");
+    record_n(a, 1);
+    cr_assert_eq(audit_sync(a), 0);
+    cr_assert_eq(audit_synced_seq(a), 3);
+    audit_close(a);
+}
+
+Test(audit, sync_off_never_syncs)
+{
+    cfg.audit_sync = CONFIG_AUDIT_SYNC_OFF;
+    struct audit *a = open_log();
+    struct audit_sync s;
+    record_n(a, 2);
+    cr_assert_not(audit_sync_begin(a, &s));
+    audit_close(a);
+}
+
+/* ---- configuration and the command --------------------------------------- */
+
+static char env_keys[3][128];
+
+static void key_env(size_t i, const char *name, const struct config_secret *s)
+{
+    size_t olen = 0;
+    int n = snprintf(env_keys[i], sizeof(env_keys[i]), "%s=", name);
+    cr_assert_eq(mbedtls_base64_encode((unsigned char *)env_keys[i] + n, sizeof(env_keys[i]) - (size_t)n,
+                                       &olen, s->bytes, s->len), 0);
+}
+
+static int run_verify(char *arg)
+{
+    char dir_env[160];
+    snprintf(dir_env, sizeof(dir_env), "NOTES_AUDIT_DIR=%s", dir);
+    key_env(0, "NOTES_DATA_KEY", &cfg.data_key);
+    key_env(1, "NOTES_TOKEN_KEY", &cfg.token_key);
+    key_env(2, "NOTES_AUDIT_KEY", &cfg.audit_key);
+    char *envp[] = { env_keys[0], env_keys[1], env_keys[2], dir_env, NULL };
+    char verb[] = "verify";
+    char *argv[] = { verb, arg, NULL };
+    fflush(stdout);
+    int rc = cli_audit(arg ? 2 : 1, argv, envp);
+    fflush(stdout);
+    return rc;
+}
+
+Test(audit, cli_verify_exit_status)
+{
+    struct lines l;
+    six_lines(&l);
+    cr_assert_eq(run_verify(NULL), 0);
+    cr_assert_eq(run_verify(dir), 0);
+    l.at[1][10] ^= 1;
+    write_lines(in_dir(AUDIT_CURRENT), &l, false);
+    cr_assert_eq(run_verify(NULL), 1);
+    char missing[160];
+    snprintf(missing, sizeof(missing), "%s/nope", root);
+    cr_assert_eq(run_verify(missing), 74);
+    char bad[] = "check";
+    char *argv[] = { bad, NULL };
+    cr_assert_eq(cli_audit(1, argv, NULL), 64);
+    free(l.text);
+}
+
+Test(audit, config_reads_the_audit_settings)
+{
+    key_env(0, "NOTES_DATA_KEY", &cfg.data_key);
+    key_env(1, "NOTES_TOKEN_KEY", &cfg.token_key);
+    key_env(2, "NOTES_AUDIT_KEY", &cfg.audit_key);
+    char *envp[] = { env_keys[0], env_keys[1], env_keys[2], NULL, NULL, NULL };
+    struct config c;
+    char err[CONFIG_ERR_MAX];
+    cr_assert_eq(config_load(&c, envp, NULL, 0, CONFIG_NEED_NO_TLS, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(c.audit_max_bytes, 10485760);
+    cr_assert_eq(c.audit_max_files, 10);
+    cr_assert_eq(c.audit_retention_days, 90);
+    cr_assert_eq(c.audit_sync, CONFIG_AUDIT_SYNC_BATCH);
+    cr_assert_eq(c.audit_ip, CONFIG_AUDIT_IP_FULL);
+    config_free(&c);
+
+    char s1[] = "NOTES_AUDIT_SYNC=always", s2[] = "NOTES_AUDIT_IP=truncated";
+    envp[3] = s1, envp[4] = s2;
+    cr_assert_eq(config_load(&c, envp, NULL, 0, CONFIG_NEED_NO_TLS, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(c.audit_sync, CONFIG_AUDIT_SYNC_ALWAYS);
+    cr_assert_eq(c.audit_ip, CONFIG_AUDIT_IP_TRUNCATED);
+    config_free(&c);
+
+    static const char *bad[] = { "NOTES_AUDIT_SYNC=sometimes", "NOTES_AUDIT_IP=half",
+                                 "NOTES_AUDIT_MAX_BYTES=4095", "NOTES_AUDIT_MAX_FILES=0",
+                                 "NOTES_AUDIT_RETENTION_DAYS=0" };
+    for (size_t i = 0; i < 5; i++) {
+        char v[64];
+        snprintf(v, sizeof(v), "%s", bad[i]);
+        envp[3] = v, envp[4] = NULL;
+        cr_assert_eq(config_load(&c, envp, NULL, 0, CONFIG_NEED_NO_TLS, err, sizeof(err)), ERR_CONFIG,
+                     "%s accepted", bad[i]);
+        cr_assert(strncmp(err, bad[i], strcspn(bad[i], "=")) == 0, "%s", err);
+    }
+}
