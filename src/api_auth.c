@@ -33,6 +33,8 @@ struct pw_job {
     enum job_kind kind;
     struct app *app;
     char request_id[HTTP_ID_LEN + 1];
+    uint8_t peer[16];                   /* client address, for the audit line */
+    bool has_peer;
     int64_t user_id;
     enum role role;
     bool user_ok;                       /* the account exists and is enabled */
@@ -68,7 +70,7 @@ static void job_audit(struct pw_job *j, const char *event, int result, int statu
                               .role = j->user_ok ? authz_role_name(j->role) : "anonymous",
                               .request_id = j->request_id, .resource_type = j->user_id ? "user" : NULL,
                               .resource_id = j->user_id, .result = (enum audit_result)result,
-                              .status = status, .reason = reason };
+                              .status = status, .reason = reason, .ip = j->has_peer ? j->peer : NULL };
     audit_record(j->app->audit, &ev);
 }
 
@@ -121,6 +123,10 @@ static struct pw_job *job_new(struct route_ctx *ctx, enum job_kind kind, void (*
     j->user_ok = ctx->who.authenticated;
     memcpy(j->token_hash, ctx->who.token_hash, sizeof(j->token_hash));
     memcpy(j->request_id, ctx->req->id, sizeof(j->request_id) - 1);
+    if (ctx->req->peer) {
+        memcpy(j->peer, ctx->req->peer, sizeof(j->peer));
+        j->has_peer = true;
+    }
     if (crypto_random(j->salt, sizeof(j->salt)) != 0) {
         free(j);
         return NULL;

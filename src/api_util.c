@@ -39,6 +39,7 @@ void api_audit(struct route_ctx *ctx, const char *event, const char *resource_ty
         .result = (enum audit_result)result,
         .status = status,
         .reason = reason,
+        .ip = ctx->req->peer,
     };
     audit_record(ctx->app->audit, &ev);
 }

@@ -3,14 +3,17 @@
  * configuration, at start-up, before the network is touched.
  */
 #include "app.h"
+#include "audit.h"
 #include "err.h"
 #include "http.h"
 #include "log.h"
 #include "ratelimit.h"
 #include "store.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 /* A rate of 0 leaves that limiter NULL: explicitly off, never by accident. */
@@ -42,7 +45,12 @@ int app_open(struct app *app, const struct config *cfg, char *err, size_t errlen
 {
     app->cfg = cfg;
     app->argon2 = (struct crypto_argon2){ cfg->argon2_m_kib, cfg->argon2_t, cfg->argon2_p };
+    /* A file-size limit (RLIMIT_FSIZE) must fail the write with EFBIG, so
+     * the audit trail refuses changes, instead of killing the process. */
+    signal(SIGXFSZ, SIG_IGN);
     int rc = crypto_new(&app->crypto, cfg, err, errlen);
+    if (rc == 0)
+        rc = audit_open(&app->audit, cfg, app->crypto, err, errlen);
     if (rc == 0)
         rc = store_open(&app->store, cfg->db_path, err, errlen);
     /* The serving connection never checkpoints itself: checkpoints fsync,
@@ -68,7 +76,9 @@ void app_close(struct app *app)
     app->rl_ip = app->rl_auth_ip = app->rl_auth_name = app->rl_writes = NULL;
     app->throttle = NULL;
     store_close(app->store);
+    audit_close(app->audit);   /* before the keys it signs with */
     crypto_free(app->crypto);
+    app->audit = NULL;
     app->store = NULL;
     app->crypto = NULL;
 }
@@ -116,4 +126,44 @@ struct http_job *app_checkpoint_job(void *arg)
     j->now = (int64_t)time(NULL);
     j->idle_cutoff = j->now - (int64_t)app->cfg->token_idle_s;
     return &j->base;
+}
+
+/* ---- start, stop and retention: the server's hooks -------------------------- */
+
+static void record_system(struct app *app, const char *event, const char *detail)
+{
+    struct audit_event ev = { .event = event, .role = "system", .result = AUDIT_SUCCESS, .detail = detail };
+    audit_record(app->audit, &ev);
+}
+
+int app_started(void *arg)
+{
+    struct app *app = arg;
+    /* The digest names the configuration that ran (every non-secret
+     * setting), so an auditor can tell two runs' settings apart. */
+    uint8_t d[CRYPTO_SHA256_LEN];
+    char detail[32] = "config:";
+    const char *text = app->cfg->canonical ? app->cfg->canonical : "";
+    if (crypto_sha256(text, strlen(text), d) != 0)
+        return ERR_CRYPTO;
+    for (size_t i = 0; i < 12; i++)
+        snprintf(detail + 7 + 2 * i, 3, "%02x", d[i]);
+    record_system(app, "server.start", detail);
+    if (!audit_healthy(app->audit)) {
+        log_error("cannot write the audit trail: refusing to serve");
+        return ERR_IO;
+    }
+    return 0;
+}
+
+void app_stopping(void *arg)
+{
+    record_system(arg, "server.stop", NULL);
+}
+
+struct http_job *app_retention_chore(void *arg)
+{
+    struct app *app = arg;
+    audit_enforce_retention(app->audit, time(NULL));
+    return NULL;
 }

@@ -29,7 +29,8 @@ struct app {
 };
 
 /**
- * Open what the handlers need: the store (NOTES_DB) and the key ring.
+ * Open what the handlers need: the key ring, the audit trail
+ * (NOTES_AUDIT_DIR) and the store (NOTES_DB).
  * 0, or ERR_CONFIG / ERR_IO with one line in `err`. Blocking (start-up).
  */
 int app_open(struct app *app, const struct config *cfg, char *err, size_t errlen);
@@ -41,7 +42,17 @@ struct http_job;
  *  the loop's connection never fsyncs. Its done() takes a NULL response. */
 struct http_job *app_checkpoint_job(void *app);
 
-/** Close the store and destroy the keys. */
+/** The server's `started` hook: record server.start (with a digest of the
+ *  non-secret settings); non-zero when the audit trail cannot be written,
+ *  so the server never serves unaudited. */
+int app_started(void *arg);
+/** The server's `stopping` hook: record server.stop. */
+void app_stopping(void *arg);
+/** A chore for the hourly retention timer (AUDIT_RETENTION_MS): prunes on
+ *  the loop thread and returns no pool job. */
+struct http_job *app_retention_chore(void *arg);
+
+/** Close the audit trail and the store, and destroy the keys. */
 void app_close(struct app *app);
 
 #endif

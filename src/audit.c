@@ -472,6 +472,16 @@ int audit_enforce_retention(struct audit *a, time_t now)
     return settle(a, rc, false, a->seq != seq);
 }
 
+bool audit_retry(struct audit *a)
+{
+    if (a && a->write_failed) {
+        uint64_t seq = a->seq;
+        int rc = locked(a, NULL, time(NULL));
+        settle(a, rc, false, a->seq != seq);
+    }
+    return audit_healthy(a);
+}
+
 bool audit_healthy(const struct audit *a)
 {
     return !a || (!a->write_failed && !a->sync_failed);

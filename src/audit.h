@@ -111,6 +111,11 @@ int audit_record(struct audit *a, const struct audit_event *ev);
  *  false, refuse requests that change or export data (503). NULL: true. */
 bool audit_healthy(const struct audit *a);
 
+/** When a write failed: try once to write what is owed (the count of lost
+ *  events) and enforce retention, which recovers the trail if the disk has
+ *  room again. Then audit_healthy(). Loop thread. NULL: true. */
+bool audit_retry(struct audit *a);
+
 /** Seq of the last line this process wrote (0 before any): read it right
  *  after audit_record() returned 0 to know which sync covers that line. */
 uint64_t audit_seq(const struct audit *a);

@@ -471,6 +471,18 @@ static int load_setting(struct config *cfg, const struct setting *s, const char 
     return ERR_INTERNAL;
 }
 
+/* One NAME=value line of the canonical text; the effective value, so a
+ * default and the same value given explicitly digest alike. */
+static int note_setting(struct buf *b, const struct setting *s, const char *v)
+{
+    if (!v || !*v)
+        v = s->def ? s->def : "";
+    int rc = buf_append(b, s->name, strlen(s->name));
+    rc = rc ? rc : buf_append(b, "=", 1);
+    rc = rc ? rc : buf_append(b, v, strlen(v));
+    return rc ? rc : buf_append(b, "\n", 1);
+}
+
 static const char *override_for(const char *name, const struct config_override *ov, size_t n_ov)
 {
     const char *v = NULL;
@@ -512,6 +524,8 @@ int config_load(struct config *cfg, char *const *envp, const struct config_overr
     memset(cfg, 0, sizeof(*cfg));
     err[0] = 0;
     int rc = 0;
+    struct buf canonical;
+    buf_init(&canonical, 64 * 1024);
     for (size_t i = 0; i < N_SETTINGS && rc == 0; i++) {
         const struct setting *s = &settings[i];
         if (s->skip & needs)
@@ -520,7 +534,16 @@ int config_load(struct config *cfg, char *const *envp, const struct config_overr
         if (!v)
             v = env_get(envp, s->name);
         rc = load_setting(cfg, s, v, envp, err, errlen);
+        if (rc == 0 && s->kind != K_SECRET && s->kind != K_SECRET_LIST)
+            rc = note_setting(&canonical, s, v);
     }
+    if (rc == 0)
+        rc = buf_append(&canonical, "", 1);   /* the terminating NUL */
+    if (rc == 0) {
+        cfg->canonical = (char *)canonical.data;
+        buf_init(&canonical, 0);
+    }
+    buf_cleanup(&canonical);
     if (rc == 0)
         rc = check_distinct_secrets(cfg, err, errlen);
     if (rc == 0 && cfg->max_field > cfg->max_header_block)
@@ -551,5 +574,6 @@ void config_free(struct config *cfg)
     free(cfg->tls_key);
     free(cfg->notify_socket);
     free(cfg->redirect_listen);
+    free(cfg->canonical);
     mbedtls_platform_zeroize(cfg, sizeof(*cfg));
 }

@@ -93,6 +93,9 @@ struct config {
     enum log_level log_level;
     unsigned shutdown_grace_ms;
     char *notify_socket;       /* systemd NOTIFY_SOCKET, or NULL */
+    /* Every non-secret setting as NAME=value lines, in table order, for the
+     * digest the audit trail records at start-up (what ran, not its keys). */
+    char *canonical;
 };
 
 /** A value given on the command line; it wins over the environment. */

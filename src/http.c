@@ -562,6 +562,14 @@ static void response_cleanup(struct http_response *res)
     buf_cleanup(&res->headers);
 }
 
+void http_response_clear(struct http_response *res)
+{
+    buf_reset(&res->body);
+    buf_reset(&res->headers);
+    res->status = 500;
+    res->content_type = NULL;
+}
+
 void http_problem(struct http_response *res, int status, const char *field, const char *detail)
 {
     struct buf *b = &res->body;

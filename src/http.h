@@ -72,6 +72,10 @@ struct http_response;
 struct http_job {
     void (*work)(struct http_job *job);
     void (*done)(struct http_job *job, struct http_response *res);
+    /* Set by the router for a request that changes data: `done` is then its
+     * wrapper, which calls this one inside the audit guard (router.c). */
+    void (*guarded_done)(struct http_job *job, struct http_response *res);
+    void *guard;
 };
 
 /** A response being built by a handler. */
@@ -101,6 +105,9 @@ int http_add_header(struct http_response *res, const char *name, const char *val
  * NULL, the offending `field`. Replaces any body already written.
  */
 void http_problem(struct http_response *res, int status, const char *field, const char *detail);
+/** Drop whatever a handler put in `res` (status, body, extra headers), so
+ *  another answer can replace it. */
+void http_response_clear(struct http_response *res);
 /** A 400 problem listing every bad field ("errors": [{"field","detail"}]). */
 void http_problem_fields(struct http_response *res, const struct http_field_error *errs, size_t n);
 /** Set a JSON body (copied). */

@@ -9,6 +9,7 @@
  * accepted as command-line arguments (argv is visible to every user).
  */
 #include "app.h"
+#include "audit.h"
 #include "cli.h"
 #include "config.h"
 #include "crypto.h"
@@ -170,10 +171,17 @@ static int cmd_serve(int argc, char **argv, bool check_only)
              server_loop_version());
     if (cfg.registration_open)
         log_info("registration is open (NOTES_REGISTRATION=open)");
-    struct server_chore chore = { APP_CHECKPOINT_MS, app_checkpoint_job, &app };
+    struct server_hooks hooks = {
+        .chores = { { APP_CHECKPOINT_MS, app_checkpoint_job, &app },
+                    { AUDIT_RETENTION_MS, app_retention_chore, &app } },
+        .n_chores = 2,
+        .started = app_started,
+        .stopping = app_stopping,
+        .arg = &app,
+    };
     struct http_limits limits = { cfg.max_target, cfg.max_field, cfg.max_header_block, cfg.max_fields,
                                   cfg.max_body };
-    status = server_run(&cfg, tls, &limits, &app, &chore) == 0 ? 0 : 1;
+    status = server_run(&cfg, tls, &limits, &app, &hooks) == 0 ? 0 : 1;
     app_close(&app);
 done:
     tls_ctx_free(tls);

@@ -134,16 +134,30 @@ static struct audit *audit_of(const struct route_ctx *ctx)
     return ctx->app ? ctx->app->audit : NULL;
 }
 
+void route_audit(struct route_ctx *ctx, const char *event, int result, int status, const char *reason,
+                 const char *detail)
+{
+    struct audit_event ev = {
+        .event = event,
+        .actor_id = ctx->who.user_id,
+        .role = ctx->who.authenticated ? authz_role_name(ctx->who.role) : "anonymous",
+        .request_id = ctx->req->id,
+        .result = (enum audit_result)result,
+        .status = status,
+        .reason = reason,
+        .ip = ctx->req->peer,
+        .detail = detail,
+    };
+    audit_record(audit_of(ctx), &ev);
+}
+
 static void deny_401(struct route_ctx *ctx, bool token_given, const char *reason)
 {
     http_problem(ctx->res, 401, NULL, token_given ? "The bearer token is not valid."
                                                   : "This resource needs a bearer token.");
     http_add_header(ctx->res, "WWW-Authenticate",
                     token_given ? "Bearer realm=\"notesd\", error=\"invalid_token\"" : "Bearer realm=\"notesd\"");
-    struct audit_event ev = { .event = token_given ? "token.rejected" : "authz.deny", .role = "anonymous",
-                              .request_id = ctx->req->id, .result = AUDIT_DENY, .status = 401,
-                              .reason = reason };
-    audit_record(audit_of(ctx), &ev);
+    route_audit(ctx, token_given ? "token.rejected" : "authz.deny", AUDIT_DENY, 401, reason, NULL);
 }
 
 static size_t count_headers(const struct http_request *req, const char *name)
@@ -224,6 +238,7 @@ static int check_input(struct route_ctx *ctx, const struct route *r, struct slic
     }
     if (r->json_body && !is_json(ctx->req)) {
         http_problem(ctx->res, 415, "Content-Type", "The body must be application/json.");
+        route_audit(ctx, "input.rejected", AUDIT_DENY, 415, "media_type", "Content-Type");
         return ERR_INVALID;
     }
     if (!r->json_body && ctx->req->body.len > 0) {
@@ -267,10 +282,75 @@ void route_fail_rate(struct route_ctx *ctx, uint32_t retry_after_s, bool first, 
     http_add_header(ctx->res, "Retry-After", retry);
     if (!first)
         return;   /* one audit line per run of refusals, not per dropped request */
-    struct audit_event ev = { .event = "ratelimit.block", .actor_id = ctx->who.user_id,
-                              .role = authz_role_name(ctx->who.role), .request_id = ctx->req->id,
-                              .result = AUDIT_DENY, .status = 429, .reason = reason };
-    audit_record(audit_of(ctx), &ev);
+    route_audit(ctx, "ratelimit.block", AUDIT_DENY, 429, reason, NULL);
+}
+
+/* ---- the audit guard -------------------------------------------------------
+ * A request that changes or exports data must leave its audit record, or
+ * nothing happens: the handler runs inside a store transaction that commits
+ * only if the audit trail is healthy after it (the record was written, and
+ * no sync has failed since), and its answer is replaced by a 503 otherwise.
+ * While the trail is broken every such request still tries to write, so the
+ * first one that succeeds (disk has room again) recovers it. Reads carry on.
+ */
+
+static bool changes_or_exports(const struct route *r)
+{
+    return r->method != HTTP_M_GET || r->perm == PERM_ME_EXPORT;
+}
+
+static void refuse_unaudited(struct http_response *res)
+{
+    http_response_clear(res);
+    http_problem(res, 503, NULL, "The server cannot record this request right now; try again later.");
+    http_add_header(res, "Retry-After", "30");
+}
+
+/* Close the transaction opened by guard_begin() according to the trail. */
+static void guard_end(struct app *app, struct http_response *res, int began)
+{
+    if (began != 0) {   /* no transaction, so nothing may have changed */
+        refuse_unaudited(res);
+        return;
+    }
+    if (audit_healthy(app->audit) && store_commit(app->store) == 0)
+        return;
+    store_rollback(app->store);
+    refuse_unaudited(res);
+}
+
+static void guarded_job_done(struct http_job *job, struct http_response *res)
+{
+    struct app *app = job->guard;
+    int began = store_begin(app->store);
+    job->guarded_done(job, res);   /* frees the job */
+    guard_end(app, res, began);
+}
+
+static void guarded(struct route_ctx *ctx, const struct route *r)
+{
+    struct app *app = ctx->app;
+    if (!app) {   /* HTTP unit tests: no store, no trail */
+        r->handler(ctx);
+        return;
+    }
+    /* Known broken and still broken: refuse before any work (an erasure,
+     * for one, runs on its own connection outside this transaction). */
+    if (!audit_retry(app->audit)) {
+        refuse_unaudited(ctx->res);
+        return;
+    }
+    int began = store_begin(app->store);
+    r->handler(ctx);
+    struct http_job *job = ctx->res->job;
+    if (job) {
+        /* The part on the loop ran; the rest runs when the job is done,
+         * under a transaction of its own (none is held across the pool). */
+        job->guarded_done = job->done;
+        job->guard = app;
+        job->done = guarded_job_done;
+    }
+    guard_end(app, ctx->res, began);
 }
 
 void router_dispatch(void *arg, const struct http_request *req, struct http_response *res)
@@ -307,17 +387,18 @@ void router_dispatch(void *arg, const struct http_request *req, struct http_resp
         return;
     if (!authz_allows(ctx.who.role, found->perm)) {
         http_problem(res, 403, NULL, "You are not allowed to do this.");
-        struct audit_event ev = { .event = "authz.deny", .actor_id = ctx.who.user_id,
-                                  .role = authz_role_name(ctx.who.role), .request_id = req->id,
-                                  .result = AUDIT_DENY, .status = 403, .reason = "forbidden" };
-        audit_record(audit_of(&ctx), &ev);
+        route_audit(&ctx, "authz.deny", AUDIT_DENY, 403, "forbidden", NULL);
         return;
     }
     if (!found->pattern[0] || !strstr(found->pattern, "{id}"))
         id.len = 0;
     if (check_input(&ctx, found, id) != 0)
         return;
-    found->handler(&ctx);
+    if (!changes_or_exports(found)) {
+        found->handler(&ctx);
+        return;
+    }
+    guarded(&ctx, found);
 }
 
 const struct slice *route_param(const struct route_ctx *ctx, const char *name)
@@ -330,13 +411,19 @@ const struct slice *route_param(const struct route_ctx *ctx, const char *name)
 
 void route_fail_validation(struct route_ctx *ctx, const struct validate_errors *errs)
 {
-    struct http_field_error list[VALIDATE_MAX_ERRORS];
+    struct http_field_error list[VALIDATE_MAX_ERRORS] = { 0 };
     size_t n = errs->n < VALIDATE_MAX_ERRORS ? errs->n : VALIDATE_MAX_ERRORS;
     for (size_t i = 0; i < n; i++)
         list[i] = (struct http_field_error){ errs->e[i].field, errs->e[i].why };
     http_problem_fields(ctx->res, list, n);
-    struct audit_event ev = { .event = "input.rejected", .actor_id = ctx->who.user_id,
-                              .role = authz_role_name(ctx->who.role), .request_id = ctx->req->id,
-                              .result = AUDIT_DENY, .status = 400, .reason = "validation" };
-    audit_record(audit_of(ctx), &ev);
+    /* The names of the rejected fields, never their values. */
+    char fields[AUDIT_FIELD_MAX] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < n; i++) {
+        int k = snprintf(fields + used, sizeof(fields) - used, "%s%s", i ? "," : "", list[i].field);
+        if (k < 0 || (size_t)k >= sizeof(fields) - used)
+            break;
+        used += (size_t)k;
+    }
+    route_audit(ctx, "input.rejected", AUDIT_DENY, 400, "validation", fields);
 }

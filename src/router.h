@@ -73,6 +73,11 @@ void router_dispatch(void *arg, const struct http_request *req, struct http_resp
 /** The value of query parameter `name` of the matched route, or NULL. */
 const struct slice *route_param(const struct route_ctx *ctx, const char *name);
 
+/** Record an event about this request (actor, role, request id, address
+ *  from ctx); `detail` is a short machine text, never an input value. */
+void route_audit(struct route_ctx *ctx, const char *event, int result, int status, const char *reason,
+                 const char *detail);
+
 /** Answer 429 with Retry-After; audited once per run of refusals. */
 void route_fail_rate(struct route_ctx *ctx, uint32_t retry_after_s, bool first, const char *reason);
 

@@ -13,6 +13,8 @@
 #include "err.h"
 #include "log.h"
 #include "router.h"
+#include "app.h"
+#include "audit.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -24,57 +26,11 @@
 #include <unistd.h>
 #include <uv.h>
 
-#define READ_CHUNK (16 * 1024)         /* one TLS record at most per read */
 /* Backpressure: a client that sends requests but does not read responses
  * stops being read above HIGH and is read again below LOW. */
 #define WRITE_HIGH_WATER (256 * 1024)
 #define SEND_SLICE (128 * 1024)        /* plaintext encrypted per TLS output flush */
 #define WRITE_LOW_WATER (64 * 1024)
-
-struct server;
-
-struct conn {
-    uv_tcp_t tcp;
-    uv_timer_t timer;
-    struct server *srv;
-    struct tls_conn *tls;
-    struct http_conn *http;
-    struct conn *prev, *next;
-    int handles_open;           /* plus one while a job runs: it pins us */
-    unsigned writes_pending;
-    bool closing;
-    bool close_after_flush;
-    bool job_running;
-    bool reading;
-    struct server_ip *ip;       /* per-address connection count */
-    uint8_t peer[16];
-    /* Timer bookkeeping (uv_now milliseconds). */
-    uint64_t accepted_at, idle_since, request_start, body_start, last_read, last_write;
-    uint64_t requests_seen, requests_idle;
-    enum http_phase phase;
-};
-
-struct server {
-    uv_loop_t loop;
-    uv_tcp_t listener;
-    uv_signal_t sigint, sigterm;
-    uv_timer_t grace;
-    uv_timer_t chore_timer;
-    const struct server_chore *chore;
-    bool chore_running;
-    const struct config *cfg;
-    struct tls_ctx *tls;
-    const struct http_limits *limits;
-    struct app *app;
-    struct conn *conns;
-    size_t n_conns;
-    uint64_t refused;                  /* connections closed at a cap */
-    struct server_ips ips;
-    struct server_redirect *redirect;
-    bool draining;
-    uint8_t read_buf[READ_CHUNK];      /* shared: reads are handled at once */
-    uint8_t plain_buf[READ_CHUNK];
-};
 
 struct job_req {
     uv_work_t req;
@@ -208,6 +164,10 @@ static int flush(struct conn *c)
 /* Send close_notify and whatever is queued, then close. */
 static void conn_finish(struct conn *c)
 {
+    if (c->held) {             /* its last response waits for the audit sync */
+        c->finish_when_released = true;
+        return;
+    }
     uv_read_stop((uv_stream_t *)&c->tcp);
     c->reading = false;
     tls_conn_close_notify(c->tls);
@@ -306,7 +266,7 @@ static void schedule(struct conn *c)
  * (answers stay in order) or a client that is not reading our output. */
 static void update_reading(struct conn *c)
 {
-    bool want = !c->closing && !c->close_after_flush && !c->job_running &&
+    bool want = !c->closing && !c->close_after_flush && !c->job_running && !c->held &&
                 uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < WRITE_HIGH_WATER;
     if (want && !c->reading)
         c->reading = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0;
@@ -320,6 +280,18 @@ static void update_reading(struct conn *c)
 static int send_responses(struct conn *c)
 {
     struct buf *plain = http_conn_output(c->http);
+    if (plain->len == 0 || c->held)
+        return 0;   /* a held connection sends everything once released */
+    struct audit *a = c->srv->app ? c->srv->app->audit : NULL;
+    if (c->srv->cfg->audit_sync == CONFIG_AUDIT_SYNC_ALWAYS && audit_synced_seq(a) < audit_seq(a)) {
+        /* NOTES_AUDIT_SYNC=always: the response leaves once every audit
+         * line written so far is on disk; one sync releases them all. */
+        c->held = true;
+        c->hold_seq = audit_seq(a);
+        c->srv->n_held++;
+        server_audit_kick(c->srv);
+        return 0;
+    }
     int rc = 0;
     /* Encrypt and hand over in slices: a large response never needs more
      * than one slice of ciphertext buffered in TLS at a time. */
@@ -407,7 +379,7 @@ static void drive(struct conn *c)
     }
     /* Decrypt and answer until TLS needs more bytes, a job takes over, or
      * the client has too much unread output (then TLS keeps the rest). */
-    while (!http_conn_waiting(c->http) &&
+    while (!http_conn_waiting(c->http) && !c->held &&
            uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < WRITE_HIGH_WATER) {
         size_t got = 0;
         int rc = tls_conn_read(c->tls, s->plain_buf, sizeof(s->plain_buf), &got);
@@ -519,54 +491,6 @@ static void on_connection(uv_stream_t *listener, int status)
     schedule(c);
 }
 
-/* ---- background chores --------------------------------------------------- */
-
-struct chore_req {
-    uv_work_t req;
-    struct server *srv;
-    struct http_job *job;
-};
-
-static void chore_work(uv_work_t *req)
-{
-    struct chore_req *r = req->data;
-    r->job->work(r->job);
-}
-
-static void chore_after(uv_work_t *req, int status)
-{
-    (void)status;
-    struct chore_req *r = req->data;
-    r->job->done(r->job, NULL);
-    r->srv->chore_running = false;
-    free(r);
-}
-
-/* One chore at a time: a slow disk must not pile them up. */
-static void on_chore(uv_timer_t *t)
-{
-    struct server *s = t->data;
-    if (s->chore_running || s->draining)
-        return;
-    struct http_job *job = s->chore->make(s->chore->arg);
-    if (!job)
-        return;
-    struct chore_req *r = malloc(sizeof(*r));
-    if (!r) {
-        job->done(job, NULL);
-        return;
-    }
-    r->srv = s;
-    r->job = job;
-    r->req.data = r;
-    if (uv_queue_work(&s->loop, &r->req, chore_work, chore_after) != 0) {
-        job->done(job, NULL);
-        free(r);
-        return;
-    }
-    s->chore_running = true;
-}
-
 /* ---- shutdown ------------------------------------------------------------ */
 
 static void close_if_open(uv_handle_t *h)
@@ -582,7 +506,7 @@ static void maybe_finish(struct server *s)
     if (!s->draining || s->n_conns > 0)
         return;
     close_if_open((uv_handle_t *)&s->grace);
-    close_if_open((uv_handle_t *)&s->chore_timer);
+    server_chores_stop(s);
     close_if_open((uv_handle_t *)&s->sigint);
     close_if_open((uv_handle_t *)&s->sigterm);
 }
@@ -605,6 +529,8 @@ static void on_signal(uv_signal_t *sig, int signum)
     log_info("received %s: stopping", signum == SIGINT ? "SIGINT" : "SIGTERM");
     notify(s->cfg, "STOPPING=1");
     s->draining = true;
+    if (s->hooks && s->hooks->stopping)
+        s->hooks->stopping(s->hooks->arg);
     close_if_open((uv_handle_t *)&s->listener);
     server_redirect_stop(s->redirect);
     s->redirect = NULL;
@@ -613,7 +539,7 @@ static void on_signal(uv_signal_t *sig, int signum)
         next = c->next;
         http_conn_set_draining(c->http);
         if (!http_conn_in_request(c->http) && !http_conn_waiting(c->http))
-            conn_finish(c);
+            conn_finish(c);   /* deferred while a response is held */
     }
     uv_timer_start(&s->grace, on_grace_over, s->cfg->shutdown_grace_ms, 0);
     maybe_finish(s);
@@ -641,30 +567,42 @@ static int bind_listener(struct server *s)
     return 0;
 }
 
-static int announce(struct server *s)
+static int listener_port(struct server *s, char *host, size_t hostlen)
 {
     struct sockaddr_storage sa;
     int len = sizeof(sa);
-    char host[64] = "?";
-    int port = 0;
-    if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&sa, &len) == 0) {
-        if (sa.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&sa, host, sizeof(host));
-            port = ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
-        } else {
-            uv_ip4_name((struct sockaddr_in *)&sa, host, sizeof(host));
-            port = ntohs(((struct sockaddr_in *)&sa)->sin_port);
-        }
+    if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&sa, &len) != 0)
+        return 0;
+    if (sa.ss_family == AF_INET6) {
+        uv_ip6_name((struct sockaddr_in6 *)&sa, host, hostlen);
+        return ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
     }
-    log_info("listening on https://%s%s%s:%d", strchr(host, ':') ? "[" : "", host,
-             strchr(host, ':') ? "]" : "", port);
+    uv_ip4_name((struct sockaddr_in *)&sa, host, hostlen);
+    return ntohs(((struct sockaddr_in *)&sa)->sin_port);
+}
+
+/* Every socket is bound before `started` (which may drop the privileges a
+ * low port needs); readiness is announced only after it succeeded. */
+static int start_serving(struct server *s)
+{
+    char host[64] = "?";
+    int port = listener_port(s, host, sizeof(host));
     int redirect_port = 0;
     if (s->cfg->redirect_listen) {
         if (server_redirect_start(&s->loop, s->cfg, s->limits, (uint16_t)port, &s->redirect) != 0)
             return ERR_IO;
         redirect_port = server_redirect_port(s->redirect);
-        log_info("redirecting http://%s to HTTPS", s->cfg->redirect_listen);
     }
+    if (s->hooks && s->hooks->started) {
+        int rc = s->hooks->started(s->hooks->arg);
+        if (rc != 0)
+            return rc;
+    }
+    log_info("listening on https://%s%s%s:%d", strchr(host, ':') ? "[" : "", host,
+             strchr(host, ':') ? "]" : "", port);
+    if (s->redirect)
+        log_info("redirecting http://%s to HTTPS", s->cfg->redirect_listen);
+    server_chores_start(s);
     char msg[200];
     snprintf(msg, sizeof(msg), "READY=1\nSTATUS=listening\nX_NOTESD_PORT=%d\nX_NOTESD_REDIRECT_PORT=%d\nMAINPID=%ld",
              port, redirect_port, (long)getpid());
@@ -672,8 +610,47 @@ static int announce(struct server *s)
     return 0;
 }
 
+/* ---- responses held for the audit sync (NOTES_AUDIT_SYNC=always) --------- */
+
+static void release_one(struct conn *c)
+{
+    c->held = false;
+    c->srv->n_held--;
+    if (c->closing)
+        return;
+    if (send_responses(c) != 0) {
+        conn_close(c);
+        return;
+    }
+    if (c->held)
+        return;   /* more lines were written meanwhile: wait again */
+    if (c->finish_when_released || http_conn_should_close(c->http)) {
+        c->finish_when_released = false;
+        conn_finish(c);
+    } else if (!c->job_running && !http_conn_waiting(c->http)) {
+        drive(c);
+    }
+}
+
+void server_release_held(struct server *s)
+{
+    if (s->n_held == 0)
+        return;
+    uint64_t synced = audit_synced_seq(s->app->audit);
+    bool failed = !audit_healthy(s->app->audit);
+    for (struct conn *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        /* A failed sync releases too: the change it reports is already
+         * committed, and the failure now refuses every further change. */
+        if (c->held && (c->hold_seq <= synced || failed))
+            release_one(c);
+    }
+    if (s->n_held)
+        server_audit_kick(s);
+}
+
 int server_run(const struct config *cfg, struct tls_ctx *tls, const struct http_limits *limits,
-               struct app *app, const struct server_chore *chore)
+               struct app *app, const struct server_hooks *hooks)
 {
     struct server *s = calloc(1, sizeof(*s));
     if (!s)
@@ -682,7 +659,7 @@ int server_run(const struct config *cfg, struct tls_ctx *tls, const struct http_
     s->tls = tls;
     s->limits = limits;
     s->app = app;
-    s->chore = chore;
+    s->hooks = hooks;
     signal(SIGPIPE, SIG_IGN);
     int rc = uv_loop_init(&s->loop);
     if (rc != 0) {
@@ -694,16 +671,12 @@ int server_run(const struct config *cfg, struct tls_ctx *tls, const struct http_
         uv_signal_init(&s->loop, &s->sigint);
         uv_signal_init(&s->loop, &s->sigterm);
         uv_timer_init(&s->loop, &s->grace);
-        uv_timer_init(&s->loop, &s->chore_timer);
-        s->sigint.data = s->sigterm.data = s->grace.data = s->chore_timer.data = s;
-        if (chore && chore->make && chore->interval_ms)
-            uv_timer_start(&s->chore_timer, on_chore, chore->interval_ms, chore->interval_ms);
+        s->sigint.data = s->sigterm.data = s->grace.data = s;
         uv_signal_start(&s->sigint, on_signal, SIGINT);
         uv_signal_start(&s->sigterm, on_signal, SIGTERM);
-        if (announce(s) != 0) {
-            rc = ERR_IO;
+        rc = start_serving(s);
+        if (rc != 0)
             on_signal(&s->sigterm, SIGTERM);   /* unwind what started */
-        }
     }
     uv_run(&s->loop, UV_RUN_DEFAULT);
     server_ips_cleanup(&s->ips);

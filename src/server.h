@@ -14,9 +14,11 @@
 #include "tls.h"
 
 /**
- * Background upkeep run every `interval_ms` (WAL checkpoints, which fsync):
- * `make` returns a job whose work runs on the thread pool and whose done
- * runs on the loop with a NULL response; NULL from `make` skips a round.
+ * Background upkeep run every `interval_ms`. `make` runs on the loop: it may
+ * do short loop-thread work itself (audit retention) and returns a job whose
+ * work runs on the thread pool and whose done runs on the loop with a NULL
+ * response (WAL checkpoints, which fsync), or NULL when there is nothing
+ * for the pool this round. At most one job per chore is in flight.
  */
 struct server_chore {
     unsigned interval_ms;
@@ -24,14 +26,33 @@ struct server_chore {
     void *arg;
 };
 
+#define SERVER_CHORES_MAX 4
+
+/** What the caller plugs into the loop. Every callback runs on the loop. */
+struct server_hooks {
+    struct server_chore chores[SERVER_CHORES_MAX];
+    size_t n_chores;
+    /* Once, after every listener is bound and before readiness is
+     * announced: drop privileges, enter the sandbox, record server.start.
+     * Non-zero stops the server before it serves anyone. */
+    int (*started)(void *arg);
+    /* Once, when a stop signal arrives (record server.stop). */
+    void (*stopping)(void *arg);
+    void *arg;
+};
+
 /**
  * Serve on cfg->listen until a stop signal. Readiness (and the bound port)
  * is reported on stderr and, under systemd, through NOTIFY_SOCKET.
+ * The audit trail (app->audit, may be NULL) is synced off the loop: every
+ * AUDIT_BATCH_MS under NOTES_AUDIT_SYNC=batch; under =always a response
+ * leaves only once the lines written before it are on disk (group commit).
  * Returns 0 after a clean shutdown, or a negative ERR_* when the listener
- * cannot be set up. Blocks the calling thread for the server's lifetime.
+ * cannot be set up or `started` refused. Blocks the calling thread for the
+ * server's lifetime. `hooks` may be NULL.
  */
 int server_run(const struct config *cfg, struct tls_ctx *tls, const struct http_limits *limits,
-               struct app *app, const struct server_chore *chore);
+               struct app *app, const struct server_hooks *hooks);
 
 /** The linked libuv version. */
 const char *server_loop_version(void);

@@ -1,6 +1,8 @@
 /*
- * server_int.h - pieces private to the server module (server*.c): per-address
- * connection counting and the redirect listener. Event-loop thread only.
+ * server_int.h - pieces private to the server module (server*.c): the
+ * server and connection records, per-address connection counting, the
+ * background chores and audit syncs, and the redirect listener. Event-loop
+ * thread only.
  */
 #ifndef NOTESD_SERVER_INT_H
 #define NOTESD_SERVER_INT_H
@@ -11,8 +13,11 @@
 #include <uv.h>
 #include "config.h"
 #include "http.h"
+#include "server.h"
+#include "tls.h"
 
 #define SERVER_IP_BUCKETS 1024
+#define READ_CHUNK (16 * 1024)         /* one TLS record at most per read */
 
 /** One remote address with open connections. */
 struct server_ip {
@@ -37,6 +42,82 @@ struct server_ip *server_ip_acquire(struct server_ips *t, const struct sockaddr 
 void server_ip_release(struct server_ips *t, struct server_ip *ip);
 /** Free every entry. */
 void server_ips_cleanup(struct server_ips *t);
+
+/* ---- background chores and audit syncs (server_chores.c) ----------------- */
+
+struct server;
+
+struct server_chore_slot {
+    uv_timer_t timer;
+    struct server *srv;
+    const struct server_chore *chore;
+    bool running;
+};
+
+struct server_chores {
+    struct server_chore_slot slot[SERVER_CHORES_MAX];
+    size_t n;
+    uv_timer_t audit_timer;            /* NOTES_AUDIT_SYNC=batch */
+    bool audit_timer_on;
+    bool audit_running;                /* one audit sync in flight at most */
+};
+
+struct conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    struct server *srv;
+    struct tls_conn *tls;
+    struct http_conn *http;
+    struct conn *prev, *next;
+    int handles_open;           /* plus one while a job runs: it pins us */
+    unsigned writes_pending;
+    bool closing;
+    bool close_after_flush;
+    bool job_running;
+    bool reading;
+    bool held;                  /* a response waits for the audit sync */
+    bool finish_when_released;  /* conn_finish() came while held */
+    uint64_t hold_seq;          /* ... up to this audit line */
+    struct server_ip *ip;       /* per-address connection count */
+    uint8_t peer[16];
+    /* Timer bookkeeping (uv_now milliseconds). */
+    uint64_t accepted_at, idle_since, request_start, body_start, last_read, last_write;
+    uint64_t requests_seen, requests_idle;
+    enum http_phase phase;
+};
+
+struct server {
+    uv_loop_t loop;
+    uv_tcp_t listener;
+    uv_signal_t sigint, sigterm;
+    uv_timer_t grace;
+    const struct server_hooks *hooks;
+    struct server_chores chores;
+    size_t n_held;                     /* connections holding a response */
+    const struct config *cfg;
+    struct tls_ctx *tls;
+    const struct http_limits *limits;
+    struct app *app;
+    struct conn *conns;
+    size_t n_conns;
+    uint64_t refused;                  /* connections closed at a cap */
+    struct server_ips ips;
+    struct server_redirect *redirect;
+    bool draining;
+    uint8_t read_buf[READ_CHUNK];      /* shared: reads are handled at once */
+    uint8_t plain_buf[READ_CHUNK];
+};
+
+
+/** Start every chore's timer and, in batch mode, the audit sync timer. */
+void server_chores_start(struct server *s);
+/** Stop and close the timers (a job in flight still finishes). */
+void server_chores_stop(struct server *s);
+/** Start an audit sync now unless one is in flight (always mode: a
+ *  response is held for it). */
+void server_audit_kick(struct server *s);
+/** After a sync ended: send every held response it covers (server.c). */
+void server_release_held(struct server *s);
 
 /* ---- the plain-HTTP redirect listener (server_redirect.c) ---------------- */
 

@@ -108,6 +108,9 @@ enum stmt {
     ST_BEGIN,
     ST_COMMIT,
     ST_ROLLBACK,
+    ST_SAVEPOINT,
+    ST_RELEASE,
+    ST_ROLLBACK_TO,
     ST_USER_INSERT,
     ST_USER_GET,
     ST_USER_GET_BY_NAME,
@@ -147,6 +150,9 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SAVEPOINT] = "SAVEPOINT nested",
+    [ST_RELEASE] = "RELEASE nested",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO nested",
     [ST_USER_INSERT] = "INSERT INTO users (username, role, password_hash, created_at)"
                        " VALUES (?1, ?2, ?3, ?4) RETURNING id",
     [ST_USER_GET] = "SELECT " USER_COLS " FROM users WHERE id = ?1",
@@ -191,6 +197,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 struct store {
     sqlite3 *db;
     sqlite3_stmt *stmt[ST_COUNT];
+    int depth;                 /* open store_begin()s: 1 transaction + savepoints */
 };
 
 /* Hardening switches for the connection (sqlite3_db_config). Extensions and
@@ -749,27 +756,58 @@ int store_set_autocheckpoint(struct store *s, bool on)
 
 int store_begin(struct store *s)
 {
-    sqlite3_stmt *st = take(s, ST_BEGIN);
-    return st ? run(st, SQLITE_OK) : ERR_INTERNAL;
+    sqlite3_stmt *st = take(s, s->depth ? ST_SAVEPOINT : ST_BEGIN);
+    int rc = st ? run(st, SQLITE_OK) : ERR_INTERNAL;
+    if (rc == 0)
+        s->depth++;
+    return rc;
+}
+
+/* SQLite ends the whole transaction by itself after some errors (disk
+ * full, I/O): then every level is gone at once. */
+static bool transaction_gone(struct store *s)
+{
+    if (!sqlite3_get_autocommit(s->db))
+        return false;
+    s->depth = 0;
+    return true;
 }
 
 int store_commit(struct store *s)
 {
-    sqlite3_stmt *st = take(s, ST_COMMIT);
+    if (s->depth == 0 || transaction_gone(s))
+        return ERR_INTERNAL;
+    sqlite3_stmt *st = take(s, s->depth > 1 ? ST_RELEASE : ST_COMMIT);
     int rc = st ? run(st, SQLITE_OK) : ERR_INTERNAL;
     /* A failed COMMIT (SQLITE_BUSY, disk full) leaves the transaction open;
      * callers treat failure as final, so end it here rather than leave the
      * connection holding a write lock. */
-    if (rc != 0)
+    if (rc != 0) {
         store_rollback(s);
-    return rc;
+        return rc;
+    }
+    s->depth--;
+    return 0;
 }
 
 void store_rollback(struct store *s)
 {
+    if (s->depth == 0 || transaction_gone(s))
+        return;
+    if (s->depth > 1) {
+        sqlite3_stmt *st = take(s, ST_ROLLBACK_TO);
+        int rc = st ? run(st, SQLITE_OK) : ERR_INTERNAL;
+        st = rc ? NULL : take(s, ST_RELEASE);
+        if (st && run(st, SQLITE_OK) == 0) {
+            s->depth--;
+            return;
+        }
+        /* The savepoint cannot be undone alone: undo everything. */
+    }
     sqlite3_stmt *st = take(s, ST_ROLLBACK);
-    if (st && !sqlite3_get_autocommit(s->db))
+    if (st)
         run(st, SQLITE_OK);
+    s->depth = 0;
 }
 
 /* ---- users --------------------------------------------------------------- */

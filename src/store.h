@@ -60,9 +60,12 @@ const char *store_library_version(void);
 int store_set_autocheckpoint(struct store *s, bool on);
 
 /* Transactions group several calls (BEGIN IMMEDIATE / COMMIT / ROLLBACK).
- * store_begin() inside an open transaction fails (no nesting). When
- * store_commit() fails the transaction is rolled back before it returns, so
- * the connection is never left inside a transaction. store_rollback() with
+ * They nest: store_begin() inside an open transaction opens a savepoint,
+ * whose store_commit() keeps its changes for the outer level to commit and
+ * whose store_rollback() undoes only them. (The router opens the outer
+ * level around a request that changes data, so an audit record that cannot
+ * be written undoes the handler's own transaction too.) When store_commit()
+ * fails that level is rolled back before it returns. store_rollback() with
  * no transaction open does nothing. */
 int store_begin(struct store *s);
 int store_commit(struct store *s);

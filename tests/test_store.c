@@ -517,7 +517,6 @@ Test(store, rollback_discards_and_commit_keeps)
 {
     struct store *s = open_db();
     cr_assert_eq(store_begin(s), 0);
-    cr_assert_neq(store_begin(s), 0, "nested BEGIN must fail");
     int64_t gone = add_user(s, "ghost", "user");
     store_rollback(s);
     struct store_user u;
@@ -531,6 +530,32 @@ Test(store, rollback_discards_and_commit_keeps)
     cr_assert_neq(store_commit(s), 0, "COMMIT without BEGIN must fail");
     store_rollback(s);                   /* no transaction: harmless */
     cr_assert_eq(store_begin(s), 0, "a failed COMMIT broke the connection");
+    store_rollback(s);
+    store_close(s);
+}
+
+Test(store, nested_levels_undo_alone_or_with_the_outer_one)
+{
+    struct store *s = open_db();
+    struct store_user u;
+    /* inner rollback undoes only the inner level */
+    cr_assert_eq(store_begin(s), 0);
+    int64_t outer = add_user(s, "outer", "user");
+    cr_assert_eq(store_begin(s), 0, "a nested level opens a savepoint");
+    int64_t inner = add_user(s, "inner", "user");
+    store_rollback(s);
+    cr_assert_eq(store_commit(s), 0);
+    cr_assert_eq(store_user_get(s, outer, &u), 0);
+    cr_assert_eq(store_user_get(s, inner, &u), ERR_NOT_FOUND);
+    /* an inner commit is undone by the outer rollback */
+    cr_assert_eq(store_begin(s), 0);
+    cr_assert_eq(store_begin(s), 0);
+    int64_t undone = add_user(s, "undone", "user");
+    cr_assert_eq(store_commit(s), 0);
+    store_rollback(s);
+    cr_assert_eq(store_user_get(s, undone, &u), ERR_NOT_FOUND);
+    cr_assert_neq(store_commit(s), 0, "every level is closed");
+    cr_assert_eq(store_begin(s), 0, "the connection is usable again");
     store_rollback(s);
     store_close(s);
 }

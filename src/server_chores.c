@@ -1,0 +1,151 @@
+/*
+ * server_chores.c - background upkeep on timers (WAL checkpoints, audit
+ * retention) and the audit trail's syncs, whose fsync runs on the thread
+ * pool so the loop never waits for the disk.
+ */
+#include "server_int.h"
+#include "app.h"
+#include "audit.h"
+#include "log.h"
+
+#include <stdlib.h>
+
+struct chore_req {
+    uv_work_t req;
+    struct server_chore_slot *slot;
+    struct http_job *job;
+};
+
+static void chore_work(uv_work_t *req)
+{
+    struct chore_req *r = req->data;
+    r->job->work(r->job);
+}
+
+static void chore_after(uv_work_t *req, int status)
+{
+    (void)status;
+    struct chore_req *r = req->data;
+    r->job->done(r->job, NULL);
+    r->slot->running = false;
+    free(r);
+}
+
+/* One job per chore at a time: a slow disk must not pile them up. */
+static void on_chore(uv_timer_t *t)
+{
+    struct server_chore_slot *slot = t->data;
+    if (slot->running || slot->srv->draining)
+        return;
+    struct http_job *job = slot->chore->make(slot->chore->arg);
+    if (!job)
+        return;
+    struct chore_req *r = malloc(sizeof(*r));
+    if (!r) {
+        job->done(job, NULL);
+        return;
+    }
+    r->slot = slot;
+    r->job = job;
+    r->req.data = r;
+    if (uv_queue_work(&slot->srv->loop, &r->req, chore_work, chore_after) != 0) {
+        job->done(job, NULL);
+        free(r);
+        return;
+    }
+    slot->running = true;
+}
+
+/* ---- audit syncs --------------------------------------------------------- */
+
+struct audit_req {
+    uv_work_t req;
+    struct server *srv;
+    struct audit_sync sync;
+};
+
+static void audit_work(uv_work_t *req)
+{
+    struct audit_req *r = req->data;
+    audit_sync_run(&r->sync);
+}
+
+static void audit_after(uv_work_t *req, int status)
+{
+    (void)status;
+    struct audit_req *r = req->data;
+    struct server *s = r->srv;
+    audit_sync_end(s->app->audit, &r->sync);
+    s->chores.audit_running = false;
+    free(r);
+    server_release_held(s);
+}
+
+void server_audit_kick(struct server *s)
+{
+    struct audit *a = s->app ? s->app->audit : NULL;
+    if (!a || s->chores.audit_running)
+        return;
+    struct audit_req *r = malloc(sizeof(*r));
+    if (!r)
+        return;   /* the batch timer or the next response tries again */
+    if (!audit_sync_begin(a, &r->sync)) {
+        free(r);
+        return;
+    }
+    r->srv = s;
+    r->req.data = r;
+    if (uv_queue_work(&s->loop, &r->req, audit_work, audit_after) != 0) {
+        /* Cannot hand it over: sync here rather than lose the durability
+         * promise (only when the thread pool is gone, i.e. never in use). */
+        audit_sync_run(&r->sync);
+        audit_sync_end(a, &r->sync);
+        free(r);
+        server_release_held(s);
+        return;
+    }
+    s->chores.audit_running = true;
+}
+
+static void on_audit_timer(uv_timer_t *t)
+{
+    server_audit_kick(t->data);
+}
+
+void server_chores_start(struct server *s)
+{
+    struct server_chores *ch = &s->chores;
+    const struct server_hooks *h = s->hooks;
+    for (size_t i = 0; h && i < h->n_chores && i < SERVER_CHORES_MAX; i++) {
+        struct server_chore_slot *slot = &ch->slot[ch->n];
+        if (!h->chores[i].make || !h->chores[i].interval_ms)
+            continue;
+        slot->srv = s;
+        slot->chore = &h->chores[i];
+        uv_timer_init(&s->loop, &slot->timer);
+        slot->timer.data = slot;
+        uv_timer_start(&slot->timer, on_chore, slot->chore->interval_ms, slot->chore->interval_ms);
+        ch->n++;
+    }
+    if (s->app && s->app->audit && s->cfg->audit_sync == CONFIG_AUDIT_SYNC_BATCH) {
+        uv_timer_init(&s->loop, &ch->audit_timer);
+        ch->audit_timer.data = s;
+        uv_timer_start(&ch->audit_timer, on_audit_timer, AUDIT_BATCH_MS, AUDIT_BATCH_MS);
+        ch->audit_timer_on = true;
+    }
+}
+
+static void close_timer(uv_timer_t *t)
+{
+    if (!uv_is_closing((uv_handle_t *)t))
+        uv_close((uv_handle_t *)t, NULL);
+}
+
+void server_chores_stop(struct server *s)
+{
+    struct server_chores *ch = &s->chores;
+    for (size_t i = 0; i < ch->n; i++)
+        close_timer(&ch->slot[i].timer);
+    if (ch->audit_timer_on)
+        close_timer(&ch->audit_timer);
+}
