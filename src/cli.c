@@ -58,11 +58,16 @@ static void close_app(struct app *app, struct config *cfg)
     config_free(cfg);
 }
 
-static void record_user_event(struct app *app, const char *event, int64_t user_id, enum audit_result r)
+/* The change is kept only when its record is written: cli_user() commits
+ * the transaction only on 0. */
+static int record_user_event(struct app *app, const char *event, int64_t user_id, enum audit_result r)
 {
     struct audit_event ev = { .event = event, .role = "cli", .resource_type = "user",
                               .resource_id = user_id, .result = r };
-    audit_record(app->audit, &ev);
+    if (audit_record(app->audit, &ev) == 0)
+        return 0;
+    fprintf(stderr, "notesd user: cannot write the audit trail; nothing was changed\n");
+    return EX_IOERR;
 }
 
 /* One line from stdin, without echo on a terminal. Returns its length or -1. */
@@ -125,7 +130,9 @@ static int user_add(struct app *app, const char *name, const char *role)
         fprintf(stderr, "notesd user add: failed (%s)\n", err_name(rc));
         return EX_SOFTWARE;
     }
-    record_user_event(app, "user.add", id, AUDIT_SUCCESS);
+    rc = record_user_event(app, "user.add", id, AUDIT_SUCCESS);
+    if (rc)
+        return rc;
     printf("added user %s (id %lld, role %s)\n", canon, (long long)id, role);
     return 0;
 }
@@ -154,7 +161,9 @@ static int user_set_role(struct app *app, const char *name, const char *role)
         return rc;
     if (store_user_set_role(app->store, u.id, role) != 0)
         return EX_SOFTWARE;
-    record_user_event(app, "user.set_role", u.id, AUDIT_SUCCESS);
+    rc = record_user_event(app, "user.set_role", u.id, AUDIT_SUCCESS);
+    if (rc)
+        return rc;
     printf("user %s now has role %s\n", u.username, role);
     return 0;
 }
@@ -169,7 +178,9 @@ static int user_disable(struct app *app, const char *name)
     if (store_user_set_disabled(app->store, u.id, true) != 0 ||
         store_session_delete_user(app->store, u.id, NULL) != 0)
         return EX_SOFTWARE;
-    record_user_event(app, "user.disable", u.id, AUDIT_SUCCESS);
+    rc = record_user_event(app, "user.disable", u.id, AUDIT_SUCCESS);
+    if (rc)
+        return rc;
     printf("user %s is disabled and its sessions are revoked\n", u.username);
     return 0;
 }
@@ -201,12 +212,23 @@ int cli_user(int argc, char **argv, char *const *envp)
     int rc = open_app(&app, &cfg, envp);
     if (rc)
         return rc;
+    if (store_begin(app.store) != 0) {
+        fprintf(stderr, "notesd user: the database is busy or cannot be written\n");
+        close_app(&app, &cfg);
+        return EX_IOERR;
+    }
     if (add)
         rc = user_add(&app, argv[1], argv[3]);
     else if (set_role)
         rc = user_set_role(&app, argv[1], argv[2]);
     else
         rc = user_disable(&app, argv[1]);
+    if (rc == 0 && store_commit(app.store) != 0) {
+        fprintf(stderr, "notesd user: the change could not be saved\n");
+        rc = EX_IOERR;
+    }
+    if (rc)
+        store_rollback(app.store);
     close_app(&app, &cfg);
     return rc;
 }
@@ -288,8 +310,13 @@ int cli_rekey(int argc, char **argv, char *const *envp)
         fprintf(stderr, "notesd rekey: %d notes re-encrypted\n", st.done);
     }
     if (rc == 0) {
-        struct audit_event ev = { .event = "key.rekey", .role = "cli", .result = AUDIT_SUCCESS };
-        audit_record(app.audit, &ev);
+        struct audit_event ev = { .event = "key.rekey", .role = "cli", .result = AUDIT_SUCCESS,
+                                  .count = (uint64_t)st.done };
+        if (audit_record(app.audit, &ev) != 0) {
+            fprintf(stderr, "notesd rekey: the notes are re-encrypted but the audit trail cannot be written\n");
+            close_app(&app, &cfg);
+            return EX_IOERR;
+        }
         printf("rekey finished: %d notes re-encrypted under key %08x\n", st.done, (unsigned)active);
     }
     close_app(&app, &cfg);

@@ -59,6 +59,7 @@ struct http_conn {
     struct buf body;
 
     int error_status;             /* set by a callback that refused the request */
+    int rejected;                 /* the status a refusal at the edge answered */
     const char *error_field;
     const char *error_detail;
     bool complete;                /* on_message_complete ran */
@@ -766,6 +767,7 @@ static int answer_error(struct http_conn *h, llhttp_errno_t e)
     else
         http_problem(&res, 400, NULL, "The request is not valid HTTP/1.1.");
     res.close = true;
+    h->rejected = res.status;
     int rc = write_response(h, &res, false);
     response_cleanup(&res);
     h->close_after = true;
@@ -899,6 +901,11 @@ enum http_phase http_conn_phase(const struct http_conn *h)
     if (!h->in_message)
         return HTTP_PHASE_IDLE;
     return h->in_trailers ? HTTP_PHASE_BODY : HTTP_PHASE_HEADERS;
+}
+
+int http_conn_rejected(const struct http_conn *h)
+{
+    return h->rejected;
 }
 
 uint64_t http_conn_requests(const struct http_conn *h)

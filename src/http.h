@@ -155,6 +155,9 @@ enum http_phase http_conn_phase(const struct http_conn *h);
 uint64_t http_conn_requests(const struct http_conn *h);
 /** A header or body deadline passed: queue 408 and close after it. */
 void http_conn_timed_out(struct http_conn *h);
+/** The status (400, 408, 413, 414, 431) with which the edge refused a
+ *  request on this connection before any handler saw it, or 0. */
+int http_conn_rejected(const struct http_conn *h);
 /** The client's address (16 bytes, IPv4 mapped into IPv6) for limits and audit. */
 void http_conn_set_peer(struct http_conn *h, const uint8_t addr[16]);
 /** Plain-HTTP mode for the redirect listener: no HSTS header (it is only

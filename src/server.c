@@ -95,6 +95,21 @@ static void on_handle_closed(uv_handle_t *h)
     release(h->data);
 }
 
+/* Sum up what the edge refused, for the audit trail's periodic report. */
+static void count_refusal(struct conn *c)
+{
+    struct server *s = c->srv;
+    int status = c->http ? http_conn_rejected(c->http) : 0;
+    if (status) {
+        size_t i = 0;
+        while (i < SERVER_REJECT_KINDS - 1 && server_reject_statuses[i] != status)
+            i++;
+        s->rejected[i]++;
+    } else if (c->tls && !tls_conn_handshake_done(c->tls)) {
+        s->tls_failed++;
+    }
+}
+
 static void conn_close(struct conn *c)
 {
     if (c->closing)
@@ -108,6 +123,7 @@ static void conn_close(struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     s->n_conns--;
+    count_refusal(c);
     server_ip_release(&s->ips, c->ip);
     c->ip = NULL;
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
@@ -506,6 +522,12 @@ static void maybe_finish(struct server *s)
     if (!s->draining || s->n_conns > 0)
         return;
     close_if_open((uv_handle_t *)&s->grace);
+    if (!s->stopped) {   /* the last words: refusals, then server.stop */
+        s->stopped = true;
+        server_report_rejects(s);
+        if (s->hooks && s->hooks->stopping)
+            s->hooks->stopping(s->hooks->arg);
+    }
     server_chores_stop(s);
     close_if_open((uv_handle_t *)&s->sigint);
     close_if_open((uv_handle_t *)&s->sigterm);
@@ -529,8 +551,6 @@ static void on_signal(uv_signal_t *sig, int signum)
     log_info("received %s: stopping", signum == SIGINT ? "SIGINT" : "SIGTERM");
     notify(s->cfg, "STOPPING=1");
     s->draining = true;
-    if (s->hooks && s->hooks->stopping)
-        s->hooks->stopping(s->hooks->arg);
     close_if_open((uv_handle_t *)&s->listener);
     server_redirect_stop(s->redirect);
     s->redirect = NULL;

@@ -36,7 +36,8 @@ struct server_hooks {
      * announced: drop privileges, enter the sandbox, record server.start.
      * Non-zero stops the server before it serves anyone. */
     int (*started)(void *arg);
-    /* Once, when a stop signal arrives (record server.stop). */
+    /* Once, when the server has stopped serving, after the last
+     * connection closed (record server.stop). */
     void (*stopping)(void *arg);
     void *arg;
 };

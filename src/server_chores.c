@@ -56,6 +56,36 @@ static void on_chore(uv_timer_t *t)
     slot->running = true;
 }
 
+/* ---- refusals at the edge, summed up ----------------------------------------- */
+
+const int server_reject_statuses[SERVER_REJECT_KINDS] = { 400, 408, 413, 414, 431, 0 };
+
+static void report(struct server *s, const char *event, const char *reason, int status, uint64_t *count)
+{
+    if (*count == 0)
+        return;
+    struct audit_event ev = { .event = event, .role = "anonymous", .result = AUDIT_DENY, .status = status,
+                              .reason = reason, .count = *count };
+    if (audit_record(s->app->audit, &ev) == 0)
+        *count = 0;   /* else kept for the next report */
+}
+
+void server_report_rejects(struct server *s)
+{
+    if (!s->app || !s->app->audit)
+        return;
+    for (size_t i = 0; i < SERVER_REJECT_KINDS; i++)
+        report(s, "http.rejected", server_reject_statuses[i] == 408 ? "timeout" : "framing",
+               server_reject_statuses[i], &s->rejected[i]);
+    report(s, "tls.rejected", "handshake", 0, &s->tls_failed);
+    report(s, "conn.refused", "connection_cap", 0, &s->refused);
+}
+
+static void on_report_timer(uv_timer_t *t)
+{
+    server_report_rejects(t->data);
+}
+
 /* ---- audit syncs --------------------------------------------------------- */
 
 struct audit_req {
@@ -127,6 +157,10 @@ void server_chores_start(struct server *s)
         uv_timer_start(&slot->timer, on_chore, slot->chore->interval_ms, slot->chore->interval_ms);
         ch->n++;
     }
+    uv_timer_init(&s->loop, &ch->report_timer);
+    ch->report_timer.data = s;
+    uv_timer_start(&ch->report_timer, on_report_timer, SERVER_REJECT_REPORT_MS, SERVER_REJECT_REPORT_MS);
+    ch->report_timer_on = true;
     if (s->app && s->app->audit && s->cfg->audit_sync == CONFIG_AUDIT_SYNC_BATCH) {
         uv_timer_init(&s->loop, &ch->audit_timer);
         ch->audit_timer.data = s;
@@ -148,4 +182,6 @@ void server_chores_stop(struct server *s)
         close_timer(&ch->slot[i].timer);
     if (ch->audit_timer_on)
         close_timer(&ch->audit_timer);
+    if (ch->report_timer_on)
+        close_timer(&ch->report_timer);
 }

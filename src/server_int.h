@@ -54,11 +54,18 @@ struct server_chore_slot {
     bool running;
 };
 
+#define SERVER_REJECT_KINDS 6
+#define SERVER_REJECT_REPORT_MS 60000  /* how often refusals are summed up */
+/** The statuses counted in server.rejected[] (the last slot: any other). */
+extern const int server_reject_statuses[SERVER_REJECT_KINDS];
+
 struct server_chores {
     struct server_chore_slot slot[SERVER_CHORES_MAX];
     size_t n;
     uv_timer_t audit_timer;            /* NOTES_AUDIT_SYNC=batch */
+    uv_timer_t report_timer;           /* refusals, summed up */
     bool audit_timer_on;
+    bool report_timer_on;
     bool audit_running;                /* one audit sync in flight at most */
 };
 
@@ -100,10 +107,15 @@ struct server {
     struct app *app;
     struct conn *conns;
     size_t n_conns;
+    /* Refusals at the edge, counted and written to the audit trail as one
+     * line per kind and period (never one line per hostile byte). */
     uint64_t refused;                  /* connections closed at a cap */
+    uint64_t tls_failed;               /* closed before the handshake was done */
+    uint64_t rejected[SERVER_REJECT_KINDS]; /* by status, server_reject_statuses */
     struct server_ips ips;
     struct server_redirect *redirect;
     bool draining;
+    bool stopped;                      /* the stop was reported */
     uint8_t read_buf[READ_CHUNK];      /* shared: reads are handled at once */
     uint8_t plain_buf[READ_CHUNK];
 };
@@ -116,6 +128,9 @@ void server_chores_stop(struct server *s);
 /** Start an audit sync now unless one is in flight (always mode: a
  *  response is held for it). */
 void server_audit_kick(struct server *s);
+/** Write what was refused since the last report (one audit line per kind
+ *  with its count) and reset the counts. */
+void server_report_rejects(struct server *s);
 /** After a sync ended: send every held response it covers (server.c). */
 void server_release_held(struct server *s);
 
