@@ -369,6 +369,70 @@ Test(edge, refusal_after_a_good_request_keeps_the_first_answer, .init = prep, .f
     raw_close(&c);
 }
 
+/* Lines of the audit log naming `event` and `status` ("status":N), and the
+ * sum of their counts ("count":N, 1 when absent). */
+static size_t audit_lines(const char *event, int status, unsigned long long *sum)
+{
+    char *path = fmt("%s/audit.log", harness_getenv(&srv, "NOTES_AUDIT_DIR"));
+    size_t len = 0;
+    char *log = harness_read_file(path, &len);
+    free(path);
+    cr_assert_not_null(log, "no audit log");
+    char *want_ev = fmt("\"event\":\"%s\"", event);
+    char *want_st = status ? fmt("\"status\":%d,", status) : fmt("%s", "");
+    size_t n = 0;
+    *sum = 0;
+    for (char *line = log, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        if (nl)
+            *nl = 0;
+        if (!strstr(line, want_ev) || !strstr(line, want_st))
+            continue;
+        n++;
+        const char *c = strstr(line, "\"count\":");
+        *sum += c ? strtoull(c + 8, NULL, 10) : 1;
+    }
+    free(want_ev);
+    free(want_st);
+    free(log);
+    return n;
+}
+
+Test(edge, refusals_are_audited_summed_up_not_one_line_each, .init = prep, .fini = finish)
+{
+    start_with(NULL);
+    static const char bad[] = "GET /healthz HTTP/1.1\r\nHost : localhost\r\nX-Canary: zqx-framing-canary\r\n\r\n";
+    for (int i = 0; i < 5; i++) {
+        struct rawconn c;
+        tls_open(&c);
+        cr_assert_eq(get_status(&c, bad), 400);
+        raw_close(&c);
+    }
+    for (int i = 0; i < 3; i++) {   /* not TLS at all: the handshake fails */
+        struct rawconn c;
+        cr_assert_eq(raw_tcp_connect(&c, srv.port), 0);
+        raw_send_str(&c, "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n", 2000);
+        struct rawbuf out = { 0 };
+        raw_read_until_close(&c, &out, 5000);
+        rawbuf_free(&out);
+        raw_close(&c);
+    }
+    cr_assert_eq(harness_stop(&srv), 0);
+    unsigned long long sum = 0;
+    cr_assert_eq(audit_lines("http.rejected", 400, &sum), 1, "one line for the whole run of 400s");
+    cr_assert_eq(sum, 5);
+    cr_assert_eq(audit_lines("tls.rejected", 0, &sum), 1);
+    cr_assert_eq(sum, 3);
+    cr_assert_eq(audit_lines("server.stop", 0, &sum), 1);
+    char *path = fmt("%s/audit.log", harness_getenv(&srv, "NOTES_AUDIT_DIR"));
+    size_t len = 0;
+    char *log = harness_read_file(path, &len);
+    cr_assert_null(strstr(log, "zqx-framing-canary"), "request bytes reached the audit log");
+    cr_assert_lt(strstr(log, "http.rejected"), strstr(log, "server.stop"), "server.stop is the last word");
+    free(log);
+    free(path);
+}
+
 /* ---- 2. size limits at their edges, before authentication --------------------- */
 
 static const char *const small_limits[] = {

@@ -152,6 +152,56 @@ Test(server, sigterm_exits_zero_after_closing, .init = start, .fini = finish)
     free(err);
 }
 
+static void assert_refused(const char *var, const char *why);
+
+/* ---- the audit trail's durability modes -------------------------------------- */
+
+static size_t count_in_audit_log(const char *needle)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/audit.log", harness_getenv(&srv, "NOTES_AUDIT_DIR"));
+    size_t len = 0, n = 0;
+    char *log = harness_read_file(path, &len);
+    cr_assert_not_null(log);
+    for (const char *p = log; (p = strstr(p, needle)) != NULL; p++)
+        n++;
+    free(log);
+    return n;
+}
+
+/* Under NOTES_AUDIT_SYNC=always a response that wrote an audit line is held
+ * until an fsync on the thread pool covers it: each must still arrive. */
+Test(audit, sync_always_releases_each_response_after_its_line_is_synced, .init = prepare_only, .fini = finish)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    harness_setenv(&srv, "NOTES_AUDIT_SYNC", "always");
+    harness_start(&srv);
+    for (int i = 0; i < 5; i++) {
+        struct response r;
+        harness_request(&srv, "/v1/me", NULL, &r);
+        cr_assert_eq(r.status, 401, "request %d: curl %d", i, r.curl_code);
+        response_free(&r);
+    }
+    struct response h;
+    harness_request(&srv, "/healthz", NULL, &h);   /* no line: never held */
+    cr_assert_eq(h.status, 200);
+    response_free(&h);
+    cr_assert_eq(harness_stop(&srv), 0);
+    cr_assert_eq(count_in_audit_log("\"event\":\"authz.deny\""), 5);
+    cr_assert_eq(count_in_audit_log("\"event\":\"server.start\""), 1);
+}
+
+Test(refuse, audit_dir_that_is_not_a_folder, .init = prepare_only, .fini = finish)
+{
+    char path[400];
+    snprintf(path, sizeof(path), "%s/not-a-folder", srv.dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    harness_setenv(&srv, "NOTES_AUDIT_DIR", path);
+    assert_refused("NOTES_AUDIT_DIR", NULL);
+}
+
 /* ---- start-up refusals: exit 78, one line naming the variable -------------- */
 
 static char *env_value(const struct server *s, const char *name)
