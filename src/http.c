@@ -49,8 +49,10 @@ struct http_conn {
 
     struct buf head;              /* target, then field names and values */
     size_t target_off, target_len;
-    struct field_span fields[HTTP_MAX_FIELDS_CAP];
-    struct http_header headers[HTTP_MAX_FIELDS_CAP];
+    /* Allocated at a message's first field, freed once it is answered:
+     * an idle connection holds no request state (memory per connection). */
+    struct field_span *fields;    /* limits->max_fields of each */
+    struct http_header *headers;
     size_t n_fields;
     size_t header_bytes;
     bool in_value;                /* last span was a value (next name starts a field) */
@@ -222,6 +224,25 @@ static int on_trailer_bytes(struct http_conn *h, size_t len)
     return 0;
 }
 
+static int alloc_fields(struct http_conn *h)
+{
+    size_t n = h->limits->max_fields < HTTP_MAX_FIELDS_CAP ? h->limits->max_fields : HTTP_MAX_FIELDS_CAP;
+    h->fields = calloc(n, sizeof(*h->fields));
+    h->headers = calloc(n, sizeof(*h->headers));
+    return h->fields && h->headers ? 0 : ERR_NOMEM;
+}
+
+/* Drop what only a request in progress needs. */
+static void free_request_state(struct http_conn *h)
+{
+    free(h->fields);
+    free(h->headers);
+    h->fields = NULL;
+    h->headers = NULL;
+    h->n_fields = 0;
+    buf_cleanup(&h->head);
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct http_conn *h = conn_of(p);
@@ -237,6 +258,8 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
     if (h->n_fields == 0 || h->in_value) {
         if (h->n_fields >= h->limits->max_fields || h->n_fields >= HTTP_MAX_FIELDS_CAP)
             return refuse(h, 431, NULL, "Too many header fields.");
+        if (!h->fields && alloc_fields(h) != 0)
+            return refuse(h, 503, NULL, "The server is out of memory.");
         struct field_span *f = &h->fields[h->n_fields++];
         f->name_off = h->head.len;
         f->name_len = f->value_len = 0;
@@ -682,7 +705,7 @@ void http_conn_free(struct http_conn *h)
 {
     if (!h)
         return;
-    buf_cleanup(&h->head);
+    free_request_state(h);
     buf_cleanup_wipe(&h->body);
     buf_cleanup_wipe(&h->out);
     buf_cleanup_wipe(&h->pending_in);
@@ -737,6 +760,7 @@ static int finish_answer(struct http_conn *h)
         h->close_after = true;
     response_cleanup(&h->res);
     buf_cleanup_wipe(&h->body);      /* request bodies hold user content */
+    free_request_state(h);
     h->in_message = false;
     return rc == ERR_NOMEM ? ERR_NOMEM : 0;
 }
@@ -772,6 +796,7 @@ static int answer_error(struct http_conn *h, llhttp_errno_t e)
     response_cleanup(&res);
     h->close_after = true;
     h->in_message = false;
+    free_request_state(h);
     return rc == ERR_NOMEM ? ERR_NOMEM : 0;
 }
 

@@ -316,7 +316,7 @@ static int send_responses(struct conn *c)
         rc = tls_conn_write(c->tls, plain->data + off, n);
         rc = rc ? rc : flush(c);
     }
-    buf_reset(plain);
+    buf_cleanup_wipe(plain);   /* responses hold note content; idle holds nothing */
     return rc;
 }
 
