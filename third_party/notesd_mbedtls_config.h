@@ -31,6 +31,12 @@
 /* PSA crypto: required by TLS 1.3 and used by notesd directly */
 #define MBEDTLS_PSA_CRYPTO_C
 #define MBEDTLS_USE_PSA_CRYPTO
+/* Every TLS 1.3 connection keeps its traffic keys (and, mid-handshake, its
+ * ECDHE key) in PSA key slots for its whole life. The fixed table (32 slots
+ * by default) would refuse the handshake of roughly the seventh concurrent
+ * connection; the dynamic key store grows with the connections instead
+ * (bounded by NOTES_MAX_CONNECTIONS). */
+#define MBEDTLS_PSA_KEY_STORE_DYNAMIC
 
 /* Symmetric primitives: AEAD only */
 #define MBEDTLS_CIPHER_C

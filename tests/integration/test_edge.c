@@ -974,6 +974,24 @@ static void check_cap(size_t n)
         raw_close(&conns[i]);
 }
 
+/* Each TLS 1.3 connection holds its traffic keys in PSA key slots for its
+ * whole life: a fixed slot table would cap concurrent connections at a
+ * handful, far below NOTES_MAX_CONNECTIONS. */
+Test(edge, many_concurrent_tls13_connections_each_get_answers, .init = prep, .fini = finish, .timeout = 120)
+{
+    start_with((const char *const[]){ "NOTES_MAX_CONNECTIONS_PER_IP", "200", NULL });
+    enum { N = 100 };
+    static struct rawconn c[N];
+    for (int i = 0; i < N; i++) {
+        CURLcode rc = raw_tls_connect(&c[i], srv.port, srv.cert, NULL, 5000);
+        cr_assert_eq(rc, CURLE_OK, "connection %d: %s (%s)", i, curl_easy_strerror(rc), c[i].err);
+    }
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(get_status(&c[i], GOOD), 200, "connection %d got no answer", i);
+    for (int i = 0; i < N; i++)
+        raw_close(&c[i]);
+}
+
 Test(edge, per_address_cap_closes_the_next_connection_at_once, .init = prep, .fini = finish)
 {
     start_with((const char *const[]){ "NOTES_MAX_CONNECTIONS_PER_IP", "2", NULL });
