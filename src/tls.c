@@ -108,6 +108,16 @@ static int load_chain(struct tls_ctx *ctx, const char *path, char *err, size_t e
         return failf(err, errlen, "NOTES_TLS_CERT", "the certificate is not valid yet");
     if (mbedtls_pk_get_type(&leaf->pk) == MBEDTLS_PK_RSA && mbedtls_pk_get_bitlen(&leaf->pk) < 2048)
         return failf(err, errlen, "NOTES_TLS_CERT", "RSA keys shorter than 2048 bits are refused");
+    /* The Certificate message (each certificate with a 3-byte length and,
+     * in TLS 1.3, 2 bytes of extensions, plus a few bytes of header) is
+     * never split across records: it must fit one output record. */
+    size_t msg = 16;
+    for (const mbedtls_x509_crt *c = leaf; c && c->raw.len; c = c->next)
+        msg += c->raw.len + 5;
+    if (msg > MBEDTLS_SSL_OUT_CONTENT_LEN)
+        return failf(err, errlen, "NOTES_TLS_CERT",
+                     "the certificate chain is too large to send in one handshake record (at most about "
+                     "4 KiB of DER: leave the root out, prefer ECDSA certificates)");
     return 0;
 }
 

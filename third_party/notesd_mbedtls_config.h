@@ -104,6 +104,13 @@
 #define MBEDTLS_SSL_ALPN
 #define MBEDTLS_SSL_ALL_ALERT_MESSAGES
 #define MBEDTLS_SSL_KEYING_MATERIAL_EXPORT
+/* Record buffers are most of an idle connection's memory. Input must take
+ * the 16 KiB records any client may send; output records of 4 KiB cost a
+ * little framing on large responses and save 12 KiB per connection. Every
+ * handshake message we send must fit, the certificate chain above all:
+ * tls.c refuses a chain that does not, at start-up. */
+#define MBEDTLS_SSL_IN_CONTENT_LEN 16384
+#define MBEDTLS_SSL_OUT_CONTENT_LEN 4096
 
 /* Only these suites exist in the binary (TLS 1.3 first, then 1.2). */
 #define MBEDTLS_SSL_CIPHERSUITES                              \

@@ -259,6 +259,25 @@ Test(refuse, key_file_readable_by_others, .init = prepare_only, .fini = finish)
     assert_refused("NOTES_TLS_KEY", "group or others");
 }
 
+/* Every handshake message must fit one output record (4 KiB): a chain
+ * that cannot is refused at start-up, not at each client's handshake. */
+Test(refuse, certificate_chain_too_large_for_a_handshake_record, .init = prepare_only, .fini = finish)
+{
+    size_t len = 0;
+    char *pem = harness_read_file(srv.cert, &len);
+    cr_assert_not_null(pem);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/long-chain.pem", srv.dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    for (int i = 0; i < 12; i++)   /* about 12 x 500 bytes of DER */
+        fwrite(pem, 1, len, f);
+    fclose(f);
+    free(pem);
+    harness_setenv(&srv, "NOTES_TLS_CERT", path);
+    assert_refused("NOTES_TLS_CERT", "too large");
+}
+
 Test(refuse, key_that_does_not_match_the_certificate, .init = prepare_only, .fini = finish)
 {
     char other[400], why[256];
