@@ -49,8 +49,8 @@ struct http_conn {
 
     struct buf head;              /* target, then field names and values */
     size_t target_off, target_len;
-    /* Allocated at a message's first field, freed once it is answered:
-     * an idle connection holds no request state (memory per connection). */
+    /* Allocated at a message's first field and kept while requests keep
+     * coming; http_conn_trim() frees them when the connection goes idle. */
     struct field_span *fields;    /* limits->max_fields of each */
     struct http_header *headers;
     size_t n_fields;
@@ -760,7 +760,6 @@ static int finish_answer(struct http_conn *h)
         h->close_after = true;
     response_cleanup(&h->res);
     buf_cleanup_wipe(&h->body);      /* request bodies hold user content */
-    free_request_state(h);
     h->in_message = false;
     return rc == ERR_NOMEM ? ERR_NOMEM : 0;
 }
@@ -796,7 +795,6 @@ static int answer_error(struct http_conn *h, llhttp_errno_t e)
     response_cleanup(&res);
     h->close_after = true;
     h->in_message = false;
-    free_request_state(h);
     return rc == ERR_NOMEM ? ERR_NOMEM : 0;
 }
 
@@ -926,6 +924,15 @@ enum http_phase http_conn_phase(const struct http_conn *h)
     if (!h->in_message)
         return HTTP_PHASE_IDLE;
     return h->in_trailers ? HTTP_PHASE_BODY : HTTP_PHASE_HEADERS;
+}
+
+void http_conn_trim(struct http_conn *h)
+{
+    if (h->in_message || h->waiting || h->out.len || h->pending_in.len)
+        return;
+    free_request_state(h);
+    buf_cleanup_wipe(&h->out);   /* responses held note content */
+    buf_cleanup(&h->pending_in);
 }
 
 int http_conn_rejected(const struct http_conn *h)

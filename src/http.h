@@ -155,6 +155,9 @@ enum http_phase http_conn_phase(const struct http_conn *h);
 uint64_t http_conn_requests(const struct http_conn *h);
 /** A header or body deadline passed: queue 408 and close after it. */
 void http_conn_timed_out(struct http_conn *h);
+/** Between requests, with nothing buffered: free the request state and
+ *  buffers, so an idle connection holds almost nothing. No-op otherwise. */
+void http_conn_trim(struct http_conn *h);
 /** The status (400, 408, 413, 414, 431) with which the edge refused a
  *  request on this connection before any handler saw it, or 0. */
 int http_conn_rejected(const struct http_conn *h);

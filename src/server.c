@@ -316,7 +316,7 @@ static int send_responses(struct conn *c)
         rc = tls_conn_write(c->tls, plain->data + off, n);
         rc = rc ? rc : flush(c);
     }
-    buf_cleanup_wipe(plain);   /* responses hold note content; idle holds nothing */
+    buf_reset(plain);
     return rc;
 }
 
@@ -425,6 +425,11 @@ static void drive(struct conn *c)
         return;
     }
     track_phase(c);
+    if (c->phase == HTTP_PHASE_IDLE && !c->held && !c->job_running) {
+        /* Every byte read is answered: let go of the buffers. */
+        http_conn_trim(c->http);
+        tls_conn_trim(c->tls);
+    }
     update_reading(c);
     schedule(c);
 }

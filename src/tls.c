@@ -235,7 +235,7 @@ static int bio_recv(void *arg, unsigned char *p, size_t n)
     struct tls_conn *c = arg;
     size_t avail = c->in.len - c->in_off;
     if (avail == 0) {
-        buf_cleanup(&c->in);   /* an idle connection keeps no buffer */
+        buf_reset(&c->in);
         c->in_off = 0;
         return MBEDTLS_ERR_SSL_WANT_READ;
     }
@@ -274,10 +274,18 @@ void tls_conn_free(struct tls_conn *c)
     free(c);
 }
 
+void tls_conn_trim(struct tls_conn *c)
+{
+    if (c->in_off < c->in.len)
+        return;
+    buf_cleanup(&c->in);
+    c->in_off = 0;
+}
+
 int tls_conn_feed(struct tls_conn *c, const uint8_t *p, size_t n)
 {
     if (c->in_off > 0 && c->in_off == c->in.len) {
-        buf_cleanup(&c->in);
+        buf_reset(&c->in);
         c->in_off = 0;
     }
     if (c->in_off > 0 && c->in.len + n > c->in.max) {
