@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -168,6 +169,14 @@ static pid_t spawn(struct server *s, const char *const *args)
         dup2(null, 0);
         dup2(null, 1);
         dup2(fd, 2);
+        if (s->fsize_limit > 0) {   /* a "full disk" for every file it writes */
+            struct rlimit rl;
+            if (getrlimit(RLIMIT_FSIZE, &rl) != 0)
+                _exit(126);
+            rl.rlim_cur = (rlim_t)s->fsize_limit;
+            if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+                _exit(126);
+        }
         execve(argv[0], dup_argv(argv), s->env);
         _exit(127);
     }

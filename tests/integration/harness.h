@@ -27,6 +27,8 @@ struct server {
     char stderr_path[512];  /* everything the server wrote on stderr */
     char *env[HARNESS_MAX_ENV];
     size_t n_env;
+    long fsize_limit;       /* > 0: RLIMIT_FSIZE soft limit in bytes for the
+                             * commands harness_start/harness_run spawn next */
 };
 
 /** Path of the notesd binary under test (from $NOTESD_BIN). */
