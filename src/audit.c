@@ -252,10 +252,13 @@ static int write_line(struct audit *a, const struct buf *b)
         a->dirty = true;
         return 0;
     }
-    int e = w < 0 ? errno : ENOSPC;
+    int e = w < 0 ? errno : 0;
     if (w > 0 && ftruncate(a->fd, (off_t)a->size) != 0)
         a->stale = true;
-    return fail(a, ERR_IO, "cannot write %s: %s", AUDIT_CURRENT, strerror(e));
+    /* A short write says no more than that the disk or a file-size limit
+     * is full; only a failed one carries the cause. */
+    return fail(a, ERR_IO, "cannot write %s: %s", AUDIT_CURRENT,
+                e ? strerror(e) : "short write (disk full or file-size limit reached)");
 }
 
 static int rotate(struct audit *a);

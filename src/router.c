@@ -338,6 +338,9 @@ static void guarded(struct route_ctx *ctx, const struct route *r)
      * for one, runs on its own connection outside this transaction). */
     if (!audit_retry(app->audit)) {
         refuse_unaudited(ctx->res);
+        /* Cannot be written now, so it is counted, and the count lands in
+         * the audit.recovered line once the trail works again. */
+        route_audit(ctx, "request.refused", AUDIT_ERROR, 503, "audit_unavailable", NULL);
         return;
     }
     int began = store_begin(app->store);
