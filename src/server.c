@@ -13,6 +13,7 @@
 #include "err.h"
 #include "log.h"
 #include "router.h"
+#include "sandbox.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -665,6 +666,8 @@ static int announce(struct server *s)
         redirect_port = server_redirect_port(s->redirect);
         log_info("redirecting http://%s to HTTPS", s->cfg->redirect_listen);
     }
+    if (sandbox_started(s->cfg) != 0)   /* SANDBOX HOOK (issue 6): into hooks->started at merge */
+        return ERR_CONFIG;
     char msg[200];
     snprintf(msg, sizeof(msg), "READY=1\nSTATUS=listening\nX_NOTESD_PORT=%d\nX_NOTESD_REDIRECT_PORT=%d\nMAINPID=%ld",
              port, redirect_port, (long)getpid());
