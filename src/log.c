@@ -64,10 +64,11 @@ bool log_key_is_secret(const char *key)
     return strcasecmp(key, "key") == 0 || (n > 4 && strcasecmp(key + n - 4, "_key") == 0);
 }
 
+/* Base64 and base64url letters; '=' padding is handled by the caller. */
 static bool is_b64(unsigned char c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
-           c == '/' || c == '=' || c == '-' || c == '_';
+           c == '/' || c == '-' || c == '_';
 }
 
 static bool is_word(unsigned char c)
@@ -75,9 +76,9 @@ static bool is_word(unsigned char c)
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
 }
 
-/* Key material is base64 of >= 32 random bytes: 43+ characters with both
- * cases and digits. File names and hex digests have long runs too, but not
- * four of each case, so they stay readable. */
+/* Key material is base64 of >= 32 random bytes: 43+ characters, about 17
+ * of each case and 7 digits. Paths, hex digests and UUIDs have long runs
+ * too, but not eight capitals, so they stay readable. */
 static bool looks_like_key(const char *s, size_t n)
 {
     size_t upper = 0, lower = 0, digit = 0;
@@ -86,7 +87,7 @@ static bool looks_like_key(const char *s, size_t n)
         lower += s[i] >= 'a' && s[i] <= 'z';
         digit += s[i] >= '0' && s[i] <= '9';
     }
-    return n >= 40 && upper >= 4 && lower >= 4 && digit >= 1;
+    return n >= 40 && upper >= 8 && lower >= 8 && digit >= 2;
 }
 
 /* Length of the masked run starting at s[i] and how much of it to keep
@@ -112,8 +113,12 @@ static size_t secret_at(const char *s, size_t i, size_t *keep)
         size_t n = 0;
         while (is_b64((unsigned char)s[i + n]))
             n++;
+        if (!looks_like_key(s + i, n))
+            return 0;
+        for (int pad = 0; pad < 2 && s[i + n] == '='; pad++)
+            n++;
         *keep = 0;
-        return looks_like_key(s + i, n) ? n : 0;
+        return n;
     }
     return 0;
 }
