@@ -567,5 +567,6 @@ void config_free(struct config *cfg)
     free(cfg->tls_key);
     free(cfg->notify_socket);
     free(cfg->redirect_listen);
+    free(cfg->run_user);
     mbedtls_platform_zeroize(cfg, sizeof(*cfg));
 }

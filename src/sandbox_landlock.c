@@ -96,7 +96,14 @@ static int add_rules(int ruleset, const struct config *cfg, uint64_t fs, char *e
     char db_copy[PATH_MAX];
     snprintf(db_copy, sizeof(db_copy), "%s", cfg->db_path);
     int rc = add_folder(ruleset, dirname(db_copy), FOLDER_RIGHTS & fs, err, errlen);
-    return rc ? rc : add_folder(ruleset, cfg->audit_dir, FOLDER_RIGHTS & fs, err, errlen);
+    rc = rc ? rc : add_folder(ruleset, cfg->audit_dir, FOLDER_RIGHTS & fs, err, errlen);
+#ifdef NOTESD_SANITIZER_BUILD
+    /* Test builds only: the sanitizer runtime reads /proc and the binary
+     * to report, and writes its reports to the build's folder. */
+    rc = rc ? rc : add_folder(ruleset, "/", (LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR) & fs, err, errlen);
+    rc = rc ? rc : add_folder(ruleset, NOTESD_SANITIZER_DIR, FOLDER_RIGHTS & fs, err, errlen);
+#endif
+    return rc;
 }
 
 int sandbox_landlock_apply(const struct config *cfg, char *err, size_t errlen)

@@ -216,7 +216,11 @@ static void landlocked(void)
     close(fd);
     step(sandbox_no_new_privs(err, sizeof(err)) == 0 && sandbox_landlock_apply(&cfg, err, sizeof(err)) == 0, 'b');
     fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
+#ifdef NOTESD_SANITIZER_BUILD
+    step(fd >= 0, 'c');   /* sanitizer builds may read everywhere (sandbox_landlock.c) */
+#else
     step(fd < 0 && errno == EACCES, 'c');
+#endif
     step(open("/tmp/notesd-escaped", O_WRONLY | O_CREAT | O_CLOEXEC, 0600) < 0 && errno == EACCES, 'd');
     /* The database folder: create, write, read, remove. */
     fd = open(db_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
