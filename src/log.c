@@ -288,6 +288,8 @@ size_t log_render(char *out, enum log_format format, const char *ts, long pid, e
 }
 
 static void emit(enum log_level level, const struct log_field *fields, size_t n, const char *fmt,
+                 va_list ap) __attribute__((format(printf, 4, 0)));
+static void emit(enum log_level level, const struct log_field *fields, size_t n, const char *fmt,
                  va_list ap)
 {
     char msg[MSG_MAX], ts[64], line[LOG_LINE_MAX];

@@ -80,6 +80,18 @@ size_t sandbox_seccomp_allowed(void)
     return N_PLAIN + N_NARROWED;
 }
 
+/* SCMP_Ax() leaves datum_b to zero-initialisation, which clang's
+ * -Wmissing-field-initializers refuses; these spell every field. */
+static struct scmp_arg_cmp arg_eq(unsigned arg, scmp_datum_t v)
+{
+    return (struct scmp_arg_cmp){ .arg = arg, .op = SCMP_CMP_EQ, .datum_a = v, .datum_b = 0 };
+}
+
+static struct scmp_arg_cmp arg_masked(unsigned arg, scmp_datum_t mask, scmp_datum_t v)
+{
+    return (struct scmp_arg_cmp){ .arg = arg, .op = SCMP_CMP_MASKED_EQ, .datum_a = mask, .datum_b = v };
+}
+
 static int allow(scmp_filter_ctx ctx, int nr, unsigned n, const struct scmp_arg_cmp *cmp)
 {
     return seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr, n, cmp);
@@ -90,23 +102,24 @@ static int add_narrowed(scmp_filter_ctx ctx)
 {
     const pid_t self = getpid();
     /* W^X: nothing may become executable once we serve. */
-    struct scmp_arg_cmp no_exec = SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0);
+    struct scmp_arg_cmp no_exec = arg_masked(2, PROT_EXEC, 0);
     int rc = allow(ctx, SCMP_SYS(mmap), 1, &no_exec);
     rc = rc ? rc : allow(ctx, SCMP_SYS(mprotect), 1, &no_exec);
     /* The readiness/stopping datagram to the service manager. */
-    struct scmp_arg_cmp unix_only = SCMP_A0(SCMP_CMP_EQ, AF_UNIX);
+    struct scmp_arg_cmp unix_only = arg_eq(0, AF_UNIX);
     rc = rc ? rc : allow(ctx, SCMP_SYS(socket), 1, &unix_only);
     /* Threads only: a new process (fork) needs clone without CLONE_THREAD. */
-    struct scmp_arg_cmp thread = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_REQUIRED, CLONE_REQUIRED);
+    struct scmp_arg_cmp thread = arg_masked(0, CLONE_REQUIRED, CLONE_REQUIRED);
     rc = rc ? rc : allow(ctx, SCMP_SYS(clone), 1, &thread);
     /* clone3 passes its flags in memory, where a filter cannot look: answer
      * ENOSYS, and glibc falls back to clone, which is checked above. */
     rc = rc ? rc : seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
     /* libuv sets descriptors non-blocking and close-on-exec with ioctl. */
-    rc = rc ? rc : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, FIONBIO));
-    rc = rc ? rc : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, FIOCLEX));
+    struct scmp_arg_cmp fionbio = arg_eq(1, FIONBIO), fioclex = arg_eq(1, FIOCLEX);
+    rc = rc ? rc : allow(ctx, SCMP_SYS(ioctl), 1, &fionbio);
+    rc = rc ? rc : allow(ctx, SCMP_SYS(ioctl), 1, &fioclex);
     /* abort() and raise() signal this process only. */
-    struct scmp_arg_cmp us = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)self);
+    struct scmp_arg_cmp us = arg_eq(0, (scmp_datum_t)self);
     rc = rc ? rc : allow(ctx, SCMP_SYS(tgkill), 1, &us);
     rc = rc ? rc : allow(ctx, SCMP_SYS(kill), 1, &us);
     return rc;
