@@ -8,6 +8,7 @@
 #include "http.h"
 #include "log.h"
 #include "ratelimit.h"
+#include "sandbox.h"
 #include "store.h"
 
 #include <signal.h>
@@ -139,6 +140,10 @@ static void record_system(struct app *app, const char *event, const char *detail
 int app_started(void *arg)
 {
     struct app *app = arg;
+    /* First the sandbox (privilege drop, Landlock, seccomp): everything
+     * after it, the first audit line included, runs confined. */
+    if (sandbox_started(app->cfg) != 0)
+        return ERR_CONFIG;
     /* The digest names the configuration that ran (every non-secret
      * setting), so an auditor can tell two runs' settings apart. */
     uint8_t d[CRYPTO_SHA256_LEN];

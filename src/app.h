@@ -42,9 +42,9 @@ struct http_job;
  *  the loop's connection never fsyncs. Its done() takes a NULL response. */
 struct http_job *app_checkpoint_job(void *app);
 
-/** The server's `started` hook: record server.start (with a digest of the
- *  non-secret settings); non-zero when the audit trail cannot be written,
- *  so the server never serves unaudited. */
+/** The server's `started` hook: enter the sandbox (sandbox.h), then record
+ *  server.start (with a digest of the non-secret settings); non-zero when
+ *  either fails, so the server never serves unconfined or unaudited. */
 int app_started(void *arg);
 /** The server's `stopping` hook: record server.stop. */
 void app_stopping(void *arg);

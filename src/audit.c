@@ -23,6 +23,7 @@
 #include "crypto.h"
 #include "err.h"
 #include "log.h"
+#include "sandbox.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -46,6 +47,7 @@ struct audit {
     int dirfd, lockfd, fd;                 /* fd: audit.log, or -1 */
     dev_t dev;
     ino_t ino;
+    uid_t run_uid;                         /* also ours: root serves as this user */
     uint64_t size;                         /* what audit.log holds, as we know it */
     bool stale;                            /* size unknown: read the head back */
     uint64_t floor;                        /* never rotate at or below this size */
@@ -90,7 +92,7 @@ static int check_private(struct audit *a, int fd, const char *name, bool dir, st
         return fail(a, ERR_IO, "cannot stat %s: %s", name, strerror(errno));
     if (dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
         return fail(a, ERR_CONFIG, "%s is not a %s", name, dir ? "directory" : "regular file");
-    if (st.st_uid != geteuid())
+    if (st.st_uid != geteuid() && st.st_uid != a->run_uid)
         return fail(a, ERR_CONFIG, "%s is owned by another user", name);
     if (st.st_mode & (S_IRWXG | S_IRWXO)) {
         if (fchmod(fd, dir ? 0700 : 0600) != 0)
@@ -611,6 +613,7 @@ int audit_open(struct audit **out, const struct config *cfg, const struct crypto
     a->max_files = cfg->audit_max_files ? cfg->audit_max_files : 1;
     a->retention_days = cfg->audit_retention_days;
     a->sync_mode = cfg->audit_sync;
+    a->run_uid = sandbox_run_uid(cfg);
     buf_init(&a->line, AUDIT_LINE_MAX + 1);
     int rc = open_dir(a);
     rc = rc ? rc : lock(a);

@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 enum kind { K_STRING, K_LISTEN, K_REDIRECT, K_SECRET, K_SECRET_LIST, K_LOG_LEVEL, K_SECONDS, K_UINT, K_OPEN_CLOSED,
-            K_ON_OFF, K_AUDIT_SYNC, K_AUDIT_IP };
+            K_ON_OFF, K_AUDIT_SYNC, K_AUDIT_IP, K_LOG_FORMAT };
 
 struct setting {
     const char *name;
@@ -85,6 +85,11 @@ static const struct setting settings[] = {
     { "NOTES_AUDIT_RETENTION_DAYS", K_UINT, "90", OFF(audit_retention_days), 0, 1, 36500 },
     { "NOTES_AUDIT_SYNC", K_AUDIT_SYNC, "batch", OFF(audit_sync), 0, 0, 0 },
     { "NOTES_AUDIT_IP", K_AUDIT_IP, "full", OFF(audit_ip), 0, 0, 0 },
+    /* Least privilege (sandbox.c). NOTES_USER empty: notesd, else nobody. */
+    { "NOTES_USER", K_STRING, "", OFF(run_user), 0, 0, 0 },
+    { "NOTES_SECCOMP", K_ON_OFF, "on", OFF(seccomp_on), 0, 0, 0 },
+    { "NOTES_LANDLOCK", K_ON_OFF, "on", OFF(landlock_on), 0, 0, 0 },
+    { "NOTES_LOG_FORMAT", K_LOG_FORMAT, "json", OFF(log_format), 0, 0, 0 },
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -191,6 +196,14 @@ static int parse_log_level(enum log_level *out, const char *name, const char *v,
             return 0;
         }
     return failf(err, errlen, name, "must be one of debug, info, warning, error");
+}
+
+static int parse_log_format(enum log_format *out, const char *name, const char *v, char *err, size_t errlen)
+{
+    if (strcmp(v, "json") != 0 && strcmp(v, "text") != 0)
+        return failf(err, errlen, name, "must be json or text");
+    *out = strcmp(v, "json") == 0 ? LOG_FORMAT_JSON : LOG_FORMAT_TEXT;
+    return 0;
 }
 
 static int parse_seconds(unsigned *out_ms, const char *name, const char *v, char *err, size_t errlen)
@@ -464,6 +477,8 @@ static int load_setting(struct config *cfg, const struct setting *s, const char 
         return parse_audit_sync(field, s->name, v, err, errlen);
     case K_AUDIT_IP:
         return parse_audit_ip(field, s->name, v, err, errlen);
+    case K_LOG_FORMAT:
+        return parse_log_format(field, s->name, v, err, errlen);
     case K_SECRET:
     case K_SECRET_LIST:
         break;
@@ -561,6 +576,7 @@ int config_load(struct config *cfg, char *const *envp, const struct config_overr
         config_free(cfg);
         return ERR_CONFIG;
     }
+    log_set_format(cfg->log_format);   /* so even the warnings below take the chosen form */
     warn_unknown(envp);
     return 0;
 }
@@ -575,5 +591,6 @@ void config_free(struct config *cfg)
     free(cfg->notify_socket);
     free(cfg->redirect_listen);
     free(cfg->canonical);
+    free(cfg->run_user);
     mbedtls_platform_zeroize(cfg, sizeof(*cfg));
 }

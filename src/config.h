@@ -89,8 +89,14 @@ struct config {
     enum config_audit_sync audit_sync;
     enum config_audit_ip audit_ip;
 
+    /* Least privilege (sandbox.c) */
+    char *run_user;            /* NOTES_USER; "" picks notesd, else nobody */
+    bool seccomp_on;           /* NOTES_SECCOMP */
+    bool landlock_on;          /* NOTES_LANDLOCK */
+
     /* Operation */
     enum log_level log_level;
+    enum log_format log_format;
     unsigned shutdown_grace_ms;
     char *notify_socket;       /* systemd NOTIFY_SOCKET, or NULL */
     /* Every non-secret setting as NAME=value lines, in table order, for the

@@ -1162,3 +1162,46 @@ Test(config, refusal_after_keys_wipes_them)
     assert_refused(rc, "NOTES_SHUTDOWN_GRACE", NULL);
     cr_assert(all_zero(&cfg, sizeof(cfg)), "cfg not wiped after a refusal");
 }
+
+/* ---- least privilege and the log format (issue 6) ------------------------ */
+
+Test(config, sandbox_and_log_format_default_to_on_and_json)
+{
+    assert_loaded(load());
+    cr_assert(cfg.seccomp_on);
+    cr_assert(cfg.landlock_on);
+    cr_assert_str_eq(cfg.run_user, "");
+    cr_assert_eq(cfg.log_format, LOG_FORMAT_JSON);
+}
+
+Test(config, sandbox_and_log_format_can_be_set)
+{
+    env_set("NOTES_SECCOMP", "off");
+    env_set("NOTES_LANDLOCK", "off");
+    env_set("NOTES_USER", "nobody");
+    env_set("NOTES_LOG_FORMAT", "text");
+    assert_loaded(load());
+    cr_assert_not(cfg.seccomp_on);
+    cr_assert_not(cfg.landlock_on);
+    cr_assert_str_eq(cfg.run_user, "nobody");
+    cr_assert_eq(cfg.log_format, LOG_FORMAT_TEXT);
+    log_set_format(LOG_FORMAT_JSON);   /* config_load applied it; undo for the next test */
+}
+
+Test(config, seccomp_switch_accepts_only_on_or_off)
+{
+    env_set("NOTES_SECCOMP", "no");
+    assert_refused(load(), "NOTES_SECCOMP", "must be on or off");
+}
+
+Test(config, landlock_switch_accepts_only_on_or_off)
+{
+    env_set("NOTES_LANDLOCK", "1");
+    assert_refused(load(), "NOTES_LANDLOCK", "must be on or off");
+}
+
+Test(config, log_format_accepts_only_json_or_text)
+{
+    env_set("NOTES_LOG_FORMAT", "xml");
+    assert_refused(load(), "NOTES_LOG_FORMAT", "must be json or text");
+}

@@ -118,6 +118,9 @@ void harness_prepare(struct server *s)
     memset(s, 0, sizeof(*s));
     snprintf(s->dir, sizeof(s->dir), "/tmp/notesd-test-XXXXXX");
     cr_assert(mkdtemp(s->dir), "mkdtemp: %s", strerror(errno));
+    /* Run as root, notesd drops to NOTES_USER (nobody): it must still be
+     * able to pass through this folder to its data (but not list it). */
+    cr_assert_eq(chmod(s->dir, 0711), 0);
     char certs[300], data[300], audit[320], db[320];
     snprintf(certs, sizeof(certs), "%s/certs", s->dir);
     snprintf(s->cert, sizeof(s->cert), "%s/cert.pem", certs);
@@ -194,6 +197,8 @@ static int notify_socket(struct server *s)
     cr_assert_lt(strlen(path), sizeof(sa.sun_path));
     strcpy(sa.sun_path, path);
     cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "bind notify: %s", strerror(errno));
+    /* A server that dropped root (to nobody) sends READY=1 after the drop. */
+    cr_assert_eq(chmod(path, 0666), 0);
     harness_setenv(s, "NOTIFY_SOCKET", path);
     return fd;
 }

@@ -19,6 +19,7 @@
 #include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -1697,6 +1698,47 @@ static long max_other_file(const char *dir, const char *skip)
     return max;
 }
 
+/* One of the server's id lines in /proc ("Uid:" or "Gid:"): the real id. */
+static long proc_id(pid_t pid, const char *which)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    long id = -1;
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, which, strlen(which)) == 0)
+            id = strtol(line + strlen(which), NULL, 10);
+    fclose(f);
+    cr_assert_geq(id, 0, "no %s line", which);
+    return id;
+}
+
+/* Lift the server's file-size limit to its hard limit, as if space were
+ * freed. A server started as root has dropped to NOTES_USER (and this test
+ * may lack CAP_SYS_RESOURCE, as in a container): a child with the server's
+ * ids may change its limits, as prlimit(2) allows. */
+static void raise_fsize_limit(pid_t pid)
+{
+    uid_t uid = (uid_t)proc_id(pid, "Uid:");
+    gid_t gid = (gid_t)proc_id(pid, "Gid:");
+    pid_t child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0) {
+        if (geteuid() != uid && (setgroups(0, NULL) != 0 || setresgid(gid, gid, gid) != 0 ||
+                                 setresuid(uid, uid, uid) != 0))
+            _exit(2);
+        struct rlimit rl;
+        if (prlimit(pid, RLIMIT_FSIZE, NULL, &rl) != 0)
+            _exit(3);
+        rl.rlim_cur = rl.rlim_max;
+        _exit(prlimit(pid, RLIMIT_FSIZE, &rl, NULL) == 0 ? 0 : 4);
+    }
+    int st = 0;
+    cr_assert_eq(waitpid(child, &st, 0), child);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "could not raise the server's file-size limit (%d)", st);
+}
+
 Test(disk_full, changes_get_503_nothing_changes_reads_go_on_and_it_recovers, .init = start_open, .fini = finish,
      .timeout = 60)
 {
@@ -1769,10 +1811,7 @@ Test(disk_full, changes_get_503_nothing_changes_reads_go_on_and_it_recovers, .in
 
     /* room again (the limit raised, as if space were freed): the next change
      * goes through and the trail records what it lost */
-    struct rlimit rl;
-    cr_assert_eq(getrlimit(RLIMIT_FSIZE, &rl), 0);
-    rl.rlim_cur = rl.rlim_max;
-    cr_assert_eq(prlimit(srv.pid, RLIMIT_FSIZE, &rl, NULL), 0, "prlimit: %s", strerror(errno));
+    raise_fsize_limit(srv.pid);
     int64_t id2 = do_create(tok, "after", "recovery", rid);
     cr_assert_gt(id2, id);
     err = read_stderr(&err_len);

@@ -322,7 +322,14 @@ Test(startup, unknown_notes_variable_is_warned_about, .init = start, .fini = fin
     harness_setenv(&srv, "NOTES_LISTN", "127.0.0.1:1");
     harness_start(&srv);
     char *err = harness_stderr(&srv);
-    cr_assert(strstr(err, "warning: unknown setting NOTES_LISTN"), "%s", err);
+    /* One JSON line (the default NOTES_LOG_FORMAT) at level warning. */
+    const char *msg = strstr(err, "\"msg\":\"unknown setting NOTES_LISTN");
+    cr_assert(msg, "%s", err);
+    const char *line = msg;
+    while (line > err && line[-1] != '\n')
+        line--;
+    const char *level = strstr(line, "\"level\":\"warning\"");
+    cr_assert(strncmp(line, "{\"ts\":", 6) == 0 && level && level < msg, "%s", err);
     free(err);
 }
 
