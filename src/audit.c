@@ -48,6 +48,8 @@ struct audit {
     dev_t dev;
     ino_t ino;
     uid_t run_uid;                         /* also ours: root serves as this user */
+    uid_t dir_uid;                         /* the folder's owner and group: what */
+    gid_t dir_gid;                         /* root gives the files it creates */
     uint64_t size;                         /* what audit.log holds, as we know it */
     bool stale;                            /* size unknown: read the head back */
     uint64_t floor;                        /* never rotate at or below this size */
@@ -104,6 +106,19 @@ static int check_private(struct audit *a, int fd, const char *name, bool dir, st
     return 0;
 }
 
+/* A file root creates in a folder handed to NOTES_USER (an operator's
+ * `notesd user ...` rotating the trail) goes to the folder's owner, or the
+ * server running as that user could not write it any more. */
+static int hand_over(struct audit *a, int fd, const char *name)
+{
+    struct stat st;
+    if (geteuid() != 0 || a->dir_uid == 0 || fstat(fd, &st) != 0 || st.st_uid == a->dir_uid)
+        return 0;
+    if (fchown(fd, a->dir_uid, a->dir_gid) != 0)
+        return fail(a, ERR_IO, "cannot hand %s to the folder's owner: %s", name, strerror(errno));
+    return 0;
+}
+
 static int open_current(struct audit *a)
 {
     int fd = openat(a->dirfd, AUDIT_CURRENT,
@@ -111,7 +126,8 @@ static int open_current(struct audit *a)
     if (fd < 0)
         return fail(a, ERR_IO, "cannot open %s: %s", AUDIT_CURRENT, strerror(errno));
     struct stat st;
-    int rc = check_private(a, fd, AUDIT_CURRENT, false, &st);
+    int rc = hand_over(a, fd, AUDIT_CURRENT);
+    rc = rc ? rc : check_private(a, fd, AUDIT_CURRENT, false, &st);
     if (rc) {
         close(fd);
         return rc;
@@ -573,13 +589,17 @@ static int open_dir(struct audit *a)
     a->dirfd = open(a->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (a->dirfd < 0)
         return fail(a, ERR_IO, "cannot open it: %s", strerror(errno));
-    int rc = check_private(a, a->dirfd, "the audit directory", true, NULL);
+    struct stat dst;
+    int rc = check_private(a, a->dirfd, "the audit directory", true, &dst);
     if (rc)
         return rc;
+    a->dir_uid = dst.st_uid;
+    a->dir_gid = dst.st_gid;
     a->lockfd = openat(a->dirfd, AUDIT_LOCK, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
     if (a->lockfd < 0)
         return fail(a, ERR_IO, "cannot open %s: %s", AUDIT_LOCK, strerror(errno));
-    rc = check_private(a, a->lockfd, AUDIT_LOCK, false, NULL);
+    rc = hand_over(a, a->lockfd, AUDIT_LOCK);
+    rc = rc ? rc : check_private(a, a->lockfd, AUDIT_LOCK, false, NULL);
     /* Rotated files too: a group-readable copy of the trail is still a leak. */
     struct audit_file *f = NULL;
     size_t n = 0;

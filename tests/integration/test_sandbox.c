@@ -222,6 +222,39 @@ Test(sandbox, root_start_runs_as_nobody_and_writes_its_database, .init = prepare
     cr_assert_eq(request("GET", "/healthz", NULL, NULL, NULL), 200);
 }
 
+/* An operator's `notesd user ...` run as root may rotate the trail: the new
+ * audit.log must still belong to the user the server runs as, or the next
+ * server could not write it (and would refuse every change). */
+Test(sandbox, root_cli_rotation_leaves_the_trail_to_the_server_user, .init = prepare, .fini = finish, .timeout = 60)
+{
+    need_root();
+    struct passwd *pw = getpwnam("nobody");
+    cr_assert_not_null(pw);
+    harness_setenv(&srv, "NOTES_USER", "nobody");
+    harness_setenv(&srv, "NOTES_AUDIT_MAX_BYTES", "4096");
+    harness_start(&srv);
+    cr_assert_eq(harness_stop(&srv), 0);
+    char log[600];
+    snprintf(log, sizeof(log), "%s/audit.log", harness_getenv(&srv, "NOTES_AUDIT_DIR"));
+    struct stat st;
+    cr_assert_eq(stat(log, &st), 0);
+    ino_t first = st.st_ino;
+    /* user.add lines until the CLI (root) rotates the file (bounded) */
+    for (int i = 0; i < 40 && st.st_ino == first; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "rotor%d", i);
+        int rc = harness_run_stdin(&srv, (const char *[]){ "user", "add", name, "--role", "user", NULL },
+                                   "a long enough password 7\n");
+        cr_assert_eq(rc, 0, "notesd user add failed");
+        cr_assert_eq(stat(log, &st), 0);
+    }
+    cr_assert_neq(st.st_ino, first, "the CLI never rotated the trail");
+    assert_owned_by(log, pw->pw_uid);
+    /* and the server, as nobody, can record changes in it */
+    harness_start(&srv);
+    free(note_lifecycle());
+}
+
 Test(sandbox, root_start_refuses_an_unknown_user, .init = prepare, .fini = finish)
 {
     need_root();
