@@ -129,6 +129,29 @@ static int parse_setting_flags(int argc, char **argv, const char *cmd, struct co
     return 0;
 }
 
+/* The TLS profile and every non-secret setting (secrets are never in
+ * cfg->canonical), a few settings per line to stay under the line cap. */
+static void log_startup(const struct config *cfg)
+{
+    char line[900];
+    tls_describe_profile(line, sizeof(line));
+    log_info("%s", line);
+    const char *p = cfg->canonical ? cfg->canonical : "";
+    while (*p) {
+        size_t used = 0;
+        while (*p) {
+            size_t n = strcspn(p, "\n");
+            if (used && used + n + 1 >= sizeof(line))
+                break;
+            used += (size_t)snprintf(line + used, sizeof(line) - used, "%s%.*s", used ? " " : "", (int)n, p);
+            p += n + (p[n] == '\n');
+            if (used >= sizeof(line) - 1)
+                break;
+        }
+        log_info("configuration: %s", line);
+    }
+}
+
 static int cmd_serve(int argc, char **argv, bool check_only)
 {
     const char *cmd = check_only ? "check-config" : "serve";
@@ -171,6 +194,7 @@ static int cmd_serve(int argc, char **argv, bool check_only)
              server_loop_version());
     if (cfg.registration_open)
         log_info("registration is open (NOTES_REGISTRATION=open)");
+    log_startup(&cfg);
     struct server_hooks hooks = {
         .chores = { { APP_CHECKPOINT_MS, app_checkpoint_job, &app },
                     { AUDIT_RETENTION_MS, app_retention_chore, &app } },

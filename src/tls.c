@@ -384,6 +384,15 @@ const char *tls_conn_suite(const struct tls_conn *c)
     return mbedtls_ssl_get_ciphersuite(&c->ssl);
 }
 
+void tls_describe_profile(char *out, size_t len)
+{
+    size_t used = (size_t)snprintf(out, len, "TLS 1.3 and 1.2; groups x25519 secp256r1 secp384r1; suites");
+    for (size_t i = 0; suites[i] && used < len; i++) {
+        const char *name = mbedtls_ssl_get_ciphersuite_name(suites[i]);
+        used += (size_t)snprintf(out + used, len - used, " %s", name ? name : "?");
+    }
+}
+
 const char *tls_library_version(void)
 {
     return MBEDTLS_VERSION_STRING;

@@ -64,5 +64,8 @@ const char *tls_conn_suite(const struct tls_conn *c);
 
 /** The linked mbedTLS version, e.g. "3.6.6". */
 const char *tls_library_version(void);
+/** One line naming the versions, groups and suites served, for the
+ *  start-up log (truncated to `len`). */
+void tls_describe_profile(char *out, size_t len);
 
 #endif

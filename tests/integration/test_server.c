@@ -153,6 +153,7 @@ Test(server, sigterm_exits_zero_after_closing, .init = start, .fini = finish)
 }
 
 static void assert_refused(const char *var, const char *why);
+static char *env_value(const struct server *s, const char *name);
 
 /* ---- the audit trail's durability modes -------------------------------------- */
 
@@ -314,6 +315,27 @@ Test(refuse, certificate_setting_absent, .init = prepare_only, .fini = finish)
 {
     harness_setenv(&srv, "NOTES_TLS_CERT", NULL);
     assert_refused("NOTES_TLS_CERT", "missing");
+}
+
+Test(startup, logs_the_tls_profile_and_the_settings_but_no_secret, .init = start, .fini = finish)
+{
+    cr_assert_eq(harness_stop(&srv), 0);
+    char *err = harness_stderr(&srv);
+    cr_assert(strstr(err, "TLS 1.3 and 1.2; groups x25519"), "%s", err);
+    cr_assert(strstr(err, "configuration: NOTES_LISTEN=127.0.0.1:0"), "%s", err);
+    cr_assert(strstr(err, "NOTES_AUDIT_SYNC=batch"), "%s", err);
+    cr_assert(strstr(err, "listening on https://127.0.0.1:"), "%s", err);
+    const char *keys[] = { "NOTES_DATA_KEY", "NOTES_TOKEN_KEY", "NOTES_AUDIT_KEY" };
+    for (size_t i = 0; i < 3; i++) {
+        char *v = env_value(&srv, keys[i]);
+        cr_assert_not_null(v);
+        cr_assert_null(strstr(err, v), "the value of %s is in the log", keys[i]);
+        char name[64];
+        snprintf(name, sizeof(name), "%s=", keys[i]);
+        cr_assert_null(strstr(err, name), "%s is listed with the settings", keys[i]);
+        free(v);
+    }
+    free(err);
 }
 
 Test(startup, unknown_notes_variable_is_warned_about, .init = start, .fini = finish)
