@@ -31,6 +31,13 @@
 /* PSA crypto: required by TLS 1.3 and used by notesd directly */
 #define MBEDTLS_PSA_CRYPTO_C
 #define MBEDTLS_USE_PSA_CRYPTO
+/* Every TLS connection keeps its record keys (and, mid-handshake, its
+ * ephemeral ECDHE key) in PSA key slots. Without the dynamic key store PSA
+ * has a fixed 32 slots, so notesd could hold only 6 TLS connections at once
+ * and failed the 7th handshake with MBEDTLS_ERR_SSL_ALLOC_FAILED (found by
+ * `make bench`). The dynamic store grows with the connections; the
+ * connection caps (NOTES_MAX_CONNECTIONS) bound it. */
+#define MBEDTLS_PSA_KEY_STORE_DYNAMIC
 
 /* Symmetric primitives: AEAD only */
 #define MBEDTLS_CIPHER_C
