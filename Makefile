@@ -8,6 +8,9 @@
 #   make fuzz-smoke  run each target FUZZ_SECONDS (60) seconds; fails on any finding
 #   make test-asan   the whole test suite under ASan+UBSan+LSan in build-asan
 #   make check-hardening  PIE, full RELRO, NX, canary and fortify on build/notesd
+# Performance (bench/, issue 8):
+#   make bench        notesd side by side with nginx; writes bench/RESULTS.md
+#   make bench-smoke  a few seconds of the same harness (CI): checks it works
 BUILD ?= build
 NOTESD := $(BUILD)/notesd
 FUZZ_BUILD ?= build-fuzz
@@ -15,7 +18,8 @@ ASAN_BUILD ?= build-asan
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := http_request json_body field_decrypt config
 
-.PHONY: all deps build run test clean distclean fuzz fuzz-smoke test-asan check-hardening
+.PHONY: all deps build run test clean distclean fuzz fuzz-smoke test-asan check-hardening \
+	bench bench-smoke
 
 all: build
 
@@ -90,6 +94,27 @@ test-asan: deps $(ASAN_BUILD)/build.ninja
 
 check-hardening: build
 	tests/check_hardening.sh $(NOTESD)
+
+# The bench's two helpers: a wrk preload shim that can turn TLS session
+# resumption off, and the mbedTLS crypto floor linked against our own
+# static mbedTLS (same pinned source and configuration as notesd).
+TP_PREFIX := third_party/build/prefix
+BENCH_TOOLS := $(BUILD)/bench/noresume.so $(BUILD)/bench/cryptofloor
+
+$(BUILD)/bench/noresume.so: bench/noresume.c | build
+	@mkdir -p $(@D)
+	$(CC) -O2 -Wall -Wextra -fPIC -shared -o $@ $< -ldl
+
+$(BUILD)/bench/cryptofloor: bench/cryptofloor.c $(TP_PREFIX)/lib/libmbedcrypto.a | build
+	@mkdir -p $(@D)
+	$(CC) -O2 -Wall -Wextra -std=c11 -D_POSIX_C_SOURCE=200809L -isystem $(TP_PREFIX)/include \
+	  '-DMBEDTLS_CONFIG_FILE=<notesd_mbedtls_config.h>' -o $@ $< $(TP_PREFIX)/lib/libmbedcrypto.a
+
+bench: build $(BENCH_TOOLS)
+	python3 bench/run.py --notesd $(NOTESD) --tools $(BUILD)/bench --out bench/RESULTS.md
+
+bench-smoke: build $(BENCH_TOOLS)
+	python3 bench/run.py --smoke --notesd $(NOTESD) --tools $(BUILD)/bench
 
 clean:
 	rm -rf $(BUILD) $(FUZZ_BUILD) $(ASAN_BUILD)
