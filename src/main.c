@@ -275,6 +275,10 @@ static int cmd_gen_secrets(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    if (tls_mem_install() != 0) {
+        fprintf(stderr, "notesd: cannot set up the TLS library's memory\n");
+        return EX_SOFTWARE;
+    }
     const char *cmd = argc > 1 ? argv[1] : "serve";
     int rest = argc > 1 ? 2 : 1;
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0)

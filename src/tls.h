@@ -64,6 +64,9 @@ const char *tls_conn_suite(const struct tls_conn *c);
 
 /** The linked mbedTLS version, e.g. "3.6.6". */
 const char *tls_library_version(void);
+/** Route mbedTLS's large blocks (record buffers) to mmap (tls_mem.c).
+ *  Call first thing in main(), before any other mbedTLS call. 0 or -1. */
+int tls_mem_install(void);
 /** One line naming the versions, groups and suites served, for the
  *  start-up log (truncated to `len`). */
 void tls_describe_profile(char *out, size_t len);
