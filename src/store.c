@@ -76,6 +76,7 @@ const char *const store_stmt_sql[ST_COUNT] = {
     [ST_KEY_USE] = "INSERT INTO key_usage (key_id, encryptions) VALUES (?1, ?2)"
                    " ON CONFLICT (key_id) DO UPDATE SET encryptions = encryptions + excluded.encryptions"
                    " RETURNING encryptions",
+    [ST_CHECKPOINT_PASSIVE] = "PRAGMA wal_checkpoint(PASSIVE)",
     [ST_CHECKPOINT] = "PRAGMA wal_checkpoint(TRUNCATE)",
 };
 
@@ -359,12 +360,19 @@ int store_key_use(struct store *s, uint32_t key_id, uint64_t n, uint64_t *total)
     return r;
 }
 
+/* A PASSIVE checkpoint copies the WAL back while writers carry on; the
+ * TRUNCATE after it then holds the writer lock only for the few frames
+ * written in between, so the event loop's writes barely wait for it. */
 int store_checkpoint(struct store *s)
 {
-    sqlite3_stmt *st = sq_take(s, ST_CHECKPOINT);
+    sqlite3_stmt *st = sq_take(s, ST_CHECKPOINT_PASSIVE);
+    int rc = st ? sq_first_row(st, SQLITE_OK) : ERR_INTERNAL;
+    if (st)
+        sq_release(st);
+    st = rc ? NULL : sq_take(s, ST_CHECKPOINT);
     if (!st)
-        return ERR_INTERNAL;
-    int rc = sq_first_row(st, SQLITE_OK);
+        return rc ? rc : ERR_INTERNAL;
+    rc = sq_first_row(st, SQLITE_OK);
     /* The row is (busy, log frames, checkpointed frames); busy means a
      * reader kept the WAL from being copied back and truncated. */
     if (rc == 0 && sqlite3_column_int(st, 0) != 0)

@@ -39,6 +39,7 @@ enum stmt {
     ST_NOTE_LIST_ALL,
     ST_NOTE_LIST_NOT_KEY,
     ST_KEY_USE,
+    ST_CHECKPOINT_PASSIVE,
     ST_CHECKPOINT,
     ST_COUNT
 };

@@ -315,6 +315,27 @@ static int enable_wal(sqlite3 *db)
     return rc;
 }
 
+/* Wait for a lock another connection holds (a checkpoint, the CLI) in
+ * steps from 50 us doubling to 2 ms, up to BUSY_TIMEOUT_MS in all: the
+ * event loop's connection gets the lock within a fraction of a millisecond
+ * of its release, where SQLite's own timeout would sleep whole
+ * milliseconds (1, 2, 5, 10 ... 100) at a time. */
+static int busy_wait(void *unused, int count)
+{
+    (void)unused;
+    static const int step_us[] = { 50, 100, 200, 400, 800, 1600 };
+    int n = (int)(sizeof(step_us) / sizeof(step_us[0]));
+    long waited_us = 0;
+    for (int i = 0; i < count && i < n; i++)
+        waited_us += step_us[i];
+    if (count > n)
+        waited_us += (long)(count - n) * 2000;
+    if (waited_us >= (long)BUSY_TIMEOUT_MS * 1000)
+        return 0;
+    usleep((useconds_t)(count < n ? step_us[count] : 2000));
+    return 1;
+}
+
 /* Per-connection hardening and settings. *why names the failing step. */
 static int configure(sqlite3 *db, const char **why)
 {
@@ -327,7 +348,7 @@ static int configure(sqlite3 *db, const char **why)
     }
     sqlite3_limit(db, SQLITE_LIMIT_LENGTH, SQL_LENGTH_LIMIT);
     sqlite3_limit(db, SQLITE_LIMIT_ATTACHED, 0);
-    int rc = sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+    int rc = sqlite3_busy_handler(db, busy_wait, NULL);
     for (size_t i = 0; rc == SQLITE_OK && i < sizeof(setup_sql) / sizeof(setup_sql[0]); i++)
         rc = exec_sql(db, setup_sql[i]);
     if (rc != SQLITE_OK)
