@@ -126,6 +126,8 @@ class Notesd:
             os.unlink(sock_path)
         ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         ns.bind(sock_path)
+        # Started as root, notesd announces READY after dropping to NOTES_USER.
+        os.chmod(sock_path, 0o666)
         env = dict(h.notesd_env)
         env["NOTIFY_SOCKET"] = sock_path
         self.log_path = os.path.join(h.tmp, "notesd-%s.log" % tag)
@@ -597,8 +599,8 @@ def setup(h):
             k, v = line.split("=", 1)
             secrets[k.strip()] = v.strip()
     env = {"PATH": "/usr/bin:/bin", "NOTES_TLS_CERT": h.cert, "NOTES_TLS_KEY": h.key,
-           "NOTES_DB": os.path.join(h.tmp, "notes.db"),
-           "NOTES_AUDIT_DIR": os.path.join(h.tmp, "audit"),
+           "NOTES_DB": os.path.join(h.tmp, "data", "notes.db"),
+           "NOTES_AUDIT_DIR": os.path.join(h.tmp, "data", "audit"),
            "NOTES_LISTEN": "127.0.0.1:0", "NOTES_LOG_LEVEL": "debug",
            "NOTES_RATE_LIMITS": "off", "NOTES_MAX_CONNECTIONS": "20000",
            "NOTES_MAX_CONNECTIONS_PER_IP": "20000", "NOTES_TIMEOUT_KEEPALIVE": "600",
@@ -857,6 +859,10 @@ def main():
             die("RLIMIT_NOFILE %d is below the %d the idle scenario needs" % (soft, need))
 
     h.tmp = tempfile.mkdtemp(prefix="notesd-bench-")
+    # A root-started notesd drops to NOTES_USER and gets a folder of its own
+    # (data/), which it must reach through this one.
+    os.chmod(h.tmp, 0o711)
+    os.mkdir(os.path.join(h.tmp, "data"), 0o700)
     h.json_out = os.path.join(os.path.abspath(a.tools), "results-smoke.json" if a.smoke else "results.json")
     t_start = time.monotonic()
     try:
