@@ -48,6 +48,9 @@ struct audit {
     dev_t dev;
     ino_t ino;
     uid_t run_uid;                         /* also ours: root serves as this user */
+    struct audit_pseudonyms pseudonyms;    /* a->enc.cache */
+    bool hold;                             /* keep the lock between lines ... */
+    bool held;                             /* ... and it is held now */
     uid_t dir_uid;                         /* the folder's owner and group: what */
     gid_t dir_gid;                         /* root gives the files it creates */
     uint64_t size;                         /* what audit.log holds, as we know it */
@@ -460,19 +463,53 @@ static int settle(struct audit *a, int rc, bool event_lost, bool wrote)
     return rc;
 }
 
-/* Lock, catch up with other writers, write what is owed, then append `ev`
- * (or, without one, enforce retention), unlock. */
+static void release(struct audit *a)
+{
+    if (!a->held)
+        return;
+    flock(a->lockfd, LOCK_UN);
+    a->held = false;
+}
+
+/* Lock and catch up with other writers (unless the lock is still held from
+ * an earlier line: then nobody else can have written), write what is owed,
+ * then append `ev` (or, without one, enforce retention). Unlock unless the
+ * server asked to hold the lock until audit_release(); after an error
+ * always, so the next line starts from what is on disk. */
 static int locked(struct audit *a, const struct audit_event *ev, time_t now)
 {
-    int rc = lock(a);
-    if (rc)
-        return rc;
-    rc = refresh(a);
-    rc = rc ? rc : flush_pending(a);
+    if (!a->held) {
+        int rc = lock(a);
+        if (rc)
+            return rc;
+        a->held = true;
+        rc = refresh(a);
+        if (rc) {
+            release(a);
+            return rc;
+        }
+    }
+    int rc = flush_pending(a);
     if (rc == 0)
         rc = ev ? append(a, ev, NULL, true, false) : enforce(a, now);
-    flock(a->lockfd, LOCK_UN);
+    if (rc || !a->hold)
+        release(a);
     return rc;
+}
+
+void audit_hold(struct audit *a, bool on)
+{
+    if (!a)
+        return;
+    a->hold = on;
+    if (!on)
+        release(a);
+}
+
+void audit_release(struct audit *a)
+{
+    if (a)
+        release(a);
 }
 
 int audit_record(struct audit *a, const struct audit_event *ev)
@@ -627,7 +664,7 @@ int audit_open(struct audit **out, const struct config *cfg, const struct crypto
         return ERR_NOMEM;
     }
     a->crypto = crypto;
-    a->enc = (struct audit_enc){ crypto, cfg->audit_ip };
+    a->enc = (struct audit_enc){ crypto, cfg->audit_ip, &a->pseudonyms };
     a->dirfd = a->lockfd = a->fd = -1;
     a->max_bytes = cfg->audit_max_bytes;
     a->max_files = cfg->audit_max_files ? cfg->audit_max_files : 1;
@@ -661,6 +698,7 @@ void audit_close(struct audit *a)
 {
     if (!a)
         return;
+    release(a);
     if (a->sync_mode != CONFIG_AUDIT_SYNC_OFF)
         audit_sync(a);
     for (size_t i = 0; i < a->n_pending; i++)

@@ -107,6 +107,17 @@ int audit_open(struct audit **out, const struct config *cfg, const struct crypto
  */
 int audit_record(struct audit *a, const struct audit_event *ev);
 
+/**
+ * Hold the lock on audit.lock from one line to the next (on), so a busy
+ * server takes it once per loop iteration instead of once per line, and
+ * checks for other writers only then. The holder must call audit_release()
+ * before it waits for anything (the server: before each poll for I/O), or
+ * `notesd user ...` would wait for the lock as long. Off releases it.
+ */
+void audit_hold(struct audit *a, bool on);
+/** Give the lock back if it is held. NULL is a no-op. */
+void audit_release(struct audit *a);
+
 /** False from a failed write (or fdatasync) until the next success. While
  *  false, refuse requests that change or export data (503). NULL: true. */
 bool audit_healthy(const struct audit *a);

@@ -34,9 +34,21 @@
 #define AUDIT_EV_RECOVERED "audit.recovered"
 
 /** What a line depends on besides the event and the chain. */
+#define AUDIT_PSEUDONYM_CACHE 64   /* direct-mapped by user id */
+
+/** Recent pseudonyms: one HMAC per user rather than per line. They are no
+ *  secret (every line shows them); id 0 marks an empty slot. */
+struct audit_pseudonyms {
+    struct {
+        int64_t id;
+        char p[CRYPTO_PSEUDONYM_LEN + 1];
+    } slot[AUDIT_PSEUDONYM_CACHE];
+};
+
 struct audit_enc {
     const struct crypto *crypto;
     enum config_audit_ip ip_mode;
+    struct audit_pseudonyms *cache;   /* NULL: none (the verifier) */
 };
 
 /** Fields only the module's own records carry (audit.rotate: file;

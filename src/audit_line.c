@@ -144,6 +144,22 @@ static int put_ts(struct buf *b)
     return buf_append(b, s, (size_t)n);
 }
 
+static int pseudonym(const struct audit_enc *e, int64_t id, char p[CRYPTO_PSEUDONYM_LEN + 1])
+{
+    if (!e->cache)
+        return crypto_pseudonym(e->crypto, id, p);
+    size_t i = (size_t)((uint64_t)id % AUDIT_PSEUDONYM_CACHE);
+    if (e->cache->slot[i].id != id) {
+        if (crypto_pseudonym(e->crypto, id, e->cache->slot[i].p) != 0) {
+            e->cache->slot[i].id = 0;
+            return ERR_CRYPTO;
+        }
+        e->cache->slot[i].id = id;
+    }
+    memcpy(p, e->cache->slot[i].p, CRYPTO_PSEUDONYM_LEN + 1);
+    return 0;
+}
+
 /* Users appear only as pseudonyms, as actors and as resources alike: a
  * "user:17" resource next to its owner's pseudonym would undo the
  * pseudonym. Whoever holds NOTES_AUDIT_KEY can map ids to pseudonyms. */
@@ -153,7 +169,7 @@ static int put_who(const struct audit_enc *e, struct buf *b, const struct audit_
     const char *role = ev->role ? ev->role : ev->actor_id > 0 ? "unknown" : "anonymous";
     const char *actor = "anonymous";
     if (ev->actor_id > 0) {
-        if (crypto_pseudonym(e->crypto, ev->actor_id, p) != 0)
+        if (pseudonym(e, ev->actor_id, p) != 0)
             return ERR_CRYPTO;
         actor = p;
     } else if (strcmp(role, "cli") == 0 || strcmp(role, "system") == 0) {
@@ -194,7 +210,7 @@ static int put_resource(const struct audit_enc *e, struct buf *b, const struct a
     if (ev->resource_id == 0) {
         snprintf(s, sizeof(s), "%.*s", t, ev->resource_type);
     } else if (strcmp(ev->resource_type, "user") == 0) {
-        if (crypto_pseudonym(e->crypto, ev->resource_id, p) != 0)
+        if (pseudonym(e, ev->resource_id, p) != 0)
             return ERR_CRYPTO;
         snprintf(s, sizeof(s), "user:%s", p);
     } else {

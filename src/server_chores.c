@@ -137,6 +137,14 @@ void server_audit_kick(struct server *s)
     s->chores.audit_running = true;
 }
 
+/* Runs right before the loop waits for I/O: nobody else (the CLI) may wait
+ * for the audit lock while we wait for clients. */
+static void on_prepare(uv_prepare_t *p)
+{
+    struct server *s = p->data;
+    audit_release(s->app->audit);
+}
+
 static void on_audit_timer(uv_timer_t *t)
 {
     server_audit_kick(t->data);
@@ -161,6 +169,14 @@ void server_chores_start(struct server *s)
     ch->report_timer.data = s;
     uv_timer_start(&ch->report_timer, on_report_timer, SERVER_REJECT_REPORT_MS, SERVER_REJECT_REPORT_MS);
     ch->report_timer_on = true;
+    if (s->app && s->app->audit) {
+        /* One lock per loop iteration, not one per audit line. */
+        uv_prepare_init(&s->loop, &ch->audit_prepare);
+        ch->audit_prepare.data = s;
+        uv_prepare_start(&ch->audit_prepare, on_prepare);
+        ch->audit_prepare_on = true;
+        audit_hold(s->app->audit, true);
+    }
     if (s->app && s->app->audit && s->cfg->audit_sync == CONFIG_AUDIT_SYNC_BATCH) {
         uv_timer_init(&s->loop, &ch->audit_timer);
         ch->audit_timer.data = s;
@@ -184,4 +200,8 @@ void server_chores_stop(struct server *s)
         close_timer(&ch->audit_timer);
     if (ch->report_timer_on)
         close_timer(&ch->report_timer);
+    if (ch->audit_prepare_on && !uv_is_closing((uv_handle_t *)&ch->audit_prepare)) {
+        uv_close((uv_handle_t *)&ch->audit_prepare, NULL);
+        audit_hold(s->app->audit, false);
+    }
 }

@@ -66,6 +66,8 @@ struct server_chores {
     uv_timer_t report_timer;           /* refusals, summed up */
     bool audit_timer_on;
     bool report_timer_on;
+    uv_prepare_t audit_prepare;        /* gives the audit lock back before */
+    bool audit_prepare_on;             /* each poll (audit_hold) */
     bool audit_running;                /* one audit sync in flight at most */
 };
 
