@@ -22,7 +22,9 @@
 #include <mbedtls/platform_util.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #define LOGIN_PASSWORD_MAX 1024   /* bytes accepted at login: policy applies at set time */
 
@@ -92,9 +94,20 @@ static int delete_account(struct pw_job *j)
 
 /* Thread pool: only the job's own memory (and, for erasure, its own
  * database connection) is touched here. */
+/* argon2id runs at nice 10: on a small box a login storm must not take the
+ * CPU from the event loop (every other client). Once per pool thread; the
+ * thread's other jobs (checkpoints, audit syncs) are background work too. */
+static void lower_priority(void)
+{
+    static _Thread_local bool lowered;
+    if (!lowered && setpriority(PRIO_PROCESS, (id_t)gettid(), 10) == 0)
+        lowered = true;
+}
+
 static void pw_work(struct http_job *base)
 {
     struct pw_job *j = (struct pw_job *)base;
+    lower_priority();
     struct crypto_argon2 params = j->app->argon2;   /* plain values, read-only */
     if (j->kind != JOB_REGISTER)
         j->verify_rc = crypto_password_verify(j->phc, j->pw, j->pw_len, &params, &j->rehash);
