@@ -13,7 +13,7 @@ NOTESD := $(BUILD)/notesd
 FUZZ_BUILD ?= build-fuzz
 ASAN_BUILD ?= build-asan
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := http_request json_body field_decrypt config
+FUZZ_TARGETS := http_request json_body field_decrypt config audit_verify
 
 .PHONY: all deps build run test clean distclean fuzz fuzz-smoke test-asan check-hardening
 
