@@ -8,6 +8,7 @@
 #   make fuzz-smoke  run each target FUZZ_SECONDS (60) seconds; fails on any finding
 #   make test-asan   the whole test suite under ASan+UBSan+LSan in build-asan
 #   make check-hardening  PIE, full RELRO, NX, canary and fortify on build/notesd
+#   make sbom        CycloneDX 1.5 SBOM of what is linked into notesd: build/notesd.cdx.json
 BUILD ?= build
 NOTESD := $(BUILD)/notesd
 FUZZ_BUILD ?= build-fuzz
@@ -15,7 +16,7 @@ ASAN_BUILD ?= build-asan
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := http_request json_body field_decrypt config audit_verify
 
-.PHONY: all deps build run test clean distclean fuzz fuzz-smoke test-asan check-hardening
+.PHONY: all deps build run test clean distclean fuzz fuzz-smoke test-asan check-hardening sbom
 
 all: build
 
@@ -90,6 +91,11 @@ test-asan: deps $(ASAN_BUILD)/build.ninja
 
 check-hardening: build
 	tests/check_hardening.sh $(NOTESD)
+
+# Derived from the link line, deps.lock and dpkg (tools/sbom.py; docs/supply-chain.md).
+sbom: build
+	tools/sbom.py $(BUILD) -o $(BUILD)/notesd.cdx.json
+	@echo "wrote $(BUILD)/notesd.cdx.json"
 
 clean:
 	rm -rf $(BUILD) $(FUZZ_BUILD) $(ASAN_BUILD)

@@ -611,3 +611,18 @@ int validate_bearer(struct slice header_value, char token[VALIDATE_TOKEN_LEN + 1
     token[VALIDATE_TOKEN_LEN] = '\0';
     return 0;
 }
+
+const char *validate_utf8proc_version(void)
+{
+    return utf8proc_version();
+}
+
+const char *validate_unicode_version(void)
+{
+    return utf8proc_unicode_version();
+}
+
+size_t validate_common_password_count(void)
+{
+    return common_passwords_count;
+}
