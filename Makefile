@@ -8,6 +8,8 @@
 #   make fuzz-smoke  run each target FUZZ_SECONDS (60) seconds; fails on any finding
 #   make test-asan   the whole test suite under ASan+UBSan+LSan in build-asan
 #   make check-hardening  PIE, full RELRO, NX, canary and fortify on build/notesd
+#   make sbom        CycloneDX 1.5 SBOM of what is linked into notesd: build/notesd.cdx.json
+#   make lint        the lint suite alone: cppcheck + clang-tidy, runtime-SQL, SBOM, hardening
 # Performance (bench/, issue 8):
 #   make bench        notesd side by side with nginx; writes bench/RESULTS.md
 #   make bench-smoke  a few seconds of the same harness (CI): checks it works
@@ -16,9 +18,9 @@ NOTESD := $(BUILD)/notesd
 FUZZ_BUILD ?= build-fuzz
 ASAN_BUILD ?= build-asan
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := http_request json_body field_decrypt config
+FUZZ_TARGETS := http_request json_body field_decrypt config audit_verify
 
-.PHONY: all deps build run test clean distclean fuzz fuzz-smoke test-asan check-hardening \
+.PHONY: all deps build run test lint clean distclean fuzz fuzz-smoke test-asan check-hardening sbom \
 	bench bench-smoke
 
 all: build
@@ -54,6 +56,9 @@ run: build certs/dev/cert.pem .env.dev
 test: build
 	meson test -C $(BUILD) --print-errorlogs
 
+lint: build
+	meson test -C $(BUILD) --print-errorlogs --suite lint
+
 # libFuzzer ships with clang, so this build uses clang; the third-party
 # static libraries (built by gcc, uninstrumented) link into it unchanged.
 $(FUZZ_BUILD)/build.ninja: | deps
@@ -74,6 +79,7 @@ fuzz-smoke: fuzz
 # dynamically, which no sanitizer build can be (libasan and libubsan are
 # shared; linking them statically would hide their interceptors behind
 # core_dep's --exclude-libs). `make test` runs it on the release build.
+# static-analysis reads the sources, not the binary: `make test` runs it once.
 ASAN_REPORTS = $(CURDIR)/$(ASAN_BUILD)/sanitizer-reports
 $(ASAN_BUILD)/build.ninja: | deps
 	meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined
@@ -85,7 +91,7 @@ test-asan: deps $(ASAN_BUILD)/build.ninja
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$(ASAN_REPORTS)/ubsan \
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	  meson test -C $(ASAN_BUILD) --print-errorlogs --timeout-multiplier 3 \
-	    $$(meson test -C $(ASAN_BUILD) --list 2>/dev/null | sed -n 's|^[^ ]* / ||p' | grep -vx static-link); \
+	    $$(meson test -C $(ASAN_BUILD) --list 2>/dev/null | sed -n 's|^[^ ]* / ||p' | grep -vxE 'static-link|static-analysis'); \
 	  rc=$$?; \
 	  if [ -n "$$(ls -A $(ASAN_REPORTS))" ]; then \
 	    echo "FAIL: sanitizer reports in $(ASAN_REPORTS):"; cat $(ASAN_REPORTS)/*; exit 1; \
@@ -115,6 +121,11 @@ bench: build $(BENCH_TOOLS)
 
 bench-smoke: build $(BENCH_TOOLS)
 	python3 bench/run.py --smoke --notesd $(NOTESD) --tools $(BUILD)/bench
+
+# Derived from the link line, deps.lock and dpkg (tools/sbom.py; docs/supply-chain.md).
+sbom: build
+	tools/sbom.py $(BUILD) -o $(BUILD)/notesd.cdx.json
+	@echo "wrote $(BUILD)/notesd.cdx.json"
 
 clean:
 	rm -rf $(BUILD) $(FUZZ_BUILD) $(ASAN_BUILD)

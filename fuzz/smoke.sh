@@ -17,7 +17,7 @@ build=$1
 shift
 here=$(cd "$(dirname "$0")" && pwd)
 seconds=${FUZZ_SECONDS:-60}
-targets=${*:-http_request json_body field_decrypt config}
+targets=${*:-http_request json_body field_decrypt config audit_verify}
 artifacts="$build/fuzz-artifacts"
 mkdir -p "$artifacts"
 
@@ -28,6 +28,7 @@ max_len() {
     case $1 in
     http_request) echo 16384 ;;
     json_body) echo 8192 ;;
+    audit_verify) echo 16384 ;;
     *) echo 4096 ;;
     esac
 }

@@ -48,7 +48,10 @@ int app_open(struct app *app, const struct config *cfg, char *err, size_t errlen
     app->argon2 = (struct crypto_argon2){ cfg->argon2_m_kib, cfg->argon2_t, cfg->argon2_p };
     /* A file-size limit (RLIMIT_FSIZE) must fail the write with EFBIG, so
      * the audit trail refuses changes, instead of killing the process. */
-    signal(SIGXFSZ, SIG_IGN);
+    if (signal(SIGXFSZ, SIG_IGN) == SIG_ERR) {
+        snprintf(err, errlen, "cannot ignore SIGXFSZ");
+        return ERR_INTERNAL;
+    }
     int rc = crypto_new(&app->crypto, cfg, err, errlen);
     if (rc == 0)
         rc = audit_open(&app->audit, cfg, app->crypto, err, errlen);

@@ -626,7 +626,7 @@ static int open_dir(struct audit *a)
     a->dirfd = open(a->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (a->dirfd < 0)
         return fail(a, ERR_IO, "cannot open it: %s", strerror(errno));
-    struct stat dst;
+    struct stat dst = { 0 };
     int rc = check_private(a, a->dirfd, "the audit directory", true, &dst);
     if (rc)
         return rc;

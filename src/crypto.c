@@ -529,6 +529,11 @@ int crypto_audit_mac(const struct crypto *c, const uint8_t *data, size_t n,
     return st == PSA_SUCCESS && len == CRYPTO_SHA256_LEN ? 0 : ERR_CRYPTO;
 }
 
+unsigned crypto_argon2_version(void)
+{
+    return (unsigned)ARGON2_VERSION_NUMBER;
+}
+
 int crypto_sha256(const void *data, size_t n, uint8_t out[CRYPTO_SHA256_LEN])
 {
     size_t len = 0;

@@ -131,6 +131,9 @@ int crypto_pseudonym(const struct crypto *c, int64_t user_id, char out[CRYPTO_PS
  *  Event-loop thread (or a CLI command). */
 int crypto_audit_mac(const struct crypto *c, const uint8_t *data, size_t n,
                      uint8_t out[CRYPTO_SHA256_LEN]);
+/** The Argon2 algorithm version libargon2 was built with (0x13 for 1.3),
+ *  for `notesd --version --verbose`. Any thread. */
+unsigned crypto_argon2_version(void);
 /** SHA-256 of data[0..n) (no key). `data` may be NULL when `n` is 0.
  *  0 or ERR_CRYPTO. Uses PSA: event-loop thread (or a CLI command). */
 int crypto_sha256(const void *data, size_t n, uint8_t out[CRYPTO_SHA256_LEN]);

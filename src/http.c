@@ -498,10 +498,14 @@ static void format_date(char out[32])
     static time_t cached_at;
     static char cached[32];
     time_t now = time(NULL);
-    if (now != cached_at) {
+    if (now != cached_at || !cached[0]) {
+        /* gmtime_r fails only for years past 2^31, and strftime only when
+         * the text does not fit (it then leaves `cached` undefined): keep a
+         * well-formed Date either way rather than bytes from nowhere. */
         struct tm tm;
-        gmtime_r(&now, &tm);
-        strftime(cached, sizeof(cached), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        if (!gmtime_r(&now, &tm) ||
+            strftime(cached, sizeof(cached), "%a, %d %b %Y %H:%M:%S GMT", &tm) == 0)
+            memcpy(cached, "Thu, 01 Jan 1970 00:00:00 GMT", sizeof("Thu, 01 Jan 1970 00:00:00 GMT"));
         cached_at = now;
     }
     memcpy(out, cached, 32);

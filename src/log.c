@@ -295,7 +295,7 @@ static void emit(enum log_level level, const struct log_field *fields, size_t n,
     char msg[MSG_MAX], ts[64], line[LOG_LINE_MAX];
     struct timespec now;
     struct tm tm;
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    (void)vsnprintf(msg, sizeof(msg), fmt, ap);   /* cut at the cap on purpose */
     log_mask(msg);
     clock_gettime(CLOCK_REALTIME, &now);
     gmtime_r(&now.tv_sec, &tm);

@@ -22,6 +22,7 @@
 #include "store.h"
 #include "tls.h"
 #include "tls_certgen.h"
+#include "version.h"
 
 #include <mbedtls/base64.h>
 #include <mbedtls/platform_util.h>
@@ -66,7 +67,7 @@ static void usage_serve(FILE *f, const char *cmd)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: notesd [serve|check-config|gen-cert|gen-secrets|user|rekey|audit] [options]\n"
-               "       notesd --version | --help\n\n"
+               "       notesd --version [--verbose] | --help\n\n"
                "  serve         serve the Note API over HTTPS (the default)\n"
                "  check-config  validate the configuration and exit\n"
                "  gen-cert      write a self-signed development certificate and key\n"
@@ -75,17 +76,6 @@ static void usage(FILE *f)
                "  rekey         re-encrypt every stored value under the active data key\n"
                "  audit verify  check the audit trail's hash chain and MACs\n\n"
                "Run notesd COMMAND --help for a command's options.\n");
-}
-
-static int print_version(void)
-{
-    printf("notesd %s\n", NOTESD_VERSION);
-    printf("mbedTLS %s\n", tls_library_version());
-    printf("llhttp %s\n", http_parser_version());
-    printf("SQLite %s\n", store_library_version());
-    printf("libuv %s\n", server_loop_version());
-    printf("cJSON %s\n", json_library_version());
-    return 0;
 }
 
 static int refuse(const char *err)
@@ -281,8 +271,14 @@ int main(int argc, char **argv)
     }
     const char *cmd = argc > 1 ? argv[1] : "serve";
     int rest = argc > 1 ? 2 : 1;
-    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0)
-        return print_version();
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
+        bool verbose = argc == 3 && strcmp(argv[2], "--verbose") == 0;
+        if (argc > 2 && !verbose) {
+            usage(stderr);
+            return EX_USAGE;
+        }
+        return version_print(stdout, verbose) == 0 ? 0 : EX_SOFTWARE;
+    }
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         usage(stdout);
         return 0;

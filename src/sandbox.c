@@ -44,7 +44,7 @@ static int failf(char *err, size_t errlen, int rc, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
+    (void)vsnprintf(err, errlen, fmt, ap);   /* one line, cut at errlen on purpose */
     va_end(ap);
     return rc;
 }
@@ -84,7 +84,7 @@ int sandbox_resolve_user(const struct config *cfg, struct sandbox_user *out, cha
 
 uid_t sandbox_run_uid(const struct config *cfg)
 {
-    struct sandbox_user u;
+    struct sandbox_user u = { 0 };
     char err[CONFIG_ERR_MAX];
     if (started_as_root() && sandbox_resolve_user(cfg, &u, err, sizeof(err)) == 0)
         return u.uid;
@@ -166,7 +166,7 @@ static int hand_over(const struct folder *f, const struct sandbox_user *u, char 
         return 0;   /* not made yet: whoever makes it later is NOTES_USER */
     if (fd < 0)
         return failf(err, errlen, ERR_IO, "%s: cannot open the folder %s: %s", f->setting, f->path, strerror(errno));
-    struct stat st;
+    struct stat st = { 0 };
     int rc = fstat(fd, &st) == 0 ? 0 : ERR_IO;
     if (rc == 0 && st.st_uid != 0 && st.st_uid != u->uid)
         rc = failf(err, errlen, ERR_CONFIG, "%s: the folder %s belongs to another user; chown it to NOTES_USER (%s)",
@@ -232,7 +232,7 @@ static int check_reach(const struct config *cfg, const struct sandbox_user *u, c
 
 static int drop_root(const struct config *cfg, char *err, size_t errlen)
 {
-    struct sandbox_user u;
+    struct sandbox_user u = { 0 };
     int rc = sandbox_resolve_user(cfg, &u, err, errlen);
     if (rc == 0)
         rc = hand_over_state(cfg, &u, err, errlen);

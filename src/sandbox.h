@@ -65,6 +65,9 @@ uid_t sandbox_run_uid(const struct config *cfg);
  */
 int sandbox_seccomp_install(char *err, size_t errlen);
 
+/** The linked libseccomp's version, "major.minor.micro". */
+const char *sandbox_seccomp_version(void);
+
 /** How many system calls the filter allows (for the start-up log). */
 size_t sandbox_seccomp_allowed(void);
 

@@ -78,6 +78,16 @@ static const int sanitizer_extra[] = {
 #endif
 #define N_NARROWED 7   /* mmap, mprotect, socket, clone, ioctl, tgkill, kill */
 
+const char *sandbox_seccomp_version(void)
+{
+    static char v[32];
+    const struct scmp_version *sv = seccomp_version();
+    if (!sv)
+        return "?";
+    snprintf(v, sizeof(v), "%u.%u.%u", sv->major, sv->minor, sv->micro);
+    return v;
+}
+
 size_t sandbox_seccomp_allowed(void)
 {
     return N_PLAIN + N_NARROWED;

@@ -45,11 +45,14 @@ static bool valid_hostname(const char *h)
     return true;
 }
 
-static void x509_time(char out[15], time_t t)
+/* 0, or -1 when `t` has no 4-digit UTC year (gmtime_r fails, or the text
+ * does not fit and strftime leaves `out` undefined). */
+static int x509_time(char out[15], time_t t)
 {
     struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 15, "%Y%m%d%H%M%S", &tm);
+    if (!gmtime_r(&t, &tm) || strftime(out, 15, "%Y%m%d%H%M%S", &tm) != 14)
+        return -1;
+    return 0;
 }
 
 /* SANs: the name itself, or its address when it is an IP literal; for
@@ -105,9 +108,9 @@ static int write_cert(mbedtls_pk_context *key, const char *host, time_t not_befo
     struct sans sans;
     build_sans(&sans, host);
     snprintf(subject, sizeof(subject), "CN=%s,O=notesd development", host);
-    x509_time(from, not_before);
-    x509_time(to, not_after);
-    int rc = psa_generate_random(serial, sizeof(serial)) == PSA_SUCCESS ? 0 : -1;
+    int rc = x509_time(from, not_before) == 0 && x509_time(to, not_after) == 0 ? 0 : -1;
+    if (rc == 0 && psa_generate_random(serial, sizeof(serial)) != PSA_SUCCESS)
+        rc = -1;
     serial[0] = (unsigned char)((serial[0] & 0x7f) | 0x01);   /* positive, 16 bytes */
     mbedtls_asn1_sequence eku = { .buf = { .tag = MBEDTLS_ASN1_OID,
                                            .len = MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH),

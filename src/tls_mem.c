@@ -92,7 +92,7 @@ static void *mem_calloc(size_t n, size_t size)
         return NULL;
     size_t len = n * size;
     if (len < MAPPED_MIN)
-        return calloc(n, size);
+        return calloc(1, len ? len : 1);   /* never a zero-size request */
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     len = (len + page - 1) & ~(page - 1);
     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

@@ -310,7 +310,9 @@ int validate_username(const char *in, size_t n, char out[VALIDATE_USERNAME_MAX +
         /* Lower-casing is ASCII only, so a non-ASCII byte stays >= 0x80
          * and is refused below, never folded into a look-alike. */
         char c = in[i];
-        out[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        out[i] = c;
         if (!username_char(out[i])) {
             out[0] = '\0';
             return fail(errs, field, WHY_USERNAME);
@@ -552,7 +554,7 @@ static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 
 static int b64url_value(uint8_t c)
 {
-    const char *p = c ? memchr(b64url, c, 64) : NULL;
+    const char *p = c ? strchr(b64url, c) : NULL;      /* c != 0: never the NUL */
     return p ? (int)(p - b64url) : -1;
 }
 
@@ -610,4 +612,19 @@ int validate_bearer(struct slice header_value, char token[VALIDATE_TOKEN_LEN + 1
     memcpy(token, t, VALIDATE_TOKEN_LEN);
     token[VALIDATE_TOKEN_LEN] = '\0';
     return 0;
+}
+
+const char *validate_utf8proc_version(void)
+{
+    return utf8proc_version();
+}
+
+const char *validate_unicode_version(void)
+{
+    return utf8proc_unicode_version();
+}
+
+size_t validate_common_password_count(void)
+{
+    return common_passwords_count;
 }

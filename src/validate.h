@@ -152,4 +152,12 @@ int validate_cursor(struct slice s, int64_t *out, struct validate_errors *errs);
  *  `token` (the empty string on failure). 0 or ERR_INVALID. */
 int validate_bearer(struct slice header_value, char token[VALIDATE_TOKEN_LEN + 1]);
 
+/** utf8proc's library version and the Unicode version of its tables
+ *  (NFC and the allowed-character checks depend on both), for
+ *  `notesd --version --verbose`. Static strings; any thread. */
+const char *validate_utf8proc_version(void);
+const char *validate_unicode_version(void);
+/** How many entries the compiled-in common-password list holds. */
+size_t validate_common_password_count(void);
+
 #endif
