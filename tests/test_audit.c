@@ -490,7 +490,7 @@ Test(audit, actor_is_a_pseudonym_never_the_id)
     /* The id is no field's value (a search of the text could match inside
      * the hex of prev or mac by chance). */
     for (const cJSON *f = j->child; f; f = f->next) {
-        if (cJSON_IsString(f))
+        if (cJSON_IsString(f) && strcmp(f->string, "ts") != 0)   /* a time may read :42 */
             cr_assert(strcmp(f->valuestring, "42") != 0 && !strstr(f->valuestring, ":42"), "%s", l.at[0]);
         else if (cJSON_IsNumber(f) && strcmp(f->string, "seq") != 0)
             cr_assert_neq(f->valuedouble, 42.0, "%s", l.at[0]);
