@@ -141,13 +141,14 @@ static int data_key_id(const struct config_secret *s, uint32_t *id)
     return st == PSA_SUCCESS ? 0 : ERR_CRYPTO;
 }
 
-/* HKDF-SHA256 from the configured secret straight into a PSA AES key: the
- * secret enters as a key object (which PSA requires before it lets the
- * output become a key), and the derived bytes never leave PSA. */
-static psa_status_t derive_aead_key(const struct config_secret *s, psa_key_id_t *out)
+/* HKDF-SHA256 from a configured secret straight into a PSA key described by
+ * `attr`, under the info label `info`: the secret enters as a key object
+ * (which PSA requires before it lets the output become a key), and the
+ * derived bytes never leave PSA. */
+static psa_status_t derive_key(const struct config_secret *s, const char *info, psa_key_attributes_t *attr,
+                               psa_key_id_t *out)
 {
     psa_key_derivation_operation_t op = PSA_KEY_DERIVATION_OPERATION_INIT;
-    psa_key_attributes_t attr = PSA_KEY_ATTRIBUTES_INIT;
     psa_key_id_t ikm = PSA_KEY_ID_NULL;
     psa_algorithm_t alg = PSA_ALG_HKDF(PSA_ALG_SHA_256);
 
@@ -158,54 +159,38 @@ static psa_status_t derive_aead_key(const struct config_secret *s, psa_key_id_t 
     if (st == PSA_SUCCESS)
         st = psa_key_derivation_input_key(&op, PSA_KEY_DERIVATION_INPUT_SECRET, ikm);
     if (st == PSA_SUCCESS)
-        st = psa_key_derivation_input_bytes(&op, PSA_KEY_DERIVATION_INPUT_INFO,
-                                            (const uint8_t *)HKDF_INFO, sizeof(HKDF_INFO) - 1);
-    if (st != PSA_SUCCESS)
-        goto release;
-    psa_set_key_type(&attr, PSA_KEY_TYPE_AES);
-    psa_set_key_bits(&attr, 256);
-    psa_set_key_usage_flags(&attr, PSA_KEY_USAGE_ENCRYPT | PSA_KEY_USAGE_DECRYPT);
-    psa_set_key_algorithm(&attr, PSA_ALG_GCM);
-    st = psa_key_derivation_output_key(&attr, &op, out);
-    psa_reset_key_attributes(&attr);
-release:
+        st = psa_key_derivation_input_bytes(&op, PSA_KEY_DERIVATION_INPUT_INFO, (const uint8_t *)info,
+                                            strlen(info));
+    if (st == PSA_SUCCESS)
+        st = psa_key_derivation_output_key(attr, &op, out);
+    psa_reset_key_attributes(attr);
     psa_key_derivation_abort(&op);
     psa_destroy_key(ikm);
     return st;
 }
 
-/* The audit chain key: HKDF-SHA256 of NOTES_AUDIT_KEY into a 256-bit PSA HMAC
- * key, like derive_aead_key(). Pseudonyms use the imported key itself; the
- * distinct info label keeps the two uses apart, so a MAC made for one can
- * never stand in for the other. */
+/* A data key: AES-256 for GCM only. */
+static psa_status_t derive_aead_key(const struct config_secret *s, psa_key_id_t *out)
+{
+    psa_key_attributes_t attr = PSA_KEY_ATTRIBUTES_INIT;
+    psa_set_key_type(&attr, PSA_KEY_TYPE_AES);
+    psa_set_key_bits(&attr, 256);
+    psa_set_key_usage_flags(&attr, PSA_KEY_USAGE_ENCRYPT | PSA_KEY_USAGE_DECRYPT);
+    psa_set_key_algorithm(&attr, PSA_ALG_GCM);
+    return derive_key(s, HKDF_INFO, &attr, out);
+}
+
+/* The audit chain key: a 256-bit HMAC key from NOTES_AUDIT_KEY. Pseudonyms
+ * use the imported key itself; the distinct info label keeps the two uses
+ * apart, so a MAC made for one can never stand in for the other. */
 static psa_status_t derive_chain_key(const struct config_secret *s, psa_key_id_t *out)
 {
-    psa_key_derivation_operation_t op = PSA_KEY_DERIVATION_OPERATION_INIT;
     psa_key_attributes_t attr = PSA_KEY_ATTRIBUTES_INIT;
-    psa_key_id_t ikm = PSA_KEY_ID_NULL;
-    psa_algorithm_t alg = PSA_ALG_HKDF(PSA_ALG_SHA_256);
-
-    psa_status_t st = import_secret(s, PSA_KEY_TYPE_DERIVE, PSA_KEY_USAGE_DERIVE, alg, &ikm);
-    if (st != PSA_SUCCESS)
-        return st;
-    st = psa_key_derivation_setup(&op, alg);
-    if (st == PSA_SUCCESS)
-        st = psa_key_derivation_input_key(&op, PSA_KEY_DERIVATION_INPUT_SECRET, ikm);
-    if (st == PSA_SUCCESS)
-        st = psa_key_derivation_input_bytes(&op, PSA_KEY_DERIVATION_INPUT_INFO,
-                                            (const uint8_t *)AUDIT_CHAIN_INFO,
-                                            sizeof(AUDIT_CHAIN_INFO) - 1);
-    if (st == PSA_SUCCESS) {
-        psa_set_key_type(&attr, PSA_KEY_TYPE_HMAC);
-        psa_set_key_bits(&attr, 256);
-        psa_set_key_usage_flags(&attr, PSA_KEY_USAGE_SIGN_MESSAGE);
-        psa_set_key_algorithm(&attr, HMAC_ALG);
-        st = psa_key_derivation_output_key(&attr, &op, out);
-        psa_reset_key_attributes(&attr);
-    }
-    psa_key_derivation_abort(&op);
-    psa_destroy_key(ikm);
-    return st;
+    psa_set_key_type(&attr, PSA_KEY_TYPE_HMAC);
+    psa_set_key_bits(&attr, 256);
+    psa_set_key_usage_flags(&attr, PSA_KEY_USAGE_SIGN_MESSAGE);
+    psa_set_key_algorithm(&attr, HMAC_ALG);
+    return derive_key(s, AUDIT_CHAIN_INFO, &attr, out);
 }
 
 static int check_secret(const struct config_secret *s, const char *name, char *err, size_t errlen)
