@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -470,4 +471,24 @@ char *harness_read_file(const char *path, size_t *len)
     out[n] = 0;
     *len = n;
     return out;
+}
+
+void harness_marker(char *out, size_t cap, const char *prefix)
+{
+    uint8_t rnd[8];
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(read(fd, rnd, sizeof(rnd)), (ssize_t)sizeof(rnd));
+    close(fd);
+    char hex[17];
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+    snprintf(out, cap, "%s%s", prefix, hex);
+}
+
+char *harness_strdup(const char *s)
+{
+    char *d = strdup(s);
+    cr_assert(d);
+    return d;
 }

@@ -84,6 +84,11 @@ char *response_header(const struct response *r, const char *name);
 int harness_run_stdin(struct server *s, const char *const *args, const char *input);
 /** Value of NAME in the prepared environment, or NULL (not a copy). */
 const char *harness_getenv(const struct server *s, const char *name);
+/** A fresh lower-case hex marker (prefix + 16 hex digits), unique across
+ *  runs: usernames and canaries no two tests share. Asserts. */
+void harness_marker(char *out, size_t cap, const char *prefix);
+/** strdup that asserts. */
+char *harness_strdup(const char *s);
 /** The whole file (NUL-terminated; may contain NULs), its size in *len;
  *  NULL when it cannot be opened. Caller frees. */
 char *harness_read_file(const char *path, size_t *len);

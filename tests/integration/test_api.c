@@ -48,26 +48,6 @@ static void finish(void)
 
 /* ---- small utilities ------------------------------------------------------- */
 
-/* A fresh lower-case hex marker, unique across runs. */
-static void marker(char *out, size_t cap, const char *prefix)
-{
-    uint8_t rnd[8];
-    int fd = open("/dev/urandom", O_RDONLY);
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(read(fd, rnd, sizeof(rnd)), (ssize_t)sizeof(rnd));
-    close(fd);
-    char hex[17];
-    for (size_t i = 0; i < sizeof(rnd); i++)
-        snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
-    snprintf(out, cap, "%s%s", prefix, hex);
-}
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-    cr_assert(d);
-    return d;
-}
 
 /* A string of n copies of c. */
 static char *repeat(char c, size_t n)
@@ -178,7 +158,7 @@ static void assert_rfc3339(const char *t)
 /* The body with its "request_id" member removed, for comparing two answers. */
 static char *strip_request_id(const struct response *r)
 {
-    char *s = xstrdup(r->body);
+    char *s = harness_strdup(r->body);
     char *p = strstr(s, ",\"request_id\":\"");
     if (p) {
         char *end = strchr(p + 15, '"');
@@ -304,7 +284,7 @@ static char *login(const char *name, const char *pw)
     struct response r;
     call("POST", "/v1/auth/login", NULL, b, 200, &r);
     cJSON *j = json_of(&r);
-    char *tok = xstrdup(jstr(j, "token"));
+    char *tok = harness_strdup(jstr(j, "token"));
     cJSON_Delete(j);
     response_free(&r);
     free(b);
@@ -446,7 +426,7 @@ static char *fresh_key(const char *name)
     while (fgets(line, sizeof(line), p))
         if (strncmp(line, name, nl) == 0 && line[nl] == '=') {
             line[strcspn(line, "\r\n")] = 0;
-            out = xstrdup(line + nl + 1);
+            out = harness_strdup(line + nl + 1);
         }
     cr_assert_eq(pclose(p), 0);
     cr_assert(out, "gen-secrets printed no %s", name);
@@ -471,7 +451,7 @@ static void restart(void)
 Test(auth, register_login_me_logout, .init = start_open, .fini = finish)
 {
     char name[40], upper[40];
-    marker(name, sizeof(name), "Alice_");
+    harness_marker(name, sizeof(name), "Alice_");
     for (size_t i = 0; i <= strlen(name); i++)
         upper[i] = (char)(name[i] >= 'a' && name[i] <= 'z' ? name[i] - 32 : name[i]);
     char lower[40];
@@ -505,7 +485,7 @@ Test(auth, register_login_me_logout, .init = start_open, .fini = finish)
     b = cred_body(name, PW1);
     call("POST", "/v1/auth/login", NULL, b, 200, &r);
     cJSON *lj = json_of(&r);
-    char *token = xstrdup(jstr(lj, "token"));
+    char *token = harness_strdup(jstr(lj, "token"));
     cr_assert_str_eq(jstr(lj, "token_type"), "Bearer");
     assert_rfc3339(jstr(lj, "expires_at"));
     cr_assert(strlen(token) >= 32, "token too short: %s", token);
@@ -560,7 +540,7 @@ Test(auth, register_login_me_logout, .init = start_open, .fini = finish)
 
     /* wrong password, unknown user, malformed name: the same 401 */
     char unknown[40];
-    marker(unknown, sizeof(unknown), "nobody_");
+    harness_marker(unknown, sizeof(unknown), "nobody_");
     const char *bodies[3][2] = { { name, "wrong-Password-0000" }, { unknown, "wrong-Password-0000" },
                                  { "x", "wrong-Password-0000" } };
     struct response fail[3];
@@ -585,7 +565,7 @@ Test(auth, register_login_me_logout, .init = start_open, .fini = finish)
 Test(auth, registration_is_closed_by_default, .init = start_default, .fini = finish)
 {
     char name[40];
-    marker(name, sizeof(name), "closed_");
+    harness_marker(name, sizeof(name), "closed_");
     char *b = cred_body(name, PW1);
     struct response r;
     call("POST", "/v1/auth/register", NULL, b, 403, &r);
@@ -608,7 +588,7 @@ Test(auth, registration_is_closed_by_default, .init = start_default, .fini = fin
 Test(auth, password_change_revokes_other_sessions, .init = start_open, .fini = finish)
 {
     char name[40];
-    marker(name, sizeof(name), "bob_");
+    harness_marker(name, sizeof(name), "bob_");
     register_user(name, PW1);
     char *current = login(name, PW1);
     char *other = login(name, PW1);
@@ -665,7 +645,7 @@ Test(auth, password_change_revokes_other_sessions, .init = start_open, .fini = f
 Test(notes, crud_location_and_paging, .init = start_open, .fini = finish)
 {
     char name[40];
-    marker(name, sizeof(name), "carol_");
+    harness_marker(name, sizeof(name), "carol_");
     register_user(name, PW1);
     char *tok = login(name, PW1);
 
@@ -837,14 +817,14 @@ static void expand(const char *tpl, const struct rbac_ids *ids, char *out, size_
 Test(rbac, every_route_for_every_principal, .init = start_open, .fini = finish)
 {
     char na[40], nb[40], nadm[40];
-    marker(na, sizeof(na), "ua_");
-    marker(nb, sizeof(nb), "ub_");
-    marker(nadm, sizeof(nadm), "root_");
+    harness_marker(na, sizeof(na), "ua_");
+    harness_marker(nb, sizeof(nb), "ub_");
+    harness_marker(nadm, sizeof(nadm), "root_");
     int64_t uid_a = register_user(na, PW1);
     register_user(nb, PW2);
     cr_assert_eq(cli_add_user(nadm, "admin", PW_ADMIN), 0, "notesd user add --role admin failed:\n%s",
                  harness_stderr(&srv));
-    char *tok[N_WHO] = { NULL, xstrdup("nt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), login(na, PW1),
+    char *tok[N_WHO] = { NULL, harness_strdup("nt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), login(na, PW1),
                          login(nb, PW2), login(nadm, PW_ADMIN) };
     cr_assert_eq(strlen(tok[FORGED]), 46);
 
@@ -990,7 +970,7 @@ struct vrow {
 Test(validation, bad_bodies_ids_queries_and_headers, .init = start_open, .fini = finish)
 {
     char name[40];
-    marker(name, sizeof(name), "val_");
+    harness_marker(name, sizeof(name), "val_");
     register_user(name, PW1);
     char *tok = login(name, PW1);
     int64_t nid = create_note(tok, "valid", "valid");
@@ -1343,7 +1323,7 @@ static const char *const sqli[] = {
 Test(security, sql_injection_is_stored_verbatim_or_rejected, .init = start_open, .fini = finish)
 {
     char name[40];
-    marker(name, sizeof(name), "sqli_");
+    harness_marker(name, sizeof(name), "sqli_");
     register_user(name, PW1);
     char *tok = login(name, PW1);
     int64_t ids[N_SQLI];
@@ -1393,7 +1373,7 @@ Test(security, sql_injection_is_stored_verbatim_or_rejected, .init = start_open,
 
     /* as a password: stored as a hash, works exactly */
     char name2[40];
-    marker(name2, sizeof(name2), "sqlp_");
+    harness_marker(name2, sizeof(name2), "sqlp_");
     const char *pw_sql = "' OR '1'='1' -- padded";
     register_user(name2, pw_sql);
     char *tok2 = login(name2, pw_sql);
@@ -1430,7 +1410,7 @@ Test(security, sql_injection_is_stored_verbatim_or_rejected, .init = start_open,
 Test(keys, new_token_key_invalidates_every_token, .init = start_open, .fini = finish)
 {
     char name[40];
-    marker(name, sizeof(name), "tk_");
+    harness_marker(name, sizeof(name), "tk_");
     register_user(name, PW1);
     char *tok = login(name, PW1);
     int64_t id = create_note(tok, "survives a token key change", "content stays readable");
@@ -1480,15 +1460,15 @@ static cJSON *admin_list(const char *tok, const char *query, struct response *r)
 Test(admin, admin_reads_everything_and_the_cli_manages_roles, .init = start_open, .fini = finish)
 {
     char na[40], nb[40], nadm[40];
-    marker(na, sizeof(na), "adma_");
-    marker(nb, sizeof(nb), "admb_");
-    marker(nadm, sizeof(nadm), "boss_");
+    harness_marker(na, sizeof(na), "adma_");
+    harness_marker(nb, sizeof(nb), "admb_");
+    harness_marker(nadm, sizeof(nadm), "boss_");
     int64_t uid_a = register_user(na, PW1), uid_b = register_user(nb, PW2);
     cr_assert_eq(cli_add_user(nadm, "admin", PW_ADMIN), 0, "user add --role admin:\n%s", harness_stderr(&srv));
     /* the CLI refuses bad input */
     cr_assert_eq(cli_add_user(nadm, "admin", PW_ADMIN), 65, "a taken name was accepted");
     char other[40];
-    marker(other, sizeof(other), "weak_");
+    harness_marker(other, sizeof(other), "weak_");
     cr_assert_eq(cli_add_user(other, "admin", "password1234"), 65, "a common password was accepted");
     cr_assert_eq(cli_add_user(other, "root", PW_ADMIN), 64, "an unknown role was accepted");
     cr_assert_eq(login_status(other, "password1234"), 401);
@@ -1634,10 +1614,10 @@ Test(admin, admin_reads_everything_and_the_cli_manages_roles, .init = start_open
 Test(account, export_then_delete_leaves_nothing_behind, .init = start_open, .fini = finish)
 {
     char name[40], title[48], content[48], keep_name[40];
-    marker(name, sizeof(name), "erase_");
-    marker(title, sizeof(title), "EraseTitle");
-    marker(content, sizeof(content), "EraseContent");
-    marker(keep_name, sizeof(keep_name), "keep_");
+    harness_marker(name, sizeof(name), "erase_");
+    harness_marker(title, sizeof(title), "EraseTitle");
+    harness_marker(content, sizeof(content), "EraseContent");
+    harness_marker(keep_name, sizeof(keep_name), "keep_");
     int64_t uid = register_user(name, PW1);
     register_user(keep_name, PW2);
     char *tok = login(name, PW1), *tok2 = login(name, PW1), *keep = login(keep_name, PW2);
@@ -1713,7 +1693,7 @@ Test(account, export_then_delete_leaves_nothing_behind, .init = start_open, .fin
     /* the other user is untouched; an admin sees none of the erased notes */
     assert_note(keep, kept, "not erased", "belongs to someone else");
     char nadm[40];
-    marker(nadm, sizeof(nadm), "audit_");
+    harness_marker(nadm, sizeof(nadm), "audit_");
     cr_assert_eq(cli_add_user(nadm, "admin", PW_ADMIN), 0);
     char *tadm = login(nadm, PW_ADMIN);
     char path[64];
@@ -1743,9 +1723,9 @@ Test(account, export_then_delete_leaves_nothing_behind, .init = start_open, .fin
 Test(account, cli_and_server_share_the_database_after_an_erasure, .init = start_open, .fini = finish)
 {
     char gone[40], later[40], cli_made[40];
-    marker(gone, sizeof(gone), "gone_");
-    marker(later, sizeof(later), "later_");
-    marker(cli_made, sizeof(cli_made), "climade_");
+    harness_marker(gone, sizeof(gone), "gone_");
+    harness_marker(later, sizeof(later), "later_");
+    harness_marker(cli_made, sizeof(cli_made), "climade_");
     register_user(gone, PW1);
     char *tok = login(gone, PW1);
     char *b = body2("password", PW1, NULL, NULL);
@@ -1778,11 +1758,11 @@ Test(account, cli_and_server_share_the_database_after_an_erasure, .init = start_
 Test(at_rest, titles_and_contents_are_encrypted_on_disk, .init = start_open, .fini = finish)
 {
     char name[40], title[48], content[48], title2[48], content2[48];
-    marker(name, sizeof(name), "rest_");
-    marker(title, sizeof(title), "PlainTitle");
-    marker(content, sizeof(content), "PlainContent");
-    marker(title2, sizeof(title2), "EditedTitle");
-    marker(content2, sizeof(content2), "EditedContent");
+    harness_marker(name, sizeof(name), "rest_");
+    harness_marker(title, sizeof(title), "PlainTitle");
+    harness_marker(content, sizeof(content), "PlainContent");
+    harness_marker(title2, sizeof(title2), "EditedTitle");
+    harness_marker(content2, sizeof(content2), "EditedContent");
     register_user(name, PW1);
     char *tok = login(name, PW1);
     int64_t id = create_note(tok, title, content);
@@ -1815,12 +1795,12 @@ Test(at_rest, titles_and_contents_are_encrypted_on_disk, .init = start_open, .fi
 Test(keys, data_key_rotation_and_rekey, .init = start_open, .fini = finish)
 {
     char name[40];
-    marker(name, sizeof(name), "dk_");
+    harness_marker(name, sizeof(name), "dk_");
     register_user(name, PW1);
     char *tok = login(name, PW1);
     int64_t old_note = create_note(tok, "sealed under the first key", "first key content \xe2\x9c\x93");
 
-    char *old_key = xstrdup(harness_getenv(&srv, "NOTES_DATA_KEY"));
+    char *old_key = harness_strdup(harness_getenv(&srv, "NOTES_DATA_KEY"));
     char *new_key = fresh_key("NOTES_DATA_KEY");
     cr_assert_str_neq(old_key, new_key);
 
@@ -1890,7 +1870,7 @@ static void tamper_title(int64_t id)
 Test(security, tampered_row_is_a_generic_500, .init = start_open, .fini = finish)
 {
     char name[40];
-    marker(name, sizeof(name), "tamper_");
+    harness_marker(name, sizeof(name), "tamper_");
     register_user(name, PW1);
     char *tok = login(name, PW1);
     int64_t bad = create_note(tok, "to be tampered", "content");
@@ -1941,7 +1921,7 @@ static void start_short_tokens(void)
 Test(auth, expired_and_idle_tokens_are_refused, .init = start_short_tokens, .fini = finish)
 {
     char name[40];
-    marker(name, sizeof(name), "exp_");
+    harness_marker(name, sizeof(name), "exp_");
     int64_t uid = register_user(name, PW1);
 
     /* expires_at honours NOTES_TOKEN_LIFETIME */
@@ -1950,7 +1930,7 @@ Test(auth, expired_and_idle_tokens_are_refused, .init = start_short_tokens, .fin
     time_t before = time(NULL);
     call("POST", "/v1/auth/login", NULL, b, 200, &r);
     cJSON *j = json_of(&r);
-    char *tok = xstrdup(jstr(j, "token"));
+    char *tok = harness_strdup(jstr(j, "token"));
     struct tm tm = { 0 };
     const char *end = strptime(jstr(j, "expires_at"), "%Y-%m-%dT%H:%M:%SZ", &tm);
     cr_assert(end && *end == 0, "expires_at: %s", jstr(j, "expires_at"));
@@ -1996,7 +1976,7 @@ Test(auth, expired_and_idle_tokens_are_refused, .init = start_short_tokens, .fin
 Test(account, large_export_arrives_complete, .init = start_open, .fini = finish, .timeout = 120)
 {
     char name[40];
-    marker(name, sizeof(name), "big");
+    harness_marker(name, sizeof(name), "big");
     register_user(name, "export-Harbor-7731-quartz");
     char *tok = login(name, "export-Harbor-7731-quartz");
     char *content = repeat('x', 60000);
@@ -2019,7 +1999,7 @@ Test(account, large_export_arrives_complete, .init = start_open, .fini = finish,
 Test(auth, login_rehashes_when_argon2_parameters_were_raised, .init = start_open, .fini = finish, .timeout = 120)
 {
     char name[40];
-    marker(name, sizeof(name), "rehash");
+    harness_marker(name, sizeof(name), "rehash");
     int64_t id = register_user(name, PW1);
     cr_assert_eq(db_exec("SELECT count(*) FROM users WHERE id = ? AND password_hash LIKE '%t=2,%'", id, 0), 1);
     harness_setenv(&srv, "NOTES_ARGON2_TIME", "3");
@@ -2082,8 +2062,8 @@ Test(limits, one_account_is_throttled_while_another_logs_in_from_the_same_addres
      .init = start_throttled, .fini = finish, .timeout = 120)
 {
     char a[40], b[40];
-    marker(a, sizeof(a), "victim");
-    marker(b, sizeof(b), "bystander");
+    harness_marker(a, sizeof(a), "victim");
+    harness_marker(b, sizeof(b), "bystander");
     register_user(a, PW1);
     register_user(b, PW2);
     for (int i = 0; i < 10; i++)
@@ -2102,7 +2082,7 @@ Test(limits, one_account_is_throttled_while_another_logs_in_from_the_same_addres
 Test(limits, note_writes_are_limited_per_user, .init = start_throttled, .fini = finish)
 {
     char a[40];
-    marker(a, sizeof(a), "writer");
+    harness_marker(a, sizeof(a), "writer");
     register_user(a, PW1);
     char *tok = login(a, PW1);
     char *body = note_body("t", "c");

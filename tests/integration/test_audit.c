@@ -83,25 +83,6 @@ static const char *audit_dir(void)
 
 /* ---- small utilities ----------------------------------------------------- */
 
-static void marker(char *out, size_t cap, const char *prefix)
-{
-    uint8_t rnd[8];
-    int fd = open("/dev/urandom", O_RDONLY);
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(read(fd, rnd, sizeof(rnd)), (ssize_t)sizeof(rnd));
-    close(fd);
-    char hex[17];
-    for (size_t i = 0; i < sizeof(rnd); i++)
-        snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
-    snprintf(out, cap, "%s%s", prefix, hex);
-}
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-    cr_assert(d);
-    return d;
-}
 
 static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
 static char *fmt(const char *f, ...)
@@ -217,7 +198,7 @@ static char *do_login(const char *name, const char *pw, long want, char rid[RID_
         cJSON *j = json_of(&r);
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "token");
         cr_assert(cJSON_IsString(t));
-        tok = xstrdup(t->valuestring);
+        tok = harness_strdup(t->valuestring);
         cJSON_Delete(j);
     }
     response_free(&r);
@@ -260,7 +241,7 @@ static char *fresh_key(const char *name)
         if (strncmp(line, name, nl) == 0 && line[nl] == '=') {
             line[strcspn(line, "\r\n")] = 0;
             free(out);
-            out = xstrdup(line + nl + 1);
+            out = harness_strdup(line + nl + 1);
         }
     cr_assert_eq(pclose(p), 0);
     cr_assert(out, "gen-secrets printed no %s", name);
@@ -352,9 +333,9 @@ static int run_out(const char *const *args, char **out)
 {
     char *argv[16];
     size_t n = 0;
-    argv[n++] = xstrdup(harness_bin());
+    argv[n++] = harness_strdup(harness_bin());
     for (; args[n - 1] && n < 15; n++)
-        argv[n] = xstrdup(args[n - 1]);
+        argv[n] = harness_strdup(args[n - 1]);
     argv[n] = NULL;
     int fds[2];
     cr_assert_eq(pipe(fds), 0);
@@ -530,7 +511,7 @@ static void log_load(const char *dir, struct alog *lg)
                 lg->l = realloc(lg->l, cap * sizeof(*lg->l));
                 cr_assert(lg->l);
             }
-            lg->l[lg->n++] = (struct line){ parse_line(p, where), xstrdup(p), i, lineno };
+            lg->l[lg->n++] = (struct line){ parse_line(p, where), harness_strdup(p), i, lineno };
             p = nl + 1;
         }
         free(data);
@@ -784,7 +765,7 @@ static char *read_stderr(size_t *len)
     char *s = harness_read_file(srv.stderr_path, len);
     if (!s) {
         *len = 0;
-        return xstrdup("");
+        return harness_strdup("");
     }
     return s;
 }
@@ -796,9 +777,9 @@ static char *read_stderr(size_t *len)
 Test(events, every_event_appears_with_its_fields, .init = start_open, .fini = finish, .timeout = 120)
 {
     char alice[40], admin[40], bob[40];
-    marker(alice, sizeof(alice), "alice");
-    marker(admin, sizeof(admin), "boss");
-    marker(bob, sizeof(bob), "bob");
+    harness_marker(alice, sizeof(alice), "alice");
+    harness_marker(admin, sizeof(admin), "boss");
+    harness_marker(bob, sizeof(bob), "bob");
     struct {
         char reg[RID_MAX], sqli_reg[RID_MAX], sqli_login[RID_MAX], bad_pw[RID_MAX], unknown[RID_MAX],
             login[RID_MAX], create[RID_MAX], read[RID_MAX], list[RID_MAX], update[RID_MAX], bad_type[RID_MAX],
@@ -851,7 +832,7 @@ Test(events, every_event_appears_with_its_fields, .init = start_open, .fini = fi
     cr_assert_eq(harness_stop(&srv), 0, "notesd did not stop cleanly");
     /* a new data key: rekey (server stopped) moves the admin's note to it */
     char *new_key = fresh_key("NOTES_DATA_KEY");
-    char *old_key = xstrdup(harness_getenv(&srv, "NOTES_DATA_KEY"));
+    char *old_key = harness_strdup(harness_getenv(&srv, "NOTES_DATA_KEY"));
     harness_setenv(&srv, "NOTES_DATA_KEY", new_key);
     harness_setenv(&srv, "NOTES_DATA_KEY_PREVIOUS", old_key);
     const char *rekey[] = { "rekey", NULL };
@@ -1400,7 +1381,7 @@ static void tampered(enum tamper how, const char *file, const char *kind)
         t.l = realloc(t.l, (t.n + 1) * sizeof(*t.l));
         memmove(&t.l[5], &t.l[4], (t.n - 4) * sizeof(*t.l));
         t.n++;
-        t.l[4] = xstrdup(t.l[3]);
+        t.l[4] = harness_strdup(t.l[3]);
         replace_once(&t.l[4], "\"event\":\"authz.deny\"", "\"event\":\"note.delete\"");
         break;
     case T_EDIT_LAST:
@@ -1418,7 +1399,7 @@ static void tampered(enum tamper how, const char *file, const char *kind)
     }
     if (how != T_DROP_HEAD)
         text_write(path, &t, newline);
-    char *expect = how == T_DROP_HEAD ? xstrdup(kind) : fmt("%s:%zu: %s", file, lineno, kind);
+    char *expect = how == T_DROP_HEAD ? harness_strdup(kind) : fmt("%s:%zu: %s", file, lineno, kind);
     char *report = NULL;
     int rc = verify(dir, &report);
     cr_assert_eq(rc, 1, "%s: verify exited %d:\n%s", tags[how], rc, report);
@@ -1500,7 +1481,7 @@ static void canary_add(struct canaries *c, const char *name, const char *value)
 {
     cr_assert_lt(c->n, CANARY_MAX);
     c->name[c->n] = name;
-    c->value[c->n++] = xstrdup(value);
+    c->value[c->n++] = harness_strdup(value);
 }
 
 /* A secret: itself, every 12-character window of it (in both base64
@@ -1534,23 +1515,23 @@ Test(privacy, canaries_appear_in_no_log, .init = start_open, .fini = finish, .ti
 {
     char user[40], admin[40], pw[80], pw2[80], pw_bad[80], pw_admin[80], title[64], content[64], title2[64],
         content2[64], title3[64], forged[128], m1[40], m2[40];
-    marker(user, sizeof(user), "cnryuser");
-    marker(admin, sizeof(admin), "cnryadmin");
-    marker(m1, sizeof(m1), "Pw-");
+    harness_marker(user, sizeof(user), "cnryuser");
+    harness_marker(admin, sizeof(admin), "cnryadmin");
+    harness_marker(m1, sizeof(m1), "Pw-");
     snprintf(pw, sizeof(pw), "%s-Cnry", m1);
-    marker(m1, sizeof(m1), "Pw2-");
+    harness_marker(m1, sizeof(m1), "Pw2-");
     snprintf(pw2, sizeof(pw2), "%s-Cnry", m1);
-    marker(m1, sizeof(m1), "Bad-");
+    harness_marker(m1, sizeof(m1), "Bad-");
     snprintf(pw_bad, sizeof(pw_bad), "%s-Cnry", m1);
-    marker(m1, sizeof(m1), "Adm-");
+    harness_marker(m1, sizeof(m1), "Adm-");
     snprintf(pw_admin, sizeof(pw_admin), "%s-Cnry", m1);
-    marker(title, sizeof(title), "cnrytitle");
-    marker(content, sizeof(content), "cnrycontent");
-    marker(title2, sizeof(title2), "cnrytitletwo");
-    marker(content2, sizeof(content2), "cnrycontenttwo");
-    marker(title3, sizeof(title3), "cnrytitlethree");
-    marker(m1, sizeof(m1), "");
-    marker(m2, sizeof(m2), "");
+    harness_marker(title, sizeof(title), "cnrytitle");
+    harness_marker(content, sizeof(content), "cnrycontent");
+    harness_marker(title2, sizeof(title2), "cnrytitletwo");
+    harness_marker(content2, sizeof(content2), "cnrycontenttwo");
+    harness_marker(title3, sizeof(title3), "cnrytitlethree");
+    harness_marker(m1, sizeof(m1), "");
+    harness_marker(m2, sizeof(m2), "");
     snprintf(forged, sizeof(forged), "nt_%s%s%.11s", m1, m2, m1);   /* 43 base64url characters */
 
     cr_assert_eq(cli_add_user(admin, "admin", pw_admin), 0);
@@ -1591,7 +1572,7 @@ Test(privacy, canaries_appear_in_no_log, .init = start_open, .fini = finish, .ti
     cr_assert_eq(harness_run(&srv, disable), 0);
     cr_assert_eq(harness_stop(&srv), 0);
     char *new_key = fresh_key("NOTES_DATA_KEY");
-    char *old_key = xstrdup(harness_getenv(&srv, "NOTES_DATA_KEY"));
+    char *old_key = harness_strdup(harness_getenv(&srv, "NOTES_DATA_KEY"));
     harness_setenv(&srv, "NOTES_DATA_KEY", new_key);
     harness_setenv(&srv, "NOTES_DATA_KEY_PREVIOUS", old_key);
     const char *rekey[] = { "rekey", NULL };
@@ -1665,7 +1646,7 @@ static char *db_text(const char *sql)
     int rc = sqlite3_step(st);
     cr_assert(rc == SQLITE_ROW, "%s: %s", sql, sqlite3_errmsg(db));
     const unsigned char *t = sqlite3_column_text(st, 0);
-    char *out = xstrdup(t ? (const char *)t : "(null)");
+    char *out = harness_strdup(t ? (const char *)t : "(null)");
     sqlite3_finalize(st);
     sqlite3_close(db);
     return out;
@@ -1743,7 +1724,7 @@ Test(disk_full, changes_get_503_nothing_changes_reads_go_on_and_it_recovers, .in
      .timeout = 60)
 {
     char user[40], rid[RID_MAX];
-    marker(user, sizeof(user), "full");
+    harness_marker(user, sizeof(user), "full");
     do_register(user, PW_ALICE, 201, NULL);
     char *tok = do_login(user, PW_ALICE, 200, NULL);
     int64_t id = do_create(tok, "kept title", "kept content", NULL);
