@@ -141,8 +141,8 @@ static bool has_prefix(struct slice s, const char *lit)
 }
 
 /* router_dispatch() with no app is safe only where it never reaches app
- * state: without an Authorization header every protected route stops at
- * 401 before the token lookup, and /healthz needs nothing. The public
+ * state: every protected route answers 503 without an app (fail closed),
+ * and /healthz needs nothing. The public
  * handlers that use the app (register, login) are kept out. A new public
  * route that uses the app must be added here, or this target crashes on a
  * NULL app, which is a harness bug, not a finding. */

@@ -81,7 +81,7 @@ static int fail(struct audit *a, int rc, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(a->why, sizeof(a->why), fmt, ap);
+    (void)vsnprintf(a->why, sizeof(a->why), fmt, ap);   /* cut at the buffer on purpose */
     va_end(ap);
     return rc;
 }

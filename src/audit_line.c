@@ -377,7 +377,7 @@ static void parse(const uint8_t *p, size_t n, struct audit_line *l)
 {
     bool has_seq = false, has_prev = false;
     size_t i = 1;
-    if (n < 2 || p[0] != '{')
+    if (!p || n < 2 || p[0] != '{')
         return;
     for (;;) {
         struct slice k, v;
@@ -413,9 +413,11 @@ int audit_line_read(const struct crypto *c, const uint8_t *p, size_t n, struct a
     if (crypto_sha256(p, n, out->hash) != 0)
         return ERR_CRYPTO;
     size_t key = sizeof(AUDIT_MAC_KEY) - 1;
-    const uint8_t *tail = p + n - AUDIT_MAC_TAIL;
+    /* The tail is located only once the line is known to be longer than it
+     * (a pointer before p would be undefined behaviour, not just wrong). */
+    const uint8_t *tail = n > AUDIT_MAC_TAIL ? p + n - AUDIT_MAC_TAIL : NULL;
     uint8_t got[AUDIT_HASH_LEN], want[AUDIT_HASH_LEN];
-    if (c && n > AUDIT_MAC_TAIL && memcmp(tail, AUDIT_MAC_KEY, key) == 0 && p[n - 2] == '"' &&
+    if (c && tail && memcmp(tail, AUDIT_MAC_KEY, key) == 0 && p[n - 2] == '"' &&
         p[n - 1] == '}' && unhex((struct slice){ tail + key, AUDIT_HEX_LEN }, got)) {
         if (crypto_audit_mac(c, p, n - AUDIT_MAC_TAIL, want) != 0)
             return ERR_CRYPTO;

@@ -235,7 +235,7 @@ static void problem(struct verifier *v, const struct rec *r, const char *kind, c
     char at[LOC_MAX], what[300];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof(what), fmt, ap);
+    (void)vsnprintf(what, sizeof(what), fmt, ap);   /* cut at the buffer on purpose */
     va_end(ap);
     snprintf(v->problem, sizeof(v->problem), "%s: %s: %s", loc(v, r, at), kind, what);
     v->bad = true;

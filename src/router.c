@@ -382,6 +382,12 @@ void router_dispatch(void *arg, const struct http_request *req, struct http_resp
     struct route_ctx ctx = { .req = req, .res = res, .app = app };
     if (found->limit == LIMIT_AUTH && app && req->peer && !take(&ctx, app->rl_auth_ip, req->peer, "rate_limited"))
         return;
+    if (found->perm != PERM_PUBLIC && !app) {
+        /* Dispatch without the application (the HTTP unit tests and the
+         * request fuzzer) reaches no protected handler: fail closed. */
+        http_problem(res, 503, NULL, "The service is not available.");
+        return;
+    }
     if (found->perm != PERM_PUBLIC && authenticate(&ctx) != 0)
         return;
     uint8_t key[RATELIMIT_KEY_LEN];

@@ -685,7 +685,11 @@ int server_run(const struct config *cfg, struct tls_ctx *tls, const struct http_
     s->limits = limits;
     s->app = app;
     s->hooks = hooks;
-    signal(SIGPIPE, SIG_IGN);
+    /* A write to a reset peer must fail with EPIPE, not kill the server. */
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+        free(s);
+        return ERR_INTERNAL;
+    }
     int rc = uv_loop_init(&s->loop);
     if (rc != 0) {
         free(s);

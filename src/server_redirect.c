@@ -65,7 +65,7 @@ static void redirect_dispatch(void *arg, const struct http_request *req, struct 
     char h[300], loc[300 + 16 + 8192];
     if (host) {
         struct slice v = host->value;
-        size_t n = v.len;
+        size_t n;
         if (v.len && v.p[0] == '[') {
             const uint8_t *end = memchr(v.p, ']', v.len);
             n = end ? (size_t)(end - v.p) + 1 : v.len;

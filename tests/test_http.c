@@ -370,6 +370,21 @@ Test(http, healthz_get_answers_ok_with_every_security_header)
     http_conn_free(h);
 }
 
+/* Without the application behind it, a protected route fails closed, with
+ * or without a token (a token once reached the token lookup through a NULL
+ * app). */
+Test(http, protected_route_without_an_app_is_503_not_a_crash)
+{
+    struct http_conn *h = router_conn();
+    feed_str(h, "GET /v1/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                "nt_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n");
+    struct resps *rs = parse_out(http_conn_output(h), 0);
+    cr_assert_eq(rs->n, 1);
+    assert_problem(&rs->r[0], 503, NULL);
+    free(rs);
+    http_conn_free(h);
+}
+
 Test(http, unknown_path_is_404_problem_with_security_headers)
 {
     struct http_conn *h = router_conn();
