@@ -104,8 +104,10 @@ static void checkpoint_work(struct http_job *base)
      * checkpoint rather than waiting for their token to be presented. */
     if (j->rc == 0)
         j->rc = store_session_purge(own, j->now, j->idle_cutoff);
+    /* PASSIVE: a TRUNCATE would hold the writer lock through its fsync,
+     * and the event loop's next write would wait that long. */
     if (j->rc == 0)
-        j->rc = store_checkpoint(own);
+        j->rc = store_checkpoint_passive(own);
     store_close(own);
 }
 

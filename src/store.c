@@ -360,16 +360,25 @@ int store_key_use(struct store *s, uint32_t key_id, uint64_t n, uint64_t *total)
     return r;
 }
 
-/* A PASSIVE checkpoint copies the WAL back while writers carry on; the
- * TRUNCATE after it then holds the writer lock only for the few frames
- * written in between, so the event loop's writes barely wait for it. */
-int store_checkpoint(struct store *s)
+/* PASSIVE copies back what no reader still needs and takes neither the
+ * writer lock nor the busy handler: writers carry on, and a writer that
+ * later finds the WAL fully copied back starts it over from the top. */
+int store_checkpoint_passive(struct store *s)
 {
     sqlite3_stmt *st = sq_take(s, ST_CHECKPOINT_PASSIVE);
-    int rc = st ? sq_first_row(st, SQLITE_OK) : ERR_INTERNAL;
-    if (st)
-        sq_release(st);
-    st = rc ? NULL : sq_take(s, ST_CHECKPOINT);
+    if (!st)
+        return ERR_INTERNAL;
+    int rc = sq_first_row(st, SQLITE_OK);
+    sq_release(st);
+    return rc;
+}
+
+/* The PASSIVE pass first leaves the TRUNCATE (which holds the writer lock
+ * while it fsyncs) only the frames written in between. */
+int store_checkpoint(struct store *s)
+{
+    int rc = store_checkpoint_passive(s);
+    sqlite3_stmt *st = rc ? NULL : sq_take(s, ST_CHECKPOINT);
     if (!st)
         return rc ? rc : ERR_INTERNAL;
     rc = sq_first_row(st, SQLITE_OK);

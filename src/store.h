@@ -49,6 +49,9 @@ struct store;
 int store_open(struct store **out, const char *path, char *err, size_t errlen);
 /** Finalize the statements and close. NULL is a no-op. */
 void store_close(struct store *s);
+/** How many times this connection has waited for a lock another one held
+ *  (the event loop's connection should rarely wait, and never for long). */
+uint64_t store_busy_waits(const struct store *s);
 /** The linked SQLite version. */
 const char *store_library_version(void);
 /**
@@ -187,7 +190,12 @@ int store_note_list_not_key(struct store *s, uint32_t key_id, int limit, store_n
  *  (ERR_INVALID) and leaves the count as it was. */
 int store_key_use(struct store *s, uint32_t key_id, uint64_t n, uint64_t *total);
 
-/** Checkpoint and truncate the WAL (blocking; for a thread-pool connection).
+/** Copy the WAL back into the database as far as readers allow, without
+ *  waiting for or blocking anyone (fsyncs: a thread-pool connection). The
+ *  periodic checkpoint: the event loop's writes never wait for it. */
+int store_checkpoint_passive(struct store *s);
+/** Checkpoint and truncate the WAL (blocking, and writers wait for it: for
+ *  erasure, on a thread-pool connection).
  *  ERR_IO when a reader kept the checkpoint from completing: then the WAL
  *  may still hold old pages, so callers erasing data retry later. */
 int store_checkpoint(struct store *s);

@@ -51,6 +51,7 @@ struct store {
     sqlite3 *db;
     sqlite3_stmt *stmt[ST_COUNT];
     int depth;                 /* open store_begin()s: 1 transaction + savepoints */
+    uint64_t busy_waits;       /* lock waits begun (store_busy_waits) */
 };
 
 /* ---- helpers (store.c) ----------------------------------------------------

@@ -74,6 +74,9 @@ static const char *const setup_sql[] = {
     "PRAGMA foreign_keys = ON",
     "PRAGMA secure_delete = ON",
     "PRAGMA synchronous = NORMAL",
+    /* Periodic checkpoints are PASSIVE, so the WAL is started over from
+     * the top rather than truncated; this trims what a burst left behind. */
+    "PRAGMA journal_size_limit = 67108864",
 };
 
 /* Read back after setup: a PRAGMA SQLite does not know, or one compiled out,
@@ -320,9 +323,10 @@ static int enable_wal(sqlite3 *db)
  * event loop's connection gets the lock within a fraction of a millisecond
  * of its release, where SQLite's own timeout would sleep whole
  * milliseconds (1, 2, 5, 10 ... 100) at a time. */
-static int busy_wait(void *unused, int count)
+static int busy_wait(void *waits, int count)
 {
-    (void)unused;
+    if (count == 0)
+        ++*(uint64_t *)waits;
     static const int step_us[] = { 50, 100, 200, 400, 800, 1600 };
     int n = (int)(sizeof(step_us) / sizeof(step_us[0]));
     long waited_us = 0;
@@ -336,9 +340,15 @@ static int busy_wait(void *unused, int count)
     return 1;
 }
 
-/* Per-connection hardening and settings. *why names the failing step. */
-static int configure(sqlite3 *db, const char **why)
+uint64_t store_busy_waits(const struct store *s)
 {
+    return s ? s->busy_waits : 0;
+}
+
+/* Per-connection hardening and settings. *why names the failing step. */
+static int configure(struct store *s, const char **why)
+{
+    sqlite3 *db = s->db;
     *why = "cannot harden the database connection";
     for (size_t i = 0; i < sizeof(db_options) / sizeof(db_options[0]); i++) {
         int got = -1;
@@ -348,7 +358,7 @@ static int configure(sqlite3 *db, const char **why)
     }
     sqlite3_limit(db, SQLITE_LIMIT_LENGTH, SQL_LENGTH_LIMIT);
     sqlite3_limit(db, SQLITE_LIMIT_ATTACHED, 0);
-    int rc = sqlite3_busy_handler(db, busy_wait, NULL);
+    int rc = sqlite3_busy_handler(db, busy_wait, &s->busy_waits);
     for (size_t i = 0; rc == SQLITE_OK && i < sizeof(setup_sql) / sizeof(setup_sql[0]); i++)
         rc = exec_sql(db, setup_sql[i]);
     if (rc != SQLITE_OK)
@@ -443,7 +453,7 @@ int store_open(struct store **out, const char *path, char *err, size_t errlen)
     rc = sqlite3_open_v2(name, &s->db, flags, NULL);
     if (rc != SQLITE_OK)
         goto fail_close;
-    rc = configure(s->db, &why);
+    rc = configure(s, &why);
     if (rc != SQLITE_OK)
         goto fail_close;
     rc = migrate(s->db, &why);

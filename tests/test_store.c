@@ -1171,6 +1171,25 @@ Test(store, checkpoint_blocked_by_a_reader_fails, .timeout = 60)
     store_close(w);
 }
 
+/* The periodic checkpoint runs beside the event loop's connection: it must
+ * neither wait for a writer nor make one wait (a TRUNCATE holds the writer
+ * lock through its fsync, and here waits for the writer's lock first). */
+Test(store, passive_checkpoint_does_not_wait_for_a_writer, .timeout = 60)
+{
+    struct store *w = open_db();
+    struct store *c = open_db();
+    int64_t a = add_user(w, "alice", "user");
+    add_note(w, a, "t", "in the WAL before the writer begins", 1);
+    cr_assert_eq(store_begin(w), 0);
+    add_note(w, a, "t", "written while the checkpoint runs", 1);
+    cr_assert_eq(store_checkpoint_passive(c), 0);
+    cr_assert_eq(store_busy_waits(c), 0, "the checkpoint waited for the writer");
+    cr_assert_eq(store_commit(w), 0, "the writer lost its transaction to the checkpoint");
+    cr_assert_eq(store_checkpoint_passive(c), 0);
+    store_close(c);
+    store_close(w);
+}
+
 /* ---- key usage ----------------------------------------------------------- */
 
 Test(store, key_use_accumulates_per_key)
