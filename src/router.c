@@ -356,6 +356,25 @@ static void guarded(struct route_ctx *ctx, const struct route *r)
     guard_end(app, ctx->res, began);
 }
 
+/* Everything between routing and the handler: token, rate limit,
+ * permission, input. false when a response has been written. */
+static bool admit(struct route_ctx *ctx, const struct route *found, struct slice id)
+{
+    struct app *app = ctx->app;
+    if (found->perm != PERM_PUBLIC && authenticate(ctx) != 0)
+        return false;
+    uint8_t key[RATELIMIT_KEY_LEN];
+    user_key(ctx->who.user_id, key);
+    if (found->limit == LIMIT_WRITE && app && !take(ctx, app->rl_writes, key, "rate_limited"))
+        return false;
+    if (!authz_allows(ctx->who.role, found->perm)) {
+        http_problem(ctx->res, 403, NULL, "You are not allowed to do this.");
+        route_audit(ctx, "authz.deny", AUDIT_DENY, 403, "forbidden", NULL);
+        return false;
+    }
+    return check_input(ctx, found, id) == 0;
+}
+
 void router_dispatch(void *arg, const struct http_request *req, struct http_response *res)
 {
     struct app *app = arg;
@@ -388,26 +407,20 @@ void router_dispatch(void *arg, const struct http_request *req, struct http_resp
         http_problem(res, 503, NULL, "The service is not available.");
         return;
     }
-    if (found->perm != PERM_PUBLIC && authenticate(&ctx) != 0)
-        return;
-    uint8_t key[RATELIMIT_KEY_LEN];
-    user_key(ctx.who.user_id, key);
-    if (found->limit == LIMIT_WRITE && app && !take(&ctx, app->rl_writes, key, "rate_limited"))
-        return;
-    if (!authz_allows(ctx.who.role, found->perm)) {
-        http_problem(res, 403, NULL, "You are not allowed to do this.");
-        route_audit(&ctx, "authz.deny", AUDIT_DENY, 403, "forbidden", NULL);
-        return;
-    }
     if (!found->pattern[0] || !strstr(found->pattern, "{id}"))
         id.len = 0;
-    if (check_input(&ctx, found, id) != 0)
-        return;
-    if (!changes_or_exports(found)) {
+    /* One read snapshot for the token check and a reading handler: SQLite
+     * then takes and drops its locks once per request, not per statement.
+     * A route that changes data leaves it first for the guard's own write
+     * transaction. Should it fail to begin, each statement runs alone. */
+    bool reading = found->perm != PERM_PUBLIC && store_begin_read(app->store) == 0;
+    bool go = admit(&ctx, found, id);
+    if (go && !changes_or_exports(found))
         found->handler(&ctx);
-        return;
-    }
-    guarded(&ctx, found);
+    if (reading && store_commit(app->store) != 0)
+        log_warn("a read transaction did not end cleanly");
+    if (go && changes_or_exports(found))
+        guarded(&ctx, found);
 }
 
 const struct slice *route_param(const struct route_ctx *ctx, const char *name)

@@ -35,6 +35,7 @@
 
 const char *const store_stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_BEGIN_READ] = "BEGIN DEFERRED",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_SAVEPOINT] = "SAVEPOINT nested",
@@ -288,6 +289,19 @@ int store_begin(struct store *s)
     int rc = st ? sq_run(st, SQLITE_OK) : ERR_INTERNAL;
     if (rc == 0)
         s->depth++;
+    return rc;
+}
+
+/* Deferred: no lock until the first statement, then one read snapshot
+ * (one lock taken and dropped) for every statement up to the end. */
+int store_begin_read(struct store *s)
+{
+    if (s->depth)
+        return ERR_INVALID;
+    sqlite3_stmt *st = sq_take(s, ST_BEGIN_READ);
+    int rc = st ? sq_run(st, SQLITE_OK) : ERR_INTERNAL;
+    if (rc == 0)
+        s->depth = 1;
     return rc;
 }
 

@@ -71,6 +71,10 @@ int store_set_autocheckpoint(struct store *s, bool on);
  * fails that level is rolled back before it returns. store_rollback() with
  * no transaction open does nothing. */
 int store_begin(struct store *s);
+/** A read transaction (BEGIN DEFERRED), ended with store_commit(): the
+ *  statements in it share one snapshot and one set of locks. Only with no
+ *  transaction open (else ERR_INVALID). A write inside it upgrades it. */
+int store_begin_read(struct store *s);
 int store_commit(struct store *s);
 void store_rollback(struct store *s);
 

@@ -560,6 +560,40 @@ Test(store, nested_levels_undo_alone_or_with_the_outer_one)
     store_close(s);
 }
 
+Test(store, read_transaction_sees_one_snapshot)
+{
+    struct store *r = open_db();
+    struct store *w = open_db();
+    int64_t before = add_user(w, "before", "user");
+    struct store_user u;
+    cr_assert_eq(store_begin_read(r), 0);
+    cr_assert_eq(store_user_get(r, before, &u), 0);
+    int64_t during = add_user(w, "during", "user");
+    cr_assert_eq(store_user_get(r, during, &u), ERR_NOT_FOUND,
+                 "a statement inside the read transaction saw a later commit");
+    cr_assert_eq(store_commit(r), 0);
+    cr_assert_eq(store_user_get(r, during, &u), 0, "the snapshot outlived the transaction");
+    store_close(w);
+    store_close(r);
+}
+
+Test(store, read_transaction_only_outside_another)
+{
+    struct store *s = open_db();
+    cr_assert_eq(store_begin(s), 0);
+    cr_assert_eq(store_begin_read(s), ERR_INVALID, "a read transaction nested in a write one");
+    cr_assert_eq(store_commit(s), 0, "the refused read transaction closed the write one");
+    cr_assert_eq(store_begin_read(s), 0);
+    int64_t id = add_user(s, "writer", "user");      /* a write upgrades it */
+    cr_assert_eq(store_commit(s), 0);
+    cr_assert_neq(store_commit(s), 0, "the read transaction is still open");
+    struct store *o = open_db();
+    struct store_user u;
+    cr_assert_eq(store_user_get(o, id, &u), 0, "the upgraded write was lost");
+    store_close(o);
+    store_close(s);
+}
+
 /* ---- users --------------------------------------------------------------- */
 
 Test(store, user_insert_get_and_get_by_name)
