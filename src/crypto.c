@@ -19,6 +19,7 @@
 #include "crypto.h"
 #include "err.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,15 +256,38 @@ static int load_hmac_key(const struct config_secret *s, const char *name, psa_ke
     return 0;
 }
 
-/* Hash a random password nobody knows: verifying any password against it
- * costs what a real verification costs, and always fails. */
+static bool params_ok(const struct crypto_argon2 *p);
+
+/* Unpadded base64 of raw[0..n), as the PHC format writes salt and hash. */
+static int phc_b64(char *out, size_t cap, const uint8_t *raw, size_t n)
+{
+    size_t len = 0;
+    if (mbedtls_base64_encode((unsigned char *)out, cap, &len, raw, n) != 0)
+        return ERR_CRYPTO;
+    while (len && out[len - 1] == '=')
+        out[--len] = '\0';
+    return 0;
+}
+
+/* A PHC string with cfg's parameters and a random salt and hash. Verifying
+ * a password against it runs the whole argon2id computation (the cost is
+ * set by m, t and p, not by how the hash was made) and fails, as nothing
+ * hashes to 32 random bytes. Hashing a real password here instead cost
+ * ~80% of start-up for the same effect. */
 static int make_dummy_phc(struct crypto *c)
 {
-    uint8_t pw[32], salt[CRYPTO_SALT_LEN];
-    int rc = crypto_random(pw, sizeof(pw));
-    rc = rc ? rc : crypto_random(salt, sizeof(salt));
-    rc = rc ? rc : crypto_password_hash(&c->argon2, (const char *)pw, sizeof(pw), salt, c->dummy_phc);
-    mbedtls_platform_zeroize(pw, sizeof(pw));
+    if (!params_ok(&c->argon2))
+        return ERR_INVALID;
+    uint8_t salt[CRYPTO_SALT_LEN], hash[HASH_LEN];
+    char salt64[CRYPTO_SALT_LEN * 2], hash64[HASH_LEN * 2];
+    int rc = crypto_random(salt, sizeof(salt));
+    rc = rc ? rc : crypto_random(hash, sizeof(hash));
+    rc = rc ? rc : phc_b64(salt64, sizeof(salt64), salt, sizeof(salt));
+    rc = rc ? rc : phc_b64(hash64, sizeof(hash64), hash, sizeof(hash));
+    int n = rc ? -1 : snprintf(c->dummy_phc, sizeof(c->dummy_phc), "$argon2id$v=19$m=%" PRIu32 ",t=%" PRIu32 ",p=%" PRIu32 "$%s$%s",
+                               c->argon2.m_kib, c->argon2.t, c->argon2.p, salt64, hash64);
+    if (n < 0 || (size_t)n >= sizeof(c->dummy_phc))
+        rc = rc ? rc : ERR_CRYPTO;
     return rc;
 }
 
@@ -291,7 +315,7 @@ int crypto_new(struct crypto **out, const struct config *cfg, char *err, size_t 
     if (rc == ERR_INVALID)
         rc = say(err, errlen, ERR_CONFIG, "NOTES_ARGON2_*: parameters out of range");
     else if (rc)
-        say(err, errlen, rc, "NOTES_ARGON2_*: cannot hash the start-up password");
+        say(err, errlen, rc, "cannot make the unknown-user password hash");
     if (rc)
         goto fail;
     *out = c;

@@ -77,8 +77,8 @@ struct crypto;
  * with HKDF-SHA256 (info "notesd data aead v1") so any secret of >= 32 bytes
  * works; each data key gets a 32-bit key id, the first four bytes of
  * HMAC-SHA256(key, "notesd data key id v1") big-endian, with 0 replaced by 1
- * (0 means "malformed" to crypto_sealed_key_id()). Also hashes the dummy PHC
- * with cfg's argon2 parameters (tens of milliseconds).
+ * (0 means "malformed" to crypto_sealed_key_id()). Also makes the dummy PHC
+ * (cfg's argon2 parameters, random salt and hash; no hashing: fast).
  * Needs crypto_init() first. `*out` is NULL on failure and nothing is left
  * in PSA. 0; ERR_CONFIG with a reason in `err` naming the variable (a secret
  * of the wrong size, too many previous keys, two data keys with one key id,
@@ -138,9 +138,10 @@ unsigned crypto_argon2_version(void);
  *  0 or ERR_CRYPTO. Uses PSA: event-loop thread (or a CLI command). */
 int crypto_sha256(const void *data, size_t n, uint8_t out[CRYPTO_SHA256_LEN]);
 
-/** A PHC string hashed at start-up (a random password and salt, cfg's
- *  parameters), verified against when a login names an unknown user, so both
- *  cases cost the same time. No password matches it. Owned by `c`. */
+/** A PHC string made at start-up (cfg's parameters, a random salt and a
+ *  random 32-byte hash), verified against when a login names an unknown
+ *  user, so both cases cost one argon2id. No password matches it. Owned by
+ *  `c`. */
 const char *crypto_dummy_phc(const struct crypto *c);
 
 /**

@@ -684,6 +684,31 @@ Test(crypto, hash_refuses_parameters_out_of_range)
         cr_assert_eq(crypto_password_hash(&bad[i], "pw", 2, salt, phc), ERR_INVALID, "case %zu", i);
 }
 
+/* The unknown-user hash must cost what a real user's costs: it carries the
+ * configured parameters, and a fresh salt and hash per process. */
+Test(crypto, dummy_phc_carries_the_configured_cost)
+{
+    struct config cfg;
+    make_cfg(&cfg, 1);
+    cfg.argon2_m_kib = 19457;
+    cfg.argon2_t = 3;
+    cfg.argon2_p = 2;
+    struct crypto *a = new_crypto(&cfg), *b = new_crypto(&cfg);
+    const char *d = crypto_dummy_phc(a);
+    cr_assert_eq(strncmp(d, "$argon2id$v=19$m=19457,t=3,p=2$", 31), 0, "%s", d);
+    cr_assert_str_neq(d, crypto_dummy_phc(b), "two processes share one dummy hash");
+    struct crypto_argon2 want = { 19457, 3, 2 };
+    bool rehash = true;
+    cr_assert_eq(crypto_password_verify(d, "password", 8, &want, &rehash), ERR_INVALID);
+    crypto_free(a);
+    crypto_free(b);
+    cfg.argon2_t = 1;
+    struct crypto *c = NULL;
+    char err[CONFIG_ERR_MAX] = "";
+    cr_assert_eq(crypto_new(&c, &cfg, err, sizeof(err)), ERR_CONFIG, "t=1 accepted");
+    cr_assert_null(c);
+}
+
 Test(crypto, dummy_phc_is_argon2id_that_matches_nothing)
 {
     struct crypto *c = crypto_seeded(1);
