@@ -32,10 +32,19 @@
 #define SEND_SLICE (128 * 1024)        /* plaintext encrypted per TLS output flush */
 #define WRITE_LOW_WATER (64 * 1024)
 
+/* libuv's pool has 4 threads (UV_THREADPOOL_SIZE is not set). Handler
+ * jobs hash passwords: ~19 MiB and tens of milliseconds each. Two at most,
+ * so a login storm leaves two threads for the audit sync and the
+ * checkpoint (a held write answers within a sync, not behind argon2), gives
+ * argon2 at most two nice-10 threads against the loop, and bounds its
+ * memory at 2 x m. */
+#define SERVER_JOBS_MAX 2
+
 struct job_req {
     uv_work_t req;
     struct conn *conn;
     struct http_job *job;
+    struct job_req *next;      /* in server.jobs_wait */
 };
 
 struct write_req {
@@ -321,11 +330,42 @@ static int send_responses(struct conn *c)
 }
 
 static int start_job(struct conn *c);
+static void job_after(uv_work_t *req, int status);
 
 static void job_work(uv_work_t *req)
 {
     struct job_req *j = req->data;
     j->job->work(j->job);
+}
+
+static int job_submit(struct server *s, struct job_req *j)
+{
+    if (uv_queue_work(&s->loop, &j->req, job_work, job_after) != 0)
+        return ERR_INTERNAL;
+    s->jobs_running++;
+    return 0;
+}
+
+/* A pool slot came free: the longest-waiting job takes it. */
+static void job_next(struct server *s)
+{
+    struct job_req *j = s->jobs_wait;
+    if (!j || s->jobs_running >= SERVER_JOBS_MAX)
+        return;
+    s->jobs_wait = j->next;
+    if (!s->jobs_wait)
+        s->jobs_wait_tail = NULL;
+    if (job_submit(s, j) == 0)
+        return;
+    /* uv_queue_work fails only without a work callback: cannot happen.
+     * Fail closed: the job never answers, its connection closes. */
+    log_error("cannot start a queued job");
+    struct conn *c = j->conn;
+    free(j);
+    c->job_running = false;
+    if (!c->closing)
+        conn_close(c);
+    release(c);
 }
 
 /* Back on the loop: answer, then carry on with the connection, unless it
@@ -335,7 +375,10 @@ static void job_after(uv_work_t *req, int status)
     (void)status;
     struct job_req *j = req->data;
     struct conn *c = j->conn;
+    struct server *s = c->srv;
     free(j);
+    s->jobs_running--;
+    job_next(s);             /* the longest waiter first, then this one's next */
     c->job_running = false;
     int rc = http_conn_job_done(c->http);
     if (!c->closing) {
@@ -352,22 +395,32 @@ static void job_after(uv_work_t *req, int status)
     release(c);
 }
 
-/* A handler deferred work: run it on the thread pool and stop reading until
- * it answers, so requests behind it wait in order. */
+/* A handler deferred work: run it on the thread pool (or queue it for a
+ * slot) and stop reading until it answers, so requests behind it wait in
+ * order. A closed connection's queued job still runs, as a running one
+ * still finishes. */
 static int start_job(struct conn *c)
 {
+    struct server *s = c->srv;
     struct http_job *job = http_conn_take_job(c->http);
     if (!job)
         return 0;
-    struct job_req *j = malloc(sizeof(*j));
+    struct job_req *j = calloc(1, sizeof(*j));
     if (!j)
         return ERR_NOMEM;
     j->conn = c;
     j->job = job;
     j->req.data = j;
-    if (uv_queue_work(&c->srv->loop, &j->req, job_work, job_after) != 0) {
-        free(j);
-        return ERR_INTERNAL;
+    if (s->jobs_running < SERVER_JOBS_MAX) {
+        if (job_submit(s, j) != 0) {
+            free(j);
+            return ERR_INTERNAL;
+        }
+    } else if (s->jobs_wait_tail) {
+        s->jobs_wait_tail->next = j;
+        s->jobs_wait_tail = j;
+    } else {
+        s->jobs_wait = s->jobs_wait_tail = j;
     }
     c->handles_open++;
     c->job_running = true;

@@ -103,6 +103,10 @@ struct server {
     const struct server_hooks *hooks;
     struct server_chores chores;
     size_t n_held;                     /* connections holding a response */
+    /* Handler jobs (password hashing) on the pool: at most SERVER_JOBS_MAX
+     * at once, the rest wait here in arrival order. */
+    unsigned jobs_running;
+    struct job_req *jobs_wait, *jobs_wait_tail;
     const struct config *cfg;
     struct tls_ctx *tls;
     const struct http_limits *limits;

@@ -22,9 +22,11 @@
 #include <grp.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1824,4 +1826,97 @@ Test(disk_full, changes_get_503_nothing_changes_reads_go_on_and_it_recovers, .in
     free(during);
     free(nb);
     free(tok);
+}
+
+/* ---- password hashing is bounded ------------------------------------------ */
+
+/* Handler jobs hash passwords on the thread pool: at most two at once, so a
+ * login storm can neither take every pool thread (a held write would wait
+ * behind argon2 for its audit sync) nor more than two argon2 buffers of
+ * memory. Argon2 is made slow (t=40) and four unknown-user logins are sent
+ * at once; the server's RSS is sampled until they are answered, and a note
+ * is created while they hash. Once answered, the buffers are given back. */
+#define STORM_LOGINS 4
+#define ARGON2_M_KIB 19456
+
+static long rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    long kib = -1;
+    while (kib < 0 && fgets(line, sizeof(line), f))
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            kib = strtol(line + 6, NULL, 10);
+    fclose(f);
+    return kib;
+}
+
+struct storm_login {
+    pthread_t thread;
+    char name[40];
+    long status;
+    atomic_int *finished;
+};
+
+static void *storm_login(void *arg)
+{
+    struct storm_login *l = arg;
+    char body[128];
+    snprintf(body, sizeof(body), "{\"username\":\"%s\",\"password\":\"Not-the-password-0\"}", l->name);
+    const char *hdrs[] = { "Expect:", "Content-Type: application/json", NULL };
+    struct request_opts o = { .method = "POST", .body = body, .headers = hdrs };
+    struct response r;
+    harness_request(&srv, "/v1/auth/login", &o, &r);
+    l->status = r.curl_code == CURLE_OK ? r.status : -1;
+    response_free(&r);
+    atomic_fetch_add(l->finished, 1);
+    return NULL;
+}
+
+Test(jobs, a_login_storm_hashes_two_passwords_at_a_time, .init = prep, .fini = finish, .timeout = 120)
+{
+    harness_setenv(&srv, "NOTES_REGISTRATION", "open");
+    harness_setenv(&srv, "NOTES_ARGON2_TIME", "40");
+    harness_setenv(&srv, "NOTES_AUDIT_SYNC", "always");
+    harness_start(&srv);
+    char name[40];
+    harness_marker(name, sizeof(name), "poster_");
+    do_register(name, PW_ALICE, 201, NULL);
+    char *token = do_login(name, PW_ALICE, 200, NULL);
+    long base = rss_kib(srv.pid);
+    cr_assert_gt(base, 0);
+
+    atomic_int finished = 0;
+    struct storm_login logins[STORM_LOGINS];
+    for (size_t i = 0; i < STORM_LOGINS; i++) {
+        logins[i] = (struct storm_login){ .finished = &finished };
+        harness_marker(logins[i].name, sizeof(logins[i].name), "nobody_");
+        cr_assert_eq(pthread_create(&logins[i].thread, NULL, storm_login, &logins[i]), 0);
+    }
+    /* Readiness: argon2 buffers in the server's memory. Then sample the
+     * peak until every login is answered (bounded: the test's timeout). */
+    long peak = base;
+    bool posted = false;
+    while (atomic_load(&finished) < STORM_LOGINS) {
+        long now = rss_kib(srv.pid);
+        peak = now > peak ? now : peak;
+        if (!posted && now >= base + ARGON2_M_KIB) {
+            do_create(token, "during the storm", "written while passwords hash", NULL);
+            posted = true;
+        }
+        nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+    }
+    for (size_t i = 0; i < STORM_LOGINS; i++)
+        pthread_join(logins[i].thread, NULL);
+    for (size_t i = 0; i < STORM_LOGINS; i++)
+        cr_assert_eq(logins[i].status, 401, "login %zu: %ld", i, logins[i].status);
+    cr_assert(posted, "no password was ever hashed (peak RSS %ld KiB, base %ld)", peak, base);
+    cr_assert_lt(peak, base + 3 * ARGON2_M_KIB, "more than two passwords hashed at once: RSS %ld KiB over %ld",
+                 peak - base, base);
+    long after = rss_kib(srv.pid);
+    cr_assert_lt(after, base + ARGON2_M_KIB / 2, "the hash buffers stayed resident: RSS %ld KiB over %ld",
+                 after - base, base);
+    free(token);
 }
