@@ -19,6 +19,9 @@
  * notesd stops at 2^31 and warns from 2^30 so rotation happens early. */
 #define KEY_USE_LIMIT (UINT64_C(1) << 31)
 #define KEY_USE_WARN (UINT64_C(1) << 30)
+/* Counted ahead 64 at a time: one count update per ~32 notes written, and
+ * at most 64 counted but unused per restart or rollback. */
+#define KEY_USE_BLOCK 64
 
 void api_fail_internal(struct route_ctx *ctx, const char *event)
 {
@@ -149,16 +152,16 @@ int api_note_json(struct app *app, struct buf *b, const struct store_note *n, bo
 
 int api_reserve_encryptions(struct app *app, uint64_t n)
 {
-    uint64_t total = 0;
+    uint64_t total = 0, added = 0;
     uint32_t key_id = crypto_active_key_id(app->crypto);
-    if (store_key_use(app->store, key_id, n, &total) != 0)
+    if (store_key_reserve(app->store, key_id, n, KEY_USE_BLOCK, &total, &added) != 0)
         return ERR_IO;
     if (total > KEY_USE_LIMIT) {
         log_error("data key %08x reached its encryption limit: rotate NOTES_DATA_KEY and run notesd rekey",
                   (unsigned)key_id);
         return ERR_LIMIT;
     }
-    if (total > KEY_USE_WARN && total - n <= KEY_USE_WARN)
+    if (added && total > KEY_USE_WARN && total - added <= KEY_USE_WARN)
         log_warn("data key %08x has sealed 2^30 values: plan a rotation (NOTES_DATA_KEY)", (unsigned)key_id);
     return 0;
 }

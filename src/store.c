@@ -312,6 +312,7 @@ static bool transaction_gone(struct store *s)
     if (!sqlite3_get_autocommit(s->db))
         return false;
     s->depth = 0;
+    s->key_block_left = 0;     /* its raise may be gone with it */
     return true;
 }
 
@@ -334,6 +335,7 @@ int store_commit(struct store *s)
 
 void store_rollback(struct store *s)
 {
+    s->key_block_left = 0;     /* a reserved block may be undone here */
     if (s->depth == 0 || transaction_gone(s))
         return;
     if (s->depth > 1) {
@@ -372,6 +374,27 @@ int store_key_use(struct store *s, uint32_t key_id, uint64_t n, uint64_t *total)
     if (r == 0 && total)
         *total = (uint64_t)sum;
     return r;
+}
+
+int store_key_reserve(struct store *s, uint32_t key_id, uint64_t n, uint64_t block, uint64_t *total,
+                      uint64_t *added)
+{
+    *added = 0;
+    if (s->key_block_left >= n && s->key_block_id == key_id) {
+        s->key_block_left -= n;
+        *total = s->key_block_total;
+        return 0;
+    }
+    uint64_t raise = n > block ? n : block;
+    s->key_block_left = 0;
+    int rc = store_key_use(s, key_id, raise, total);
+    if (rc)
+        return rc;
+    s->key_block_id = key_id;
+    s->key_block_left = raise - n;
+    s->key_block_total = *total;
+    *added = raise;
+    return 0;
 }
 
 /* PASSIVE copies back what no reader still needs and takes neither the

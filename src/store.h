@@ -193,6 +193,15 @@ int store_note_list_not_key(struct store *s, uint32_t key_id, int limit, store_n
  *  INT64_MAX is ERR_INVALID; a total that would pass INT64_MAX is refused
  *  (ERR_INVALID) and leaves the count as it was. */
 int store_key_use(struct store *s, uint32_t key_id, uint64_t n, uint64_t *total);
+/** store_key_use() for n encryptions about to happen, counted ahead in
+ *  blocks: the count is raised by max(n, block) and later calls are served
+ *  from the rest of that in memory, so most seals write nothing. Any
+ *  rollback drops the rest (the raise may be undone with it), so the count
+ *  is never below the encryptions done and at most one block above. *total
+ *  is the persistent count, *added what this call added to it (0 when served
+ *  from memory). Errors as store_key_use(). */
+int store_key_reserve(struct store *s, uint32_t key_id, uint64_t n, uint64_t block, uint64_t *total,
+                      uint64_t *added);
 
 /** Copy the WAL back into the database as far as readers allow, without
  *  waiting for or blocking anyone (fsyncs: a thread-pool connection). The

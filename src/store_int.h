@@ -53,6 +53,9 @@ struct store {
     sqlite3_stmt *stmt[ST_COUNT];
     int depth;                 /* open store_begin()s: 1 transaction + savepoints */
     uint64_t busy_waits;       /* lock waits begun (store_busy_waits) */
+    /* store_key_reserve's block: counted in the database, not yet used. */
+    uint32_t key_block_id;
+    uint64_t key_block_left, key_block_total;
 };
 
 /* ---- helpers (store.c) ----------------------------------------------------

@@ -1260,6 +1260,63 @@ Test(store, key_use_never_wraps)
     store_close(s);
 }
 
+/* What another connection (another process) sees as the count. */
+static uint64_t key_count(uint32_t key_id)
+{
+    struct store *o = open_db();
+    uint64_t total = 0;
+    cr_assert_eq(store_key_use(o, key_id, 0, &total), 0);
+    store_close(o);
+    return total;
+}
+
+Test(store, key_reserve_counts_ahead_in_blocks)
+{
+    struct store *s = open_db();
+    uint64_t total = 0, added = 0;
+    cr_assert_eq(store_key_reserve(s, 7, 2, 10, &total, &added), 0);
+    cr_assert_eq(added, 10);
+    cr_assert_eq(total, 10);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(store_key_reserve(s, 7, 2, 10, &total, &added), 0);
+        cr_assert_eq(added, 0, "call %d wrote the count", i);
+        cr_assert_eq(total, 10);
+    }
+    cr_assert_eq(key_count(7), 10);
+    cr_assert_eq(store_key_reserve(s, 7, 2, 10, &total, &added), 0, "the block is used up");
+    cr_assert_eq(added, 10);
+    cr_assert_eq(key_count(7), 20);
+    cr_assert_eq(store_key_reserve(s, 7, 25, 10, &total, &added), 0, "more than a block at once");
+    cr_assert_eq(added, 25);
+    cr_assert_eq(store_key_reserve(s, 8, 1, 10, &total, &added), 0, "another key");
+    cr_assert_eq(added, 10);
+    cr_assert_eq(key_count(8), 10);
+    store_close(s);
+}
+
+Test(store, key_reserve_forgets_a_block_whose_count_was_rolled_back)
+{
+    struct store *s = open_db();
+    uint64_t total = 0, added = 0;
+    cr_assert_eq(store_begin(s), 0);
+    cr_assert_eq(store_key_reserve(s, 7, 2, 10, &total, &added), 0);
+    store_rollback(s);
+    cr_assert_eq(key_count(7), 0);
+    cr_assert_eq(store_key_reserve(s, 7, 2, 10, &total, &added), 0);
+    cr_assert_eq(added, 10, "encryptions were served from a count that was rolled back");
+    cr_assert_eq(key_count(7), 10);
+    /* A savepoint's rollback may undo a raise too. */
+    cr_assert_eq(store_begin(s), 0);
+    cr_assert_eq(store_begin(s), 0);
+    cr_assert_eq(store_key_reserve(s, 7, 2, 10, &total, &added), 0);
+    store_rollback(s);
+    cr_assert_eq(store_key_reserve(s, 7, 1, 10, &total, &added), 0);
+    cr_assert_eq(added, 10, "served from a count a savepoint rolled back");
+    cr_assert_eq(store_commit(s), 0);
+    cr_assert_eq(key_count(7), 20);
+    store_close(s);
+}
+
 /* ---- hostile input ------------------------------------------------------- */
 
 #define INJECT "x'); DROP TABLE notes;--"
