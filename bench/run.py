@@ -11,7 +11,9 @@ What it does, in order:
      runs wrk pinned to core 1, alternating targets A B A B; each run warms
      up, then measures for a fixed time while /proc/PID/stat and VmHWM of
      the server are read around the measured window;
-  3. prints the medians and, for the full run, writes bench/RESULTS.md.
+  3. times start-up (spawn to the first answered /healthz) on an empty and
+     on a ~100 MB database, and measures the stripped binary;
+  4. prints the medians and, for the full run, writes bench/RESULTS.md.
 
 Readiness is never a sleep: notesd reports READY=1 (with X_NOTESD_PORT) on
 a NOTIFY_SOCKET datagram socket made here; nginx is started as a daemon,
@@ -341,13 +343,96 @@ def https_ctx(cafile):
     return ssl.create_default_context(cafile=cafile)
 
 
-def https_get(port, cafile, path):
-    c = http.client.HTTPSConnection("localhost", port, context=https_ctx(cafile), timeout=30)
+def https_get(port, cafile, path, timeout=30):
+    c = http.client.HTTPSConnection("localhost", port, context=https_ctx(cafile), timeout=timeout)
     c.request("GET", path)
     r = c.getresponse()
     body = r.read()
     c.close()
     return r.status, body
+
+
+# ---- start-up and size ----------------------------------------------------
+
+def healthz_answers(port, cafile):
+    """True once GET /healthz on port answers 200 (False: not listening yet)."""
+    try:
+        st, _ = https_get(port, cafile, "/healthz", timeout=2)
+    except (ConnectionError, ssl.SSLError):
+        return False
+    return st == 200
+
+
+def time_startup(h, env, port):
+    """Milliseconds from spawning notesd to its first answered /healthz.
+
+    Not the READY datagram: the client-visible moment is what counts. The
+    poll is bounded (10 s); a refused connection costs microseconds."""
+    t0 = time.monotonic()
+    proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, h.notesd, "serve"], env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        while not healthz_answers(port, h.cafile):
+            if proc.poll() is not None or time.monotonic() - t0 > 10:
+                die("notesd did not answer /healthz within 10 s (exit %r)" % proc.poll())
+            time.sleep(0.001)
+        return (time.monotonic() - t0) * 1000
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def startup_db(h, name, mib):
+    """An environment whose database holds USER and about `mib` MiB of notes."""
+    env = dict(h.notesd_env)
+    os.mkdir(os.path.join(h.tmp, "data", name), 0o700)
+    env["NOTES_DB"] = os.path.join(h.tmp, "data", name, "notes.db")
+    env["NOTES_AUDIT_DIR"] = os.path.join(h.tmp, "data", name, "audit")
+    env["NOTES_MAX_BODY"] = "16777216"
+    run_cmd([h.notesd, "user", "add", USER, "--role", "user"], env=env,
+            input=(PASSWORD + "\n").encode())
+    if mib:
+        srv = Notesd(h)
+        saved, h.notesd_env = h.notesd_env, env
+        try:
+            port = srv.start("startup-seed")
+            c, hdr = api_login(h, port)
+            content = "s" * 60000              # near the 64 KiB content limit
+            for i in range(mib * 1048576 // len(content) + 1):
+                post_note(c, hdr, "big %d" % i, content)
+            c.close()
+        finally:
+            srv.stop()
+            h.notesd_env = saved
+    return env
+
+
+def run_startup(h, mib, runs):
+    out = []
+    for name, size in (("startup-empty", 0), ("startup-big", mib)):
+        t0 = time.monotonic()
+        env = startup_db(h, name, size)
+        db_mib = os.path.getsize(env["NOTES_DB"]) / 1048576
+        port = free_port()
+        env["NOTES_LISTEN"] = "127.0.0.1:%d" % port
+        ms = [time_startup(h, env, port) for _ in range(runs)]
+        log("  %s: database %.1f MiB (made in %.1f s); start-up to /healthz median %.1f ms, max %.1f ms"
+            % (name, db_mib, time.monotonic() - t0, statistics.median(ms), max(ms)))
+        out.append(dict(db=name, db_mib=db_mib, runs=ms, median_ms=statistics.median(ms), max_ms=max(ms)))
+    return out
+
+
+def binary_size(h):
+    """Bytes of the notesd binary as built and stripped (a copy is stripped)."""
+    copy = os.path.join(h.tmp, "notesd-stripped")
+    shutil.copyfile(h.notesd, copy)
+    run_cmd(["strip", copy])
+    return dict(built=os.path.getsize(h.notesd), stripped=os.path.getsize(copy))
 
 
 # ---- wrk -----------------------------------------------------------------
@@ -587,6 +672,28 @@ def run_cmd(args, env=None, input=None):
     return r.stdout.decode()
 
 
+def api_login(h, port):
+    """A keep-alive connection logged in as USER, and its request headers."""
+    c = http.client.HTTPSConnection("localhost", port, context=https_ctx(h.cafile), timeout=60)
+    hdr = {"Content-Type": "application/json"}
+    c.request("POST", "/v1/auth/login", json.dumps({"username": USER, "password": PASSWORD}), hdr)
+    r = c.getresponse()
+    body = r.read()
+    if r.status != 200:
+        die("login answered %d: %s" % (r.status, body[:200]))
+    hdr["Authorization"] = "Bearer " + json.loads(body)["token"]
+    return c, hdr
+
+
+def post_note(c, hdr, title, content):
+    c.request("POST", "/v1/notes", json.dumps({"title": title, "content": content}), hdr)
+    r = c.getresponse()
+    body = r.read()
+    if r.status != 201:
+        die("POST /v1/notes answered %d: %s" % (r.status, body[:200]))
+    return json.loads(body)["id"]
+
+
 def setup(h):
     h.cert_dir = os.path.join(h.tmp, "cert")
     run_cmd([h.notesd, "gen-cert", "--host", "localhost", "--out", h.cert_dir])
@@ -614,25 +721,10 @@ def setup(h):
     srv = Notesd(h)
     port = srv.start("seed")
     try:
-        c = http.client.HTTPSConnection("localhost", port, context=https_ctx(h.cafile), timeout=60)
-        hdr = {"Content-Type": "application/json"}
-        c.request("POST", "/v1/auth/login", json.dumps({"username": USER, "password": PASSWORD}), hdr)
-        r = c.getresponse()
-        body = r.read()
-        if r.status != 200:
-            die("login answered %d: %s" % (r.status, body[:200]))
-        h.token = json.loads(body)["token"]
-        hdr["Authorization"] = "Bearer " + h.token
-        ids = []
-        for i in range(h.notes):
-            # Sized so a note's JSON is about as long as nginx's constant body.
-            note = {"title": "note %d" % i, "content": "c" * 64}
-            c.request("POST", "/v1/notes", json.dumps(note), hdr)
-            r = c.getresponse()
-            body = r.read()
-            if r.status != 201:
-                die("POST /v1/notes answered %d: %s" % (r.status, body[:200]))
-            ids.append(json.loads(body)["id"])
+        c, hdr = api_login(h, port)
+        h.token = hdr["Authorization"].split(" ", 1)[1]
+        # Sized so a note's JSON is about as long as nginx's constant body.
+        ids = [post_note(c, hdr, "note %d" % i, "c" * 64) for i in range(h.notes)]
         c.request("GET", "/v1/notes/%s" % ids[0], headers={"Authorization": hdr["Authorization"]})
         r = c.getresponse()
         h.note_body_bytes = len(r.read())
@@ -680,7 +772,7 @@ def ratio(a, b):
     return "%.2f" % (a / b) if b else "n/a"
 
 
-def report(h, results, idle, floor, mach):
+def report(h, results, idle, floor, mach, startup, size):
     L = []
     L.append("# notesd vs nginx: `make bench` results\n")
     L.append("Written by `bench/run.py` (issue 8). Each row: median of %d measured runs of %d s "
@@ -759,6 +851,19 @@ def report(h, results, idle, floor, mach):
         L.append("nginx answers the login POSTs with its constant body: its row shows what 8 more "
                  "busy clients cost a server with nothing to hash.")
         L.append("")
+    if startup:
+        L.append("### 7. Start-up to the first answered /healthz\n")
+        L.append("| database | size MiB | runs | median ms | max ms | target |")
+        L.append("|---|---:|---:|---:|---:|---|")
+        for r in startup:
+            L.append("| %s | %.1f | %d | %.1f | %.1f | ≤ 100 ms |" % (r["db"], r["db_mib"], len(r["runs"]),
+                                                             r["median_ms"], r["max_ms"]))
+        L.append("")
+    L.append("### Binary size\n")
+    L.append("| notesd | bytes | MiB | target |\n|---|---:|---:|---|")
+    L.append("| as built | %d | %.2f | |" % (size["built"], size["built"] / 1048576))
+    L.append("| stripped | %d | %.2f | ≤ 4 MiB |" % (size["stripped"], size["stripped"] / 1048576))
+    L.append("")
     L.append("### mbedTLS crypto floor (bench/cryptofloor.c, the project's static mbedTLS)\n")
     L.append("| operation | µs |\n|---|---:|")
     L.append("| X25519 ECDHE, server side (key pair + export share + agreement, via PSA) | %.0f |"
@@ -790,6 +895,9 @@ def report(h, results, idle, floor, mach):
              "done ... (resumed)`, nginx's `$ssl_session_reused`)." % h.hs_conns)
     L.append("- Idle: %d connections, each with one answered request, then silent; "
              "(RSS after - RSS before) / connections." % h.idle)
+    L.append("- Start-up: wall time from spawning `notesd serve` (pinned like the other rows) to the "
+             "first 200 answer of GET /healthz over TLS, polled every ~1 ms from here (the client's "
+             "TLS handshake is part of it); the database is seeded through the API first.")
     L.append("- Raw numbers of every run: `%s` (not committed)." % os.path.relpath(h.json_out, ROOT))
     L.append("")
     return "\n".join(L)
@@ -813,7 +921,9 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--idle", type=int, default=5000)
     ap.add_argument("--notes", type=int, default=1000)
-    ap.add_argument("--scenarios", default="get,post,full,resumed,storm,idle")
+    ap.add_argument("--scenarios", default="get,post,full,resumed,storm,idle,startup")
+    ap.add_argument("--startup-mib", type=int, default=100, help="database size of the start-up scenario")
+    ap.add_argument("--startup-runs", type=int, default=5)
     ap.add_argument("--out", default=None, help="RESULTS.md to write (full run: bench/RESULTS.md)")
     ap.add_argument("--keep", action="store_true", help="keep the temp folder")
     ap.add_argument("--perf", metavar="DIR", default=None,
@@ -842,6 +952,7 @@ def main():
     h.conns, h.hs_conns = 64, 16
     if a.smoke:
         h.duration, h.warmup, h.repeats, h.idle, h.notes = 1, 0, 1, 20, 20
+        a.startup_mib, a.startup_runs = 2, 2
         # Fewer connections: 64 mbedTLS handshakes alone take ~0.2 s of CPU.
         h.conns, h.hs_conns = 8, 4
     else:
@@ -879,11 +990,18 @@ def main():
         if "idle" in want:
             log("6. idle connections (%d)" % h.idle)
             idle = run_idle(h)
+        startup = None
+        if "startup" in want:
+            log("7. start-up to the first answered /healthz (%d MiB database)" % a.startup_mib)
+            startup = run_startup(h, a.startup_mib, a.startup_runs)
+        size = binary_size(h)
+        log("binary: %d bytes as built, %d stripped" % (size["built"], size["stripped"]))
         mach = machine()
         with open(h.json_out, "w") as f:
-            json.dump(dict(machine=mach, floor=floor, results=results, idle=idle,
-                           duration=h.duration, warmup=h.warmup, repeats=h.repeats), f, indent=1)
-        text = report(h, results, idle, floor, mach)
+            json.dump(dict(machine=mach, floor=floor, results=results, idle=idle, startup=startup,
+                           size=size, duration=h.duration, warmup=h.warmup, repeats=h.repeats),
+                      f, indent=1)
+        text = report(h, results, idle, floor, mach, startup, size)
         out = a.out
         if out:
             with open(out, "w") as f:
