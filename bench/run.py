@@ -903,6 +903,20 @@ def report(h, results, idle, floor, mach, startup, size):
     return "\n".join(L)
 
 
+# Below this line RESULTS.md is written by hand (the optimization log with
+# each change's measured effect) and kept when the tables are rewritten.
+KEPT_MARKER = "<!-- kept by bench/run.py: the log below is written by hand -->"
+
+
+def kept_log(path):
+    try:
+        old = open(path).read()
+    except OSError:
+        return ""
+    at = old.find(KEPT_MARKER)
+    return "\n" + old[at:] if at >= 0 else ""
+
+
 BENCH_NOTESD = None
 LOAD_AT_START = "?"
 
@@ -1004,6 +1018,7 @@ def main():
         text = report(h, results, idle, floor, mach, startup, size)
         out = a.out
         if out:
+            text += kept_log(out)
             with open(out, "w") as f:
                 f.write(text)
             log("wrote %s" % out)
