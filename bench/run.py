@@ -176,7 +176,7 @@ class Notesd:
         suites = {}
         with open(self.log_path, errors="replace") as f:
             for line in f:
-                m = re.search(r"TLS handshake done: (\S+) (\S+)", line)
+                m = re.search(r'TLS handshake done: ([^\s"]+) ([^\s"]+)', line)
                 if m:
                     total += 1
                     suites[m.group(1) + " " + m.group(2)] = 1
