@@ -1,8 +1,8 @@
 /*
- * server.c - the libuv loop, the TLS listener and connection lifetime.
+ * server.c - connection lifetime: accept, read, TLS, HTTP, write, close.
  *
- * Owns the loop, the listening socket, the signal watchers and every
- * connection. A connection is a uv_tcp_t plus a tls_conn and an http_conn:
+ * Owns every connection; the loop, the listener and the signals are set up
+ * and torn down in server_life.c. A connection is a uv_tcp_t plus a tls_conn and an http_conn:
  * bytes read are fed to TLS, decrypted bytes to HTTP, responses are encrypted
  * and written with uv_write. Nothing on this thread blocks. A connection is
  * freed only after libuv closed both of its handles (Kore's deferred prune),
@@ -16,14 +16,8 @@
 #include "app.h"
 #include "audit.h"
 
-#include <errno.h>
-#include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 #include <uv.h>
 
 /* Backpressure: a client that sends requests but does not read responses
@@ -53,38 +47,11 @@ struct write_req {
     struct buf data;
 };
 
-static void conn_close(struct conn *c);
-static void maybe_finish(struct server *s);
 static void drive(struct conn *c);
 static void schedule(struct conn *c);
 static int send_responses(struct conn *c);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
 static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *b);
-
-/* ---- systemd readiness -------------------------------------------------- */
-
-/* sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET. Tests use
- * the same protocol as readiness signal, so nobody sleeps to wait for us. */
-static void notify(const struct config *cfg, const char *msg)
-{
-    const char *path = cfg->notify_socket;
-    if (!path)
-        return;
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    size_t len = strlen(path);
-    if (len == 0 || len >= sizeof(sa.sun_path) || (path[0] != '/' && path[0] != '@'))
-        return;
-    memcpy(sa.sun_path, path, len);
-    if (path[0] == '@')
-        sa.sun_path[0] = 0;    /* abstract namespace */
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return;
-    socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
-    if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa, salen) < 0)
-        log_warn("cannot notify the service manager: %s", strerror(errno));
-    close(fd);
-}
 
 /* ---- connection lifetime ---------------------------------------------- */
 
@@ -96,7 +63,7 @@ static void release(struct conn *c)
     tls_conn_free(c->tls);
     http_conn_free(c->http);
     free(c);
-    maybe_finish(s);
+    server_maybe_finish(s);
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -119,7 +86,7 @@ static void count_refusal(struct conn *c)
     }
 }
 
-static void conn_close(struct conn *c)
+void server_conn_close(struct conn *c)
 {
     if (c->closing)
         return;
@@ -147,11 +114,11 @@ static void on_write(uv_write_t *req, int status)
     free(w);
     c->writes_pending--;
     if (status < 0) {
-        conn_close(c);
+        server_conn_close(c);
         return;
     }
     if (c->close_after_flush && c->writes_pending == 0) {
-        conn_close(c);
+        server_conn_close(c);
         return;
     }
     if (c->closing || c->close_after_flush)
@@ -187,7 +154,7 @@ static int flush(struct conn *c)
 }
 
 /* Send close_notify and whatever is queued, then close. */
-static void conn_finish(struct conn *c)
+void server_conn_finish(struct conn *c)
 {
     if (c->held) {             /* its last response waits for the audit sync */
         c->finish_when_released = true;
@@ -197,7 +164,7 @@ static void conn_finish(struct conn *c)
     c->reading = false;
     tls_conn_close_notify(c->tls);
     if (flush(c) != 0 || c->writes_pending == 0) {
-        conn_close(c);
+        server_conn_close(c);
         return;
     }
     c->close_after_flush = true;
@@ -261,17 +228,17 @@ static void on_timeout(uv_timer_t *t)
     if (c->closing || c->job_running)
         return;
     if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0 || !tls_conn_handshake_done(c->tls)) {
-        conn_close(c);   /* slow reader or stalled handshake: nothing more to say */
+        server_conn_close(c);   /* slow reader or stalled handshake: nothing more to say */
         return;
     }
     if (c->phase == HTTP_PHASE_HEADERS || c->phase == HTTP_PHASE_BODY) {
         http_conn_timed_out(c->http);   /* 408, then close */
         if (send_responses(c) != 0) {
-            conn_close(c);
+            server_conn_close(c);
             return;
         }
     }
-    conn_finish(c);
+    server_conn_finish(c);
 }
 
 static void schedule(struct conn *c)
@@ -364,7 +331,7 @@ static void job_next(struct server *s)
     free(j);
     c->job_running = false;
     if (!c->closing)
-        conn_close(c);
+        server_conn_close(c);
     release(c);
 }
 
@@ -385,9 +352,9 @@ static void job_after(uv_work_t *req, int status)
         /* The buffered bytes behind the request may hold another one that
          * defers again: start that job before reading any further. */
         if (rc != 0 || send_responses(c) != 0 || start_job(c) != 0) {
-            conn_close(c);
+            server_conn_close(c);
         } else if (http_conn_should_close(c->http)) {
-            conn_finish(c);
+            server_conn_finish(c);
         } else if (!http_conn_waiting(c->http)) {
             drive(c);
         }
@@ -434,7 +401,7 @@ static void drive(struct conn *c)
     if (!tls_conn_handshake_done(c->tls)) {
         int rc = tls_conn_handshake(c->tls);
         if (flush(c) != 0 || (rc != 0 && rc != ERR_WANT_IO)) {
-            conn_close(c);
+            server_conn_close(c);
             return;
         }
         if (rc == ERR_WANT_IO) {
@@ -455,26 +422,26 @@ static void drive(struct conn *c)
         if (rc == ERR_WANT_IO)
             break;
         if (rc == ERR_CLOSED) {
-            conn_finish(c);
+            server_conn_finish(c);
             return;
         }
         if (rc != 0) {
-            conn_close(c);
+            server_conn_close(c);
             return;
         }
         if (http_conn_feed(c->http, s->plain_buf, got) != 0 || send_responses(c) != 0 ||
             start_job(c) != 0) {
-            conn_close(c);
+            server_conn_close(c);
             return;
         }
         track_phase(c);
         if (http_conn_should_close(c->http)) {
-            conn_finish(c);
+            server_conn_finish(c);
             return;
         }
     }
     if (s->draining && !http_conn_in_request(c->http) && !http_conn_waiting(c->http)) {
-        conn_finish(c);
+        server_conn_finish(c);
         return;
     }
     track_phase(c);
@@ -501,12 +468,12 @@ static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *b)
     if (n == 0)
         return;
     if (n < 0) {
-        conn_close(c);   /* EOF without close_notify, or a reset */
+        server_conn_close(c);   /* EOF without close_notify, or a reset */
         return;
     }
     c->last_read = uv_now(&c->srv->loop);
     if (tls_conn_feed(c->tls, (const uint8_t *)b->base, (size_t)n) != 0) {
-        conn_close(c);
+        server_conn_close(c);
         return;
     }
     drive(c);
@@ -527,7 +494,7 @@ static bool over_caps(struct server *s, struct conn *c)
     return c->ip == NULL;
 }
 
-static void on_connection(uv_stream_t *listener, int status)
+void server_on_connection(uv_stream_t *listener, int status)
 {
     struct server *s = listener->data;
     if (status < 0) {
@@ -549,143 +516,20 @@ static void on_connection(uv_stream_t *listener, int status)
     s->n_conns++;
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 || over_caps(s, c)) {
         s->refused++;
-        conn_close(c);
+        server_conn_close(c);
         return;
     }
     c->accepted_at = c->last_read = c->last_write = uv_now(&s->loop);
     c->tls = tls_conn_new(s->tls);
     c->http = http_conn_new(s->limits, router_dispatch, s->app);
     if (!c->tls || !c->http) {
-        conn_close(c);
+        server_conn_close(c);
         return;
     }
     http_conn_set_peer(c->http, c->peer);
     uv_tcp_nodelay(&c->tcp, 1);
     update_reading(c);
     schedule(c);
-}
-
-/* ---- shutdown ------------------------------------------------------------ */
-
-static void close_if_open(uv_handle_t *h)
-{
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
-}
-
-/* Once draining and no connection is left, close the remaining handles so
- * uv_run returns. */
-static void maybe_finish(struct server *s)
-{
-    if (!s->draining || s->n_conns > 0)
-        return;
-    close_if_open((uv_handle_t *)&s->grace);
-    if (!s->stopped) {   /* the last words: refusals, then server.stop */
-        s->stopped = true;
-        server_report_rejects(s);
-        if (s->hooks && s->hooks->stopping)
-            s->hooks->stopping(s->hooks->arg);
-    }
-    server_chores_stop(s);
-    close_if_open((uv_handle_t *)&s->sigint);
-    close_if_open((uv_handle_t *)&s->sigterm);
-}
-
-static void on_grace_over(uv_timer_t *t)
-{
-    struct server *s = t->data;
-    if (s->n_conns)
-        log_warn("shutdown grace period over: closing %zu connection(s)", s->n_conns);
-    while (s->conns)
-        conn_close(s->conns);
-    maybe_finish(s);
-}
-
-static void on_signal(uv_signal_t *sig, int signum)
-{
-    struct server *s = sig->data;
-    if (s->draining)
-        return;
-    log_info("received %s: stopping", signum == SIGINT ? "SIGINT" : "SIGTERM");
-    notify(s->cfg, "STOPPING=1");
-    s->draining = true;
-    close_if_open((uv_handle_t *)&s->listener);
-    server_redirect_stop(s->redirect);
-    s->redirect = NULL;
-    /* Idle connections go now; busy ones after their current response. */
-    for (struct conn *c = s->conns, *next; c; c = next) {
-        next = c->next;
-        http_conn_set_draining(c->http);
-        if (!http_conn_in_request(c->http) && !http_conn_waiting(c->http))
-            conn_finish(c);   /* deferred while a response is held */
-    }
-    uv_timer_start(&s->grace, on_grace_over, s->cfg->shutdown_grace_ms, 0);
-    maybe_finish(s);
-}
-
-/* ---- start-up ------------------------------------------------------------ */
-
-static int bind_listener(struct server *s)
-{
-    struct sockaddr_storage sa;
-    const struct config *cfg = s->cfg;
-    if (uv_ip4_addr(cfg->listen_host, cfg->listen_port, (struct sockaddr_in *)&sa) != 0 &&
-        uv_ip6_addr(cfg->listen_host, cfg->listen_port, (struct sockaddr_in6 *)&sa) != 0)
-        return ERR_CONFIG;
-    uv_tcp_init(&s->loop, &s->listener);
-    s->listener.data = s;
-    int rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&sa, 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&s->listener, 511, on_connection);
-    if (rc != 0) {
-        log_error("cannot listen on %s: %s", cfg->listen, uv_strerror(rc));
-        uv_close((uv_handle_t *)&s->listener, NULL);
-        return ERR_IO;
-    }
-    return 0;
-}
-
-static int listener_port(struct server *s, char *host, size_t hostlen)
-{
-    struct sockaddr_storage sa;
-    int len = sizeof(sa);
-    if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&sa, &len) != 0)
-        return 0;
-    if (sa.ss_family == AF_INET6) {
-        uv_ip6_name((struct sockaddr_in6 *)&sa, host, hostlen);
-        return ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
-    }
-    uv_ip4_name((struct sockaddr_in *)&sa, host, hostlen);
-    return ntohs(((struct sockaddr_in *)&sa)->sin_port);
-}
-
-/* Every socket is bound before `started` (which may drop the privileges a
- * low port needs); readiness is announced only after it succeeded. */
-static int start_serving(struct server *s)
-{
-    char host[64] = "?";
-    int port = listener_port(s, host, sizeof(host));
-    int redirect_port = 0;
-    if (s->cfg->redirect_listen) {
-        if (server_redirect_start(&s->loop, s->cfg, s->limits, (uint16_t)port, &s->redirect) != 0)
-            return ERR_IO;
-        redirect_port = server_redirect_port(s->redirect);
-    }
-    if (s->hooks && s->hooks->started) {
-        int rc = s->hooks->started(s->hooks->arg);
-        if (rc != 0)
-            return rc;
-    }
-    log_info("listening on https://%s%s%s:%d", strchr(host, ':') ? "[" : "", host,
-             strchr(host, ':') ? "]" : "", port);
-    if (s->redirect)
-        log_info("redirecting http://%s to HTTPS", s->cfg->redirect_listen);
-    server_chores_start(s);
-    char msg[200];
-    snprintf(msg, sizeof(msg), "READY=1\nSTATUS=listening\nX_NOTESD_PORT=%d\nX_NOTESD_REDIRECT_PORT=%d\nMAINPID=%ld",
-             port, redirect_port, (long)getpid());
-    notify(s->cfg, msg);
-    return 0;
 }
 
 /* ---- responses held for the audit sync (NOTES_AUDIT_SYNC=always) --------- */
@@ -697,14 +541,14 @@ static void release_one(struct conn *c)
     if (c->closing)
         return;
     if (send_responses(c) != 0) {
-        conn_close(c);
+        server_conn_close(c);
         return;
     }
     if (c->held)
         return;   /* more lines were written meanwhile: wait again */
     if (c->finish_when_released || http_conn_should_close(c->http)) {
         c->finish_when_released = false;
-        conn_finish(c);
+        server_conn_finish(c);
     } else if (!c->job_running && !http_conn_waiting(c->http)) {
         drive(c);
     }
@@ -725,52 +569,4 @@ void server_release_held(struct server *s)
     }
     if (s->n_held)
         server_audit_kick(s);
-}
-
-int server_run(const struct config *cfg, struct tls_ctx *tls, const struct http_limits *limits,
-               struct app *app, const struct server_hooks *hooks)
-{
-    struct server *s = calloc(1, sizeof(*s));
-    if (!s)
-        return ERR_NOMEM;
-    s->cfg = cfg;
-    s->tls = tls;
-    s->limits = limits;
-    s->app = app;
-    s->hooks = hooks;
-    /* A write to a reset peer must fail with EPIPE, not kill the server. */
-    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
-        free(s);
-        return ERR_INTERNAL;
-    }
-    int rc = uv_loop_init(&s->loop);
-    if (rc != 0) {
-        free(s);
-        return ERR_INTERNAL;
-    }
-    rc = bind_listener(s);
-    if (rc == 0) {
-        uv_signal_init(&s->loop, &s->sigint);
-        uv_signal_init(&s->loop, &s->sigterm);
-        uv_timer_init(&s->loop, &s->grace);
-        s->sigint.data = s->sigterm.data = s->grace.data = s;
-        uv_signal_start(&s->sigint, on_signal, SIGINT);
-        uv_signal_start(&s->sigterm, on_signal, SIGTERM);
-        rc = start_serving(s);
-        if (rc != 0)
-            on_signal(&s->sigterm, SIGTERM);   /* unwind what started */
-    }
-    uv_run(&s->loop, UV_RUN_DEFAULT);
-    server_ips_cleanup(&s->ips);
-    if (uv_loop_close(&s->loop) != 0)
-        log_warn("event loop closed with handles still open");
-    free(s);
-    if (rc == 0)
-        log_info("stopped");
-    return rc;
-}
-
-const char *server_loop_version(void)
-{
-    return uv_version_string();
 }

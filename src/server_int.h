@@ -127,6 +127,18 @@ struct server {
 };
 
 
+/* ---- connections (server.c) and the server's lifetime (server_life.c) -- */
+
+/** Close a connection now (no close_notify). */
+void server_conn_close(struct conn *c);
+/** Send close_notify and whatever is queued, then close. */
+void server_conn_finish(struct conn *c);
+/** The listener's callback: accept, check the caps, start TLS. */
+void server_on_connection(uv_stream_t *listener, int status);
+/** Once draining and no connection is left, close the remaining handles
+ *  so uv_run returns (server_life.c). */
+void server_maybe_finish(struct server *s);
+
 /** Start every chore's timer and, in batch mode, the audit sync timer. */
 void server_chores_start(struct server *s);
 /** Stop and close the timers (a job in flight still finishes). */
