@@ -139,6 +139,13 @@ void server_on_connection(uv_stream_t *listener, int status);
  *  so uv_run returns (server_life.c). */
 void server_maybe_finish(struct server *s);
 
+/** Bind `t` to host:port (IPv4 or IPv6 literal) and listen. ERR_CONFIG when
+ *  the address does not parse (`t` untouched); ERR_IO, logged naming
+ *  `what`, when binding or listening fails (`t` is initialised: the caller
+ *  closes it). (server_life.c) */
+int server_listen(uv_loop_t *loop, uv_tcp_t *t, const char *host, int port, int backlog,
+                  uv_connection_cb cb, const char *what);
+
 /** Start every chore's timer and, in batch mode, the audit sync timer. */
 void server_chores_start(struct server *s);
 /** Stop and close the timers (a job in flight still finishes). */

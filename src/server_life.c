@@ -104,24 +104,33 @@ static void on_signal(uv_signal_t *sig, int signum)
 
 /* ---- start-up ------------------------------------------------------------ */
 
-static int bind_listener(struct server *s)
+int server_listen(uv_loop_t *loop, uv_tcp_t *t, const char *host, int port, int backlog,
+                  uv_connection_cb cb, const char *what)
 {
     struct sockaddr_storage sa;
-    const struct config *cfg = s->cfg;
-    if (uv_ip4_addr(cfg->listen_host, cfg->listen_port, (struct sockaddr_in *)&sa) != 0 &&
-        uv_ip6_addr(cfg->listen_host, cfg->listen_port, (struct sockaddr_in6 *)&sa) != 0)
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)&sa) != 0 &&
+        uv_ip6_addr(host, port, (struct sockaddr_in6 *)&sa) != 0)
         return ERR_CONFIG;
-    uv_tcp_init(&s->loop, &s->listener);
-    s->listener.data = s;
-    int rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&sa, 0);
+    uv_tcp_init(loop, t);
+    int rc = uv_tcp_bind(t, (struct sockaddr *)&sa, 0);
     if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&s->listener, 511, server_on_connection);
+        rc = uv_listen((uv_stream_t *)t, backlog, cb);
     if (rc != 0) {
-        log_error("cannot listen on %s: %s", cfg->listen, uv_strerror(rc));
-        uv_close((uv_handle_t *)&s->listener, NULL);
+        log_error("cannot listen on %s: %s", what, uv_strerror(rc));
         return ERR_IO;
     }
     return 0;
+}
+
+static int bind_listener(struct server *s)
+{
+    const struct config *cfg = s->cfg;
+    int rc = server_listen(&s->loop, &s->listener, cfg->listen_host, cfg->listen_port, 511,
+                           server_on_connection, cfg->listen);
+    s->listener.data = s;      /* after uv_tcp_init, which owns the handle */
+    if (rc == ERR_IO)
+        uv_close((uv_handle_t *)&s->listener, NULL);
+    return rc;
 }
 
 static int listener_port(struct server *s, char *host, size_t hostlen)

@@ -267,7 +267,6 @@ static void free_redirect(uv_handle_t *h)
 int server_redirect_start(uv_loop_t *loop, const struct config *cfg, const struct http_limits *limits,
                           uint16_t tls_port, struct server_redirect **out)
 {
-    struct sockaddr_storage sa;
     struct server_redirect *r = calloc(1, sizeof(*r));
     if (!r)
         return ERR_NOMEM;
@@ -275,21 +274,15 @@ int server_redirect_start(uv_loop_t *loop, const struct config *cfg, const struc
     r->cfg = cfg;
     r->limits = limits;
     r->tls_port = tls_port;
-    if (uv_ip4_addr(cfg->redirect_host, cfg->redirect_port, (struct sockaddr_in *)&sa) != 0 &&
-        uv_ip6_addr(cfg->redirect_host, cfg->redirect_port, (struct sockaddr_in6 *)&sa) != 0) {
+    int rc = server_listen(loop, &r->listener, cfg->redirect_host, cfg->redirect_port, 128,
+                           rc_on_connection, cfg->redirect_listen);
+    r->listener.data = r;      /* after uv_tcp_init, which owns the handle */
+    if (rc == ERR_CONFIG)
         free(r);
-        return ERR_CONFIG;
-    }
-    uv_tcp_init(loop, &r->listener);
-    r->listener.data = r;
-    int rc = uv_tcp_bind(&r->listener, (struct sockaddr *)&sa, 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&r->listener, 128, rc_on_connection);
-    if (rc != 0) {
-        log_error("cannot listen on %s: %s", cfg->redirect_listen, uv_strerror(rc));
+    else if (rc != 0)
         uv_close((uv_handle_t *)&r->listener, free_redirect);
-        return ERR_IO;
-    }
+    if (rc != 0)
+        return rc;
     *out = r;
     return 0;
 }
