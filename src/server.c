@@ -130,19 +130,38 @@ static void on_write(uv_write_t *req, int status)
         schedule(c);
 }
 
-/* Hand the ciphertext TLS produced to the socket, without copying it. */
+/* Hand the ciphertext TLS produced to the socket, without copying it. Most
+ * responses fit the socket buffer: one write(2) now, and the buffer is
+ * freed at once. uv_write is kept for what the socket does not take (it
+ * costs a request, a deferred callback and an epoll_ctl per response). */
 static int flush(struct conn *c)
 {
     struct buf *out = tls_conn_output(c->tls);
     if (out->len == 0 || c->closing)
         return 0;
+    size_t sent = 0;
+    if (c->writes_pending == 0) {
+        uv_buf_t now = uv_buf_init((char *)out->data, (unsigned)out->len);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &now, 1);
+        if (n < 0 && n != UV_EAGAIN)
+            return ERR_IO;
+        sent = n > 0 ? (size_t)n : 0;
+        if (sent)
+            c->last_write = uv_now(&c->srv->loop);
+        if (sent == out->len) {
+            size_t max = out->max;
+            buf_cleanup(out);
+            buf_init(out, max);
+            return 0;
+        }
+    }
     struct write_req *w = malloc(sizeof(*w));
     if (!w)
         return ERR_NOMEM;
     w->conn = c;
     w->data = *out;
     buf_init(out, w->data.max);
-    uv_buf_t b = uv_buf_init((char *)w->data.data, (unsigned)w->data.len);
+    uv_buf_t b = uv_buf_init((char *)w->data.data + sent, (unsigned)(w->data.len - sent));
     int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
     if (rc < 0) {
         buf_cleanup(&w->data);
