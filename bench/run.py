@@ -542,6 +542,12 @@ def one_run(h, srv, scn, rep):
             ["perf", "record", "-q", "-e", "cpu-clock", "-F", "999", "--call-graph", "dwarf,16384",
              "-p", str(srv.pid), "-o", os.path.join(h.perf, "perf-%s-%d.data" % (scn, rep))],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    floor = None
+    if shim and srv.name == "notesd":
+        # The floor moves with the machine (steal time, clocks): measured
+        # right before each handshake run, on the server's core, so the
+        # ratio compares like with like.
+        floor = crypto_floor(h, h.floor_secs)
     reset_hwm(srv.pid)
     c0 = cpu_ticks(srv.pid)
     t0 = time.monotonic()
@@ -567,6 +573,9 @@ def one_run(h, srv, scn, rep):
     n = res["requests"]
     res["rps"] = n / (res["duration_us"] / 1e6) if res["duration_us"] else 0
     res["cpu_us_per_req"] = res["cpu_s"] * 1e6 / n if n else float("nan")
+    if floor:
+        res["floor_us"] = floor["full_x25519_us" if scn == "full" else "resumed_x25519_us"]
+        res["floor_ratio"] = res["cpu_us_per_req"] / res["floor_us"]
     if shim and os.path.exists(stats):
         hs = rs = 0
         for line in open(stats):
@@ -623,6 +632,9 @@ def run_scenario(h, scn):
                  cpu_us_per_req=med("cpu_us_per_req"), hwm_kib=max(r["hwm_kib"] for r in rs),
                  requests=sum(r["requests"] for r in rs), errors=sum(r["errors"] for r in rs),
                  runs=rs)
+        if any("floor_us" in r for r in rs):
+            s["floor_us"] = statistics.median(r["floor_us"] for r in rs if "floor_us" in r)
+            s["floor_ratio"] = statistics.median(r["floor_ratio"] for r in rs if "floor_ratio" in r)
         if scn == "storm":
             s["logins_per_s"] = statistics.median(r["logins"] / r["wall_s"] for r in rs)
         hs, rsmd, suites = srv.handshakes()
@@ -691,6 +703,11 @@ def run_idle(h):
 
 class Harness:
     pass
+
+
+def crypto_floor(h, secs):
+    """mbedTLS's own cost of one handshake's crypto, on the server's core."""
+    return json.loads(run_cmd(["taskset", "-c", SERVER_CPU, h.cryptofloor, h.key, secs]))
 
 
 def run_cmd(args, env=None, input=None):
@@ -827,10 +844,10 @@ def report(h, results, idle, floor, mach, startup, size):
         r = results[scn]
         n, g = r["notesd"], r["nginx"]
         fl = ""
-        if scn == "full":
-            fl = "%.0f (X25519 + ECDSA P-256 sign)" % floor["full_x25519_us"]
-        elif scn == "resumed":
-            fl = "%.0f (X25519 only)" % floor["resumed_x25519_us"]
+        if scn in ("full", "resumed"):
+            fl = "%.0f (%s), notesd at %.2f× of it" % (
+                n["floor_us"], "X25519 + ECDSA P-256 sign" if scn == "full" else "X25519 only",
+                n["floor_ratio"])
         for name, s in (("notesd", n), ("nginx", g)):
             L.append("| %s | %s | %.0f | %.0f | %.0f | %.1f | %d | %s | %s | %s |"
                      % (title if name == "notesd" else "", name, s["rps"], s["p50_us"],
@@ -845,6 +862,11 @@ def report(h, results, idle, floor, mach, startup, size):
                                            ratio(n["kib_per_conn"], g["kib_per_conn"])))
         L.append("| | nginx | | | | | %d | | | |" % g["hwm_kib"])
     L.append("")
+    if "full" in results and "resumed" in results:
+        L.append("Scenario 4 / scenario 3, server CPU per handshake: notesd %s, nginx %s."
+                 % (ratio(results["resumed"]["notesd"]["cpu_us_per_req"], results["full"]["notesd"]["cpu_us_per_req"]),
+                    ratio(results["resumed"]["nginx"]["cpu_us_per_req"], results["full"]["nginx"]["cpu_us_per_req"])))
+        L.append("")
     if idle:
         L.append("### 6. Idle connections\n")
         L.append("| target | connections held | RSS before KiB | RSS after KiB | KiB per connection |")
@@ -892,7 +914,7 @@ def report(h, results, idle, floor, mach, startup, size):
     L.append("| as built | %d | %.2f | |" % (size["built"], size["built"] / 1048576))
     L.append("| stripped | %d | %.2f | ≤ 4 MiB |" % (size["stripped"], size["stripped"] / 1048576))
     L.append("")
-    L.append("### mbedTLS crypto floor (bench/cryptofloor.c, the project's static mbedTLS)\n")
+    L.append("### mbedTLS crypto floor (bench/cryptofloor.c, the project's static mbedTLS, at the start of the run)\n")
     L.append("| operation | µs |\n|---|---:|")
     L.append("| X25519 ECDHE, server side (key pair + export share + agreement, via PSA) | %.0f |"
              % floor["x25519_ecdhe_us"])
@@ -923,6 +945,9 @@ def report(h, results, idle, floor, mach, startup, size):
              "done ... (resumed)`, nginx's `$ssl_session_reused`)." % h.hs_conns)
     L.append("- Idle: %d connections, each with one answered request, then silent; "
              "(RSS after - RSS before) / connections." % h.idle)
+    L.append("- Crypto floor column: bench/cryptofloor pinned to the server's core for 1 s right "
+             "before each notesd handshake run (the machine's speed drifts between runs), median "
+             "over the runs; 'notesd at N×' is the median of the per-run ratios.")
     L.append("- Start-up: wall time from spawning `notesd serve` (pinned like the other rows) to the "
              "first 200 answer of GET /healthz over TLS, polled every ~1 ms from here (the client's "
              "TLS handshake is part of it); the database is seeded through the API first, and the "
@@ -989,7 +1014,8 @@ def main():
     h.notesd = os.path.abspath(a.notesd)
     BENCH_NOTESD = h.notesd
     h.shim = os.path.join(os.path.abspath(a.tools), "noresume.so")
-    cryptofloor = os.path.join(os.path.abspath(a.tools), "cryptofloor")
+    cryptofloor = h.cryptofloor = os.path.join(os.path.abspath(a.tools), "cryptofloor")
+    h.floor_secs = "0.2" if a.smoke else "1"
     h.nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     for p in (h.notesd, h.shim, cryptofloor, h.nginx, shutil.which("wrk") or "wrk",
               shutil.which("taskset") or "taskset"):
@@ -1027,7 +1053,7 @@ def main():
     t_start = time.monotonic()
     try:
         setup(h)
-        floor = json.loads(run_cmd([cryptofloor, h.key, "0.3" if a.smoke else "3"]))
+        floor = crypto_floor(h, "0.3" if a.smoke else "3")
         log("crypto floor: %s" % json.dumps(floor))
         want = a.scenarios.split(",")
         results = {}
