@@ -29,6 +29,7 @@ struct mapped {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct mapped *table;      /* open addressing, linear probing */
 static size_t cap, used;          /* cap: a power of two, or 0 */
+static size_t page = 4096;        /* the real one from tls_mem_install() */
 
 static size_t slot_of(const void *p, size_t n)
 {
@@ -93,7 +94,6 @@ static void *mem_calloc(size_t n, size_t size)
     size_t len = n * size;
     if (len < MAPPED_MIN)
         return calloc(1, len ? len : 1);   /* never a zero-size request */
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
     len = (len + page - 1) & ~(page - 1);
     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
@@ -116,6 +116,12 @@ static void mem_free(void *p)
 {
     if (!p)
         return;
+    /* A mapping starts on a page: any other pointer is calloc's, freed
+     * without the lock and the table (most frees: bignum limbs). */
+    if ((uintptr_t)p & (page - 1)) {
+        free(p);
+        return;
+    }
     pthread_mutex_lock(&lock);
     size_t len = take(p);
     pthread_mutex_unlock(&lock);
@@ -127,5 +133,9 @@ static void mem_free(void *p)
 
 int tls_mem_install(void)
 {
+    long sz = sysconf(_SC_PAGESIZE);
+    if (sz <= 0 || (sz & (sz - 1)) != 0)
+        return -1;
+    page = (size_t)sz;
     return mbedtls_platform_set_calloc_free(mem_calloc, mem_free) == 0 ? 0 : -1;
 }

@@ -10,6 +10,7 @@
 #include <criterion/criterion.h>
 
 #include <argon2.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,9 +19,14 @@
 #include <mbedtls/gcm.h>
 #include <mbedtls/hkdf.h>
 #include <mbedtls/md.h>
+#include <mbedtls/platform.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "crypto.h"
 #include "err.h"
+#include "tls.h"
 
 #define BUF_MAX (1u << 20)
 
@@ -723,4 +729,37 @@ Test(crypto, dummy_phc_is_argon2id_that_matches_nothing)
      * that fails early (which would make unknown users fast to detect). */
     cr_assert_eq(argon2id_verify(d, "password", 8), ARGON2_VERIFY_MISMATCH);
     crypto_free(c);
+}
+
+/* ---- mbedTLS's memory (tls_mem.c) ---------------------------------------- */
+
+/* Small blocks come from calloc and go back to free(); large ones are
+ * mappings and are unmapped. A block returned the wrong way aborts (glibc)
+ * or is reported (ASan). */
+Test(tls_mem, each_block_goes_back_where_it_came_from)
+{
+    cr_assert_eq(tls_mem_install(), 0);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    void *small[64], *big[8];
+    for (size_t i = 0; i < 64; i++) {
+        small[i] = mbedtls_calloc(1, 8 + i * 97);
+        cr_assert_not_null(small[i]);
+        memset(small[i], 0xa5, 8 + i * 97);
+    }
+    for (size_t i = 0; i < 8; i++) {
+        big[i] = mbedtls_calloc(1, 16384 + i * 1000);
+        cr_assert_not_null(big[i]);
+        cr_assert_eq((uintptr_t)big[i] % page, 0, "a large block is not a mapping");
+        memset(big[i], 0x5a, 16384 + i * 1000);
+    }
+    for (size_t i = 0; i < 64; i++) {
+        mbedtls_free(small[i]);
+        if (i % 8 == 0) {
+            void *b = big[i / 8];
+            mbedtls_free(b);
+            errno = 0;
+            cr_assert_eq(msync(b, page, MS_ASYNC), -1, "a freed large block is still mapped");
+            cr_assert_eq(errno, ENOMEM);
+        }
+    }
 }
