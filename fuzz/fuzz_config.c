@@ -41,8 +41,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <mbedtls/base64.h>
 
 #include "config.h"
 #include "crypto.h"
@@ -59,15 +62,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char fixture_dir[512];
 
-/* base64 of 32 bytes of fixed patterns (test-only secrets). */
-static const char *const fixture_keys[] = {
-    "AwoRGB8mLTQ7QklQV15lbHN6gYiPlp2kq7K5wMfO1dw=",
-    "OD9GTVRbYmlwd36FjJOaoaivtr3Ey9LZ4Ofu9fwDChE=",
-    "bXR7gomQl56lrLO6wcjP1t3k6/L5AAcOFRwjKjE4P0Y=",
-    "oqmwt77FzNPa4ejv9v0ECxIZICcuNTxDSlFYX2ZtdHs=",
-    "197l7PP6AQgPFh0kKzI5QEdOVVxjanF4f4aNlJuiqbA=",
-};
-#define N_KEYS (sizeof(fixture_keys) / sizeof(fixture_keys[0]))
+/* base64 of 32 random bytes each, made at start-up: no key is committed,
+ * not even a test's. Errors are checked for quoting any of them. */
+#define N_KEYS 5
+static char fixture_keys[N_KEYS][48];
 
 /* Names a _FILE value or CREDENTIALS_DIRECTORY may take (config.dict). */
 static const char *const fixture_names[] = {
@@ -116,6 +114,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     check(len > 0 && (size_t)len < sizeof(fixture_dir) - 64, "TMPDIR is too long");
     check(mkdtemp(fixture_dir) != NULL, "mkdtemp");
     atexit(remove_fixtures);
+    for (size_t i = 0; i < N_KEYS; i++) {
+        uint8_t raw[32];
+        size_t olen = 0;
+        check(getrandom(raw, sizeof(raw), 0) == (ssize_t)sizeof(raw), "getrandom");
+        check(mbedtls_base64_encode((unsigned char *)fixture_keys[i], sizeof(fixture_keys[i]), &olen, raw,
+                                    sizeof(raw)) == 0, "base64 of a fixture key");
+    }
     char text[1024];
     for (size_t i = 0; i < N_KEYS; i++) {
         char name[8];

@@ -7,6 +7,8 @@
 # plus the inputs of past findings in tests/regressions/fuzz_<target>/, and
 # writes what it finds to a fresh temporary directory, so runs do not grow
 # the repository. Findings are kept in BUILD_DIR/fuzz-artifacts/.
+# Seeds and dictionaries name keys only as @KEY_A@..@KEY_D@ and @ZERO_KEY@
+# (no key is committed, not even a test's): each run fills in fresh ones.
 # Environment: FUZZ_SECONDS (default 60) per target.
 set -eu
 LC_ALL=C
@@ -33,16 +35,36 @@ max_len() {
     esac
 }
 
+key() { head -c 32 /dev/urandom | base64 -w0; }
+KEY_A=$(key) KEY_B=$(key) KEY_C=$(key) KEY_D=$(key)
+ZERO_KEY=$(head -c 32 /dev/zero | base64 -w0)
+
+# Copy file $1 to $2 with the key placeholders filled in (base64 has no '|').
+fill() {
+    if grep -q '@KEY_[A-D]@\|@ZERO_KEY@' "$1"; then
+        sed -e "s|@KEY_A@|$KEY_A|g" -e "s|@KEY_B@|$KEY_B|g" -e "s|@KEY_C@|$KEY_C|g" \
+            -e "s|@KEY_D@|$KEY_D|g" -e "s|@ZERO_KEY@|$ZERO_KEY|g" "$1" >"$2"
+    else
+        cp "$1" "$2"
+    fi
+}
+
 fail=0
 summary=""
 for t in $targets; do
     bin="$build/fuzz/fuzz_$t"
     [ -x "$bin" ] || { echo "FAIL: $bin not built (make fuzz)" >&2; exit 2; }
     work=$(mktemp -d "${TMPDIR:-/tmp}/notesd-fuzz-$t.XXXXXX")
-    mkdir "$work/new" "$work/tmp"
+    mkdir "$work/new" "$work/tmp" "$work/seed"
+    for f in "$here/corpus/$t"/*; do
+        fill "$f" "$work/seed/${f##*/}"
+    done
     log="$artifacts/$t.log"
     dict=""
-    [ -f "$here/$t.dict" ] && dict="-dict=$here/$t.dict"
+    if [ -f "$here/$t.dict" ]; then
+        fill "$here/$t.dict" "$work/$t.dict"
+        dict="-dict=$work/$t.dict"
+    fi
     regressions=""
     [ -d "$here/../tests/regressions/fuzz_$t" ] && regressions="$here/../tests/regressions/fuzz_$t"
     echo "== fuzz_$t: ${seconds}s from fuzz/corpus/$t"
@@ -51,7 +73,7 @@ for t in $targets; do
     # shellcheck disable=SC2086
     if TMPDIR="$work/tmp" "$bin" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -max_len="$(max_len "$t")" \
         -print_final_stats=1 -artifact_prefix="$artifacts/$t-" $dict \
-        "$work/new" "$here/corpus/$t" $regressions >"$log" 2>&1; then
+        "$work/new" "$work/seed" $regressions >"$log" 2>&1; then
         rc=0
     else
         rc=$?
