@@ -149,6 +149,31 @@ def os_codename():
     return 'unknown'
 
 
+_ARCHIVE = []
+
+
+def archive_uri():
+    """The Debian archive this machine's apt is configured with (the one
+    third_party/fetch.sh downloads from), or None. Never written in the
+    repository: read from apt, like fetch.sh does."""
+    if not _ARCHIVE:
+        out = run('apt-get', 'indextargets', '--format', '$(REPO_URI) $(RELEASE)') or ''
+        codename = os_codename()
+        uris = sorted({ln.split()[0] for ln in out.splitlines()
+                       if len(ln.split()) == 2 and ln.split()[1] == codename})
+        _ARCHIVE.append(uris[0] if uris else None)
+    return _ARCHIVE[0]
+
+
+def pool_dir(src):
+    """The archive's pool folder of a source package (Debian's layout)."""
+    uri = archive_uri()
+    if not uri:
+        return None
+    letter = src[:4] if src.startswith('lib') else src[:1]
+    return '%s/pool/main/%s/%s/' % (uri.rstrip('/'), letter, src)
+
+
 def upstream(version):
     """Debian version -> upstream part: drop epoch and revision."""
     v = version.split(':', 1)[-1]
@@ -174,6 +199,7 @@ def lock_component(pkg, rows, linked, build):
         src = (out or '').split(' ')[0].strip() or pkg
     arch = 'source' if first['kind'] == 'source' else first['file'].rsplit('_', 1)[-1].split('.')[0]
     primary = next((r for r in rows if r['file'].endswith(('.dsc', '.deb'))), first)
+    pool = pool_dir(src)
     comp = {
         'type': 'library',
         'bom-ref': 'lock:' + pkg,
@@ -183,9 +209,10 @@ def lock_component(pkg, rows, linked, build):
                        % DISPLAY.get(pkg, pkg),
         'hashes': [{'alg': 'SHA-256', 'content': primary['sha256']}],
         'purl': 'pkg:deb/debian/%s@%s?arch=%s&distro=%s' % (pkg, first['version'], arch, first['suite']),
-        'externalReferences': [tracker(src), {
-            'type': 'distribution', 'url': 'https://snapshot.debian.org/package/%s/%s/' % (src, first['version']),
-            'comment': 'the Debian upload the pinned files belong to'}],
+        'externalReferences': [tracker(src)] + ([{
+            'type': 'distribution', 'url': pool,
+            'comment': 'where the pinned files were fetched: the pool folder of the Debian archive '
+                       'this machine\'s apt is configured with'}] if pool else []),
         'properties': [prop('origin', 'deps.lock'), prop('lock-kind', first['kind']),
                        prop('debian-suite', first['suite']), prop('source-package', src),
                        prop('upstream-version', upstream(first['version'])),
