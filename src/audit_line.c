@@ -61,10 +61,24 @@ static size_t utf8_seq(const uint8_t *s, size_t n, unsigned *cp)
     return len;
 }
 
+/* Printable ASCII that needs no escape; runs of it are copied in one append. */
+static bool audit_plain(uint8_t c)
+{
+    return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
+
 int audit_escape(struct buf *b, const uint8_t *s, size_t n)
 {
     int rc = buf_append(b, "\"", 1);
     for (size_t i = 0; i < n && rc == 0;) {
+        size_t run = i;
+        while (run < n && audit_plain(s[run]))
+            run++;
+        if (run > i) {
+            rc = buf_append(b, s + i, run - i);
+            i = run;
+            continue;
+        }
         uint8_t c = s[i];
         unsigned cp = 0;
         size_t len = 1;
@@ -75,8 +89,6 @@ int audit_escape(struct buf *b, const uint8_t *s, size_t n)
             rc = buf_append(b, c == '\n' ? "\\n" : c == '\r' ? "\\r" : "\\t", 2);
         } else if (c < 0x20 || c == 0x7f) {
             rc = put_u(b, c);
-        } else if (c < 0x80) {
-            rc = buf_append(b, &c, 1);
         } else if ((len = utf8_seq(s + i, n - i, &cp)) == 0) {
             len = 1;              /* one replacement per byte of a bad sequence */
             rc = put_u(b, 0xfffd);

@@ -37,7 +37,18 @@ static inline void buf_reset(struct buf *b) { b->len = 0; }
 /** Make room for `extra` more bytes; ERR_LIMIT past max, ERR_NOMEM. */
 int buf_reserve(struct buf *b, size_t extra);
 /** Append bytes; 0, ERR_LIMIT or ERR_NOMEM (nothing appended on error). */
-int buf_append(struct buf *b, const void *p, size_t n);
+int buf_append_grow(struct buf *b, const void *p, size_t n);
+/* Inline because responses and audit lines are built from many short
+ * appends that almost always fit (cap never exceeds max, so fitting in cap
+ * is within the bound). */
+static inline int buf_append(struct buf *b, const void *p, size_t n)
+{
+    if (n == 0 || n > b->cap - b->len)
+        return buf_append_grow(b, p, n);
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
+}
 /** Append a NUL-terminated string (without its NUL). */
 int buf_append_str(struct buf *b, const char *s);
 /** Append an unsigned decimal number. */

@@ -15,23 +15,36 @@
 #include <cJSON.h>
 #include <mbedtls/platform_util.h>
 
-int json_append_string(struct buf *b, const char *s, size_t n)
+/* Bytes that go out as they are; runs of them are copied in one append. */
+static bool json_plain(unsigned char c)
+{
+    return c >= 0x20 && c != 0x7f && c != '"' && c != '\\';
+}
+
+static int json_escape_byte(struct buf *b, unsigned char c)
 {
     static const char hex[] = "0123456789abcdef";
+    if (c == '"' || c == '\\') {
+        char esc[2] = { '\\', (char)c };
+        return buf_append(b, esc, 2);
+    }
+    if (c == '\n')
+        return buf_append(b, "\\n", 2);
+    char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+    return buf_append(b, esc, 6);
+}
+
+int json_append_string(struct buf *b, const char *s, size_t n)
+{
     int rc = buf_append(b, "\"", 1);
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            char esc[2] = { '\\', (char)c };
-            rc = buf_append(b, esc, 2);
-        } else if (c == '\n') {
-            rc = buf_append(b, "\\n", 2);
-        } else if (c < 0x20 || c == 0x7f) {
-            char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
-            rc = buf_append(b, esc, 6);
-        } else {
-            rc = buf_append(b, &s[i], 1);
-        }
+    for (size_t i = 0; i < n && rc == 0;) {
+        size_t run = i;
+        while (run < n && json_plain((unsigned char)s[run]))
+            run++;
+        rc = buf_append(b, s + i, run - i);
+        if (rc == 0 && run < n)
+            rc = json_escape_byte(b, (unsigned char)s[run++]);
+        i = run;
     }
     return rc ? rc : buf_append(b, "\"", 1);
 }

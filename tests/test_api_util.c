@@ -46,3 +46,47 @@ Test(api_time, before_1970_too)
         cr_assert_str_eq(got, want, "t=%lld", (long long)t);
     }
 }
+
+/* ---- json_append_string: response strings -------------------------------- */
+
+#include "buf.h"
+#include "err.h"
+#include "json.h"
+
+static char *json_str(const char *s, size_t n, size_t max, int *rc)
+{
+    static char out[256];
+    struct buf b;
+    buf_init(&b, max);
+    *rc = json_append_string(&b, s, n);
+    cr_assert_lt(b.len, sizeof(out));
+    memcpy(out, b.data ? (const char *)b.data : "", b.len);
+    out[b.len] = '\0';
+    buf_cleanup(&b);
+    return out;
+}
+
+Test(json, escapes_quotes_backslashes_and_controls_between_plain_runs)
+{
+    int rc;
+    cr_assert_str_eq(json_str("ab\"cd\\ef", 8, 64, &rc), "\"ab\\\"cd\\\\ef\"");
+    cr_assert_str_eq(json_str("\nx\x01y\x7f", 5, 64, &rc), "\"\\nx\\u0001y\\u007f\"");
+    cr_assert_str_eq(json_str("\x1f", 1, 64, &rc), "\"\\u001f\"");
+    cr_assert_eq(rc, 0);
+}
+
+Test(json, copies_utf8_and_keeps_embedded_nul_escaped)
+{
+    int rc;
+    cr_assert_str_eq(json_str("caf\xc3\xa9 \xe2\x82\xac", 9, 64, &rc), "\"caf\xc3\xa9 \xe2\x82\xac\"");
+    cr_assert_str_eq(json_str("a\0b", 3, 64, &rc), "\"a\\u0000b\"");
+    cr_assert_str_eq(json_str("", 0, 64, &rc), "\"\"");
+    cr_assert_eq(rc, 0);
+}
+
+Test(json, a_string_past_the_buffer_bound_is_refused)
+{
+    int rc;
+    json_str("0123456789", 10, 8, &rc);
+    cr_assert_eq(rc, ERR_LIMIT);
+}
