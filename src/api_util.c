@@ -10,6 +10,7 @@
 #include "err.h"
 #include "json.h"
 #include "log.h"
+#include "utc.h"
 #include "store.h"
 
 #include <string.h>
@@ -47,46 +48,9 @@ void api_audit(struct route_ctx *ctx, const char *event, const char *resource_ty
     audit_record(ctx->app->audit, &ev);
 }
 
-/* Days since 1970-01-01 to a civil date (H. Hinnant's days_from_civil
- * inverse): integer arithmetic only, where gmtime_r and strftime cost a few
- * percent of a note read. */
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    unsigned doe = (unsigned)(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = (int64_t)yoe + era * 400 + (*m <= 2);
-}
-
-static void put2(char *p, unsigned v)
-{
-    p[0] = (char)('0' + v / 10);
-    p[1] = (char)('0' + v % 10);
-}
-
 void api_time(int64_t t, char out[32])
 {
-    int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
-    int64_t secs = t - days * 86400, y;
-    unsigned m, d;
-    civil_from_days(days, &y, &m, &d);
-    if (y < 0 || y > 9999) {   /* never for a stored time; keep the shape */
-        memcpy(out, "0000-01-01T00:00:00Z", 21);
-        return;
-    }
-    memcpy(out, "0000-00-00T00:00:00Z", 21);
-    put2(out, (unsigned)(y / 100));
-    put2(out + 2, (unsigned)(y % 100));
-    put2(out + 5, m);
-    put2(out + 8, d);
-    put2(out + 11, (unsigned)(secs / 3600));
-    put2(out + 14, (unsigned)(secs / 60 % 60));
-    put2(out + 17, (unsigned)(secs % 60));
+    utc_format(t, -1, out);
 }
 
 static int key(struct buf *b, bool first, const char *k)
@@ -112,9 +76,9 @@ int api_json_int(struct buf *b, bool first, const char *k, int64_t v)
 
 int api_json_time(struct buf *b, bool first, const char *k, int64_t t)
 {
-    char ts[32];
-    api_time(t, ts);
-    return api_json_str(b, first, k, ts, strlen(ts));
+    char ts[UTC_TEXT_MAX];
+    size_t n = utc_format(t, -1, ts);
+    return api_json_str(b, first, k, ts, n);
 }
 
 static int open_field(struct app *app, const struct store_note *n, const char *column,

@@ -14,6 +14,7 @@
 #include "audit_int.h"
 #include "crypto.h"
 #include "err.h"
+#include "utc.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -147,13 +148,12 @@ static int put_hash(struct buf *b, const char *key, const uint8_t h[AUDIT_HASH_L
 static int put_ts(struct buf *b)
 {
     struct timespec ts;
-    struct tm tm;
-    char s[64];
+    char s[UTC_TEXT_MAX];
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(s, sizeof(s), "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\"", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
-    return buf_append(b, s, (size_t)n);
+    size_t n = utc_format(ts.tv_sec, (int)(ts.tv_nsec / 1000000), s);
+    int rc = buf_append(b, "{\"ts\":\"", 7);
+    rc = rc ? rc : buf_append(b, s, n);
+    return rc ? rc : buf_append(b, "\"", 1);
 }
 
 static int pseudonym(const struct audit_enc *e, int64_t id, char p[CRYPTO_PSEUDONYM_LEN + 1])

@@ -90,3 +90,30 @@ Test(json, a_string_past_the_buffer_bound_is_refused)
     json_str("0123456789", 10, 8, &rc);
     cr_assert_eq(rc, ERR_LIMIT);
 }
+
+/* ---- utc_format with milliseconds: audit timestamps ---------------------- */
+
+#include "utc.h"
+
+Test(utc, milliseconds_follow_the_seconds_of_gmtime)
+{
+    const int ms[] = { 0, 7, 42, 999 };
+    char got[UTC_TEXT_MAX], want[32];
+    for (int64_t t = 0; t < INT64_C(4102444800); t += 86400 * 31 + 7919) {
+        for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++) {
+            reference(t, want);
+            snprintf(want + 19, sizeof(want) - 19, ".%03dZ", ms[i]);
+            cr_assert_eq(utc_format(t, ms[i], got), 24);
+            cr_assert_str_eq(got, want, "t=%lld ms=%d", (long long)t, ms[i]);
+        }
+    }
+}
+
+Test(utc, out_of_range_milliseconds_and_years_keep_the_shape)
+{
+    char got[UTC_TEXT_MAX];
+    cr_assert_eq(utc_format(86400, 1000, got), 20);
+    cr_assert_str_eq(got, "1970-01-02T00:00:00Z");
+    cr_assert_eq(utc_format(INT64_C(253402300800), 5, got), 20);  /* year 10000 */
+    cr_assert_str_eq(got, "0000-01-01T00:00:00Z");
+}
