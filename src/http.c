@@ -16,6 +16,7 @@
 #include "json.h"
 
 #include <llhttp.h>
+#include <mbedtls/platform_util.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,7 @@ struct http_conn {
     bool draining;
     bool plain;                   /* redirect listener: no HSTS */
     uint8_t peer[16];
+    struct http_memo memo;
     uint64_t requests;
     size_t chunk_ext_bytes;
 
@@ -713,6 +715,7 @@ void http_conn_free(struct http_conn *h)
     buf_cleanup_wipe(&h->body);
     buf_cleanup_wipe(&h->out);
     buf_cleanup_wipe(&h->pending_in);
+    mbedtls_platform_zeroize(&h->memo, sizeof(h->memo));
     if (h->waiting && !h->job_taken && h->res.job)
         h->res.job->done(h->res.job, &h->res);   /* never started: let it free itself */
     response_cleanup(&h->res);
@@ -752,6 +755,7 @@ static void build_request(struct http_conn *h, struct http_request *req)
     req->id = h->id;
     req->keep_alive = llhttp_should_keep_alive(&h->parser) && !h->draining;
     req->peer = h->peer;
+    req->memo = &h->memo;
 }
 
 /* Queue the response to the request in h->req / h->res and forget both. */

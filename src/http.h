@@ -49,6 +49,15 @@ struct http_header {
 
 /** One complete request. Every slice borrows from the http_conn and is valid
  *  only during the dispatch callback. */
+/* Bytes the router may keep between the requests of one connection (the
+ * last bearer token it verified and that token's HMAC, router.c). The http
+ * layer only holds them and wipes them when the connection goes away. */
+#define HTTP_MEMO_MAX 96
+struct http_memo {
+    uint8_t data[HTTP_MEMO_MAX];
+    size_t len;                  /* 0: nothing kept */
+};
+
 struct http_request {
     enum http_method method;
     struct slice target;      /* as received: path and query */
@@ -60,6 +69,7 @@ struct http_request {
     const char *id;           /* request id, also sent as X-Request-Id */
     bool keep_alive;
     const uint8_t *peer;      /* client address, 16 bytes (IPv4 mapped) */
+    struct http_memo *memo;   /* the connection's, lives as long as it */
 };
 
 struct http_response;

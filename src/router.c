@@ -169,6 +169,60 @@ static size_t count_headers(const struct http_request *req, const char *name)
 }
 
 /* 0 when ctx->who is a live session; otherwise the 401 is already written. */
+/* A keep-alive client sends the same token with every request: the
+ * connection's memo keeps the last token that proved valid and its HMAC,
+ * so only a different token is hashed. The comparison is constant-time, and
+ * the session is still looked up on every request (logout, expiry and
+ * disabling take effect at once). */
+#define MEMO_LEN (VALIDATE_TOKEN_LEN + CRYPTO_TOKEN_HASH_LEN)
+
+static int token_hash(const struct route_ctx *ctx, const char *token, uint8_t hash[CRYPTO_TOKEN_HASH_LEN])
+{
+    const struct http_memo *m = ctx->req->memo;
+    if (m && m->len == MEMO_LEN && crypto_equal(m->data, token, VALIDATE_TOKEN_LEN)) {
+        memcpy(hash, m->data + VALIDATE_TOKEN_LEN, CRYPTO_TOKEN_HASH_LEN);
+        return 0;
+    }
+    return crypto_token_hash(ctx->app->crypto, token, VALIDATE_TOKEN_LEN, hash);
+}
+
+static void remember_token(const struct route_ctx *ctx, const char *token, bool valid,
+                           const uint8_t hash[CRYPTO_TOKEN_HASH_LEN])
+{
+    struct http_memo *m = ctx->req->memo;
+    _Static_assert(MEMO_LEN <= HTTP_MEMO_MAX, "the memo holds a token and its hash");
+    if (!m)
+        return;
+    mbedtls_platform_zeroize(m, sizeof(*m));
+    if (valid) {
+        memcpy(m->data, token, VALIDATE_TOKEN_LEN);
+        memcpy(m->data + VALIDATE_TOKEN_LEN, hash, CRYPTO_TOKEN_HASH_LEN);
+        m->len = MEMO_LEN;
+    }
+}
+
+static int check_session(struct route_ctx *ctx, const uint8_t hash[CRYPTO_TOKEN_HASH_LEN])
+{
+    struct store_session sess;
+    int rc = store_session_get(ctx->app->store, hash, &sess);
+    int64_t now = (int64_t)time(NULL);
+    const struct config *cfg = ctx->app->cfg;
+    if (rc == 0 && (now >= sess.expires_at || now - sess.last_seen > (int64_t)cfg->token_idle_s)) {
+        store_session_delete(ctx->app->store, hash);   /* expired: gone for good */
+        rc = ERR_INVALID;
+    }
+    enum role role = rc == 0 ? authz_role_parse(sess.role) : ROLE_NONE;
+    if (rc != 0 || sess.disabled || role == ROLE_NONE)
+        return ERR_INVALID;
+    if (now - sess.last_seen >= TOUCH_INTERVAL_S)
+        store_session_touch(ctx->app->store, hash, now);
+    ctx->who.authenticated = true;
+    ctx->who.user_id = sess.user_id;
+    ctx->who.role = role;
+    memcpy(ctx->who.token_hash, hash, CRYPTO_TOKEN_HASH_LEN);
+    return 0;
+}
+
 static int authenticate(struct route_ctx *ctx)
 {
     const struct http_header *auth = http_find_header(ctx->req, "authorization");
@@ -178,30 +232,18 @@ static int authenticate(struct route_ctx *ctx)
     }
     char token[VALIDATE_TOKEN_LEN + 1];
     uint8_t hash[CRYPTO_TOKEN_HASH_LEN];
-    struct store_session sess;
     int rc = count_headers(ctx->req, "authorization") == 1 ? validate_bearer(auth->value, token) : ERR_INVALID;
     if (rc == 0)
-        rc = crypto_token_hash(ctx->app->crypto, token, strlen(token), hash);
-    mbedtls_platform_zeroize(token, sizeof(token));
+        rc = token_hash(ctx, token, hash);
     if (rc == 0)
-        rc = store_session_get(ctx->app->store, hash, &sess);
-    int64_t now = (int64_t)time(NULL);
-    const struct config *cfg = ctx->app->cfg;
-    if (rc == 0 && (now >= sess.expires_at || now - sess.last_seen > (int64_t)cfg->token_idle_s)) {
-        store_session_delete(ctx->app->store, hash);   /* expired: gone for good */
-        rc = ERR_INVALID;
-    }
-    enum role role = rc == 0 ? authz_role_parse(sess.role) : ROLE_NONE;
-    if (rc != 0 || sess.disabled || role == ROLE_NONE) {
+        rc = check_session(ctx, hash);
+    remember_token(ctx, token, rc == 0, hash);
+    mbedtls_platform_zeroize(token, sizeof(token));
+    mbedtls_platform_zeroize(hash, sizeof(hash));
+    if (rc != 0) {
         deny_401(ctx, true, "invalid_token");
         return ERR_INVALID;
     }
-    if (now - sess.last_seen >= TOUCH_INTERVAL_S)
-        store_session_touch(ctx->app->store, hash, now);
-    ctx->who.authenticated = true;
-    ctx->who.user_id = sess.user_id;
-    ctx->who.role = role;
-    memcpy(ctx->who.token_hash, hash, sizeof(hash));
     return 0;
 }
 

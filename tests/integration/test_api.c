@@ -562,6 +562,112 @@ Test(auth, register_login_me_logout, .init = start_open, .fini = finish)
     free(token2);
 }
 
+/* One libcurl handle keeps one TLS connection alive across requests. */
+struct keepalive {
+    CURL *c;
+    struct response r;
+};
+
+static size_t ka_body(char *p, size_t size, size_t n, void *arg)
+{
+    struct response *r = arg;
+    size_t len = size * n;
+    char *b = realloc(r->body, r->body_len + len + 1);
+    cr_assert_not_null(b);
+    memcpy(b + r->body_len, p, len);
+    r->body = b;
+    r->body_len += len;
+    r->body[r->body_len] = 0;
+    return len;
+}
+
+/* GET `path` with `auth` ("Authorization: ..." or NULL) on k's connection;
+ * returns the status and asserts the connection was reused after the first. */
+static long ka_get(struct keepalive *k, const char *path, const char *auth, bool first)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "https://localhost:%d%s", srv.port, path);
+    struct curl_slist *h = auth ? curl_slist_append(NULL, auth) : NULL;
+    free(k->r.body);
+    k->r.body = NULL;
+    k->r.body_len = 0;
+    curl_easy_setopt(k->c, CURLOPT_URL, url);
+    curl_easy_setopt(k->c, CURLOPT_HTTPHEADER, h);
+    CURLcode rc = curl_easy_perform(k->c);
+    curl_slist_free_all(h);
+    cr_assert_eq(rc, CURLE_OK, "GET %s: %s", path, curl_easy_strerror(rc));
+    long status = 0, connects = -1;
+    curl_easy_getinfo(k->c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(k->c, CURLINFO_NUM_CONNECTS, &connects);
+    cr_assert_eq(connects, first ? 1 : 0, "GET %s: the keep-alive connection was not reused", path);
+    return status;
+}
+
+static void ka_open(struct keepalive *k)
+{
+    char resolve[64];
+    snprintf(resolve, sizeof(resolve), "localhost:%d:127.0.0.1", srv.port);
+    static struct curl_slist *rs;
+    curl_slist_free_all(rs);
+    rs = curl_slist_append(NULL, resolve);
+    k->c = curl_easy_init();
+    cr_assert_not_null(k->c);
+    memset(&k->r, 0, sizeof(k->r));
+    curl_easy_setopt(k->c, CURLOPT_RESOLVE, rs);
+    curl_easy_setopt(k->c, CURLOPT_CAINFO, srv.cert);
+    curl_easy_setopt(k->c, CURLOPT_WRITEFUNCTION, ka_body);
+    curl_easy_setopt(k->c, CURLOPT_WRITEDATA, &k->r);
+    curl_easy_setopt(k->c, CURLOPT_TIMEOUT_MS, 10000L);
+}
+
+static void ka_close(struct keepalive *k)
+{
+    free(k->r.body);
+    curl_easy_cleanup(k->c);
+}
+
+/* The server may remember a connection's token between requests (router.c);
+ * that must never let a token through that the database no longer accepts,
+ * nor mix up two tokens sent on one connection. */
+Test(auth, one_connection_follows_every_token_it_sends, .init = start_open, .fini = finish)
+{
+    char a_name[40], b_name[40], a_auth[128], b_auth[128], forged[128], me_a[32];
+    harness_marker(a_name, sizeof(a_name), "ka_a_");
+    harness_marker(b_name, sizeof(b_name), "ka_b_");
+    int64_t a_id = register_user(a_name, PW1), b_id = register_user(b_name, PW2);
+    char *a = login(a_name, PW1), *b = login(b_name, PW2);
+    snprintf(a_auth, sizeof(a_auth), "Authorization: Bearer %s", a);
+    snprintf(b_auth, sizeof(b_auth), "Authorization: Bearer %s", b);
+    snprintf(forged, sizeof(forged), "%s", a_auth);
+    char *last = forged + strlen(forged) - 1;
+    *last = *last == 'A' ? 'B' : 'A';    /* same length and alphabet, one character off */
+    snprintf(me_a, sizeof(me_a), "\"id\":%lld,", (long long)a_id);
+
+    struct keepalive k;
+    ka_open(&k);
+    cr_assert_eq(ka_get(&k, "/v1/me", a_auth, true), 200);
+    cr_assert_not_null(strstr(k.r.body, me_a), "not A's account: %s", k.r.body);
+    cr_assert_eq(ka_get(&k, "/v1/me", forged, false), 401, "a token one character off was accepted");
+    cr_assert_eq(ka_get(&k, "/v1/me", a_auth, false), 200);
+    cr_assert_eq(ka_get(&k, "/v1/me", b_auth, false), 200);
+    cJSON *j = json_of(&k.r);
+    cr_assert_eq(jint(j, "id"), b_id, "B's token answered for someone else: %s", k.r.body);
+    cJSON_Delete(j);
+    cr_assert_eq(ka_get(&k, "/v1/me", a_auth, false), 200);
+    j = json_of(&k.r);
+    cr_assert_eq(jint(j, "id"), a_id);
+    cJSON_Delete(j);
+    cr_assert_eq(ka_get(&k, "/v1/me", NULL, false), 401);
+
+    /* A logs out elsewhere: this connection's next request with A's token fails at once */
+    call_free("POST", "/v1/auth/logout", a, NULL, 204);
+    cr_assert_eq(ka_get(&k, "/v1/me", a_auth, false), 401, "a revoked token still worked on a kept connection");
+    cr_assert_eq(ka_get(&k, "/v1/me", b_auth, false), 200);
+    ka_close(&k);
+    free(a);
+    free(b);
+}
+
 Test(auth, registration_is_closed_by_default, .init = start_default, .fini = finish)
 {
     char name[40];
