@@ -1220,6 +1220,59 @@ Test(http, header_count_exactly_at_limit_is_accepted)
     cr_assert_eq(rec.reqs[0].n_headers, 5);
 }
 
+/* The field arrays grow as fields arrive (http.c): every field of a request
+ * at the maximum count is kept in order, and a following small request on
+ * the same connection sees only its own fields. */
+static void check_numbered_fields(void *arg, const struct http_request *req, struct http_response *res)
+{
+    size_t *seen = arg;
+    for (size_t i = 1; i < req->n_headers; i++) {   /* [0] is Host */
+        char name[32], value[32];
+        snprintf(name, sizeof(name), "x-f%zu", i);
+        snprintf(value, sizeof(value), "v%zu", i);
+        cr_assert(slice_eq_nocase(req->headers[i].name, slice_str(name)), "field %zu has the wrong name", i);
+        cr_assert(slice_eq(req->headers[i].value, slice_str(value)), "field %zu has the wrong value", i);
+    }
+    seen[seen[0] + 1] = req->n_headers;
+    seen[0]++;
+    cr_assert_eq(http_set_json(res, 200, "{}", 2), 0);
+}
+
+static char *numbered_fields_request(size_t n)
+{
+    char *req = fmt("GET / HTTP/1.1\r\nHost: x\r\n");
+    for (size_t i = 1; i < n; i++) {
+        char *next = fmt("%sX-F%zu: v%zu\r\n", req, i, i);
+        free(req);
+        req = next;
+    }
+    char *done = fmt("%s\r\n", req);
+    free(req);
+    return done;
+}
+
+Test(http, every_field_up_to_the_maximum_count_is_kept)
+{
+    struct http_limits lim = http_default_limits;
+    lim.max_fields = HTTP_MAX_FIELDS_CAP;
+    lim.max_header_block = 64 * 1024;
+    size_t seen[3] = { 0 };
+    struct http_conn *h = http_conn_new(&lim, check_numbered_fields, seen);
+    cr_assert_not_null(h);
+    char *big = numbered_fields_request(HTTP_MAX_FIELDS_CAP), *small3 = numbered_fields_request(3);
+    feed_str(h, big);
+    feed_str(h, small3);
+    cr_assert_eq(seen[0], 2, "both requests answered");
+    cr_assert_eq(seen[1], HTTP_MAX_FIELDS_CAP);
+    cr_assert_eq(seen[2], 3);
+    http_conn_free(h);
+    char *over = numbered_fields_request(HTTP_MAX_FIELDS_CAP + 1);
+    expect_refused_lim(&lim, over, strlen(over), 431, NULL);
+    free(big);
+    free(small3);
+    free(over);
+}
+
 Test(http, header_count_over_limit_is_431)
 {
     expect_refused_small("GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\n\r\n", 431);
