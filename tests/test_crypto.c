@@ -8,6 +8,7 @@
  * Argon2 tests are few on purpose: each hash or verify costs ~50 ms.
  */
 #include <criterion/criterion.h>
+#include <signal.h>
 
 #include <argon2.h>
 #include <errno.h>
@@ -763,3 +764,40 @@ Test(tls_mem, each_block_goes_back_where_it_came_from)
         }
     }
 }
+
+/* Small blocks are kept on per-thread lists for reuse: one handed out again
+ * is zeroed like calloc's, and blocks alive at once never share bytes. */
+Test(tls_mem, reused_small_blocks_are_zeroed_and_never_shared)
+{
+    cr_assert_eq(tls_mem_install(), 0);
+    enum { N = 300 };
+    static uint8_t *blk[N];
+    static size_t len[N];
+    for (int round = 0; round < 3; round++) {
+        for (size_t i = 0; i < N; i++) {
+            len[i] = (i * 37 + (size_t)round * 11) % 300;   /* 0..299: every class and past the last */
+            blk[i] = mbedtls_calloc(1, len[i]);
+            cr_assert_not_null(blk[i]);
+            for (size_t k = 0; k < len[i]; k++)
+                cr_assert_eq(blk[i][k], 0, "round %d block %zu byte %zu is not zero", round, i, k);
+            memset(blk[i], (int)(i & 0xff), len[i]);
+        }
+        for (size_t i = 0; i < N; i++)
+            for (size_t k = 0; k < len[i]; k++)
+                cr_assert_eq(blk[i][k], (uint8_t)(i & 0xff), "block %zu was overwritten by another", i);
+        for (size_t i = 0; i < N; i++)
+            mbedtls_free(blk[i]);
+    }
+}
+
+/* Under ASan the lists are off and ASan itself reports a double free. */
+#if !defined(__SANITIZE_ADDRESS__)
+Test(tls_mem, a_block_freed_twice_aborts, .signal = SIGABRT)
+{
+    cr_assert_eq(tls_mem_install(), 0);
+    void *p = mbedtls_calloc(1, 40);
+    cr_assert_not_null(p);
+    mbedtls_free(p);
+    mbedtls_free(p);
+}
+#endif
