@@ -103,10 +103,11 @@ static size_t take(void *p)
 #define CLASS_STEP 16
 #define CLASS_COUNT 16                /* 16, 32, ... 256 bytes */
 #define CLASS_NONE UINT32_MAX         /* larger than the last class: malloc's */
+#define CLASS_KEEP 64                 /* per class and thread */
 #if defined(__SANITIZE_ADDRESS__)
-#define CLASS_KEEP 0                  /* ASan sees every block come and go */
+#define KEEPING false                 /* ASan sees every block come and go */
 #else
-#define CLASS_KEEP 64
+#define KEEPING true
 #endif
 
 struct head {                         /* 16 bytes: blocks stay 16-aligned */
@@ -162,7 +163,7 @@ static void small_free(void *p)
         return;
     }
     uint32_t cls = h->cls;
-    if (cls < CLASS_COUNT && lists[cls].n < CLASS_KEEP) {
+    if (KEEPING && cls < CLASS_COUNT && lists[cls].n < CLASS_KEEP) {
         h->tag = ~block_tag;
         struct kept *k = p;
         k->next = lists[cls].first;
