@@ -365,6 +365,7 @@ void api_logout(struct route_ctx *ctx)
         api_fail_internal(ctx, "auth.logout");
         return;
     }
+    route_forget_token(ctx);
     ctx->res->status = 204;
     api_audit(ctx, "auth.logout", "user", ctx->who.user_id, AUDIT_SUCCESS, 204, NULL);
 }

@@ -47,8 +47,6 @@ struct http_header {
     struct slice value;
 };
 
-/** One complete request. Every slice borrows from the http_conn and is valid
- *  only during the dispatch callback. */
 /* Bytes the router may keep between the requests of one connection (the
  * last bearer token it verified and that token's HMAC, router.c). The http
  * layer only holds them and wipes them when the connection goes away. */
@@ -58,6 +56,8 @@ struct http_memo {
     size_t len;                  /* 0: nothing kept */
 };
 
+/** One complete request. Every slice borrows from the http_conn and is valid
+ *  only during the dispatch callback. */
 struct http_request {
     enum http_method method;
     struct slice target;      /* as received: path and query */

@@ -201,6 +201,12 @@ static void remember_token(const struct route_ctx *ctx, const char *token, bool 
     }
 }
 
+void route_forget_token(struct route_ctx *ctx)
+{
+    if (ctx->req->memo)
+        mbedtls_platform_zeroize(ctx->req->memo, sizeof(*ctx->req->memo));
+}
+
 static int check_session(struct route_ctx *ctx, const uint8_t hash[CRYPTO_TOKEN_HASH_LEN])
 {
     struct store_session sess;

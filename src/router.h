@@ -78,6 +78,10 @@ const struct slice *route_param(const struct route_ctx *ctx, const char *name);
 void route_audit(struct route_ctx *ctx, const char *event, int result, int status, const char *reason,
                  const char *detail);
 
+/** Wipe what the connection remembers of its token (after logout: the
+ *  token is dead, its bytes need not stay in memory). */
+void route_forget_token(struct route_ctx *ctx);
+
 /** Answer 429 with Retry-After; audited once per run of refusals. */
 void route_fail_rate(struct route_ctx *ctx, uint32_t retry_after_s, bool first, const char *reason);
 

@@ -17,12 +17,15 @@
  * tag; a freed block of a small class goes on its thread's list for that
  * class (at most CLASS_KEEP of them), anything else back to free(). A block
  * is zeroed when handed out, as calloc's are; what mbedTLS wipes before
- * freeing it stays wiped. A block freed twice aborts.
+ * freeing it stays wiped. A block freed twice, a header or list link
+ * that is not what this file wrote, or a pointer that never came from here
+ * aborts. ASan builds use plain calloc and free for small blocks.
  */
 #include "tls.h"
 
 #include <mbedtls/platform.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,20 +107,34 @@ static size_t take(void *p)
 #define CLASS_COUNT 16                /* 16, 32, ... 256 bytes */
 #define CLASS_NONE UINT32_MAX         /* larger than the last class: malloc's */
 #define CLASS_KEEP 64                 /* per class and thread */
-#if defined(__SANITIZE_ADDRESS__)
-#define KEEPING false                 /* ASan sees every block come and go */
-#else
-#define KEEPING true
-#endif
 
+static uint64_t block_tag;            /* random; set once by tls_mem_install() */
+static uintptr_t link_key;            /* random: list links are stored scrambled */
+
+#if defined(__SANITIZE_ADDRESS__)
+/* ASan builds: plain calloc and free, so ASan sees every block's exact
+ * bounds and every use after free. */
+static void *small_calloc(size_t len)
+{
+    return calloc(1, len ? len : 1);
+}
+
+static void small_free(void *p)
+{
+    free(p);
+}
+#else
 struct head {                         /* 16 bytes: blocks stay 16-aligned */
-    uint64_t tag;                     /* block_tag live, ~block_tag freed */
+    uint64_t tag;                     /* block_tag live, ~block_tag on a list */
     uint32_t cls;
     uint32_t unused;
 };
 
+/* A kept block's first word: the next block on its list, scrambled with
+ * link_key and its own address (as glibc's safe-linking does), so a stale
+ * write into a freed block cannot steer the next allocation anywhere. */
 struct kept {
-    struct kept *next;
+    uintptr_t link;
 };
 
 /* cppcheck does not see uses through a _Thread_local array. */
@@ -128,8 +145,28 @@ struct list {
     unsigned n;
 };
 
-static uint64_t block_tag;
 static _Thread_local struct list lists[CLASS_COUNT];
+
+static uintptr_t scramble(const struct kept *at, const struct kept *next)
+{
+    return (uintptr_t)next ^ link_key ^ ((uintptr_t)at >> 12);
+}
+
+/* Take the first block of a list, or abort if anything about it or its
+ * link is not what small_free() left there. */
+static struct head *pop(uint32_t cls)
+{
+    struct list *l = &lists[cls];
+    struct kept *k = l->first;
+    struct head *h = (struct head *)(void *)k - 1;
+    struct kept *next = (struct kept *)(k->link ^ link_key ^ ((uintptr_t)k >> 12));
+    if (h->tag != ~block_tag || h->cls != cls || (l->n == 1) != (next == NULL) ||
+        (uintptr_t)next % _Alignof(max_align_t) != 0)
+        abort();
+    l->first = next;
+    l->n--;
+    return h;
+}
 
 static void *small_calloc(size_t len)
 {
@@ -138,9 +175,7 @@ static void *small_calloc(size_t len)
         cls = 0;
     struct head *h;
     if (cls != CLASS_NONE && lists[cls].first) {
-        h = (struct head *)(void *)lists[cls].first - 1;
-        lists[cls].first = lists[cls].first->next;
-        lists[cls].n--;
+        h = pop(cls);
     } else {
         size_t size = cls != CLASS_NONE ? (size_t)(cls + 1) * CLASS_STEP : len;
         h = malloc(sizeof(*h) + size);
@@ -156,17 +191,15 @@ static void *small_calloc(size_t len)
 static void small_free(void *p)
 {
     struct head *h = (struct head *)p - 1;
-    if (h->tag == ~block_tag)
-        abort();                      /* freed twice: stop before the lists break */
-    if (h->tag != block_tag) {
-        free(p);                      /* not one of ours (never expected) */
-        return;
-    }
+    /* Freed twice, a corrupted header, or a pointer that never came from
+     * here: stop rather than hand glibc or a list a block we cannot vouch for. */
+    if (h->tag != block_tag)
+        abort();
     uint32_t cls = h->cls;
-    if (KEEPING && cls < CLASS_COUNT && lists[cls].n < CLASS_KEEP) {
-        h->tag = ~block_tag;
+    if (cls < CLASS_COUNT && lists[cls].n < CLASS_KEEP) {
         struct kept *k = p;
-        k->next = lists[cls].first;
+        h->tag = ~block_tag;
+        k->link = scramble(k, lists[cls].first);
         lists[cls].first = k;
         lists[cls].n++;
         return;
@@ -174,6 +207,7 @@ static void small_free(void *p)
     h->tag = 0;
     free(h);
 }
+#endif
 
 /* ---- mbedTLS's calloc and free ----------------------------------------------- */
 
@@ -226,13 +260,16 @@ int tls_mem_install(void)
     if (sz <= 0 || (sz & (sz - 1)) != 0)
         return -1;
     page = (size_t)sz;
-    /* Random, so no byte pattern of a foreign pointer's neighbourhood can
-     * pass for a header; not a secret. 0 and all-ones are the freed marks. */
-    uint64_t tag = 0;
-    while (tag == 0 || tag == UINT64_MAX)
-        if (getrandom(&tag, sizeof(tag), 0) != (ssize_t)sizeof(tag))
+    /* Random and unknown outside the process: no byte pattern a client can
+     * place can pass for a header or a list link. 0 and all-ones (the tag
+     * values of freed blocks) are never the tag. */
+    uint64_t r[2] = { 0, 0 };
+    while (r[0] == 0 || r[0] == UINT64_MAX)
+        if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
             return -1;
-    if (block_tag == 0)
-        block_tag = tag;
+    if (block_tag == 0) {
+        block_tag = r[0];
+        link_key = (uintptr_t)r[1];
+    }
     return mbedtls_platform_set_calloc_free(mem_calloc, mem_free) == 0 ? 0 : -1;
 }

@@ -30,7 +30,7 @@ static void put2(char *p, unsigned v)
 
 size_t utc_format(int64_t secs, int ms, char out[UTC_TEXT_MAX])
 {
-    int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
+    int64_t days = secs / 86400 - (secs % 86400 < 0);   /* floor, without overflow */
     int64_t s = secs - days * 86400, y;
     unsigned m, d;
     civil_from_days(days, &y, &m, &d);

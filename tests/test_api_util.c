@@ -117,3 +117,12 @@ Test(utc, out_of_range_milliseconds_and_years_keep_the_shape)
     cr_assert_eq(utc_format(INT64_C(253402300800), 5, got), 20);  /* year 10000 */
     cr_assert_str_eq(got, "0000-01-01T00:00:00Z");
 }
+
+Test(utc, the_most_negative_time_keeps_the_shape_without_overflow)
+{
+    char got[UTC_TEXT_MAX];
+    cr_assert_eq(utc_format(INT64_MIN, -1, got), 20);
+    cr_assert_str_eq(got, "0000-01-01T00:00:00Z");
+    cr_assert_eq(utc_format(INT64_MIN + 86398, 0, got), 20);
+    cr_assert_str_eq(got, "0000-01-01T00:00:00Z");
+}

@@ -800,4 +800,24 @@ Test(tls_mem, a_block_freed_twice_aborts, .signal = SIGABRT)
     mbedtls_free(p);
     mbedtls_free(p);
 }
+
+/* A stale write into a block on a list (a use after free) must not steer
+ * the next allocation: the link no longer decodes to what the list holds. */
+Test(tls_mem, a_freed_block_written_to_aborts_the_next_allocation, .signal = SIGABRT)
+{
+    cr_assert_eq(tls_mem_install(), 0);
+    uint8_t *p = mbedtls_calloc(1, 72);
+    cr_assert_not_null(p);
+    mbedtls_free(p);                     /* the only block on its list */
+    memset(p, 0x41, 8);
+    (void)mbedtls_calloc(1, 72);
+}
+
+Test(tls_mem, a_pointer_that_never_came_from_here_aborts, .signal = SIGABRT)
+{
+    cr_assert_eq(tls_mem_install(), 0);
+    void *p = malloc(40);
+    cr_assert_not_null(p);
+    mbedtls_free(p);
+}
 #endif

@@ -1553,3 +1553,20 @@ Test(http, response_that_does_not_fit_is_replaced_by_a_500_that_closes, .init = 
     cr_assert(http_conn_should_close(h));
     http_conn_free(h);
 }
+
+/* After logout the connection's remembered token is wiped, not kept until
+ * the next request or the close (router.c, api_auth.c: api_logout()). */
+Test(router, forgetting_the_token_wipes_the_connection_memo)
+{
+    struct http_memo m;
+    memset(&m, 0x5a, sizeof(m));
+    m.len = 78;
+    struct http_request req = { .memo = &m };
+    struct route_ctx ctx = { .req = &req };
+    route_forget_token(&ctx);
+    cr_assert_eq(m.len, 0);
+    for (size_t i = 0; i < sizeof(m.data); i++)
+        cr_assert_eq(m.data[i], 0, "byte %zu survived", i);
+    req.memo = NULL;
+    route_forget_token(&ctx);            /* no memo (unit tests): no-op */
+}
