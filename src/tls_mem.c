@@ -159,6 +159,9 @@ static struct head *pop(uint32_t cls)
     struct list *l = &lists[cls];
     struct kept *k = l->first;
     struct head *h = (struct head *)(void *)k - 1;
+    /* The link is stored as an integer on purpose (scrambled), so it comes
+     * back through one. */
+    // NOLINTNEXTLINE(performance-no-int-to-ptr)
     struct kept *next = (struct kept *)(k->link ^ link_key ^ ((uintptr_t)k >> 12));
     if (h->tag != ~block_tag || h->cls != cls || (l->n == 1) != (next == NULL) ||
         (uintptr_t)next % _Alignof(max_align_t) != 0)
