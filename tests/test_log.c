@@ -124,17 +124,62 @@ Test(log, bearer_tokens_in_a_message_are_masked)
     cr_assert_str_eq(s, "login ok token=nt_[redacted]; header Authorization: Bearer [redacted], bye");
 }
 
+/* A key-shaped run of `n` characters drawn at random from `alphabet`,
+ * with `upper` capitals and `lower` small letters placed first: made at
+ * run time, so no key-shaped literal is committed. */
+static void drawn_key(char *out, size_t n, const char *alphabet, size_t upper, size_t lower)
+{
+    unsigned char r[128];
+    cr_assert_leq(n, sizeof(r));
+    cr_assert_eq(getrandom(r, n, 0), (ssize_t)n);
+    size_t k = strlen(alphabet);
+    for (size_t i = 0; i < n; i++)
+        out[i] = i < upper ? (char)('A' + r[i] % 26)
+                 : i < upper + lower ? (char)('a' + r[i] % 26) : alphabet[r[i] % k];
+    out[n] = '\0';
+}
+
+static void assert_masked(const char *key)
+{
+    char s[256];
+    snprintf(s, sizeof(s), "key is %s end", key);
+    log_mask(s);
+    cr_assert_str_eq(s, "key is [redacted] end", "not masked: %s", key);
+}
+
 Test(log, key_material_in_a_message_is_masked)
 {
-    /* A fresh key each run, as base64 of 32 random bytes: none is committed. */
-    unsigned char raw[32], b64[64];
-    size_t n = 0;
-    cr_assert_eq(getrandom(raw, sizeof(raw), 0), (ssize_t)sizeof(raw));
-    cr_assert_eq(mbedtls_base64_encode(b64, sizeof(b64), &n, raw, sizeof(raw)), 0);
-    char s[256];
-    snprintf(s, sizeof(s), "key is %s end", (const char *)b64);
-    log_mask(s);
-    cr_assert_str_eq(s, "key is [redacted] end");
+    /* Fresh keys each run, as base64 of 32 random bytes: none is committed.
+     * A key with fewer than five letters of either case (about one in
+     * 100,000) is drawn again: that is the rule's stated bound. */
+    for (int i = 0; i < 50; i++) {
+        unsigned char raw[32], b64[64];
+        size_t n = 0, upper = 0, lower = 0;
+        cr_assert_eq(getrandom(raw, sizeof(raw), 0), (ssize_t)sizeof(raw));
+        cr_assert_eq(mbedtls_base64_encode(b64, sizeof(b64), &n, raw, sizeof(raw)), 0);
+        for (size_t k = 0; k < n; k++) {
+            upper += b64[k] >= 'A' && b64[k] <= 'Z';
+            lower += b64[k] >= 'a' && b64[k] <= 'z';
+        }
+        if (upper < 5 || lower < 5) {
+            i--;
+            continue;
+        }
+        assert_masked((const char *)b64);
+    }
+}
+
+/* Random keys with few digits or few capitals are still keys (a key with
+ * one digit used to slip through: about one in 140). */
+Test(log, keys_without_digits_or_with_few_capitals_are_masked)
+{
+    char key[64];
+    drawn_key(key, 43, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz+/", 5, 5);
+    assert_masked(key);                                 /* no digit at all */
+    drawn_key(key, 43, "abcdefghijklmnopqrstuvwxyz0123456789+/", 5, 5);
+    assert_masked(key);                                 /* exactly five capitals */
+    drawn_key(key, 43, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", 5, 5);
+    assert_masked(key);                                 /* base64url, five small letters */
 }
 
 Test(log, paths_ids_and_digests_are_not_masked)
