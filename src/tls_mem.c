@@ -129,6 +129,7 @@ struct head {                         /* 16 bytes: blocks stay 16-aligned */
     uint32_t cls;
     uint32_t unused;
 };
+_Static_assert(sizeof(struct head) == 16, "a header keeps the block 16-aligned");
 
 /* A kept block's first word: the next block on its list, scrambled with
  * link_key and its own address (as glibc's safe-linking does), so a stale
@@ -147,9 +148,18 @@ struct list {
 
 static _Thread_local struct list lists[CLASS_COUNT];
 
-static uintptr_t scramble(const struct kept *at, const struct kept *next)
+/* What a link at `at` is XORed with; applying it twice gives the link back. */
+static uintptr_t link_mask(const struct kept *at)
 {
-    return (uintptr_t)next ^ link_key ^ ((uintptr_t)at >> 12);
+    return link_key ^ ((uintptr_t)at >> 12);
+}
+
+/* 0..CLASS_COUNT-1 for len up to the last class (0 counts as 1 byte),
+ * else CLASS_NONE. */
+static uint32_t class_of(size_t len)
+{
+    size_t steps = len ? (len + CLASS_STEP - 1) / CLASS_STEP : 1;
+    return steps <= CLASS_COUNT ? (uint32_t)steps - 1 : CLASS_NONE;
 }
 
 /* Take the first block of a list, or abort if anything about it or its
@@ -162,7 +172,7 @@ static struct head *pop(uint32_t cls)
     /* The link is stored as an integer on purpose (scrambled), so it comes
      * back through one. */
     // NOLINTNEXTLINE(performance-no-int-to-ptr)
-    struct kept *next = (struct kept *)(k->link ^ link_key ^ ((uintptr_t)k >> 12));
+    struct kept *next = (struct kept *)(k->link ^ link_mask(k));
     if (h->tag != ~block_tag || h->cls != cls || (l->n == 1) != (next == NULL) ||
         (uintptr_t)next % _Alignof(max_align_t) != 0)
         abort();
@@ -173,9 +183,7 @@ static struct head *pop(uint32_t cls)
 
 static void *small_calloc(size_t len)
 {
-    uint32_t cls = len <= CLASS_STEP * CLASS_COUNT ? (uint32_t)((len + CLASS_STEP - 1) / CLASS_STEP) - 1 : CLASS_NONE;
-    if (len == 0)
-        cls = 0;
+    uint32_t cls = class_of(len);
     struct head *h;
     if (cls != CLASS_NONE && lists[cls].first) {
         h = pop(cls);
@@ -202,7 +210,7 @@ static void small_free(void *p)
     if (cls < CLASS_COUNT && lists[cls].n < CLASS_KEEP) {
         struct kept *k = p;
         h->tag = ~block_tag;
-        k->link = scramble(k, lists[cls].first);
+        k->link = (uintptr_t)lists[cls].first ^ link_mask(k);
         lists[cls].first = k;
         lists[cls].n++;
         return;

@@ -8,6 +8,7 @@
  * Argon2 tests are few on purpose: each hash or verify costs ~50 ms.
  */
 #include <criterion/criterion.h>
+#include <malloc.h>
 #include <signal.h>
 
 #include <argon2.h>
@@ -811,6 +812,26 @@ Test(tls_mem, a_freed_block_written_to_aborts_the_next_allocation, .signal = SIG
     mbedtls_free(p);                     /* the only block on its list */
     memset(p, 0x41, 8);
     (void)mbedtls_calloc(1, 72);
+}
+
+/* Freed blocks kept for reuse are bounded (64 per class and thread): what
+ * is freed past that goes back to malloc, so a burst cannot pin memory. */
+Test(tls_mem, at_most_64_freed_blocks_of_a_class_are_kept)
+{
+    cr_assert_eq(tls_mem_install(), 0);
+    enum { N = 1000, LEN = 40 };
+    static void *blk[N];
+    size_t before = mallinfo2().uordblks;
+    for (size_t i = 0; i < N; i++) {
+        blk[i] = mbedtls_calloc(1, LEN);
+        cr_assert_not_null(blk[i]);
+    }
+    size_t live = mallinfo2().uordblks - before;
+    for (size_t i = 0; i < N; i++)
+        mbedtls_free(blk[i]);
+    size_t each = (live + N - 1) / N, kept = mallinfo2().uordblks - before;
+    cr_assert_gt(kept, 0, "nothing was kept for reuse");
+    cr_assert_leq(kept, 64 * each, "%zu bytes kept after freeing %d blocks of %zu", kept, N, each);
 }
 
 Test(tls_mem, a_pointer_that_never_came_from_here_aborts, .signal = SIGABRT)
