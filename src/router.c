@@ -168,7 +168,6 @@ static size_t count_headers(const struct http_request *req, const char *name)
     return n;
 }
 
-/* 0 when ctx->who is a live session; otherwise the 401 is already written. */
 /* A keep-alive client sends the same token with every request: the
  * connection's memo keeps the last token that proved valid and its HMAC,
  * so only a different token is hashed. The comparison is constant-time, and
@@ -186,25 +185,23 @@ static int token_hash(const struct route_ctx *ctx, const char *token, uint8_t ha
     return crypto_token_hash(ctx->app->crypto, token, VALIDATE_TOKEN_LEN, hash);
 }
 
-static void remember_token(const struct route_ctx *ctx, const char *token, bool valid,
-                           const uint8_t hash[CRYPTO_TOKEN_HASH_LEN])
-{
-    struct http_memo *m = ctx->req->memo;
-    _Static_assert(MEMO_LEN <= HTTP_MEMO_MAX, "the memo holds a token and its hash");
-    if (!m)
-        return;
-    mbedtls_platform_zeroize(m, sizeof(*m));
-    if (valid) {
-        memcpy(m->data, token, VALIDATE_TOKEN_LEN);
-        memcpy(m->data + VALIDATE_TOKEN_LEN, hash, CRYPTO_TOKEN_HASH_LEN);
-        m->len = MEMO_LEN;
-    }
-}
-
 void route_forget_token(struct route_ctx *ctx)
 {
     if (ctx->req->memo)
         mbedtls_platform_zeroize(ctx->req->memo, sizeof(*ctx->req->memo));
+}
+
+/* Only a token whose session was just found valid is remembered. */
+static void remember_token(struct route_ctx *ctx, const char *token, const uint8_t hash[CRYPTO_TOKEN_HASH_LEN])
+{
+    struct http_memo *m = ctx->req->memo;
+    _Static_assert(MEMO_LEN <= HTTP_MEMO_MAX, "the memo holds a token and its hash");
+    route_forget_token(ctx);
+    if (!m)
+        return;
+    memcpy(m->data, token, VALIDATE_TOKEN_LEN);
+    memcpy(m->data + VALIDATE_TOKEN_LEN, hash, CRYPTO_TOKEN_HASH_LEN);
+    m->len = MEMO_LEN;
 }
 
 static int check_session(struct route_ctx *ctx, const uint8_t hash[CRYPTO_TOKEN_HASH_LEN])
@@ -229,6 +226,7 @@ static int check_session(struct route_ctx *ctx, const uint8_t hash[CRYPTO_TOKEN_
     return 0;
 }
 
+/* 0 when ctx->who is a live session; otherwise the 401 is already written. */
 static int authenticate(struct route_ctx *ctx)
 {
     const struct http_header *auth = http_find_header(ctx->req, "authorization");
@@ -243,7 +241,10 @@ static int authenticate(struct route_ctx *ctx)
         rc = token_hash(ctx, token, hash);
     if (rc == 0)
         rc = check_session(ctx, hash);
-    remember_token(ctx, token, rc == 0, hash);
+    if (rc == 0)
+        remember_token(ctx, token, hash);
+    else
+        route_forget_token(ctx);
     mbedtls_platform_zeroize(token, sizeof(token));
     mbedtls_platform_zeroize(hash, sizeof(hash));
     if (rc != 0) {
