@@ -30,8 +30,11 @@ static void put2(char *p, unsigned v)
 
 size_t utc_format(int64_t secs, int ms, char out[UTC_TEXT_MAX])
 {
-    int64_t days = secs / 86400 - (secs % 86400 < 0);   /* floor, without overflow */
-    int64_t s = secs - days * 86400, y;
+    /* Floor division from the remainder: days * 86400 can fall below
+     * INT64_MIN for the most negative inputs. */
+    int64_t s = secs % 86400, y;
+    int64_t days = secs / 86400 - (s < 0);
+    s += s < 0 ? 86400 : 0;
     unsigned m, d;
     civil_from_days(days, &y, &m, &d);
     if (y < 0 || y > 9999) {
