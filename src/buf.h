@@ -36,11 +36,12 @@ void buf_cleanup_wipe(struct buf *b);
 static inline void buf_reset(struct buf *b) { b->len = 0; }
 /** Make room for `extra` more bytes; ERR_LIMIT past max, ERR_NOMEM. */
 int buf_reserve(struct buf *b, size_t extra);
-/** Append bytes; 0, ERR_LIMIT or ERR_NOMEM (nothing appended on error). */
+/** buf_append()'s path when the bytes do not fit the current capacity. */
 int buf_append_grow(struct buf *b, const void *p, size_t n);
-/* Inline because responses and audit lines are built from many short
- * appends that almost always fit (cap never exceeds max, so fitting in cap
- * is within the bound). */
+/** Append bytes; 0, ERR_LIMIT or ERR_NOMEM (nothing appended on error).
+ *  Inline because responses and audit lines are built from many short
+ *  appends that almost always fit (cap never exceeds max, so fitting in cap
+ *  is within the bound). */
 static inline int buf_append(struct buf *b, const void *p, size_t n)
 {
     if (n == 0 || n > b->cap - b->len)

@@ -2,11 +2,12 @@
  * server.c - connection lifetime: accept, read, TLS, HTTP, write, close.
  *
  * Owns every connection; the loop, the listener and the signals are set up
- * and torn down in server_life.c. A connection is a uv_tcp_t plus a tls_conn and an http_conn:
- * bytes read are fed to TLS, decrypted bytes to HTTP, responses are encrypted
- * and written with uv_write. Nothing on this thread blocks. A connection is
- * freed only after libuv closed both of its handles (Kore's deferred prune),
- * and a write buffer lives until its write callback ran.
+ * and torn down in server_life.c. A connection is a uv_tcp_t plus a
+ * tls_conn and an http_conn: bytes read are fed to TLS, decrypted bytes to
+ * HTTP, responses are encrypted and written (uv_try_write, then uv_write
+ * for what the socket does not take). Nothing on this thread blocks. A
+ * connection is freed only after libuv closed both of its handles (Kore's
+ * deferred prune), and a write buffer lives until its write callback ran.
  */
 #include "server.h"
 #include "server_int.h"
