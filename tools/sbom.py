@@ -22,6 +22,7 @@ content and the timestamp is SOURCE_DATE_EPOCH, else the commit's time.
 Nothing here reaches the network; apt-cache reads the local package lists.
 """
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -149,20 +150,16 @@ def os_codename():
     return 'unknown'
 
 
-_ARCHIVE = []
-
-
+@functools.lru_cache(maxsize=None)
 def archive_uri():
     """The Debian archive this machine's apt is configured with (the one
     third_party/fetch.sh downloads from), or None. Never written in the
     repository: read from apt, like fetch.sh does."""
-    if not _ARCHIVE:
-        out = run('apt-get', 'indextargets', '--format', '$(REPO_URI) $(RELEASE)') or ''
-        codename = os_codename()
-        uris = sorted({ln.split()[0] for ln in out.splitlines()
-                       if len(ln.split()) == 2 and ln.split()[1] == codename})
-        _ARCHIVE.append(uris[0] if uris else None)
-    return _ARCHIVE[0]
+    out = run('apt-get', 'indextargets', '--format', '$(REPO_URI) $(RELEASE)') or ''
+    codename = os_codename()
+    uris = sorted({ln.split()[0] for ln in out.splitlines()
+                   if len(ln.split()) == 2 and ln.split()[1] == codename})
+    return uris[0] if uris else None
 
 
 def pool_dir(src):
