@@ -159,6 +159,7 @@ int app_started(void *arg)
     for (size_t i = 0; i < 12; i++)
         snprintf(detail + 7 + 2 * i, 3, "%02x", d[i]);
     record_system(app, "server.start", detail);
+    audit_flush(app->audit);
     if (!audit_healthy(app->audit)) {
         log_error("cannot write the audit trail: refusing to serve");
         return ERR_IO;

@@ -7,7 +7,9 @@
  * hash of the last line). Before each line it takes an flock on audit.lock
  * and checks that audit.log is still the file it holds and still the size it
  * knows; if another process (a `notesd user` command) appended or rotated,
- * the head is read back from the file. Every key operation goes through
+ * the head is read back from the file. The server holds the lock for a loop
+ * iteration (audit_hold()): then callers' lines are queued and written
+ * together, and nothing is queued once the lock is given back. Every key operation goes through
  * crypto.c; no key byte is seen here.
  *
  * This file must never: write a line with more than one write(2), or leave
@@ -38,6 +40,7 @@
 #define PENDING_MAX (AUDIT_SYNC_FDS - 2)   /* rotated files waiting for a sync: the
                                               current file and the directory join them */
 #define SECONDS_PER_DAY 86400
+#define AUDIT_BATCH_BYTES (64 * 1024) /* queued lines written at once, at most */
 
 static const uint8_t zero_hash[AUDIT_HASH_LEN];
 
@@ -49,8 +52,17 @@ struct audit {
     ino_t ino;
     uid_t run_uid;                         /* also ours: root serves as this user */
     struct audit_pseudonyms pseudonyms;    /* a->enc.cache */
-    bool hold;                             /* keep the lock between lines ... */
+    bool hold;                             /* keep the lock between lines and
+                                              queue event lines while held ... */
     bool held;                             /* ... and it is held now */
+    struct buf batch;                      /* queued lines, written at the latest
+                                              when the lock is given back */
+    uint64_t batch_lines;
+    uint64_t batch_events;                 /* of them, callers' events */
+    uint64_t head_seq;                     /* the chain head before the batch, */
+    uint8_t head_prev[AUDIT_HASH_LEN];     /* back to which a failed write goes */
+    bool queued;                           /* the last event went into the batch */
+    uint64_t writes;                       /* successful write(2) calls */
     uid_t dir_uid;                         /* the folder's owner and group: what */
     gid_t dir_gid;                         /* root gives the files it creates */
     uint64_t size;                         /* what audit.log holds, as we know it */
@@ -259,10 +271,10 @@ static int refresh(struct audit *a)
     return load_head(a);
 }
 
-/* One line, one write(2). A short write (disk full, file-size limit) is cut
- * off again so the file still ends on a whole line; if even that fails,
+/* Whole lines, one write(2). A short write (disk full, file-size limit) is
+ * cut off again so the file still ends on a whole line; if even that fails,
  * the next refresh() finds the torn bytes and records them. */
-static int write_line(struct audit *a, const struct buf *b)
+static int write_lines(struct audit *a, const struct buf *b)
 {
     ssize_t w;
     do
@@ -271,6 +283,7 @@ static int write_line(struct audit *a, const struct buf *b)
     if (w == (ssize_t)b->len) {
         a->size += b->len;
         a->dirty = true;
+        a->writes++;
         return 0;
     }
     int e = w < 0 ? errno : 0;
@@ -284,6 +297,42 @@ static int write_line(struct audit *a, const struct buf *b)
 
 static int rotate(struct audit *a);
 
+/* The queued lines in one write(2). If it fails none of them is in the file,
+ * so the chain head goes back to the last line that is, and each queued
+ * caller's event counts as lost (the audit.recovered record reports them;
+ * the module's own records are owed again by their own state). */
+static int write_batch(struct audit *a)
+{
+    if (a->batch_lines == 0)
+        return 0;
+    int rc = write_lines(a, &a->batch);
+    if (rc) {
+        a->seq = a->head_seq;
+        memcpy(a->prev, a->head_prev, AUDIT_HASH_LEN);
+        a->lost += a->batch_events;
+    }
+    buf_reset(&a->batch);
+    a->batch_lines = a->batch_events = 0;
+    return rc;
+}
+
+/* a->line joins the batch and becomes the chain head. */
+static int queue(struct audit *a, const uint8_t hash[AUDIT_HASH_LEN])
+{
+    int rc = a->batch.len + a->line.len > AUDIT_BATCH_BYTES ? write_batch(a) : 0;
+    if (rc == 0 && a->batch_lines == 0) {
+        a->head_seq = a->seq;
+        memcpy(a->head_prev, a->prev, AUDIT_HASH_LEN);
+    }
+    rc = rc ? rc : buf_append(&a->batch, a->line.data, a->line.len);
+    if (rc)
+        return rc == ERR_NOMEM ? fail(a, rc, "out of memory for a line") : rc;
+    a->batch_lines++;
+    a->seq++;
+    memcpy(a->prev, hash, AUDIT_HASH_LEN);
+    return 0;
+}
+
 /* The line of `ev` in a->line, after a newline ending a torn line if asked. */
 static int build(struct audit *a, const struct audit_event *ev, const struct audit_extra *x,
                  bool end_torn, uint8_t hash[AUDIT_HASH_LEN])
@@ -296,21 +345,26 @@ static int build(struct audit *a, const struct audit_event *ev, const struct aud
     return rc ? fail(a, rc, "cannot build a line (%s)", err_name(rc)) : 0;
 }
 
+/* A caller's event (may_rotate) waits in the batch while the lock is held
+ * for the loop; the module's own records, and everything when the lock is
+ * not held over, are written at once (after what is queued: order stays). */
 static int append(struct audit *a, const struct audit_event *ev, const struct audit_extra *x,
                   bool may_rotate, bool end_torn)
 {
     uint8_t hash[AUDIT_HASH_LEN];
     int rc = build(a, ev, x, end_torn, hash);
-    if (rc == 0 && may_rotate && a->size > a->floor && a->size + a->line.len > a->max_bytes) {
-        rc = rotate(a);
+    uint64_t size = a->size + a->batch.len;
+    if (rc == 0 && may_rotate && size > a->floor && size + a->line.len > a->max_bytes) {
+        rc = write_batch(a);
+        rc = rc ? rc : rotate(a);
         rc = rc ? rc : build(a, ev, x, end_torn, hash);
     }
-    rc = rc ? rc : write_line(a, &a->line);
-    if (rc == 0) {
-        a->seq++;
-        memcpy(a->prev, hash, AUDIT_HASH_LEN);
+    rc = rc ? rc : queue(a, hash);
+    if (may_rotate) {
+        a->queued = rc == 0;
+        a->batch_events += a->queued;
     }
-    return rc;
+    return rc || (may_rotate && a->hold) ? rc : write_batch(a);
 }
 
 static int append_own(struct audit *a, const char *event, enum audit_result r, const char *reason,
@@ -463,10 +517,15 @@ static int settle(struct audit *a, int rc, bool event_lost, bool wrote)
     return rc;
 }
 
+/* What is queued goes out before the lock does: another writer must find
+ * the chain head in the file. */
 static void release(struct audit *a)
 {
     if (!a->held)
         return;
+    uint64_t writes = a->writes;
+    int rc = write_batch(a);
+    settle(a, rc, false, a->writes != writes);
     flock(a->lockfd, LOCK_UN);
     a->held = false;
 }
@@ -512,30 +571,43 @@ void audit_release(struct audit *a)
         release(a);
 }
 
+int audit_flush(struct audit *a)
+{
+    if (!a || a->batch_lines == 0)
+        return 0;
+    uint64_t writes = a->writes;
+    int rc = write_batch(a);
+    return settle(a, rc, false, a->writes != writes);
+}
+
 int audit_record(struct audit *a, const struct audit_event *ev)
 {
     if (!a)
         return 0;
     if (!ev || !ev->event)
         return ERR_INVALID;
-    return settle(a, locked(a, ev, 0), true, true);
+    uint64_t writes = a->writes;
+    a->queued = false;
+    int rc = locked(a, ev, 0);
+    /* A queued event that a failed write dropped is counted there. */
+    return settle(a, rc, !a->queued, a->writes != writes);
 }
 
 int audit_enforce_retention(struct audit *a, time_t now)
 {
     if (!a)
         return 0;
-    uint64_t seq = a->seq;
+    uint64_t writes = a->writes;
     int rc = locked(a, NULL, now);
-    return settle(a, rc, false, a->seq != seq);
+    return settle(a, rc, false, a->writes != writes);
 }
 
 bool audit_retry(struct audit *a)
 {
     if (a && a->write_failed) {
-        uint64_t seq = a->seq;
+        uint64_t writes = a->writes;
         int rc = locked(a, NULL, time(NULL));
-        settle(a, rc, false, a->seq != seq);
+        settle(a, rc, false, a->writes != writes);
     }
     return audit_healthy(a);
 }
@@ -550,6 +622,11 @@ uint64_t audit_seq(const struct audit *a)
     return a ? a->seq : 0;
 }
 
+uint64_t audit_written_seq(const struct audit *a)
+{
+    return a ? a->seq - a->batch_lines : 0;
+}
+
 uint64_t audit_synced_seq(const struct audit *a)
 {
     return a ? a->synced_seq : 0;
@@ -560,7 +637,7 @@ bool audit_sync_begin(struct audit *a, struct audit_sync *s)
     if (!a || a->sync_mode == CONFIG_AUDIT_SYNC_OFF ||
         (!a->dirty && !a->dir_dirty && !a->n_pending && !a->sync_failed))
         return false;
-    *s = (struct audit_sync){ .seq = a->seq };
+    *s = (struct audit_sync){ .seq = audit_written_seq(a) };
     for (size_t i = 0; i < a->n_pending; i++)
         s->fd[s->n++] = a->pending[i];
     a->n_pending = 0;
@@ -672,6 +749,7 @@ int audit_open(struct audit **out, const struct config *cfg, const struct crypto
     a->sync_mode = cfg->audit_sync;
     a->run_uid = sandbox_run_uid(cfg);
     buf_init(&a->line, AUDIT_LINE_MAX + 1);
+    buf_init(&a->batch, AUDIT_BATCH_BYTES);
     int rc = open_dir(a);
     rc = rc ? rc : lock(a);
     if (rc == 0) {
@@ -710,6 +788,7 @@ void audit_close(struct audit *a)
     if (a->dirfd >= 0)
         close(a->dirfd);
     buf_cleanup(&a->line);
+    buf_cleanup(&a->batch);
     free(a->dir);
     free(a);
 }

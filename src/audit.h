@@ -3,7 +3,8 @@
  * what result. One call per event, made at the layer that decides.
  *
  * Each event becomes one line of JSON in NOTES_AUDIT_DIR/audit.log, written
- * with a single write(2) (O_APPEND) before the caller answers. Every line
+ * whole by one write(2) (O_APPEND) before the caller's answer leaves (with
+ * the other lines of the loop iteration, see audit_hold()). Every line
  * carries `prev`, the SHA-256 of the line before it (64 zeros for the very
  * first), and `mac`, an HMAC-SHA256 under a key derived from
  * NOTES_AUDIT_KEY; the chain runs on across rotated files, and
@@ -95,7 +96,9 @@ int audit_open(struct audit **out, const struct config *cfg, const struct crypto
  * Record one event: build its line (seq, prev, mac), rotate first when the
  * line would take the current file past max_bytes, and append it with one
  * write(2). Returns 0 once the whole line is written (not yet synced; see
- * audit_sync_begin()). On failure nothing of the line stays in the file (a
+ * audit_sync_begin()) or, while audit_hold() is on, queued: queued lines go
+ * out together in one write(2) at audit_flush() or audit_release() at the
+ * latest, and audit_written_seq() tells which are in the file. On failure nothing of the line stays in the file (a
  * short write is truncated away), the module turns unhealthy (reported once
  * on stderr), the event is counted as lost, and the caller must act as if the
  * action had not been allowed: ERR_IO (cannot write), ERR_CRYPTO, or
@@ -109,14 +112,23 @@ int audit_record(struct audit *a, const struct audit_event *ev);
 
 /**
  * Hold the lock on audit.lock from one line to the next (on), so a busy
- * server takes it once per loop iteration instead of once per line, and
- * checks for other writers only then. The holder must call audit_release()
- * before it waits for anything (the server: before each poll for I/O), or
- * `notesd user ...` would wait for the lock as long. Off releases it.
+ * server takes it once per loop iteration instead of once per line, checks
+ * for other writers only then, and writes the events of one iteration with
+ * one write(2) (at most 64 KiB at a time). The holder must not let a
+ * response go before audit_written_seq() reached the audit_seq() its event
+ * left, must call audit_flush() before it acts on audit_healthy(), and must
+ * call audit_release() before it waits for anything (the server: before
+ * each poll for I/O), or `notesd user ...` would wait for the lock as long.
+ * Off releases it.
  */
 void audit_hold(struct audit *a, bool on);
-/** Give the lock back if it is held. NULL is a no-op. */
+/** Write what is queued, then give the lock back if it is held. A failed
+ *  write is settled as in audit_record(). NULL is a no-op. */
 void audit_release(struct audit *a);
+/** Write what is queued now, in one write(2). 0, or ERR_IO: then none of
+ *  the queued lines is in the file, each counts as a lost event and the
+ *  module is unhealthy. NULL or nothing queued: 0. */
+int audit_flush(struct audit *a);
 
 /** False from a failed write (or fdatasync) until the next success. While
  *  false, refuse requests that change or export data (503). NULL: true. */
@@ -127,9 +139,14 @@ bool audit_healthy(const struct audit *a);
  *  room again. Then audit_healthy(). Loop thread. NULL: true. */
 bool audit_retry(struct audit *a);
 
-/** Seq of the last line this process wrote (0 before any): read it right
- *  after audit_record() returned 0 to know which sync covers that line. */
+/** Seq of the last line this process wrote or queued (0 before any): read
+ *  it right after audit_record() returned 0 to know which write and which
+ *  sync cover that line. */
 uint64_t audit_seq(const struct audit *a);
+/** Every line up to this seq is in the file (write(2) returned); lines
+ *  after it are queued (audit_hold()). After a failed write it is the seq of
+ *  the last line written, and later lines reuse the seqs that were lost. */
+uint64_t audit_written_seq(const struct audit *a);
 /** Every line up to this seq is known to be on disk (fdatasync returned). */
 uint64_t audit_synced_seq(const struct audit *a);
 

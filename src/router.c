@@ -362,6 +362,9 @@ static void guard_end(struct app *app, struct http_response *res, int began)
         refuse_unaudited(res);
         return;
     }
+    /* The record must be in the file before the change is: write what the
+     * loop queued (this request's line with it) first. */
+    audit_flush(app->audit);
     if (audit_healthy(app->audit) && store_commit(app->store) == 0)
         return;
     store_rollback(app->store);

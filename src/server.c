@@ -51,6 +51,7 @@ struct write_req {
 static void drive(struct conn *c);
 static void schedule(struct conn *c);
 static int send_responses(struct conn *c);
+static void unhold(struct conn *c);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
 static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *b);
 
@@ -93,6 +94,8 @@ void server_conn_close(struct conn *c)
         return;
     c->closing = true;
     struct server *s = c->srv;
+    if (c->held)
+        unhold(c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -275,10 +278,14 @@ static void schedule(struct conn *c)
 }
 
 /* Read from the socket only while nothing holds us back: a running job
- * (answers stay in order) or a client that is not reading our output. */
+ * (answers stay in order), a response waiting for an audit sync, or a
+ * client that is not reading our output. A response waiting for its audit
+ * line's write(2) is sent before the loop polls again: stopping and
+ * restarting the reads for it would cost two epoll_ctl calls a request. */
 static void update_reading(struct conn *c)
 {
-    bool want = !c->closing && !c->close_after_flush && !c->job_running && !c->held &&
+    bool synced_hold = c->held && c->srv->cfg->audit_sync == CONFIG_AUDIT_SYNC_ALWAYS;
+    bool want = !c->closing && !c->close_after_flush && !c->job_running && !synced_hold &&
                 uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < WRITE_HIGH_WATER;
     if (want && !c->reading)
         c->reading = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0;
@@ -288,6 +295,48 @@ static void update_reading(struct conn *c)
     }
 }
 
+/* ---- responses held for their audit lines ------------------------------- */
+
+/* Audit lines up to this seq are as far as a response needs them: in the
+ * file (write(2) returned), or on disk with NOTES_AUDIT_SYNC=always. */
+static uint64_t audit_reached(const struct server *s)
+{
+    const struct audit *a = s->app ? s->app->audit : NULL;
+    return s->cfg->audit_sync == CONFIG_AUDIT_SYNC_ALWAYS ? audit_synced_seq(a)
+                                                            : audit_written_seq(a);
+}
+
+static void hold(struct conn *c, uint64_t seq)
+{
+    struct server *s = c->srv;
+    c->held = true;
+    c->hold_seq = seq;
+    c->held_next = NULL;
+    c->held_prev = s->held_tail;
+    if (s->held_tail)
+        s->held_tail->held_next = c;
+    else
+        s->held = c;
+    s->held_tail = c;
+    s->n_held++;
+}
+
+static void unhold(struct conn *c)
+{
+    struct server *s = c->srv;
+    if (c->held_prev)
+        c->held_prev->held_next = c->held_next;
+    else
+        s->held = c->held_next;
+    if (c->held_next)
+        c->held_next->held_prev = c->held_prev;
+    else
+        s->held_tail = c->held_prev;
+    c->held_prev = c->held_next = NULL;
+    c->held = false;
+    s->n_held--;
+}
+
 /* Move HTTP's plaintext output through TLS to the socket. */
 static int send_responses(struct conn *c)
 {
@@ -295,13 +344,14 @@ static int send_responses(struct conn *c)
     if (plain->len == 0 || c->held)
         return 0;   /* a held connection sends everything once released */
     struct audit *a = c->srv->app ? c->srv->app->audit : NULL;
-    if (c->srv->cfg->audit_sync == CONFIG_AUDIT_SYNC_ALWAYS && audit_synced_seq(a) < audit_seq(a)) {
-        /* NOTES_AUDIT_SYNC=always: the response leaves once every audit
-         * line written so far is on disk; one sync releases them all. */
-        c->held = true;
-        c->hold_seq = audit_seq(a);
-        c->srv->n_held++;
-        server_audit_kick(c->srv);
+    if (audit_reached(c->srv) < audit_seq(a)) {
+        /* A response leaves only after every audit line recorded so far:
+         * the loop writes an iteration's lines with one write(2) before it
+         * polls again (server_chores.c), and with NOTES_AUDIT_SYNC=always
+         * one sync then releases them all. */
+        hold(c, audit_seq(a));
+        if (c->srv->cfg->audit_sync == CONFIG_AUDIT_SYNC_ALWAYS)
+            server_audit_kick(c->srv);
         return 0;
     }
     int rc = 0;
@@ -552,14 +602,9 @@ void server_on_connection(uv_stream_t *listener, int status)
     schedule(c);
 }
 
-/* ---- responses held for the audit sync (NOTES_AUDIT_SYNC=always) --------- */
-
 static void release_one(struct conn *c)
 {
-    c->held = false;
-    c->srv->n_held--;
-    if (c->closing)
-        return;
+    unhold(c);
     if (send_responses(c) != 0) {
         server_conn_close(c);
         return;
@@ -578,15 +623,19 @@ void server_release_held(struct server *s)
 {
     if (s->n_held == 0)
         return;
-    uint64_t synced = audit_synced_seq(s->app->audit);
+    uint64_t reached = audit_reached(s);
     bool failed = !audit_healthy(s->app->audit);
-    for (struct conn *c = s->conns, *next; c; c = next) {
-        next = c->next;
-        /* A failed sync releases too: the change it reports is already
-         * committed, and the failure now refuses every further change. */
-        if (c->held && (c->hold_seq <= synced || failed))
+    /* Those held before this call, oldest first: one released here may be
+     * held again (at the tail) for the next request it answers. */
+    struct conn *last = s->held_tail, *next;
+    for (struct conn *c = s->held; c; c = next) {
+        next = c == last ? NULL : c->held_next;
+        /* A failed write or sync releases too: a change it reports is
+         * already decided, reads may go on, and the failure now refuses
+         * every further change. */
+        if (c->hold_seq <= reached || failed)
             release_one(c);
     }
-    if (s->n_held)
+    if (s->n_held && s->cfg->audit_sync == CONFIG_AUDIT_SYNC_ALWAYS)
         server_audit_kick(s);
 }

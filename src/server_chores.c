@@ -137,12 +137,20 @@ void server_audit_kick(struct server *s)
     s->chores.audit_running = true;
 }
 
-/* Runs right before the loop waits for I/O: nobody else (the CLI) may wait
- * for the audit lock while we wait for clients. */
+/* Runs right before the loop waits for I/O. The audit lines this iteration
+ * queued go out in one write(2), then the responses they held; those may
+ * answer requests already read and queue lines again, until none is left.
+ * Then the lock goes: nobody else (the CLI) may wait for it while we wait
+ * for clients. */
 static void on_prepare(uv_prepare_t *p)
 {
     struct server *s = p->data;
-    audit_release(s->app->audit);
+    struct audit *a = s->app->audit;
+    do {
+        audit_flush(a);
+        server_release_held(s);
+    } while (audit_written_seq(a) < audit_seq(a));
+    audit_release(a);
 }
 
 static void on_audit_timer(uv_timer_t *t)

@@ -84,9 +84,10 @@ struct conn {
     bool close_after_flush;
     bool job_running;
     bool reading;
-    bool held;                  /* a response waits for the audit sync */
+    bool held;                  /* a response waits for its audit line */
     bool finish_when_released;  /* conn_finish() came while held */
     uint64_t hold_seq;          /* ... up to this audit line */
+    struct conn *held_prev, *held_next;   /* in server.held, oldest first */
     struct server_ip *ip;       /* per-address connection count */
     uint8_t peer[16];
     /* Timer bookkeeping (uv_now milliseconds). */
@@ -103,6 +104,7 @@ struct server {
     const struct server_hooks *hooks;
     struct server_chores chores;
     size_t n_held;                     /* connections holding a response */
+    struct conn *held, *held_tail;     /* ... in the order they were held */
     /* Handler jobs (password hashing) on the pool: at most SERVER_JOBS_MAX
      * at once, the rest wait here in arrival order. */
     unsigned jobs_running;
@@ -156,7 +158,8 @@ void server_audit_kick(struct server *s);
 /** Write what was refused since the last report (one audit line per kind
  *  with its count) and reset the counts. */
 void server_report_rejects(struct server *s);
-/** After a sync ended: send every held response it covers (server.c). */
+/** After audit lines were written or synced: send every held response
+ *  they cover (server.c). */
 void server_release_held(struct server *s);
 
 /* ---- the plain-HTTP redirect listener (server_redirect.c) ---------------- */

@@ -962,6 +962,91 @@ Test(audit, removing_audit_log_under_a_writer_leaves_a_visible_gap)
     assert_problem("audit.log:1: missing line(s) before");
 }
 
+/* ---- lines queued while the lock is held (the server's loop) ------------- */
+
+static off_t size_of(const char *name)
+{
+    struct stat st;
+    cr_assert_eq(stat(in_dir(name), &st), 0);
+    return st.st_size;
+}
+
+Test(audit, held_lines_wait_for_one_flush_and_keep_the_chain)
+{
+    struct audit *a = open_log();
+    record_n(a, 1);
+    off_t before = size_of(AUDIT_CURRENT);
+    audit_hold(a, true);
+    record_n(a, 3);
+    cr_assert_eq(size_of(AUDIT_CURRENT), before, "queued lines reached the file early");
+    cr_assert_eq(audit_seq(a), 4);
+    cr_assert_eq(audit_written_seq(a), 1);
+    cr_assert_eq(audit_flush(a), 0);
+    cr_assert_gt(size_of(AUDIT_CURRENT), before);
+    cr_assert_eq(audit_written_seq(a), 4);
+    cr_assert_eq(audit_flush(a), 0, "nothing queued: nothing to do");
+    record_n(a, 2);
+    audit_release(a);              /* what is queued goes before the lock */
+    cr_assert_eq(audit_written_seq(a), 6);
+    audit_close(a);
+    cr_assert_eq(count_events("note.read"), 6);
+    assert_verifies();
+}
+
+Test(audit, a_sync_covers_only_lines_in_the_file)
+{
+    struct audit *a = open_log();
+    struct audit_sync s;
+    audit_hold(a, true);
+    record_n(a, 2);
+    cr_assert_eq(audit_flush(a), 0);
+    record_n(a, 1);                /* queued, not written */
+    cr_assert(audit_sync_begin(a, &s));
+    audit_sync_run(&s);
+    audit_sync_end(a, &s);
+    cr_assert_eq(audit_synced_seq(a), 2);
+    audit_close(a);
+    assert_verifies();
+}
+
+/* Another process (the CLI) appends between two of the server's batches:
+ * the lock is given back only with nothing queued, so the chain holds. */
+Test(audit, a_second_writer_between_batches_continues_the_chain)
+{
+    struct audit *a = open_log(), *b = open_log();
+    audit_hold(a, true);
+    for (int round = 0; round < 3; round++) {
+        record_n(a, 2);
+        audit_release(a);
+        record(b, "user.add", round);
+    }
+    audit_close(a);
+    audit_close(b);
+    cr_assert_eq(count_events("note.read"), 6);
+    cr_assert_eq(count_events("user.add"), 3);
+    assert_verifies();
+}
+
+Test(audit, queued_lines_rotate_into_the_file_they_were_meant_for)
+{
+    cfg.audit_max_bytes = 4096;
+    cfg.audit_max_files = 100;
+    struct audit *a = open_log();
+    audit_hold(a, true);
+    record_n(a, 60);
+    audit_close(a);
+    size_t n = count_rotated();
+    cr_assert_geq(n, 3);
+    for (size_t i = 0; i < n; i++) {
+        struct stat st;
+        cr_assert_eq(stat(in_dir(nth_rotated(i).name), &st), 0);
+        cr_assert_leq(st.st_size, 4096);
+    }
+    cr_assert_eq(count_events(AUDIT_EV_ROTATE), n);
+    cr_assert_eq(count_events("note.read"), 60);
+    assert_verifies();
+}
+
 /* ---- failure and recovery ------------------------------------------------ */
 
 static int capture_stderr(char *path, size_t n)
@@ -1032,6 +1117,55 @@ Test(audit, a_failed_write_turns_unhealthy_and_recovers)
     cJSON_Delete(j);
     j = parse_line(l.at[4]);
     cr_assert_str_eq(str_of(j, "event"), "note.create");
+    cJSON_Delete(j);
+    free(l.text);
+    assert_verifies();
+}
+
+/* A batch that cannot be written leaves nothing behind, takes the chain head
+ * back, and counts each of its events in the audit.recovered record. */
+Test(audit, a_failed_batch_is_dropped_whole_and_counted)
+{
+    struct audit *a = open_log();
+    record_n(a, 2);
+    off_t before = size_of(AUDIT_CURRENT);
+    char err_path[128];
+    int saved = capture_stderr(err_path, sizeof(err_path));
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit old, lim;
+    cr_assert_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = (rlim_t)before + 50;
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    audit_hold(a, true);
+    record_n(a, 3);
+    cr_assert(audit_healthy(a), "nothing was written yet");
+    cr_assert_eq(audit_flush(a), ERR_IO);
+    cr_assert_not(audit_healthy(a));
+    cr_assert_eq(size_of(AUDIT_CURRENT), before, "a failed batch left bytes behind");
+    cr_assert_eq(audit_seq(a), 2);
+    cr_assert_eq(audit_written_seq(a), 2);
+    audit_release(a);
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+    record(a, "note.create", 9);
+    audit_release(a);
+    cr_assert(audit_healthy(a));
+    audit_close(a);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    char *log = slurp(err_path, NULL);
+    cr_assert_eq(count_in(log, "cannot record events"), 1, "%s", log);
+    cr_assert_eq(count_in(log, "can be written again"), 1, "%s", log);
+    free(log);
+
+    struct lines l;
+    read_lines(in_dir(AUDIT_CURRENT), &l);
+    cr_assert_eq(l.n, 4);
+    cJSON *j = parse_line(l.at[2]);
+    cr_assert_str_eq(str_of(j, "event"), AUDIT_EV_RECOVERED);
+    cr_assert_eq(num_of(j, "count"), 3);
+    cr_assert_eq(num_of(j, "seq"), 3);
     cJSON_Delete(j);
     free(l.text);
     assert_verifies();

@@ -17,11 +17,14 @@
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -1057,6 +1060,62 @@ Test(edge, three_pipelined_requests_are_answered_in_order, .init = prep, .fini =
     }
     rawbuf_free(&out);
     cr_assert_eq(get_status(&c, GOOD), 200, "the connection is not kept alive after a pipeline");
+    raw_close(&c);
+}
+
+/* Requests read together are recorded together (one write(2) for their
+ * audit lines), but no answer may leave before its own line is in the file.
+ * One request in a TLS record of its own, then a long pipeline in a second
+ * record, both in one TCP segment (corked), so the server reads them in one
+ * go: when the first answer arrives, its line must be in the file already,
+ * although the lines of the rest are still being made. */
+Test(edge, pipelined_answers_leave_after_their_audit_lines, .init = prep, .fini = finish)
+{
+    start_with(NULL);
+    struct rawconn c;
+    tls_open(&c);
+    enum { N = 150 };
+    static const char one[] = "GET /v1/notes/1 HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    char in[N * sizeof(one)];
+    size_t len = 0;
+    for (int i = 1; i < N; i++) {
+        memcpy(in + len, one, sizeof(one) - 1);
+        len += sizeof(one) - 1;
+    }
+    int on = 1, off_ = 0;
+    cr_assert_eq(setsockopt(c.fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on)), 0);
+    cr_assert_eq(raw_send(&c, one, sizeof(one) - 1, 5000, NULL), RAW_OK);
+    cr_assert_eq(raw_send(&c, in, len, 5000, NULL), RAW_OK);
+    cr_assert_eq(setsockopt(c.fd, IPPROTO_TCP, TCP_CORK, &off_, sizeof(off_)), 0);
+    struct rawbuf out = { 0 };
+    raw_read_responses(&c, &out, 1, 5000);
+    char *path = fmt("%s/audit.log", harness_getenv(&srv, "NOTES_AUDIT_DIR"));
+    size_t n_early = 0, n_late = 0;
+    char *early = harness_read_file(path, &n_early);   /* as the first answer arrived */
+    cr_assert_not_null(early);
+    raw_read_responses(&c, &out, N, 5000);
+    char *late = harness_read_file(path, &n_late);
+    cr_assert_not_null(late);
+    size_t off = 0;
+    for (int i = 0; i < N; i++) {
+        struct raw_resp r;
+        size_t k = raw_parse_response(out.p + off, out.len - off, &r);
+        cr_assert(k != 0 && k != (size_t)-1, "response %d missing", i + 1);
+        off += k;
+        cr_assert_eq(r.status, 401);
+        char *id = raw_header(&r, "X-Request-Id");
+        cr_assert_not_null(id);
+        char *want = fmt("\"request_id\":\"%s\"", id);
+        cr_assert(strstr(i == 0 ? early : late, want), "answer %d left before its audit line was written",
+                  i + 1);
+        free(want);
+        free(id);
+        raw_resp_free(&r);
+    }
+    free(early);
+    free(late);
+    free(path);
+    rawbuf_free(&out);
     raw_close(&c);
 }
 
