@@ -14,7 +14,18 @@
  * the signature goes through mbedtls_pk_sign on the parsed certificate key,
  * the same call path the TLS stack takes.
  *
- * usage: cryptofloor KEY.pem [SECONDS]   (prints one JSON object) */
+ * With sizes after SECONDS it also measures the crypto floor of one
+ * authenticated, audited keep-alive GET (scenario 1), as notesd's formats
+ * define it: the TLS record of the request opened and the one of the
+ * response sealed (AES-256-GCM, the suite curl and wrk negotiate, through
+ * psa_aead_* as mbedTLS's TLS code calls it), the note's two columns opened
+ * (AES-256-GCM with their associated data), and the audit line's HMAC-SHA256
+ * (over the line up to `,"mac":`) and SHA-256 (the whole line, the next
+ * line's `prev`). Parsing, SQLite, JSON and the system calls are the part
+ * left to the implementation.
+ *
+ * usage: cryptofloor KEY.pem [SECONDS [REQ RESP LINE TITLE CONTENT]]
+ *        (sizes in bytes of plaintext; prints one JSON object) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,6 +125,140 @@ static double measure(op_fn fn, void *arg, double seconds)
     return per[2];
 }
 
+/* ---- one request --------------------------------------------------------- */
+
+#define AUDIT_MAC_TAIL 75       /* `,"mac":"` + 64 hex + `"}`, as in audit_int.h */
+#define COLUMN_AAD 40           /* table, column, ids, key id: about this long */
+
+struct request {
+    mbedtls_svc_key_id_t record_key, column_key, mac_key;
+    size_t req, resp, line, title, content;
+    uint8_t *buf, *out;         /* plaintext and sealed text, big enough for all */
+    size_t cap;
+};
+
+static int seal(mbedtls_svc_key_id_t k, const uint8_t *ad, size_t ad_len, const uint8_t *p,
+                size_t n, uint8_t *out, size_t cap, size_t *len)
+{
+    static const uint8_t nonce[12];   /* a benchmark of cost only: nothing is kept */
+    return psa_aead_encrypt(k, PSA_ALG_GCM, nonce, sizeof(nonce), ad, ad_len, p, n, out, cap, len) ==
+                   PSA_SUCCESS ? 0 : -1;
+}
+
+static int open_sealed(mbedtls_svc_key_id_t k, const uint8_t *ad, size_t ad_len, const uint8_t *c,
+                       size_t n, uint8_t *out, size_t cap)
+{
+    static const uint8_t nonce[12];
+    size_t len = 0;
+    return psa_aead_decrypt(k, PSA_ALG_GCM, nonce, sizeof(nonce), ad, ad_len, c, n, out, cap, &len) ==
+                   PSA_SUCCESS ? 0 : -1;
+}
+
+/* Seal `n` bytes into r->out, then time opening them: done once up front,
+ * the sealing is not part of what a read costs. */
+struct sealed {
+    mbedtls_svc_key_id_t key;
+    uint8_t ad[COLUMN_AAD];
+    size_t ad_len;
+    uint8_t *c;
+    size_t len;
+};
+
+static const uint8_t record_header[5] = { 23, 3, 3, 0, 0 };   /* a TLS 1.3 record's AAD */
+
+static int prepare_sealed(struct request *r, struct sealed *s, mbedtls_svc_key_id_t k, size_t ad_len,
+                          size_t n)
+{
+    s->key = k;
+    s->ad_len = ad_len;
+    memset(s->ad, 0x5a, sizeof(s->ad));
+    if (ad_len == sizeof(record_header))
+        memcpy(s->ad, record_header, sizeof(record_header));
+    s->c = malloc(n + 16);
+    return s->c ? seal(k, s->ad, ad_len, r->buf, n, s->c, n + 16, &s->len) : -1;
+}
+
+static struct sealed req_record, title_col, content_col;
+
+static int op_tls(void *arg)
+{
+    struct request *r = arg;
+    size_t len = 0;
+    int rc = open_sealed(req_record.key, req_record.ad, req_record.ad_len, req_record.c, req_record.len,
+                         r->out, r->cap);
+    return rc ? rc : seal(r->record_key, record_header, sizeof(record_header), r->buf, r->resp + 1,
+                          r->out, r->cap, &len);
+}
+
+static int op_columns(void *arg)
+{
+    struct request *r = arg;
+    int rc = open_sealed(title_col.key, title_col.ad, title_col.ad_len, title_col.c, title_col.len,
+                         r->out, r->cap);
+    return rc ? rc : open_sealed(content_col.key, content_col.ad, content_col.ad_len, content_col.c,
+                                 content_col.len, r->out, r->cap);
+}
+
+static int op_audit(void *arg)
+{
+    struct request *r = arg;
+    uint8_t mac[32], hash[32];
+    size_t len = 0;
+    size_t macd = r->line > AUDIT_MAC_TAIL ? r->line - AUDIT_MAC_TAIL : 0;
+    if (psa_mac_compute(r->mac_key, PSA_ALG_HMAC(PSA_ALG_SHA_256), r->buf, macd, mac, sizeof(mac),
+                        &len) != PSA_SUCCESS)
+        return -1;
+    return psa_hash_compute(PSA_ALG_SHA_256, r->buf, r->line, hash, sizeof(hash), &len) == PSA_SUCCESS
+                   ? 0 : -1;
+}
+
+static int op_request(void *arg)
+{
+    int rc = op_tls(arg);
+    rc = rc ? rc : op_columns(arg);
+    return rc ? rc : op_audit(arg);
+}
+
+static mbedtls_svc_key_id_t import(psa_key_type_t type, psa_algorithm_t alg, psa_key_usage_t usage)
+{
+    uint8_t k[32];
+    psa_key_attributes_t attr = PSA_KEY_ATTRIBUTES_INIT;
+    psa_set_key_type(&attr, type);
+    psa_set_key_bits(&attr, 256);
+    psa_set_key_usage_flags(&attr, usage);
+    psa_set_key_algorithm(&attr, alg);
+    mbedtls_svc_key_id_t id = MBEDTLS_SVC_KEY_ID_INIT;
+    if (psa_generate_random(k, sizeof(k)) != PSA_SUCCESS || psa_import_key(&attr, k, sizeof(k), &id))
+        id = MBEDTLS_SVC_KEY_ID_INIT;
+    mbedtls_platform_zeroize(k, sizeof(k));
+    return id;
+}
+
+static int setup_request(struct request *r, char **sizes)
+{
+    size_t *field[] = { &r->req, &r->resp, &r->line, &r->title, &r->content };
+    for (size_t i = 0; i < 5; i++) {
+        long v = atol(sizes[i]);
+        if (v <= 0 || v > 65536)
+            return -1;
+        *field[i] = (size_t)v;
+    }
+    psa_key_usage_t enc = PSA_KEY_USAGE_ENCRYPT | PSA_KEY_USAGE_DECRYPT;
+    r->record_key = import(PSA_KEY_TYPE_AES, PSA_ALG_GCM, enc);
+    r->column_key = import(PSA_KEY_TYPE_AES, PSA_ALG_GCM, enc);
+    r->mac_key = import(PSA_KEY_TYPE_HMAC, PSA_ALG_HMAC(PSA_ALG_SHA_256), PSA_KEY_USAGE_SIGN_MESSAGE);
+    r->cap = 65536 + 64;
+    r->buf = calloc(1, r->cap);
+    r->out = calloc(1, r->cap);
+    if (!r->buf || !r->out)
+        return -1;
+    memset(r->buf, 'a', r->cap);
+    /* + 1: a TLS 1.3 record's plaintext ends with its content type. */
+    int rc = prepare_sealed(r, &req_record, r->record_key, sizeof(record_header), r->req + 1);
+    rc = rc ? rc : prepare_sealed(r, &title_col, r->column_key, COLUMN_AAD, r->title);
+    return rc ? rc : prepare_sealed(r, &content_col, r->column_key, COLUMN_AAD, r->content);
+}
+
 static int setup_peer(struct agree *a, psa_key_type_t type, size_t bits)
 {
     memset(a, 0, sizeof(*a));
@@ -166,8 +311,20 @@ int main(int argc, char **argv)
     double p = measure(op_ecdhe, &p256, seconds / 3);
     double sg = measure(op_sign, &s, seconds / 3);
     printf("{\"x25519_ecdhe_us\": %.1f, \"p256_ecdhe_us\": %.1f, \"ecdsa_p256_sign_us\": %.1f, "
-           "\"full_x25519_us\": %.1f, \"resumed_x25519_us\": %.1f}\n",
+           "\"full_x25519_us\": %.1f, \"resumed_x25519_us\": %.1f",
            x, p, sg, x + sg, x);
+    if (argc >= 8) {
+        struct request r = { 0 };
+        if (setup_request(&r, argv + 3) != 0) {
+            fprintf(stderr, "cryptofloor: bad request sizes or key setup failed\n");
+            return 1;
+        }
+        double t = measure(op_tls, &r, seconds / 4), c = measure(op_columns, &r, seconds / 4);
+        double au = measure(op_audit, &r, seconds / 4), all = measure(op_request, &r, seconds / 4);
+        printf(", \"request_tls_us\": %.2f, \"request_columns_us\": %.2f, \"request_audit_us\": %.2f, "
+               "\"request_us\": %.2f", t, c, au, all);
+    }
+    printf("}\n");
     mbedtls_pk_free(&pk);
     mbedtls_psa_crypto_free();
     return 0;

@@ -86,7 +86,7 @@ static bool path_matches(const char *pattern, struct slice path, struct slice *i
     const char *pat = pattern;
     size_t i = 0;
     while (*pat) {
-        if (strncmp(pat, "{id}", 4) == 0) {
+        if (*pat == '{' && strncmp(pat, "{id}", 4) == 0) {   /* the call only where it can match */
             size_t start = i;
             while (i < path.len && path.p[i] != '/')
                 i++;
