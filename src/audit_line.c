@@ -191,6 +191,22 @@ static int put_who(const struct audit_enc *e, struct buf *b, const struct audit_
     return rc ? rc : put_text(b, "role", role);
 }
 
+/* `v` in decimal (after a '-' when `neg`) at `out`, no NUL; its length.
+ * The audit line's numbers without snprintf: it ran twice per line. */
+static size_t put_dec(char *out, uint64_t v, bool neg)
+{
+    char d[20];
+    size_t n = 0, k = 0;
+    do
+        d[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    if (neg)
+        out[k++] = '-';
+    while (n)
+        out[k++] = d[--n];
+    return k;
+}
+
 static int put_ip(const struct audit_enc *e, struct buf *b, const uint8_t *ip)
 {
     static const uint8_t v4_mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
@@ -201,7 +217,15 @@ static int put_ip(const struct audit_enc *e, struct buf *b, const uint8_t *ip)
         return 0;
     memcpy(x, ip, sizeof(x));
     if (memcmp(x, v4_mapped, sizeof(v4_mapped)) == 0) {
-        snprintf(s, sizeof(s), "%u.%u.%u.%u%s", x[12], x[13], x[14], cut ? 0u : x[15], cut ? "/24" : "");
+        if (cut)
+            x[15] = 0;
+        char *o = s;
+        for (int i = 12; i < 16; i++) {
+            o += put_dec(o, x[i], false);
+            *o++ = i < 15 ? '.' : '\0';
+        }
+        if (cut)
+            memcpy(o - 1, "/24", 4);
     } else {
         if (cut)
             memset(x + 6, 0, 10);
@@ -218,15 +242,18 @@ static int put_resource(const struct audit_enc *e, struct buf *b, const struct a
     char s[64], p[CRYPTO_PSEUDONYM_LEN + 1];
     if (!ev->resource_type)
         return 0;
-    int t = (int)strnlen(ev->resource_type, 32);
-    if (ev->resource_id == 0) {
-        snprintf(s, sizeof(s), "%.*s", t, ev->resource_type);
-    } else if (strcmp(ev->resource_type, "user") == 0) {
+    size_t t = strnlen(ev->resource_type, 32);
+    memcpy(s, ev->resource_type, t);
+    s[t] = '\0';
+    if (ev->resource_id != 0 && strcmp(ev->resource_type, "user") == 0) {
         if (pseudonym(e, ev->resource_id, p) != 0)
             return ERR_CRYPTO;
-        snprintf(s, sizeof(s), "user:%s", p);
-    } else {
-        snprintf(s, sizeof(s), "%.*s:%lld", t, ev->resource_type, (long long)ev->resource_id);
+        s[t] = ':';
+        memcpy(s + t + 1, p, sizeof(p));
+    } else if (ev->resource_id != 0) {
+        int64_t id = ev->resource_id;
+        s[t] = ':';
+        s[t + 1 + put_dec(s + t + 1, id < 0 ? 0 - (uint64_t)id : (uint64_t)id, id < 0)] = '\0';
     }
     return put_text(b, "resource", s);
 }

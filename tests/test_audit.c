@@ -547,6 +547,44 @@ Test(audit, ip_modes)
     assert_verifies();
 }
 
+static char *resource_written(const char *type, int64_t id)
+{
+    static char got[96];
+    struct audit *a = open_log();
+    struct audit_event ev = { .event = "note.read", .resource_type = type, .resource_id = id };
+    cr_assert_eq(audit_record(a, &ev), 0);
+    audit_close(a);
+    struct lines l;
+    read_lines(in_dir(AUDIT_CURRENT), &l);
+    cJSON *j = parse_line(l.at[l.n - 1]);
+    const char *s = str_of(j, "resource");
+    snprintf(got, sizeof(got), "%s", s ? s : "(none)");
+    cJSON_Delete(j);
+    free(l.text);
+    return got;
+}
+
+/* Numbers in the ip and resource fields are written digit by digit (no
+ * printf): the extremes must come out as printf would write them. */
+Test(audit, numbers_in_addresses_and_resources_are_plain_decimal)
+{
+    static const uint8_t zero[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0 };
+    static const uint8_t ones[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 255, 255, 255, 255 };
+    static const uint8_t mixed[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 100, 9 };
+    cr_assert_str_eq(ip_written(CONFIG_AUDIT_IP_FULL, zero), "0.0.0.0");
+    cr_assert_str_eq(ip_written(CONFIG_AUDIT_IP_FULL, ones), "255.255.255.255");
+    cr_assert_str_eq(ip_written(CONFIG_AUDIT_IP_TRUNCATED, ones), "255.255.255.0/24");
+    cr_assert_str_eq(ip_written(CONFIG_AUDIT_IP_FULL, mixed), "10.0.100.9");
+    cr_assert_str_eq(resource_written("note", 17), "note:17");
+    cr_assert_str_eq(resource_written("note", 0), "note");
+    cr_assert_str_eq(resource_written("note", INT64_MAX), "note:9223372036854775807");
+    cr_assert_str_eq(resource_written("note", INT64_MIN), "note:-9223372036854775808");
+    cr_assert_str_eq(resource_written("note", -1), "note:-1");
+    char *long_type = resource_written("abcdefghijklmnopqrstuvwxyz0123456789", 5);
+    cr_assert_str_eq(long_type, "abcdefghijklmnopqrstuvwxyz012345:5", "the type is cut at 32 bytes");
+    assert_verifies();
+}
+
 /* ---- tampering ----------------------------------------------------------- */
 
 static void six_lines(struct lines *l)
