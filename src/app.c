@@ -42,6 +42,12 @@ static int open_limits(struct app *app, const struct config *cfg, char *err, siz
     return 0;
 }
 
+/* After each commit of the serving connection: how big its WAL is now. */
+static void note_wal(void *arg, int log_frames)
+{
+    ((struct app *)arg)->wal_frames = log_frames;
+}
+
 int app_open(struct app *app, const struct config *cfg, char *err, size_t errlen)
 {
     app->cfg = cfg;
@@ -58,11 +64,15 @@ int app_open(struct app *app, const struct config *cfg, char *err, size_t errlen
     if (rc == 0)
         rc = store_open(&app->store, cfg->db_path, err, errlen);
     /* The serving connection never checkpoints itself: checkpoints fsync,
-     * and app_checkpoint_job runs them on the thread pool instead. */
+     * and app_checkpoint_job runs them on the thread pool instead, told by
+     * each commit how far the WAL has grown. */
     if (rc == 0)
         rc = store_set_autocheckpoint(app->store, false);
-    if (rc == 0)
+    if (rc == 0) {
+        store_on_commit(app->store, note_wal, app);
+        clock_gettime(CLOCK_MONOTONIC, &app->last_periodic);
         rc = open_limits(app, cfg, err, errlen);
+    }
     if (rc) {
         app_close(app);
         return rc;
@@ -90,6 +100,7 @@ void app_close(struct app *app)
 struct checkpoint_job {
     struct http_job base;
     const char *db_path;
+    bool purge;                /* the periodic run also purges sessions */
     int64_t now, idle_cutoff;
     int rc;
 };
@@ -102,12 +113,18 @@ static void checkpoint_work(struct http_job *base)
     j->rc = store_open(&own, j->db_path, err, sizeof(err));
     /* Expired and idle sessions go first, so their rows leave with the
      * checkpoint rather than waiting for their token to be presented. */
-    if (j->rc == 0)
+    if (j->rc == 0 && j->purge)
         j->rc = store_session_purge(own, j->now, j->idle_cutoff);
     /* PASSIVE: a TRUNCATE would hold the writer lock through its fsync,
-     * and the event loop's next write would wait that long. */
+     * and the event loop's next write would wait that long. Only a log
+     * grown past APP_WAL_RESTART_FRAMES (writes that never paused long
+     * enough for PASSIVE to catch up) is started over, at the price of that
+     * next write waiting for the frames added since and one fsync. */
+    int frames = 0;
     if (j->rc == 0)
-        j->rc = store_checkpoint_passive(own);
+        j->rc = store_checkpoint_passive(own, &frames);
+    if (j->rc == 0 && frames >= APP_WAL_RESTART_FRAMES)
+        j->rc = store_checkpoint_restart(own);
     store_close(own);
 }
 
@@ -120,14 +137,30 @@ static void checkpoint_done(struct http_job *base, struct http_response *res)
     free(j);
 }
 
+static int64_t ms_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)(t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* Every APP_CHECKPOINT_MS, or sooner when the WAL has grown: a busy writer
+ * must not have to wait for the clock while its log fills the disk. */
 struct http_job *app_checkpoint_job(void *arg)
 {
     struct app *app = arg;
+    bool periodic = ms_since(&app->last_periodic) >= APP_CHECKPOINT_MS;
+    if (!periodic && app->wal_frames < APP_WAL_CHECKPOINT_FRAMES)
+        return NULL;
     struct checkpoint_job *j = calloc(1, sizeof(*j));
     if (!j)
         return NULL;
+    if (periodic)
+        clock_gettime(CLOCK_MONOTONIC, &app->last_periodic);
+    app->wal_frames = 0;       /* the next commit says how far it got */
     j->base.work = checkpoint_work;
     j->base.done = checkpoint_done;
+    j->purge = periodic;
     j->db_path = app->cfg->db_path;
     j->now = (int64_t)time(NULL);
     j->idle_cutoff = j->now - (int64_t)app->cfg->token_idle_s;

@@ -6,6 +6,7 @@
 #ifndef NOTESD_APP_H
 #define NOTESD_APP_H
 
+#include <time.h>
 #include "config.h"
 #include "crypto.h"
 
@@ -26,6 +27,10 @@ struct app {
     struct ratelimit *rl_auth_name;/* login and register, per username */
     struct ratelimit *rl_writes;   /* note writes, per user */
     struct throttle *throttle;     /* consecutive login failures, per account */
+    /* The WAL as the serving connection's last commit left it, and when the
+     * last periodic checkpoint job was made (loop thread). */
+    int wal_frames;
+    struct timespec last_periodic;
 };
 
 /**
@@ -34,8 +39,14 @@ struct app {
  * 0, or ERR_CONFIG / ERR_IO with one line in `err`. Blocking (start-up).
  */
 int app_open(struct app *app, const struct config *cfg, char *err, size_t errlen);
-/** How often the WAL is checkpointed off the loop. */
+/** The WAL is checkpointed off the loop every APP_CHECKPOINT_MS, and
+ *  sooner once it holds APP_WAL_CHECKPOINT_FRAMES (looked at every
+ *  APP_CHECKPOINT_TICK_MS); a checkpoint that finds at least
+ *  APP_WAL_RESTART_FRAMES in it has the log start over (store.h). */
 #define APP_CHECKPOINT_MS 10000
+#define APP_CHECKPOINT_TICK_MS 250
+#define APP_WAL_CHECKPOINT_FRAMES 1000      /* ~4 MiB of 4 KiB pages, SQLite's own default */
+#define APP_WAL_RESTART_FRAMES 4096         /* ~16 MiB */
 
 struct http_job;
 /** A job that checkpoints the WAL on its own connection (thread pool), so

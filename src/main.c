@@ -187,7 +187,7 @@ static int cmd_serve(int argc, char **argv, bool check_only)
         log_info("registration is open (NOTES_REGISTRATION=open)");
     log_startup(&cfg);
     struct server_hooks hooks = {
-        .chores = { { APP_CHECKPOINT_MS, app_checkpoint_job, &app },
+        .chores = { { APP_CHECKPOINT_TICK_MS, app_checkpoint_job, &app },
                     { AUDIT_RETENTION_MS, app_retention_chore, &app } },
         .n_chores = 2,
         .started = app_started,

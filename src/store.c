@@ -78,6 +78,7 @@ const char *const store_stmt_sql[ST_COUNT] = {
                    " ON CONFLICT (key_id) DO UPDATE SET encryptions = encryptions + excluded.encryptions"
                    " RETURNING encryptions",
     [ST_CHECKPOINT_PASSIVE] = "PRAGMA wal_checkpoint(PASSIVE)",
+    [ST_CHECKPOINT_RESTART] = "PRAGMA wal_checkpoint(RESTART)",
     [ST_CHECKPOINT] = "PRAGMA wal_checkpoint(TRUNCATE)",
 };
 
@@ -400,21 +401,59 @@ int store_key_reserve(struct store *s, uint32_t key_id, uint64_t n, uint64_t blo
 /* PASSIVE copies back what no reader still needs and takes neither the
  * writer lock nor the busy handler: writers carry on, and a writer that
  * later finds the WAL fully copied back starts it over from the top. */
-int store_checkpoint_passive(struct store *s)
+int store_checkpoint_passive(struct store *s, int *log_frames)
 {
     sqlite3_stmt *st = sq_take(s, ST_CHECKPOINT_PASSIVE);
     if (!st)
         return ERR_INTERNAL;
     int rc = sq_first_row(st, SQLITE_OK);
+    /* The row is (busy, log frames, checkpointed frames). */
+    if (log_frames)
+        *log_frames = rc == 0 ? sqlite3_column_int(st, 1) : 0;
     sq_release(st);
     return rc;
+}
+
+/* Under writes that never pause, PASSIVE never finds the log wholly copied
+ * back at a moment no frame is being added, so no writer ever starts it
+ * over and it grows without end. RESTART waits for the writer lock (the
+ * event loop's next write waits for it in turn: the frames added since the
+ * PASSIVE pass and one fsync), copies the rest back and leaves the log to
+ * be started over by the next writer. */
+int store_checkpoint_restart(struct store *s)
+{
+    int rc = store_checkpoint_passive(s, NULL);
+    sqlite3_stmt *st = rc ? NULL : sq_take(s, ST_CHECKPOINT_RESTART);
+    if (!st)
+        return rc ? rc : ERR_INTERNAL;
+    rc = sq_first_row(st, SQLITE_OK);
+    if (rc == 0 && sqlite3_column_int(st, 0) != 0)
+        rc = ERR_IO;   /* busy: a reader still uses the log */
+    sq_release(st);
+    return rc;
+}
+
+static int on_commit(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    (void)db;
+    (void)name;
+    struct store *s = arg;
+    s->on_commit(s->on_commit_arg, frames);
+    return SQLITE_OK;
+}
+
+void store_on_commit(struct store *s, void (*fn)(void *arg, int log_frames), void *arg)
+{
+    s->on_commit = fn;
+    s->on_commit_arg = arg;
+    sqlite3_wal_hook(s->db, fn ? on_commit : NULL, fn ? s : NULL);
 }
 
 /* The PASSIVE pass first leaves the TRUNCATE (which holds the writer lock
  * while it fsyncs) only the frames written in between. */
 int store_checkpoint(struct store *s)
 {
-    int rc = store_checkpoint_passive(s);
+    int rc = store_checkpoint_passive(s, NULL);
     sqlite3_stmt *st = rc ? NULL : sq_take(s, ST_CHECKPOINT);
     if (!st)
         return rc ? rc : ERR_INTERNAL;

@@ -206,7 +206,17 @@ int store_key_reserve(struct store *s, uint32_t key_id, uint64_t n, uint64_t blo
 /** Copy the WAL back into the database as far as readers allow, without
  *  waiting for or blocking anyone (fsyncs: a thread-pool connection). The
  *  periodic checkpoint: the event loop's writes never wait for it. */
-int store_checkpoint_passive(struct store *s);
+int store_checkpoint_passive(struct store *s, int *log_frames);
+/** PASSIVE first, then copy back the rest and have the next write start
+ *  the WAL over from its top (RESTART: waits for the writer lock, so the
+ *  event loop's next write waits for the few frames added in between and
+ *  one fsync). The bound on the WAL under writes that never pause. ERR_IO
+ *  when a reader kept it from completing (try again later). */
+int store_checkpoint_restart(struct store *s);
+/** Call fn(arg, frames now in the WAL) after each commit on this
+ *  connection, on its thread (NULL: stop). Replaces SQLite's
+ *  autocheckpoint, so only for a connection that has it off. */
+void store_on_commit(struct store *s, void (*fn)(void *arg, int log_frames), void *arg);
 /** Checkpoint and truncate the WAL (blocking, and writers wait for it: for
  *  erasure, on a thread-pool connection).
  *  ERR_IO when a reader kept the checkpoint from completing: then the WAL

@@ -41,6 +41,7 @@ enum stmt {
     ST_NOTE_LIST_NOT_KEY,
     ST_KEY_USE,
     ST_CHECKPOINT_PASSIVE,
+    ST_CHECKPOINT_RESTART,
     ST_CHECKPOINT,
     ST_COUNT
 };
@@ -53,6 +54,8 @@ struct store {
     sqlite3_stmt *stmt[ST_COUNT];
     int depth;                 /* open store_begin()s: 1 transaction + savepoints */
     uint64_t busy_waits;       /* lock waits begun (store_busy_waits) */
+    void (*on_commit)(void *arg, int log_frames);   /* store_on_commit */
+    void *on_commit_arg;
     /* store_key_reserve's block: counted in the database, not yet used. */
     uint32_t key_block_id;
     uint64_t key_block_left, key_block_total;

@@ -1216,10 +1216,45 @@ Test(store, passive_checkpoint_does_not_wait_for_a_writer, .timeout = 60)
     add_note(w, a, "t", "in the WAL before the writer begins", 1);
     cr_assert_eq(store_begin(w), 0);
     add_note(w, a, "t", "written while the checkpoint runs", 1);
-    cr_assert_eq(store_checkpoint_passive(c), 0);
+    cr_assert_eq(store_checkpoint_passive(c, NULL), 0);
     cr_assert_eq(store_busy_waits(c), 0, "the checkpoint waited for the writer");
     cr_assert_eq(store_commit(w), 0, "the writer lost its transaction to the checkpoint");
-    cr_assert_eq(store_checkpoint_passive(c), 0);
+    cr_assert_eq(store_checkpoint_passive(c, NULL), 0);
+    store_close(c);
+    store_close(w);
+}
+
+static void count_frames(void *arg, int frames)
+{
+    *(int *)arg = frames;
+}
+
+/* The serving connection learns from each commit how many frames its WAL
+ * holds; after a RESTART checkpoint (another connection) the next commit
+ * writes from the top of the log again. */
+Test(store, a_restart_checkpoint_starts_the_wal_over)
+{
+    struct store *w = open_db();
+    struct store *c = open_db();
+    cr_assert_eq(store_set_autocheckpoint(w, false), 0);
+    int frames = -1;
+    store_on_commit(w, count_frames, &frames);
+    int64_t a = add_user(w, "alice", "user");
+    int first = frames;
+    cr_assert_gt(first, 0);
+    for (int i = 0; i < 20; i++)
+        add_note(w, a, "t", "grows the log", 1);
+    cr_assert_gt(frames, first, "the log did not grow");
+    int grown = frames, log = 0;
+    cr_assert_eq(store_checkpoint_passive(c, &log), 0);
+    cr_assert_eq(log, grown, "PASSIVE reports what the log holds");
+    cr_assert_eq(store_checkpoint_restart(c), 0);
+    add_note(w, a, "t", "after the restart", 1);
+    cr_assert_lt(frames, grown, "the write after a restart did not start the log over (%d frames)", frames);
+    store_on_commit(w, NULL, NULL);
+    frames = -1;
+    add_note(w, a, "t", "no hook", 1);
+    cr_assert_eq(frames, -1, "a removed hook was still called");
     store_close(c);
     store_close(w);
 }
