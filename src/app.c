@@ -99,6 +99,7 @@ void app_close(struct app *app)
 
 struct checkpoint_job {
     struct http_job base;
+    struct app *app;
     const char *db_path;
     bool purge;                /* the periodic run also purges sessions */
     int64_t now, idle_cutoff;
@@ -132,8 +133,12 @@ static void checkpoint_done(struct http_job *base, struct http_response *res)
 {
     (void)res;
     struct checkpoint_job *j = (struct checkpoint_job *)base;
+    struct app *app = j->app;
     if (j->rc)
         log_warn("WAL checkpoint failed (%s); will retry", err_name(j->rc));
+    app->checkpoint_failed = j->rc != 0;
+    if (j->rc)
+        clock_gettime(CLOCK_MONOTONIC, &app->last_failed);
     free(j);
 }
 
@@ -150,7 +155,11 @@ struct http_job *app_checkpoint_job(void *arg)
 {
     struct app *app = arg;
     bool periodic = ms_since(&app->last_periodic) >= APP_CHECKPOINT_MS;
-    if (!periodic && app->wal_frames < APP_WAL_CHECKPOINT_FRAMES)
+    /* After a failed run (a reader that stays, a full disk) only the
+     * periodic one tries again, not one every tick. */
+    bool grown = app->wal_frames >= APP_WAL_CHECKPOINT_FRAMES &&
+                 (!app->checkpoint_failed || ms_since(&app->last_failed) >= APP_CHECKPOINT_MS);
+    if (!periodic && !grown)
         return NULL;
     struct checkpoint_job *j = calloc(1, sizeof(*j));
     if (!j)
@@ -160,6 +169,7 @@ struct http_job *app_checkpoint_job(void *arg)
     app->wal_frames = 0;       /* the next commit says how far it got */
     j->base.work = checkpoint_work;
     j->base.done = checkpoint_done;
+    j->app = app;
     j->purge = periodic;
     j->db_path = app->cfg->db_path;
     j->now = (int64_t)time(NULL);

@@ -31,6 +31,8 @@ struct app {
      * last periodic checkpoint job was made (loop thread). */
     int wal_frames;
     struct timespec last_periodic;
+    bool checkpoint_failed;        /* the last run failed: wait for the periodic one */
+    struct timespec last_failed;
 };
 
 /**

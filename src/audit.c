@@ -576,8 +576,12 @@ int audit_flush(struct audit *a)
     if (!a || a->batch_lines == 0)
         return 0;
     uint64_t writes = a->writes;
-    int rc = write_batch(a);
-    return settle(a, rc, false, a->writes != writes);
+    int rc = settle(a, write_batch(a), false, a->writes != writes);
+    /* As after any failed line: the next one locks again and reads the
+     * file's end back first (torn bytes a failed cut-off left included). */
+    if (rc)
+        release(a);
+    return rc;
 }
 
 int audit_record(struct audit *a, const struct audit_event *ev)

@@ -179,7 +179,7 @@ static int flush(struct conn *c)
 /* Send close_notify and whatever is queued, then close. */
 void server_conn_finish(struct conn *c)
 {
-    if (c->held) {             /* its last response waits for the audit sync */
+    if (c->held) {             /* its last response waits for its audit line */
         c->finish_when_released = true;
         return;
     }
@@ -280,12 +280,15 @@ static void schedule(struct conn *c)
 /* Read from the socket only while nothing holds us back: a running job
  * (answers stay in order), a response waiting for an audit sync, or a
  * client that is not reading our output. A response waiting for its audit
- * line's write(2) is sent before the loop polls again: stopping and
- * restarting the reads for it would cost two epoll_ctl calls a request. */
+ * line's write(2) is sent before the loop polls again, and stopping and
+ * restarting the reads for it would cost two epoll_ctl calls a request; so
+ * reading stops then only once input piles up behind it (libuv reads up to
+ * 32 times in one turn, more than TLS may hold unread). */
 static void update_reading(struct conn *c)
 {
-    bool synced_hold = c->held && c->srv->cfg->audit_sync == CONFIG_AUDIT_SYNC_ALWAYS;
-    bool want = !c->closing && !c->close_after_flush && !c->job_running && !synced_hold &&
+    bool hold_blocks = c->held && (c->srv->cfg->audit_sync == CONFIG_AUDIT_SYNC_ALWAYS ||
+                                   tls_conn_unread(c->tls) > 0);
+    bool want = !c->closing && !c->close_after_flush && !c->job_running && !hold_blocks &&
                 uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < WRITE_HIGH_WATER;
     if (want && !c->reading)
         c->reading = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0;
@@ -349,9 +352,7 @@ static int send_responses(struct conn *c)
          * the loop writes an iteration's lines with one write(2) before it
          * polls again (server_chores.c), and with NOTES_AUDIT_SYNC=always
          * one sync then releases them all. */
-        hold(c, audit_seq(a));
-        if (c->srv->cfg->audit_sync == CONFIG_AUDIT_SYNC_ALWAYS)
-            server_audit_kick(c->srv);
+        hold(c, audit_seq(a));   /* on_prepare() writes, then kicks the sync */
         return 0;
     }
     int rc = 0;
@@ -623,7 +624,7 @@ void server_release_held(struct server *s)
 {
     if (s->n_held == 0)
         return;
-    uint64_t reached = audit_reached(s);
+    uint64_t reached = audit_reached(s), seq = audit_seq(s->app->audit);
     bool failed = !audit_healthy(s->app->audit);
     /* Those held before this call, oldest first: one released here may be
      * held again (at the tail) for the next request it answers. */
@@ -632,8 +633,10 @@ void server_release_held(struct server *s)
         next = c == last ? NULL : c->held_next;
         /* A failed write or sync releases too: a change it reports is
          * already decided, reads may go on, and the failure now refuses
-         * every further change. */
-        if (c->hold_seq <= reached || failed)
+         * every further change. So does a line that a failed write took
+         * back (seq went below it; it is counted as lost) even if the
+         * trail has recovered since. */
+        if (c->held && (c->hold_seq <= reached || c->hold_seq > seq || failed))
             release_one(c);
     }
     if (s->n_held && s->cfg->audit_sync == CONFIG_AUDIT_SYNC_ALWAYS)

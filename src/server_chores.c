@@ -66,8 +66,10 @@ static void report(struct server *s, const char *event, const char *reason, int 
         return;
     struct audit_event ev = { .event = event, .role = "anonymous", .result = AUDIT_DENY, .status = status,
                               .reason = reason, .count = *count };
+    /* Else kept for the next report. (Queued and then lost to a failed
+     * write, the line is counted among the lost events instead.) */
     if (audit_record(s->app->audit, &ev) == 0)
-        *count = 0;   /* else kept for the next report */
+        *count = 0;
 }
 
 void server_report_rejects(struct server *s)

@@ -278,8 +278,13 @@ const char *store_library_version(void)
 
 int store_set_autocheckpoint(struct store *s, bool on)
 {
-    /* 1000 pages is SQLite's default; 0 turns the automatic one off. */
-    return sq_map_rc(sqlite3_wal_autocheckpoint(s->db, on ? 1000 : 0));
+    /* 1000 pages is SQLite's default; 0 turns the automatic one off. Both
+     * replace the commit hook (SQLite's autocheckpoint is one), so a hook
+     * set with store_on_commit() comes back when it is off. */
+    int rc = sq_map_rc(sqlite3_wal_autocheckpoint(s->db, on ? 1000 : 0));
+    if (rc == 0 && !on && s->on_commit)
+        store_on_commit(s, s->on_commit, s->on_commit_arg);
+    return rc;
 }
 
 /* ---- transactions -------------------------------------------------------- */
@@ -416,17 +421,21 @@ int store_checkpoint_passive(struct store *s, int *log_frames)
 
 /* Under writes that never pause, PASSIVE never finds the log wholly copied
  * back at a moment no frame is being added, so no writer ever starts it
- * over and it grows without end. RESTART waits for the writer lock (the
- * event loop's next write waits for it in turn: the frames added since the
- * PASSIVE pass and one fsync), copies the rest back and leaves the log to
- * be started over by the next writer. */
+ * over and it grows without end. RESTART takes the writer lock (the event
+ * loop's next write waits for it in turn: the frames added since the
+ * PASSIVE pass and one fsync), copies the rest back and waits for readers
+ * of the old log, so that the next writer starts it over. It waits at most
+ * STORE_RESTART_WAIT_MS for the lock and for those readers, or a reader
+ * that stays (the CLI, an erasure's checkpoint) would hold the loop's
+ * writes for the whole busy timeout. */
 int store_checkpoint_restart(struct store *s)
 {
-    int rc = store_checkpoint_passive(s, NULL);
-    sqlite3_stmt *st = rc ? NULL : sq_take(s, ST_CHECKPOINT_RESTART);
+    sqlite3_stmt *st = sq_take(s, ST_CHECKPOINT_RESTART);
     if (!st)
-        return rc ? rc : ERR_INTERNAL;
-    rc = sq_first_row(st, SQLITE_OK);
+        return ERR_INTERNAL;
+    s->busy_cap_ms = STORE_RESTART_WAIT_MS;
+    int rc = sq_first_row(st, SQLITE_OK);
+    s->busy_cap_ms = 0;
     if (rc == 0 && sqlite3_column_int(st, 0) != 0)
         rc = ERR_IO;   /* busy: a reader still uses the log */
     sq_release(st);

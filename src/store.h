@@ -207,11 +207,14 @@ int store_key_reserve(struct store *s, uint32_t key_id, uint64_t n, uint64_t blo
  *  waiting for or blocking anyone (fsyncs: a thread-pool connection). The
  *  periodic checkpoint: the event loop's writes never wait for it. */
 int store_checkpoint_passive(struct store *s, int *log_frames);
-/** PASSIVE first, then copy back the rest and have the next write start
- *  the WAL over from its top (RESTART: waits for the writer lock, so the
- *  event loop's next write waits for the few frames added in between and
- *  one fsync). The bound on the WAL under writes that never pause. ERR_IO
- *  when a reader kept it from completing (try again later). */
+/** After store_checkpoint_passive(): copy back the rest and have the next
+ *  write start the WAL over from its top (RESTART: takes the writer lock,
+ *  so the event loop's next write waits for the few frames added in between
+ *  and one fsync; waits at most STORE_RESTART_WAIT_MS for the lock and for
+ *  readers of the old log). The bound on the WAL under writes that never
+ *  pause. ERR_IO when the lock or a reader kept it from completing (try
+ *  again later). */
+#define STORE_RESTART_WAIT_MS 50
 int store_checkpoint_restart(struct store *s);
 /** Call fn(arg, frames now in the WAL) after each commit on this
  *  connection, on its thread (NULL: stop). Replaces SQLite's

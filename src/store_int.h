@@ -54,6 +54,7 @@ struct store {
     sqlite3_stmt *stmt[ST_COUNT];
     int depth;                 /* open store_begin()s: 1 transaction + savepoints */
     uint64_t busy_waits;       /* lock waits begun (store_busy_waits) */
+    long busy_cap_ms;          /* 0: BUSY_TIMEOUT_MS (store_open.c) */
     void (*on_commit)(void *arg, int log_frames);   /* store_on_commit */
     void *on_commit_arg;
     /* store_key_reserve's block: counted in the database, not yet used. */

@@ -319,14 +319,16 @@ static int enable_wal(sqlite3 *db)
 }
 
 /* Wait for a lock another connection holds (a checkpoint, the CLI) in
- * steps from 50 us doubling to 2 ms, up to BUSY_TIMEOUT_MS in all: the
- * event loop's connection gets the lock within a fraction of a millisecond
- * of its release, where SQLite's own timeout would sleep whole
- * milliseconds (1, 2, 5, 10 ... 100) at a time. */
-static int busy_wait(void *waits, int count)
+ * steps from 50 us doubling to 2 ms, up to BUSY_TIMEOUT_MS in all (or the
+ * store's own shorter cap): the event loop's connection gets the lock
+ * within a fraction of a millisecond of its release, where SQLite's own
+ * timeout would sleep whole milliseconds (1, 2, 5, 10 ... 100) at a time. */
+static int busy_wait(void *arg, int count)
 {
+    struct store *s = arg;
+    long cap_ms = s->busy_cap_ms ? s->busy_cap_ms : BUSY_TIMEOUT_MS;
     if (count == 0)
-        ++*(uint64_t *)waits;
+        s->busy_waits++;
     static const int step_us[] = { 50, 100, 200, 400, 800, 1600 };
     int n = (int)(sizeof(step_us) / sizeof(step_us[0]));
     long waited_us = 0;
@@ -334,7 +336,7 @@ static int busy_wait(void *waits, int count)
         waited_us += step_us[i];
     if (count > n)
         waited_us += (long)(count - n) * 2000;
-    if (waited_us >= (long)BUSY_TIMEOUT_MS * 1000)
+    if (waited_us >= cap_ms * 1000)
         return 0;
     usleep((useconds_t)(count < n ? step_us[count] : 2000));
     return 1;
@@ -358,7 +360,7 @@ static int configure(struct store *s, const char **why)
     }
     sqlite3_limit(db, SQLITE_LIMIT_LENGTH, SQL_LENGTH_LIMIT);
     sqlite3_limit(db, SQLITE_LIMIT_ATTACHED, 0);
-    int rc = sqlite3_busy_handler(db, busy_wait, &s->busy_waits);
+    int rc = sqlite3_busy_handler(db, busy_wait, s);
     for (size_t i = 0; rc == SQLITE_OK && i < sizeof(setup_sql) / sizeof(setup_sql[0]); i++)
         rc = exec_sql(db, setup_sql[i]);
     if (rc != SQLITE_OK)

@@ -282,6 +282,11 @@ void tls_conn_trim(struct tls_conn *c)
     c->in_off = 0;
 }
 
+size_t tls_conn_unread(const struct tls_conn *c)
+{
+    return c->in.len - c->in_off;
+}
+
 int tls_conn_feed(struct tls_conn *c, const uint8_t *p, size_t n)
 {
     if (c->in_off > 0 && c->in_off == c->in.len) {

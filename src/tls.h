@@ -40,6 +40,8 @@ void tls_conn_free(struct tls_conn *c);
 /** Queue received ciphertext. ERR_LIMIT when more than one read's worth is
  *  already waiting (the caller should stop reading and close). */
 int tls_conn_feed(struct tls_conn *c, const uint8_t *p, size_t n);
+/** Bytes fed and not yet taken by TLS. */
+size_t tls_conn_unread(const struct tls_conn *c);
 /** Free the input buffer when everything in it was consumed (an idle
  *  connection then keeps only mbedTLS's own record buffers). */
 void tls_conn_trim(struct tls_conn *c);

@@ -1209,6 +1209,36 @@ Test(audit, a_failed_batch_is_dropped_whole_and_counted)
     assert_verifies();
 }
 
+/* After a failed batch the lock is given back at once, so the next line
+ * (of any process) starts from what is really in the file. A second handle
+ * is another open file description: it would wait for the first's flock. */
+Test(audit, a_failed_flush_gives_the_lock_back, .timeout = 20)
+{
+    struct audit *a = open_log(), *b = open_log();
+    record_n(a, 1);
+    off_t before = size_of(AUDIT_CURRENT);
+    char err_path[128];
+    int saved = capture_stderr(err_path, sizeof(err_path));
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit old, lim;
+    cr_assert_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = (rlim_t)before + 50;
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    audit_hold(a, true);
+    record_n(a, 2);
+    cr_assert_eq(audit_flush(a), ERR_IO);
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+    record(b, "user.add", 1);      /* blocks for good if a kept the lock */
+    audit_close(b);
+    audit_close(a);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    unlink(err_path);
+    assert_verifies();
+}
+
 Test(audit, a_write_to_a_full_disk_fails)
 {
     struct audit *a = open_log();

@@ -1119,6 +1119,46 @@ Test(edge, pipelined_answers_leave_after_their_audit_lines, .init = prep, .fini 
     raw_close(&c);
 }
 
+/* A response waiting for its audit line must not let the connection read
+ * more than TLS can hold: a request with a large body pipelined behind it
+ * arrives in many reads within one turn of the loop, and the client must
+ * get both answers, not a closed connection. */
+Test(edge, a_held_answer_does_not_overflow_the_input_behind_it, .init = prep, .fini = finish)
+{
+    start_with(NULL);
+    struct rawconn c;
+    tls_open(&c);
+    enum { BODY = 200000 };
+    static const char get[] = "GET /v1/notes/1 HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    char head[160];
+    int hn = snprintf(head, sizeof(head),
+                      "POST /v1/notes HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %d\r\n\r\n", BODY);
+    size_t len = sizeof(get) - 1 + (size_t)hn + BODY;
+    char *in = malloc(len);
+    cr_assert_not_null(in);
+    memcpy(in, get, sizeof(get) - 1);
+    memcpy(in + sizeof(get) - 1, head, (size_t)hn);
+    memset(in + sizeof(get) - 1 + hn, 'a', BODY);
+    int on = 1, off_ = 0;
+    cr_assert_eq(setsockopt(c.fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on)), 0);
+    cr_assert_eq(raw_send(&c, in, len, 10000, NULL), RAW_OK);
+    cr_assert_eq(setsockopt(c.fd, IPPROTO_TCP, TCP_CORK, &off_, sizeof(off_)), 0);
+    struct rawbuf out = { 0 };
+    raw_read_responses(&c, &out, 2, 10000);
+    size_t rest = 0;
+    bool bad = false;
+    size_t n = raw_count_responses(out.p, out.len, &rest, &bad);
+    cr_assert_eq(n, 2, "%zu answer(s) to a GET and a large POST behind it", n);
+    struct raw_resp r;
+    cr_assert_neq(raw_parse_response(out.p, out.len, &r), 0);
+    cr_assert_eq(r.status, 401);
+    raw_resp_free(&r);
+    rawbuf_free(&out);
+    free(in);
+    raw_close(&c);
+}
+
 Test(edge, pipeline_split_across_tls_records_and_byte_by_byte, .init = prep, .fini = finish)
 {
     start_with(NULL);
