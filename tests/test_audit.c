@@ -517,22 +517,28 @@ Test(audit, actor_is_a_pseudonym_never_the_id)
     crypto_free(other);
 }
 
-static char *ip_written(enum config_audit_ip mode, const uint8_t *ip)
+/* Record `ev` alone in a fresh handle; the text of field `key` of its line. */
+static char *field_written(const struct audit_event *ev, const char *key)
 {
-    static char got[64];
-    cfg.audit_ip = mode;
+    static char got[96];
     struct audit *a = open_log();
-    struct audit_event ev = { .event = "auth.login", .ip = ip };
-    cr_assert_eq(audit_record(a, &ev), 0);
+    cr_assert_eq(audit_record(a, ev), 0);
     audit_close(a);
     struct lines l;
     read_lines(in_dir(AUDIT_CURRENT), &l);
     cJSON *j = parse_line(l.at[l.n - 1]);
-    const char *s = str_of(j, "ip");
+    const char *s = str_of(j, key);
     snprintf(got, sizeof(got), "%s", s ? s : "(none)");
     cJSON_Delete(j);
     free(l.text);
     return got;
+}
+
+static char *ip_written(enum config_audit_ip mode, const uint8_t *ip)
+{
+    cfg.audit_ip = mode;
+    struct audit_event ev = { .event = "auth.login", .ip = ip };
+    return field_written(&ev, "ip");
 }
 
 Test(audit, ip_modes)
@@ -549,19 +555,8 @@ Test(audit, ip_modes)
 
 static char *resource_written(const char *type, int64_t id)
 {
-    static char got[96];
-    struct audit *a = open_log();
     struct audit_event ev = { .event = "note.read", .resource_type = type, .resource_id = id };
-    cr_assert_eq(audit_record(a, &ev), 0);
-    audit_close(a);
-    struct lines l;
-    read_lines(in_dir(AUDIT_CURRENT), &l);
-    cJSON *j = parse_line(l.at[l.n - 1]);
-    const char *s = str_of(j, "resource");
-    snprintf(got, sizeof(got), "%s", s ? s : "(none)");
-    cJSON_Delete(j);
-    free(l.text);
-    return got;
+    return field_written(&ev, "resource");
 }
 
 /* Numbers in the ip and resource fields are written digit by digit (no
@@ -779,11 +774,15 @@ Test(audit, refuses_a_log_that_ends_in_something_else)
 
 /* ---- rotation and retention ---------------------------------------------- */
 
-Test(audit, rotation_keeps_the_chain_across_files)
+/* 60 lines at a 4 KiB cap, written one by one or queued (`hold`, as the
+ * server does for a loop turn): files within the cap, private, each new one
+ * naming its predecessor, one chain. */
+static void rotate_sixty(bool hold)
 {
     cfg.audit_max_bytes = 4096;
     cfg.audit_max_files = 100;
     struct audit *a = open_log();
+    audit_hold(a, hold);
     record_n(a, 60);
     audit_close(a);
     size_t n = count_rotated();
@@ -804,6 +803,11 @@ Test(audit, rotation_keeps_the_chain_across_files)
     cr_assert_eq(count_events(AUDIT_EV_ROTATE), n);
     cr_assert_eq(count_events("note.read"), 60);
     assert_verifies();
+}
+
+Test(audit, rotation_keeps_the_chain_across_files)
+{
+    rotate_sixty(false);
 }
 
 Test(audit, a_removed_middle_file_is_found)
@@ -1067,22 +1071,7 @@ Test(audit, a_second_writer_between_batches_continues_the_chain)
 
 Test(audit, queued_lines_rotate_into_the_file_they_were_meant_for)
 {
-    cfg.audit_max_bytes = 4096;
-    cfg.audit_max_files = 100;
-    struct audit *a = open_log();
-    audit_hold(a, true);
-    record_n(a, 60);
-    audit_close(a);
-    size_t n = count_rotated();
-    cr_assert_geq(n, 3);
-    for (size_t i = 0; i < n; i++) {
-        struct stat st;
-        cr_assert_eq(stat(in_dir(nth_rotated(i).name), &st), 0);
-        cr_assert_leq(st.st_size, 4096);
-    }
-    cr_assert_eq(count_events(AUDIT_EV_ROTATE), n);
-    cr_assert_eq(count_events("note.read"), 60);
-    assert_verifies();
+    rotate_sixty(true);
 }
 
 /* ---- failure and recovery ------------------------------------------------ */
@@ -1096,6 +1085,53 @@ static int capture_stderr(char *path, size_t n)
     cr_assert_eq(dup2(fd, 2), 2);
     close(fd);
     return saved;
+}
+
+/* A file-size limit `above` bytes past audit.log's size: the next write is
+ * cut short by the kernel (a short write), later ones refused (EFBIG). */
+static struct rlimit cap_file_size(off_t above)
+{
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit old, lim;
+    cr_assert_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = (rlim_t)(size_of(AUDIT_CURRENT) + above);
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    return old;
+}
+
+static size_t count_in(const char *text, const char *needle);
+
+/* audit.log has `n` lines and line `at` is the audit.recovered record that
+ * counts `lost` events; the line after it is `next`. */
+static void expect_recovery_line(size_t n, size_t at, double lost, const char *next)
+{
+    struct lines l;
+    read_lines(in_dir(AUDIT_CURRENT), &l);
+    cr_assert_eq(l.n, n);
+    cJSON *j = parse_line(l.at[at]);
+    cr_assert_str_eq(str_of(j, "event"), AUDIT_EV_RECOVERED);
+    cr_assert_eq(num_of(j, "count"), lost);
+    cr_assert_eq(num_of(j, "seq"), (double)at + 1, "the recovery takes the first seq not written");
+    cJSON_Delete(j);
+    j = parse_line(l.at[at + 1]);
+    cr_assert_str_eq(str_of(j, "event"), next);
+    cJSON_Delete(j);
+    free(l.text);
+}
+
+/* Give stderr back (see capture_stderr) and check what it said: the outage
+ * reported once, the recovery once, no key name. */
+static void expect_one_outage(int saved, const char *err_path)
+{
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    char *log = slurp(err_path, NULL);
+    cr_assert_eq(count_in(log, "cannot record events"), 1, "%s", log);
+    cr_assert_eq(count_in(log, "can be written again"), 1, "%s", log);
+    cr_assert(strstr(log, "NOTES_AUDIT_KEY") == NULL);
+    free(log);
 }
 
 static size_t count_in(const char *text, const char *needle)
@@ -1114,16 +1150,9 @@ Test(audit, a_failed_write_turns_unhealthy_and_recovers)
     cr_assert_eq(stat(in_dir(AUDIT_CURRENT), &st), 0);
     off_t before = st.st_size;
 
-    /* A file-size limit just past the current size: the next line is cut
-     * short by the kernel (a short write), the one after refused (EFBIG). */
     char err_path[128];
     int saved = capture_stderr(err_path, sizeof(err_path));
-    signal(SIGXFSZ, SIG_IGN);
-    struct rlimit old, lim;
-    cr_assert_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
-    lim = old;
-    lim.rlim_cur = (rlim_t)before + 50;
-    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    struct rlimit old = cap_file_size(50);
     struct audit_event ev = { .event = "note.create", .actor_id = 7, .role = "user" };
     cr_assert_eq(audit_record(a, &ev), ERR_IO);
     cr_assert_not(audit_healthy(a));
@@ -1136,27 +1165,8 @@ Test(audit, a_failed_write_turns_unhealthy_and_recovers)
     cr_assert_eq(audit_record(a, &ev), 0);
     cr_assert(audit_healthy(a));
     audit_close(a);
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-
-    char *log = slurp(err_path, NULL);
-    cr_assert_eq(count_in(log, "cannot record events"), 1, "%s", log);
-    cr_assert_eq(count_in(log, "can be written again"), 1, "%s", log);
-    cr_assert(strstr(log, "NOTES_AUDIT_KEY") == NULL);
-    free(log);
-
-    struct lines l;
-    read_lines(in_dir(AUDIT_CURRENT), &l);
-    cr_assert_eq(l.n, 5);
-    cJSON *j = parse_line(l.at[3]);
-    cr_assert_str_eq(str_of(j, "event"), AUDIT_EV_RECOVERED);
-    cr_assert_eq(num_of(j, "count"), 2);
-    cJSON_Delete(j);
-    j = parse_line(l.at[4]);
-    cr_assert_str_eq(str_of(j, "event"), "note.create");
-    cJSON_Delete(j);
-    free(l.text);
+    expect_one_outage(saved, err_path);
+    expect_recovery_line(5, 3, 2, "note.create");
     assert_verifies();
 }
 
@@ -1169,12 +1179,7 @@ Test(audit, a_failed_batch_is_dropped_whole_and_counted)
     off_t before = size_of(AUDIT_CURRENT);
     char err_path[128];
     int saved = capture_stderr(err_path, sizeof(err_path));
-    signal(SIGXFSZ, SIG_IGN);
-    struct rlimit old, lim;
-    cr_assert_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
-    lim = old;
-    lim.rlim_cur = (rlim_t)before + 50;
-    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    struct rlimit old = cap_file_size(50);
     audit_hold(a, true);
     record_n(a, 3);
     cr_assert(audit_healthy(a), "nothing was written yet");
@@ -1189,23 +1194,8 @@ Test(audit, a_failed_batch_is_dropped_whole_and_counted)
     audit_release(a);
     cr_assert(audit_healthy(a));
     audit_close(a);
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    char *log = slurp(err_path, NULL);
-    cr_assert_eq(count_in(log, "cannot record events"), 1, "%s", log);
-    cr_assert_eq(count_in(log, "can be written again"), 1, "%s", log);
-    free(log);
-
-    struct lines l;
-    read_lines(in_dir(AUDIT_CURRENT), &l);
-    cr_assert_eq(l.n, 4);
-    cJSON *j = parse_line(l.at[2]);
-    cr_assert_str_eq(str_of(j, "event"), AUDIT_EV_RECOVERED);
-    cr_assert_eq(num_of(j, "count"), 3);
-    cr_assert_eq(num_of(j, "seq"), 3);
-    cJSON_Delete(j);
-    free(l.text);
+    expect_one_outage(saved, err_path);
+    expect_recovery_line(4, 2, 3, "note.create");
     assert_verifies();
 }
 
@@ -1216,26 +1206,18 @@ Test(audit, a_failed_flush_gives_the_lock_back, .timeout = 20)
 {
     struct audit *a = open_log(), *b = open_log();
     record_n(a, 1);
-    off_t before = size_of(AUDIT_CURRENT);
     char err_path[128];
     int saved = capture_stderr(err_path, sizeof(err_path));
-    signal(SIGXFSZ, SIG_IGN);
-    struct rlimit old, lim;
-    cr_assert_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
-    lim = old;
-    lim.rlim_cur = (rlim_t)before + 50;
-    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    struct rlimit old = cap_file_size(50);
     audit_hold(a, true);
     record_n(a, 2);
     cr_assert_eq(audit_flush(a), ERR_IO);
     cr_assert_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
     record(b, "user.add", 1);      /* blocks for good if a kept the lock */
     audit_close(b);
+    record(a, "note.read", 3);     /* and a recovers after b's line */
     audit_close(a);
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    unlink(err_path);
+    expect_one_outage(saved, err_path);
     assert_verifies();
 }
 

@@ -1063,6 +1063,19 @@ Test(edge, three_pipelined_requests_are_answered_in_order, .init = prep, .fini =
     raw_close(&c);
 }
 
+/* Send `a` and then `b` (one TLS record each, b may be absent) in as few
+ * TCP segments as the kernel allows (TCP_CORK), so the server reads them
+ * in one turn of its loop. */
+static void send_corked(struct rawconn *c, const char *a, size_t an, const char *b, size_t bn)
+{
+    int on = 1, off = 0;
+    cr_assert_eq(setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on)), 0);
+    cr_assert_eq(raw_send(c, a, an, 10000, NULL), RAW_OK);
+    if (b)
+        cr_assert_eq(raw_send(c, b, bn, 10000, NULL), RAW_OK);
+    cr_assert_eq(setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &off, sizeof(off)), 0);
+}
+
 /* Requests read together are recorded together (one write(2) for their
  * audit lines), but no answer may leave before its own line is in the file.
  * One request in a TLS record of its own, then a long pipeline in a second
@@ -1082,11 +1095,7 @@ Test(edge, pipelined_answers_leave_after_their_audit_lines, .init = prep, .fini 
         memcpy(in + len, one, sizeof(one) - 1);
         len += sizeof(one) - 1;
     }
-    int on = 1, off_ = 0;
-    cr_assert_eq(setsockopt(c.fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on)), 0);
-    cr_assert_eq(raw_send(&c, one, sizeof(one) - 1, 5000, NULL), RAW_OK);
-    cr_assert_eq(raw_send(&c, in, len, 5000, NULL), RAW_OK);
-    cr_assert_eq(setsockopt(c.fd, IPPROTO_TCP, TCP_CORK, &off_, sizeof(off_)), 0);
+    send_corked(&c, one, sizeof(one) - 1, in, len);
     struct rawbuf out = { 0 };
     raw_read_responses(&c, &out, 1, 5000);
     char *path = fmt("%s/audit.log", harness_getenv(&srv, "NOTES_AUDIT_DIR"));
@@ -1140,10 +1149,7 @@ Test(edge, a_held_answer_does_not_overflow_the_input_behind_it, .init = prep, .f
     memcpy(in, get, sizeof(get) - 1);
     memcpy(in + sizeof(get) - 1, head, (size_t)hn);
     memset(in + sizeof(get) - 1 + hn, 'a', BODY);
-    int on = 1, off_ = 0;
-    cr_assert_eq(setsockopt(c.fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on)), 0);
-    cr_assert_eq(raw_send(&c, in, len, 10000, NULL), RAW_OK);
-    cr_assert_eq(setsockopt(c.fd, IPPROTO_TCP, TCP_CORK, &off_, sizeof(off_)), 0);
+    send_corked(&c, in, len, NULL, 0);
     struct rawbuf out = { 0 };
     raw_read_responses(&c, &out, 2, 10000);
     size_t rest = 0;
