@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include "audit.h"
 #include "buf.h"
 #include "config.h"
@@ -135,5 +136,74 @@ bool audit_name_parse(const char *name, uint64_t *seq);
  *  caller frees (NULL when there are none). 0, ERR_IO or ERR_NOMEM.
  *  (audit_verify.c) */
 int audit_list_rotated(int dirfd, struct audit_file **out, size_t *n);
+
+/** The chain's `prev` before the very first line: 64 zeros. (audit_line.c) */
+extern const uint8_t audit_zero_hash[AUDIT_HASH_LEN];
+
+/* ---- the writer (audit.c: lines, rotation, retention, the public face;
+ * audit_files.c: opening and checking the files, finding the chain head,
+ * the descriptors a sync takes) ------------------------------------------ */
+
+#define AUDIT_PENDING_MAX (AUDIT_SYNC_FDS - 2)   /* rotated files waiting for a sync: the
+                                                    current file and the directory join them */
+
+struct audit {
+    const struct crypto *crypto;
+    char *dir;                             /* for messages */
+    int dirfd, lockfd, fd;                 /* fd: audit.log, or -1 */
+    dev_t dev;
+    ino_t ino;
+    uid_t run_uid;                         /* also ours: root serves as this user */
+    struct audit_pseudonyms pseudonyms;    /* a->enc.cache */
+    bool hold;                             /* keep the lock between lines and
+                                              queue event lines while held ... */
+    bool held;                             /* ... and it is held now */
+    struct buf batch;                      /* queued lines, written at the latest
+                                              when the lock is given back */
+    uint64_t batch_lines;
+    uint64_t batch_events;                 /* of them, callers' events */
+    uint64_t head_seq;                     /* the chain head before the batch, */
+    uint8_t head_prev[AUDIT_HASH_LEN];     /* back to which a failed write goes */
+    bool queued;                           /* the last event went into the batch */
+    uint64_t writes;                       /* successful write(2) calls */
+    uid_t dir_uid;                         /* the folder's owner and group: what */
+    gid_t dir_gid;                         /* root gives the files it creates */
+    uint64_t size;                         /* what audit.log holds, as we know it */
+    bool stale;                            /* size unknown: read the head back */
+    uint64_t floor;                        /* never rotate at or below this size */
+    uint64_t seq;                          /* the chain head: last line's seq */
+    uint8_t prev[AUDIT_HASH_LEN];          /* and its hash */
+    char continues[AUDIT_NAME_MAX + 1];    /* audit.log is new: name this file first */
+    bool torn;                             /* audit.log ends in a torn line */
+    uint64_t torn_bytes;
+    uint8_t torn_hash[AUDIT_HASH_LEN];
+    uint64_t max_bytes;
+    uint32_t max_files, retention_days;
+    enum config_audit_sync sync_mode;
+    struct audit_enc enc;                  /* the key ring and NOTES_AUDIT_IP */
+    bool write_failed, sync_failed;
+    uint64_t lost;                         /* events not recorded since a failure */
+    uint64_t synced_seq;
+    bool dirty, dir_dirty;                 /* written / renamed since a sync began */
+    int pending[AUDIT_PENDING_MAX];
+    size_t n_pending;
+    char why[256];                         /* the last failure, for one log line */
+    struct buf line;
+};
+
+/** Keep why it failed (for the one log line) and return rc. (audit_files.c) */
+int audit_fail(struct audit *a, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/** Create or open the directory and audit.lock and check every file in it
+ *  is private (tightening loose modes). (audit_files.c) */
+int audit_open_dir(struct audit *a);
+/** Find the chain head from the end of audit.log (or the newest rotated
+ *  file), opening audit.log and noting a torn tail. (audit_files.c) */
+int audit_load_head(struct audit *a);
+/** Under the lock: is audit.log still the file we hold, at the size we
+ *  know? If not, read the head back. (audit_files.c) */
+int audit_refresh(struct audit *a);
+/** Stop writing to the current file; its descriptor waits for the next
+ *  sync. (audit_files.c) */
+void audit_retire(struct audit *a);
 
 #endif

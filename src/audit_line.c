@@ -105,6 +105,8 @@ int audit_escape(struct buf *b, const uint8_t *s, size_t n)
     return rc ? rc : buf_append(b, "\"", 1);
 }
 
+const uint8_t audit_zero_hash[AUDIT_HASH_LEN];
+
 void audit_hex(const uint8_t *in, size_t n, char *out)
 {
     static const char hex[] = "0123456789abcdef";

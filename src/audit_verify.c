@@ -34,7 +34,6 @@
 #define READ_BUF 65536                 /* the longest line the walk examines */
 #define LOC_MAX (AUDIT_NAME_MAX + 24)
 
-static const uint8_t zero_hash[AUDIT_HASH_LEN];
 
 /* ---- the files ----------------------------------------------------------- */
 
@@ -299,7 +298,7 @@ static void check(struct verifier *v, const struct rec *cur, const struct rec *n
         v->started = true;
         v->head = *cur;
         v->linked = cur->file;
-        v->genesis = l->seq == 1 && memcmp(l->prev, zero_hash, AUDIT_HASH_LEN) == 0;
+        v->genesis = l->seq == 1 && memcmp(l->prev, audit_zero_hash, AUDIT_HASH_LEN) == 0;
     } else {
         uint64_t e = v->seq + 1;
         bool next_ok = next && next->l.mac_ok && next->l.parsed;

@@ -1,0 +1,305 @@
+/*
+ * audit_files.c - the audit writer's files: the private directory and its
+ * lock, audit.log opened and checked, the chain head found again at its end
+ * (or in the newest rotated file), retired descriptors, and the descriptors
+ * a group commit takes to the thread pool.
+ *
+ * Shares struct audit with audit.c (audit_int.h). Must never fsync on the
+ * event loop: audit_sync_run() is for the thread pool (the one exception is
+ * documented at audit_retire()).
+ */
+#include "audit.h"
+#include "audit_int.h"
+#include "config.h"
+#include "crypto.h"
+#include "err.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int audit_fail(struct audit *a, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    (void)vsnprintf(a->why, sizeof(a->why), fmt, ap);   /* cut at the buffer on purpose */
+    va_end(ap);
+    return rc;
+}
+
+/* Ours alone: owned by this user, no group or other bits (tightened, with a
+ * warning, when they are set). */
+static int check_private(struct audit *a, int fd, const char *name, bool dir, struct stat *out)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return audit_fail(a, ERR_IO, "cannot stat %s: %s", name, strerror(errno));
+    if (dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
+        return audit_fail(a, ERR_CONFIG, "%s is not a %s", name, dir ? "directory" : "regular file");
+    if (st.st_uid != geteuid() && st.st_uid != a->run_uid)
+        return audit_fail(a, ERR_CONFIG, "%s is owned by another user", name);
+    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+        if (fchmod(fd, dir ? 0700 : 0600) != 0)
+            return audit_fail(a, ERR_IO, "cannot chmod %s: %s", name, strerror(errno));
+        log_warn("audit: %s was open to group or others; now mode %s", name, dir ? "0700" : "0600");
+    }
+    if (out)
+        *out = st;
+    return 0;
+}
+
+/* A file root creates in a folder handed to NOTES_USER (an operator's
+ * `notesd user ...` rotating the trail) goes to the folder's owner, or the
+ * server running as that user could not write it any more. */
+static int hand_over(struct audit *a, int fd, const char *name)
+{
+    struct stat st;
+    if (geteuid() != 0 || a->dir_uid == 0 || fstat(fd, &st) != 0 || st.st_uid == a->dir_uid)
+        return 0;
+    if (fchown(fd, a->dir_uid, a->dir_gid) != 0)
+        return audit_fail(a, ERR_IO, "cannot hand %s to the folder's owner: %s", name, strerror(errno));
+    return 0;
+}
+
+static int open_current(struct audit *a)
+{
+    int fd = openat(a->dirfd, AUDIT_CURRENT,
+                    O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+    if (fd < 0)
+        return audit_fail(a, ERR_IO, "cannot open %s: %s", AUDIT_CURRENT, strerror(errno));
+    struct stat st;
+    int rc = hand_over(a, fd, AUDIT_CURRENT);
+    rc = rc ? rc : check_private(a, fd, AUDIT_CURRENT, false, &st);
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    a->fd = fd;
+    a->dev = st.st_dev;
+    a->ino = st.st_ino;
+    a->dirty = false;
+    a->dir_dirty = true;      /* it may have just been created */
+    return 0;
+}
+
+/* Stop writing to the current file. Its unsynced lines must still reach the
+ * disk, so the descriptor waits for the next sync. More rotations than that
+ * list holds between two syncs (a tiny NOTES_AUDIT_MAX_BYTES under a burst)
+ * sync here, on the loop: the only fdatasync this file makes outside
+ * audit_sync_run(). */
+void audit_retire(struct audit *a)
+{
+    if (a->fd < 0)
+        return;
+    if (a->sync_mode != CONFIG_AUDIT_SYNC_OFF && a->dirty) {
+        if (a->n_pending < AUDIT_PENDING_MAX) {
+            a->pending[a->n_pending++] = a->fd;
+            a->fd = -1;
+            return;
+        }
+        if (fdatasync(a->fd) != 0)
+            a->sync_failed = true;
+    }
+    close(a->fd);
+    a->fd = -1;
+}
+
+static int read_tail(struct audit *a, const struct crypto *c, int fd, uint64_t size,
+                     const char *name, struct audit_tail *t)
+{
+    int rc = audit_read_tail(c, fd, size, t);
+    if (rc == ERR_LIMIT)
+        return audit_fail(a, ERR_IO, "%s ends with a line longer than %d bytes: not written by notesd "
+                    "(check it with notesd audit verify, then move it aside)", name, AUDIT_TAIL_MAX);
+    return rc ? audit_fail(a, rc, "cannot read back the end of %s (%s)", name, err_name(rc)) : 0;
+}
+
+/* The head of the newest rotated file: where an empty audit.log goes on. */
+static int newest_rotated(struct audit *a, struct audit_tail *t, char name[AUDIT_NAME_MAX + 1])
+{
+    struct audit_file *f = NULL;
+    size_t n = 0;
+    struct stat st;
+    memset(t, 0, sizeof(*t));
+    name[0] = '\0';
+    if (audit_list_rotated(a->dirfd, &f, &n) != 0)
+        return audit_fail(a, ERR_IO, "cannot list the audit directory");
+    if (n == 0)
+        return 0;
+    memcpy(name, f[n - 1].name, AUDIT_NAME_MAX + 1);
+    free(f);
+    int fd = openat(a->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return audit_fail(a, ERR_IO, "cannot read %s: %s", name, strerror(errno));
+    }
+    int rc = read_tail(a, a->crypto, fd, (uint64_t)st.st_size, name, t);
+    close(fd);
+    return rc;
+}
+
+/* Find the chain head on disk (open, after a rotation, or when another
+ * process wrote). A head behind the one this process wrote means lines
+ * vanished from audit.log: keep ours, so the gap shows in verify. */
+int audit_load_head(struct audit *a)
+{
+    struct audit_tail t, rt;
+    struct stat st;
+    char name[AUDIT_NAME_MAX + 1] = "";
+    int rc = a->fd < 0 ? open_current(a) : 0;
+    if (rc)
+        return rc;
+    if (fstat(a->fd, &st) != 0)
+        return audit_fail(a, ERR_IO, "cannot stat %s: %s", AUDIT_CURRENT, strerror(errno));
+    a->size = (uint64_t)st.st_size;
+    a->stale = false;
+    rc = read_tail(a, a->crypto, a->fd, a->size, AUDIT_CURRENT, &t);
+    if (rc == 0 && !t.has_line) {
+        rc = newest_rotated(a, &rt, name);
+        if (rc == 0 && name[0] && !rt.has_line)
+            rc = audit_fail(a, ERR_IO, "%s holds no complete line", name);
+        t.has_line = rt.has_line;
+        t.last = rt.last;
+    }
+    if (rc)
+        return rc;
+    if (t.has_line && !t.last.parsed)
+        return audit_fail(a, ERR_IO, "the last line of %s is not an audit record (check it with notesd "
+                    "audit verify, then move the file aside)", name[0] ? name : AUDIT_CURRENT);
+    if (t.has_line && !t.last.mac_ok)
+        log_warn("audit: the last line of %s does not verify; run notesd audit verify",
+                 name[0] ? name : AUDIT_CURRENT);
+    uint64_t seq = t.has_line ? t.last.seq : 0;
+    if (seq >= a->seq) {
+        a->seq = seq;
+        memcpy(a->prev, t.has_line ? t.last.hash : audit_zero_hash, AUDIT_HASH_LEN);
+    } else {
+        log_error("audit: %s lost lines this process wrote (removed or truncated); the gap stays "
+                  "visible to notesd audit verify", AUDIT_CURRENT);
+    }
+    memcpy(a->continues, name, sizeof(name));
+    a->torn = t.torn;
+    a->torn_bytes = t.torn_bytes;
+    memcpy(a->torn_hash, t.torn_hash, AUDIT_HASH_LEN);
+    return 0;
+}
+
+/* Under the lock: is audit.log still the file we hold, at the size we know? */
+int audit_refresh(struct audit *a)
+{
+    struct stat st;
+    int r = fstatat(a->dirfd, AUDIT_CURRENT, &st, AT_SYMLINK_NOFOLLOW);
+    bool same = a->fd >= 0 && r == 0 && st.st_dev == a->dev && st.st_ino == a->ino;
+    if (same && !a->stale && (uint64_t)st.st_size == a->size)
+        return 0;
+    if (!same)
+        audit_retire(a);            /* rotated by another process, or removed */
+    return audit_load_head(a);
+}
+
+int audit_open_dir(struct audit *a)
+{
+    if (mkdir(a->dir, 0700) != 0 && errno != EEXIST)
+        return audit_fail(a, ERR_IO, "cannot create it: %s", strerror(errno));
+    a->dirfd = open(a->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (a->dirfd < 0)
+        return audit_fail(a, ERR_IO, "cannot open it: %s", strerror(errno));
+    struct stat dst = { 0 };
+    int rc = check_private(a, a->dirfd, "the audit directory", true, &dst);
+    if (rc)
+        return rc;
+    a->dir_uid = dst.st_uid;
+    a->dir_gid = dst.st_gid;
+    a->lockfd = openat(a->dirfd, AUDIT_LOCK, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+    if (a->lockfd < 0)
+        return audit_fail(a, ERR_IO, "cannot open %s: %s", AUDIT_LOCK, strerror(errno));
+    rc = hand_over(a, a->lockfd, AUDIT_LOCK);
+    rc = rc ? rc : check_private(a, a->lockfd, AUDIT_LOCK, false, NULL);
+    /* Rotated files too: a group-readable copy of the trail is still a leak. */
+    struct audit_file *f = NULL;
+    size_t n = 0;
+    if (rc == 0 && audit_list_rotated(a->dirfd, &f, &n) != 0)
+        rc = audit_fail(a, ERR_IO, "cannot list it");
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        int fd = openat(a->dirfd, f[i].name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        rc = fd < 0 ? audit_fail(a, ERR_IO, "cannot open %s: %s", f[i].name, strerror(errno))
+                    : check_private(a, fd, f[i].name, false, NULL);
+        if (fd >= 0)
+            close(fd);
+    }
+    free(f);
+    return rc;
+}
+
+/* ---- group commit ------------------------------------------------------- */
+
+bool audit_sync_begin(struct audit *a, struct audit_sync *s)
+{
+    if (!a || a->sync_mode == CONFIG_AUDIT_SYNC_OFF ||
+        (!a->dirty && !a->dir_dirty && !a->n_pending && !a->sync_failed))
+        return false;
+    *s = (struct audit_sync){ .seq = audit_written_seq(a) };
+    for (size_t i = 0; i < a->n_pending; i++)
+        s->fd[s->n++] = a->pending[i];
+    a->n_pending = 0;
+    int fds[2] = { a->fd, a->dir_dirty ? a->dirfd : -1 };
+    for (size_t i = 0; i < 2; i++) {
+        if (fds[i] < 0)
+            continue;
+        int d = fcntl(fds[i], F_DUPFD_CLOEXEC, 0);
+        if (d < 0)
+            s->rc = ERR_IO;
+        else
+            s->fd[s->n++] = d;
+    }
+    a->dirty = a->dir_dirty = false;
+    return true;
+}
+
+void audit_sync_run(struct audit_sync *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        /* fsync, not fdatasync: one of them is the directory, whose entries
+         * (a rotation's rename, a new file) are its metadata. */
+        if (fsync(s->fd[i]) != 0 && s->rc == 0)
+            s->rc = ERR_IO;
+        close(s->fd[i]);
+    }
+    s->n = 0;
+}
+
+void audit_sync_end(struct audit *a, const struct audit_sync *s)
+{
+    if (s->rc == 0) {
+        if (s->seq > a->synced_seq)
+            a->synced_seq = s->seq;
+        if (a->sync_failed)
+            log_info("audit: the audit log in %s can be synced again", a->dir);
+        a->sync_failed = false;
+        return;
+    }
+    /* Linux reports a lost write-back once; later syncs may succeed although
+     * lines were lost. Refuse changes until a sync of everything works. */
+    a->dirty = a->dir_dirty = true;
+    if (!a->sync_failed)
+        log_error("audit: cannot sync the audit log in %s to disk; changes are refused until it works",
+                  a->dir);
+    a->sync_failed = true;
+}
+
+int audit_sync(struct audit *a)
+{
+    struct audit_sync s;
+    if (!audit_sync_begin(a, &s))
+        return 0;
+    audit_sync_run(&s);
+    audit_sync_end(a, &s);
+    return s.rc;
+}
