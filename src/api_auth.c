@@ -19,6 +19,7 @@
 #include "store.h"
 #include "validate.h"
 
+#include "utc.h"
 #include <mbedtls/platform_util.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,13 +148,6 @@ static struct pw_job *job_new(struct route_ctx *ctx, enum job_kind kind, void (*
     return j;
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Limits keyed by the name a client tried (a keyed hash: the table never
  * holds usernames): the per-name rate and, for logins, the per-account
  * failure throttle. 0 when allowed; otherwise the 429 is written. */
@@ -166,7 +160,7 @@ static int name_limits(struct route_ctx *ctx, const char *name, size_t n, bool l
     memcpy(key, hash, RATELIMIT_KEY_LEN);
     uint32_t retry = 0;
     bool first = false;
-    uint64_t now = now_ms();
+    uint64_t now = utc_monotonic_ms();
     if (!ratelimit_take_ex(ctx->app->rl_auth_name, key, now, &retry, &first)) {
         route_fail_rate(ctx, retry, first, "rate_limited");
         return ERR_LIMIT;
@@ -285,7 +279,7 @@ static void login_done(struct http_job *base, struct http_response *res)
 {
     struct pw_job *j = (struct pw_job *)base;
     if (j->verify_rc != 0 || !j->user_ok) {
-        throttle_failed(j->app->throttle, j->name_key, now_ms());
+        throttle_failed(j->app->throttle, j->name_key, utc_monotonic_ms());
         login_fail(j, res, j->user_ok ? "bad_password" : "unknown_user");
         job_free(j);
         return;

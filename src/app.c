@@ -10,6 +10,7 @@
 #include "ratelimit.h"
 #include "sandbox.h"
 #include "store.h"
+#include "utc.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -70,7 +71,7 @@ int app_open(struct app *app, const struct config *cfg, char *err, size_t errlen
         rc = store_set_autocheckpoint(app->store, false);
     if (rc == 0) {
         store_on_commit(app->store, note_wal, app);
-        clock_gettime(CLOCK_MONOTONIC, &app->last_periodic);
+        app->last_periodic_ms = utc_monotonic_ms();
         rc = open_limits(app, cfg, err, errlen);
     }
     if (rc) {
@@ -137,16 +138,7 @@ static void checkpoint_done(struct http_job *base, struct http_response *res)
     if (j->rc)
         log_warn("WAL checkpoint failed (%s); will retry", err_name(j->rc));
     app->checkpoint_failed = j->rc != 0;
-    if (j->rc)
-        clock_gettime(CLOCK_MONOTONIC, &app->last_failed);
     free(j);
-}
-
-static int64_t ms_since(const struct timespec *t0)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)(t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
 /* Every APP_CHECKPOINT_MS, or sooner when the WAL has grown: a busy writer
@@ -154,18 +146,18 @@ static int64_t ms_since(const struct timespec *t0)
 struct http_job *app_checkpoint_job(void *arg)
 {
     struct app *app = arg;
-    bool periodic = ms_since(&app->last_periodic) >= APP_CHECKPOINT_MS;
+    uint64_t now = utc_monotonic_ms();
+    bool periodic = now - app->last_periodic_ms >= APP_CHECKPOINT_MS;
     /* After a failed run (a reader that stays, a full disk) only the
-     * periodic one tries again, not one every tick. */
-    bool grown = app->wal_frames >= APP_WAL_CHECKPOINT_FRAMES &&
-                 (!app->checkpoint_failed || ms_since(&app->last_failed) >= APP_CHECKPOINT_MS);
+     * periodic one tries again, not one every tick, until one succeeds. */
+    bool grown = app->wal_frames >= APP_WAL_CHECKPOINT_FRAMES && !app->checkpoint_failed;
     if (!periodic && !grown)
         return NULL;
     struct checkpoint_job *j = calloc(1, sizeof(*j));
     if (!j)
         return NULL;
     if (periodic)
-        clock_gettime(CLOCK_MONOTONIC, &app->last_periodic);
+        app->last_periodic_ms = now;
     app->wal_frames = 0;       /* the next commit says how far it got */
     j->base.work = checkpoint_work;
     j->base.done = checkpoint_done;

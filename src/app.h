@@ -6,7 +6,6 @@
 #ifndef NOTESD_APP_H
 #define NOTESD_APP_H
 
-#include <time.h>
 #include "config.h"
 #include "crypto.h"
 
@@ -28,11 +27,10 @@ struct app {
     struct ratelimit *rl_writes;   /* note writes, per user */
     struct throttle *throttle;     /* consecutive login failures, per account */
     /* The WAL as the serving connection's last commit left it, and when the
-     * last periodic checkpoint job was made (loop thread). */
+     * last periodic checkpoint job was made (utc_monotonic_ms; loop thread). */
     int wal_frames;
-    struct timespec last_periodic;
-    bool checkpoint_failed;        /* the last run failed: wait for the periodic one */
-    struct timespec last_failed;
+    uint64_t last_periodic_ms;
+    bool checkpoint_failed;        /* the last run failed: only the periodic one retries */
 };
 
 /**

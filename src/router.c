@@ -19,6 +19,7 @@
 #include "ratelimit.h"
 #include "store.h"
 
+#include "utc.h"
 #include <mbedtls/platform_util.h>
 #include <stdio.h>
 #include <string.h>
@@ -298,19 +299,12 @@ static int check_input(struct route_ctx *ctx, const struct route *r, struct slic
     return 0;
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static bool take(struct route_ctx *ctx, struct ratelimit *rl, const uint8_t key[RATELIMIT_KEY_LEN],
                  const char *reason)
 {
     uint32_t retry = 0;
     bool first = false;
-    if (ratelimit_take_ex(rl, key, now_ms(), &retry, &first))
+    if (ratelimit_take_ex(rl, key, utc_monotonic_ms(), &retry, &first))
         return true;
     route_fail_rate(ctx, retry, first, reason);
     return false;

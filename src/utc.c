@@ -5,6 +5,8 @@
  */
 #include "utc.h"
 
+#include <time.h>
+
 #include <string.h>
 
 /* Days since 1970-01-01 to a civil date (H. Hinnant's days_from_civil
@@ -56,4 +58,11 @@ size_t utc_format(int64_t secs, int ms, char out[UTC_TEXT_MAX])
     put2(out + 21, (unsigned)(ms % 100));
     memcpy(out + 23, "Z", 2);
     return 24;
+}
+
+uint64_t utc_monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }

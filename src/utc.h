@@ -17,4 +17,8 @@
  *  "0000-01-01T00:00:00Z" so the shape stays. Returns the length. */
 size_t utc_format(int64_t secs, int ms, char out[UTC_TEXT_MAX]);
 
+/** Milliseconds of CLOCK_MONOTONIC: for intervals (rate limits, the
+ *  checkpoint schedule), never for timestamps. */
+uint64_t utc_monotonic_ms(void);
+
 #endif
