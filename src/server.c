@@ -321,7 +321,6 @@ static void hold(struct conn *c, uint64_t seq)
     else
         s->held = c;
     s->held_tail = c;
-    s->n_held++;
 }
 
 static void unhold(struct conn *c)
@@ -337,7 +336,6 @@ static void unhold(struct conn *c)
         s->held_tail = c->held_prev;
     c->held_prev = c->held_next = NULL;
     c->held = false;
-    s->n_held--;
 }
 
 /* Move HTTP's plaintext output through TLS to the socket. */
@@ -622,7 +620,7 @@ static void release_one(struct conn *c)
 
 void server_release_held(struct server *s)
 {
-    if (s->n_held == 0)
+    if (!s->held)
         return;
     uint64_t reached = audit_reached(s), seq = audit_seq(s->app->audit);
     bool failed = !audit_healthy(s->app->audit);
@@ -639,6 +637,6 @@ void server_release_held(struct server *s)
         if (c->held && (c->hold_seq <= reached || c->hold_seq > seq || failed))
             release_one(c);
     }
-    if (s->n_held && s->cfg->audit_sync == CONFIG_AUDIT_SYNC_ALWAYS)
+    if (s->held && s->cfg->audit_sync == CONFIG_AUDIT_SYNC_ALWAYS)
         server_audit_kick(s);
 }

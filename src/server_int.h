@@ -103,8 +103,8 @@ struct server {
     uv_timer_t grace;
     const struct server_hooks *hooks;
     struct server_chores chores;
-    size_t n_held;                     /* connections holding a response */
-    struct conn *held, *held_tail;     /* ... in the order they were held */
+    struct conn *held, *held_tail;     /* connections holding a response,
+                                          in the order they were held */
     /* Handler jobs (password hashing) on the pool: at most SERVER_JOBS_MAX
      * at once, the rest wait here in arrival order. */
     unsigned jobs_running;
