@@ -38,7 +38,6 @@
 #include <unistd.h>
 
 #define SECONDS_PER_DAY 86400
-#define AUDIT_BATCH_BYTES (64 * 1024) /* queued lines written at once, at most */
 
 
 /* Whole lines, one write(2). A short write (disk full, file-size limit) is

@@ -98,10 +98,11 @@ int audit_open(struct audit **out, const struct config *cfg, const struct crypto
  * write(2). Returns 0 once the whole line is written (not yet synced; see
  * audit_sync_begin()) or, while audit_hold() is on, queued: queued lines go
  * out together in one write(2) at audit_flush() or audit_release() at the
- * latest, and audit_written_seq() tells which are in the file. On failure nothing of the line stays in the file (a
- * short write is truncated away), the module turns unhealthy (reported once
- * on stderr), the event is counted as lost, and the caller must act as if the
- * action had not been allowed: ERR_IO (cannot write), ERR_CRYPTO, or
+ * latest, and audit_written_seq() tells which are in the file. On failure
+ * nothing of the line stays in the file (a short write is truncated away),
+ * the module turns unhealthy (reported once on stderr), the event is
+ * counted as lost, and the caller must act as if the action had not been
+ * allowed: ERR_IO (cannot write), ERR_CRYPTO, or
  * ERR_INVALID (no event name; does not affect health). Every later call
  * retries; the first success writes an `audit.recovered` line with the count
  * of lost events and makes the module healthy again (logged once).

@@ -144,6 +144,7 @@ extern const uint8_t audit_zero_hash[AUDIT_HASH_LEN];
  * audit_files.c: opening and checking the files, finding the chain head,
  * the descriptors a sync takes) ------------------------------------------ */
 
+#define AUDIT_BATCH_BYTES (64 * 1024)     /* queued lines written at once, at most */
 #define AUDIT_PENDING_MAX (AUDIT_SYNC_FDS - 2)   /* rotated files waiting for a sync: the
                                                     current file and the directory join them */
 

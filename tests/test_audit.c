@@ -1035,6 +1035,32 @@ Test(audit, held_lines_wait_for_one_flush_and_keep_the_chain)
     assert_verifies();
 }
 
+/* The queue of one loop turn is bounded: past AUDIT_BATCH_BYTES the queued
+ * lines are written before the next one joins them, so a turn that answers
+ * many requests never holds more than that in memory. */
+Test(audit, the_queue_is_written_before_it_passes_its_bound)
+{
+    struct audit *a = open_log();
+    audit_hold(a, true);
+    off_t before = size_of(AUDIT_CURRENT);
+    uint64_t lines = 0;
+    while (size_of(AUDIT_CURRENT) == before) {
+        record(a, "note.read", (int64_t)lines + 1);
+        lines++;
+        cr_assert_lt(lines, 10000, "nothing was written while queueing");
+        cr_assert_leq((audit_seq(a) - audit_written_seq(a)) * 200, (uint64_t)AUDIT_BATCH_BYTES,
+                      "more queued than the bound allows");
+    }
+    off_t written = size_of(AUDIT_CURRENT) - before;
+    cr_assert_leq(written, (off_t)AUDIT_BATCH_BYTES);
+    cr_assert_gt(written, (off_t)AUDIT_BATCH_BYTES / 2, "written long before the bound (%lld bytes)",
+                 (long long)written);
+    cr_assert_lt(audit_written_seq(a), audit_seq(a), "the line that did not fit waits in the queue");
+    audit_close(a);
+    cr_assert_eq(count_events("note.read"), lines);
+    assert_verifies();
+}
+
 Test(audit, a_sync_covers_only_lines_in_the_file)
 {
     struct audit *a = open_log();

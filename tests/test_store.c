@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -1255,6 +1256,36 @@ Test(store, a_restart_checkpoint_starts_the_wal_over)
     frames = -1;
     add_note(w, a, "t", "no hook", 1);
     cr_assert_eq(frames, -1, "a removed hook was still called");
+    store_close(c);
+    store_close(w);
+}
+
+static long elapsed_ms(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long)(t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* RESTART takes the writer lock, so the event loop's writes wait while it
+ * waits: it must give up after STORE_RESTART_WAIT_MS, not after the 5 s
+ * busy timeout every other wait uses. A writer in a transaction holds it. */
+Test(store, a_restart_checkpoint_gives_up_soon_on_a_busy_writer, .timeout = 30)
+{
+    struct store *w = open_db();
+    struct store *c = open_db();
+    int64_t a = add_user(w, "alice", "user");
+    add_note(w, a, "t", "in the WAL", 1);
+    cr_assert_eq(store_begin(w), 0);
+    add_note(w, a, "t", "the writer keeps its lock", 1);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    cr_assert_eq(store_checkpoint_restart(c), ERR_IO);
+    long took = elapsed_ms(&t0);
+    cr_assert_geq(store_busy_waits(c), 1, "it did not wait at all");
+    cr_assert_lt(took, 1000, "waited %ld ms for the writer (bound %d ms)", took, STORE_RESTART_WAIT_MS);
+    cr_assert_eq(store_commit(w), 0);
+    cr_assert_eq(store_checkpoint_restart(c), 0, "the writer is done: the restart must now succeed");
     store_close(c);
     store_close(w);
 }
