@@ -113,7 +113,7 @@ $(BUILD)/bench/noresume.so: bench/noresume.c | build
 
 $(BUILD)/bench/cryptofloor: bench/cryptofloor.c $(TP_PREFIX)/lib/libmbedcrypto.a | build
 	@mkdir -p $(@D)
-	$(CC) -O2 -Wall -Wextra -std=c11 -D_POSIX_C_SOURCE=200809L -isystem $(TP_PREFIX)/include \
+	$(CC) -O2 -Wall -Wextra -std=c11 -D_POSIX_C_SOURCE=200809L -Isrc -isystem $(TP_PREFIX)/include \
 	  '-DMBEDTLS_CONFIG_FILE=<notesd_mbedtls_config.h>' -o $@ $< $(TP_PREFIX)/lib/libmbedcrypto.a
 
 bench: build $(BENCH_TOOLS)
