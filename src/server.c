@@ -311,30 +311,14 @@ static uint64_t audit_reached(const struct server *s)
 
 static void hold(struct conn *c, uint64_t seq)
 {
-    struct server *s = c->srv;
     c->held = true;
     c->hold_seq = seq;
-    c->held_next = NULL;
-    c->held_prev = s->held_tail;
-    if (s->held_tail)
-        s->held_tail->held_next = c;
-    else
-        s->held = c;
-    s->held_tail = c;
+    TAILQ_INSERT_TAIL(&c->srv->held, c, held_link);
 }
 
 static void unhold(struct conn *c)
 {
-    struct server *s = c->srv;
-    if (c->held_prev)
-        c->held_prev->held_next = c->held_next;
-    else
-        s->held = c->held_next;
-    if (c->held_next)
-        c->held_next->held_prev = c->held_prev;
-    else
-        s->held_tail = c->held_prev;
-    c->held_prev = c->held_next = NULL;
+    TAILQ_REMOVE(&c->srv->held, c, held_link);
     c->held = false;
 }
 
@@ -620,15 +604,15 @@ static void release_one(struct conn *c)
 
 void server_release_held(struct server *s)
 {
-    if (!s->held)
+    if (TAILQ_EMPTY(&s->held))
         return;
     uint64_t reached = audit_reached(s), seq = audit_seq(s->app->audit);
     bool failed = !audit_healthy(s->app->audit);
     /* Those held before this call, oldest first: one released here may be
      * held again (at the tail) for the next request it answers. */
-    struct conn *last = s->held_tail, *next;
-    for (struct conn *c = s->held; c; c = next) {
-        next = c == last ? NULL : c->held_next;
+    struct conn *last = TAILQ_LAST(&s->held, conn_list), *next;
+    for (struct conn *c = TAILQ_FIRST(&s->held); c; c = next) {
+        next = c == last ? NULL : TAILQ_NEXT(c, held_link);
         /* A failed write or sync releases too: a change it reports is
          * already decided, reads may go on, and the failure now refuses
          * every further change. So does a line that a failed write took
@@ -637,6 +621,6 @@ void server_release_held(struct server *s)
         if (c->held && (c->hold_seq <= reached || c->hold_seq > seq || failed))
             release_one(c);
     }
-    if (s->held && s->cfg->audit_sync == CONFIG_AUDIT_SYNC_ALWAYS)
+    if (!TAILQ_EMPTY(&s->held) && s->cfg->audit_sync == CONFIG_AUDIT_SYNC_ALWAYS)
         server_audit_kick(s);
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/queue.h>
 #include <uv.h>
 #include "config.h"
 #include "http.h"
@@ -87,7 +88,7 @@ struct conn {
     bool held;                  /* a response waits for its audit line */
     bool finish_when_released;  /* conn_finish() came while held */
     uint64_t hold_seq;          /* ... up to this audit line */
-    struct conn *held_prev, *held_next;   /* in server.held, oldest first */
+    TAILQ_ENTRY(conn) held_link;        /* in server.held while held */
     struct server_ip *ip;       /* per-address connection count */
     uint8_t peer[16];
     /* Timer bookkeeping (uv_now milliseconds). */
@@ -103,7 +104,7 @@ struct server {
     uv_timer_t grace;
     const struct server_hooks *hooks;
     struct server_chores chores;
-    struct conn *held, *held_tail;     /* connections holding a response,
+    TAILQ_HEAD(conn_list, conn) held;  /* connections holding a response,
                                           in the order they were held */
     /* Handler jobs (password hashing) on the pool: at most SERVER_JOBS_MAX
      * at once, the rest wait here in arrival order. */

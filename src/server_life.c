@@ -187,6 +187,7 @@ int server_run(const struct config *cfg, struct tls_ctx *tls, const struct http_
     s->limits = limits;
     s->app = app;
     s->hooks = hooks;
+    TAILQ_INIT(&s->held);
     /* A write to a reset peer must fail with EPIPE, not kill the server. */
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
         free(s);

@@ -1206,17 +1206,25 @@ Test(store, checkpoint_blocked_by_a_reader_fails, .timeout = 60)
     store_close(w);
 }
 
+/* Frames in the WAL, and a writer (w) inside a transaction that holds the
+ * writer lock while another connection (c) checkpoints. */
+static void writer_in_a_transaction(struct store **w, struct store **c)
+{
+    *w = open_db();
+    *c = open_db();
+    int64_t a = add_user(*w, "alice", "user");
+    add_note(*w, a, "t", "in the WAL before the writer begins", 1);
+    cr_assert_eq(store_begin(*w), 0);
+    add_note(*w, a, "t", "written while the checkpoint runs", 1);
+}
+
 /* The periodic checkpoint runs beside the event loop's connection: it must
  * neither wait for a writer nor make one wait (a TRUNCATE holds the writer
  * lock through its fsync, and here waits for the writer's lock first). */
 Test(store, passive_checkpoint_does_not_wait_for_a_writer, .timeout = 60)
 {
-    struct store *w = open_db();
-    struct store *c = open_db();
-    int64_t a = add_user(w, "alice", "user");
-    add_note(w, a, "t", "in the WAL before the writer begins", 1);
-    cr_assert_eq(store_begin(w), 0);
-    add_note(w, a, "t", "written while the checkpoint runs", 1);
+    struct store *w, *c;
+    writer_in_a_transaction(&w, &c);
     cr_assert_eq(store_checkpoint_passive(c, NULL), 0);
     cr_assert_eq(store_busy_waits(c), 0, "the checkpoint waited for the writer");
     cr_assert_eq(store_commit(w), 0, "the writer lost its transaction to the checkpoint");
@@ -1272,12 +1280,8 @@ static long elapsed_ms(const struct timespec *t0)
  * busy timeout every other wait uses. A writer in a transaction holds it. */
 Test(store, a_restart_checkpoint_gives_up_soon_on_a_busy_writer, .timeout = 30)
 {
-    struct store *w = open_db();
-    struct store *c = open_db();
-    int64_t a = add_user(w, "alice", "user");
-    add_note(w, a, "t", "in the WAL", 1);
-    cr_assert_eq(store_begin(w), 0);
-    add_note(w, a, "t", "the writer keeps its lock", 1);
+    struct store *w, *c;
+    writer_in_a_transaction(&w, &c);
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     cr_assert_eq(store_checkpoint_restart(c), ERR_IO);
