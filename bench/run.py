@@ -6,7 +6,7 @@ What it does, in order:
      (notesd gen-cert), a database with one user, one token and N notes
      (through the real API), and an nginx prefix whose one worker answers
      every request with a constant 200-byte JSON body and the same security
-     headers notesd sends (read from src/http.c);
+     headers notesd sends (read from src/http_response.c);
   2. per scenario starts both servers fresh, pinned to core 0 (taskset), and
      runs wrk pinned to core 1, alternating targets A B A B; each run warms
      up, then measures for a fixed time while /proc/PID/stat and VmHWM of
@@ -259,13 +259,13 @@ def free_port():
 
 
 def security_headers():
-    """The header lines notesd adds to every TLS response, from src/http.c."""
-    src = open(os.path.join(ROOT, "src", "http.c")).read()
+    """The header lines notesd adds to every TLS response, from src/http_response.c."""
+    src = open(os.path.join(ROOT, "src", "http_response.c")).read()
     out = []
     for var in ("hsts_header", "security_headers"):
         m = re.search(r"static const char %s\[\]\s*=\s*((?:\s*\"(?:[^\"\\]|\\.)*\")+)\s*;" % var, src)
         if not m:
-            die("cannot find %s in src/http.c" % var)
+            die("cannot find %s in src/http_response.c" % var)
         text = "".join(re.findall(r"\"((?:[^\"\\]|\\.)*)\"", m.group(1)))
         text = text.replace("\\r\\n", "\n")
         for line in text.split("\n"):
