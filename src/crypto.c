@@ -1,7 +1,7 @@
 /*
  * crypto.c - the key ring, sealed columns, token HMAC, audit pseudonyms,
- * argon2id password hashes, the RNG and constant-time comparison, and the
- * audit chain's MAC and hash.
+ * the RNG and constant-time comparison, and the audit chain's MAC and hash
+ * (argon2id password hashes are in crypto_password.c).
  *
  * Owns all of notesd's key material and the process's PSA state. The keys
  * of struct config are turned into volatile, non-exportable PSA keys in
@@ -12,19 +12,17 @@
  * This file must never: hand key bytes to a caller, log anything derived
  * from a key or a plaintext, reuse a GCM nonce (every seal draws a fresh
  * 96-bit one), leave partial plaintext in an output buffer, compare secrets
- * with memcmp, or touch PSA from the two password functions (they run on
- * libuv's thread pool, and PSA is built without threading support). Only
+ * with memcmp, or touch PSA from the password functions (crypto_password.c: they run
+ * on libuv's thread pool, and PSA is built without threading support). Only
  * mbedTLS/PSA and libargon2 primitives are used: no home-made algorithms.
  */
-#include "crypto.h"
+#include "crypto_int.h"
 #include "err.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <argon2.h>
 #include <mbedtls/base64.h>
 #include <mbedtls/constant_time.h>
 #include <mbedtls/platform_util.h>
@@ -34,10 +32,6 @@
 #define NONCE_LEN 12
 #define TAG_LEN 16
 #define HEADER_LEN (1 + 4 + NONCE_LEN)
-#define HASH_LEN 32                       /* argon2id output bytes */
-#define HASH_B64_LEN 43                   /* unpadded base64 of 32 bytes */
-#define SALT_B64_MIN 22                   /* unpadded base64 of 16 bytes */
-#define SALT_B64_MAX 64
 
 #define AAD_LABEL "notesd-aad-v1"
 #define AAD_MAX (sizeof(AAD_LABEL) - 1 + 2 * (2 + CRYPTO_AAD_NAME_MAX) + 8 + 8 + 1 + 4)
@@ -256,19 +250,6 @@ static int load_hmac_key(const struct config_secret *s, const char *name, psa_ke
     return 0;
 }
 
-static bool params_ok(const struct crypto_argon2 *p);
-
-/* Unpadded base64 of raw[0..n), as the PHC format writes salt and hash. */
-static int phc_b64(char *out, size_t cap, const uint8_t *raw, size_t n)
-{
-    size_t len = 0;
-    if (mbedtls_base64_encode((unsigned char *)out, cap, &len, raw, n) != 0)
-        return ERR_CRYPTO;
-    while (len && out[len - 1] == '=')
-        out[--len] = '\0';
-    return 0;
-}
-
 /* A PHC string with cfg's parameters and a random salt and hash. Verifying
  * a password against it runs the whole argon2id computation (the cost is
  * set by m, t and p, not by how the hash was made) and fails, as nothing
@@ -276,19 +257,10 @@ static int phc_b64(char *out, size_t cap, const uint8_t *raw, size_t n)
  * ~80% of start-up for the same effect. */
 static int make_dummy_phc(struct crypto *c)
 {
-    if (!params_ok(&c->argon2))
-        return ERR_INVALID;
-    uint8_t salt[CRYPTO_SALT_LEN], hash[HASH_LEN];
-    char salt64[CRYPTO_SALT_LEN * 2], hash64[HASH_LEN * 2];
+    uint8_t salt[CRYPTO_SALT_LEN], hash[CRYPTO_HASH_LEN];
     int rc = crypto_random(salt, sizeof(salt));
     rc = rc ? rc : crypto_random(hash, sizeof(hash));
-    rc = rc ? rc : phc_b64(salt64, sizeof(salt64), salt, sizeof(salt));
-    rc = rc ? rc : phc_b64(hash64, sizeof(hash64), hash, sizeof(hash));
-    int n = rc ? -1 : snprintf(c->dummy_phc, sizeof(c->dummy_phc), "$argon2id$v=19$m=%" PRIu32 ",t=%" PRIu32 ",p=%" PRIu32 "$%s$%s",
-                               c->argon2.m_kib, c->argon2.t, c->argon2.p, salt64, hash64);
-    if (n < 0 || (size_t)n >= sizeof(c->dummy_phc))
-        rc = rc ? rc : ERR_CRYPTO;
-    return rc;
+    return rc ? rc : crypto_password_phc(&c->argon2, salt, hash, c->dummy_phc);
 }
 
 int crypto_new(struct crypto **out, const struct config *cfg, char *err, size_t errlen)
@@ -538,122 +510,10 @@ int crypto_audit_mac(const struct crypto *c, const uint8_t *data, size_t n,
     return st == PSA_SUCCESS && len == CRYPTO_SHA256_LEN ? 0 : ERR_CRYPTO;
 }
 
-unsigned crypto_argon2_version(void)
-{
-    return (unsigned)ARGON2_VERSION_NUMBER;
-}
-
 int crypto_sha256(const void *data, size_t n, uint8_t out[CRYPTO_SHA256_LEN])
 {
     size_t len = 0;
     psa_status_t st = psa_hash_compute(PSA_ALG_SHA_256, data ? data : (const void *)"", n, out,
                                        CRYPTO_SHA256_LEN, &len);
     return st == PSA_SUCCESS && len == CRYPTO_SHA256_LEN ? 0 : ERR_CRYPTO;
-}
-
-/* ---- passwords (thread pool: no PSA, no globals) ------------------------ */
-
-static bool params_ok(const struct crypto_argon2 *p)
-{
-    return p->m_kib >= CRYPTO_ARGON2_M_MIN && p->m_kib <= CRYPTO_ARGON2_M_MAX &&
-           p->t >= CRYPTO_ARGON2_T_MIN && p->t <= CRYPTO_ARGON2_T_MAX &&
-           p->p >= CRYPTO_ARGON2_P_MIN && p->p <= CRYPTO_ARGON2_P_MAX;
-}
-
-int crypto_password_hash(const struct crypto_argon2 *params, const char *pw, size_t n,
-                         const uint8_t salt[CRYPTO_SALT_LEN], char phc[CRYPTO_PHC_MAX])
-{
-    if (!params || !params_ok(params) || (!pw && n) || !salt)
-        return ERR_INVALID;
-    size_t need = argon2_encodedlen(params->t, params->m_kib, params->p, CRYPTO_SALT_LEN, HASH_LEN,
-                                    Argon2_id);        /* counts the NUL */
-    if (need > CRYPTO_PHC_MAX)
-        return ERR_CRYPTO;
-    int rc = argon2_hash(params->t, params->m_kib, params->p, pw, n, salt, CRYPTO_SALT_LEN, NULL,
-                         HASH_LEN, phc, CRYPTO_PHC_MAX, Argon2_id, ARGON2_VERSION_13);
-    if (rc != ARGON2_OK) {
-        mbedtls_platform_zeroize(phc, CRYPTO_PHC_MAX);
-        return ERR_CRYPTO;
-    }
-    return 0;
-}
-
-/* A decimal uint32 as the PHC format writes it: no sign, no leading zero. */
-static bool parse_u32(const char **s, uint32_t *out)
-{
-    const char *p = *s;
-    uint64_t v = 0;
-    size_t n = 0;
-    while (p[n] >= '0' && p[n] <= '9' && n < 11)
-        v = v * 10 + (uint64_t)(p[n++] - '0');
-    if (n == 0 || n > 10 || (n > 1 && p[0] == '0') || v > UINT32_MAX)
-        return false;
-    *out = (uint32_t)v;
-    *s = p + n;
-    return true;
-}
-
-static bool expect(const char **s, const char *lit)
-{
-    size_t n = strlen(lit);
-    if (strncmp(*s, lit, n) != 0)
-        return false;
-    *s += n;
-    return true;
-}
-
-static bool is_b64(char ch)
-{
-    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-           ch == '+' || ch == '/';
-}
-
-static size_t b64_run(const char **s)
-{
-    size_t n = 0;
-    while (is_b64((*s)[n]))
-        n++;
-    *s += n;
-    return n;
-}
-
-/* Accept exactly "$argon2id$v=19$m=M,t=T,p=P$SALT$HASH" with a 32-byte hash
- * and a salt of at least 16 bytes. libargon2 parses the string again when
- * it verifies; this stricter first pass is what refuses other types and
- * versions (libargon2 would take a missing v= as the old 1.0). */
-static bool phc_parse(const char *phc, struct crypto_argon2 *got)
-{
-    const char *s = phc;
-    if (!expect(&s, "$argon2id$v=19$m=") || !parse_u32(&s, &got->m_kib) || !expect(&s, ",t=") ||
-        !parse_u32(&s, &got->t) || !expect(&s, ",p=") || !parse_u32(&s, &got->p) ||
-        !expect(&s, "$"))
-        return false;
-    size_t salt = b64_run(&s);
-    if (salt < SALT_B64_MIN || salt > SALT_B64_MAX || !expect(&s, "$"))
-        return false;
-    return b64_run(&s) == HASH_B64_LEN && *s == '\0';
-}
-
-int crypto_password_verify(const char *phc, const char *pw, size_t n,
-                           const struct crypto_argon2 *params, bool *needs_rehash)
-{
-    struct crypto_argon2 got = { 0, 0, 0 };
-    if (needs_rehash)
-        *needs_rehash = false;
-    if (!phc || !params || (!pw && n) || strnlen(phc, CRYPTO_PHC_MAX) == CRYPTO_PHC_MAX ||
-        !phc_parse(phc, &got))
-        return ERR_INVALID;
-    /* Ceilings only: a hash made under weaker settings must still verify so
-     * the user can log in and be rehashed. */
-    if (got.m_kib > CRYPTO_ARGON2_M_MAX || got.t > CRYPTO_ARGON2_T_MAX ||
-        got.p > CRYPTO_ARGON2_P_MAX)
-        return ERR_INVALID;
-    int rc = argon2id_verify(phc, pw, n);
-    if (rc == ARGON2_MEMORY_ALLOCATION_ERROR)
-        return ERR_NOMEM;
-    if (rc != ARGON2_OK)
-        return ERR_INVALID;
-    if (needs_rehash)
-        *needs_rehash = got.m_kib < params->m_kib || got.t < params->t || got.p < params->p;
-    return 0;
 }
