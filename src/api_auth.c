@@ -192,6 +192,22 @@ static void job_fail_internal(struct pw_job *j, struct http_response *res, const
     job_audit(j, event, AUDIT_ERROR, 500, "internal");
 }
 
+/* The work never ran (its connection went first): nothing was checked, so
+ * nothing is answered, recorded or changed. Or the guard could not open
+ * its transaction (router.c): answer 503 and change nothing. true when the
+ * job is done with. */
+static bool job_refused(struct pw_job *j, struct http_response *res, const char *event)
+{
+    if (!j->base.cancelled && !j->base.refused)
+        return false;
+    if (!j->base.cancelled) {
+        route_refuse_busy(res);
+        job_audit(j, event, AUDIT_ERROR, 503, "store_busy");
+    }
+    job_free(j);
+    return true;
+}
+
 /* Move a validated field's value into the job (no copy left behind). */
 static void take(struct validate_field *f, char **dst, size_t *len)
 {
@@ -217,6 +233,8 @@ static void json_user(struct buf *b, int64_t id, const char *username, const cha
 static void register_done(struct http_job *base, struct http_response *res)
 {
     struct pw_job *j = (struct pw_job *)base;
+    if (job_refused(j, res, "auth.register"))
+        return;
     int64_t now = (int64_t)time(NULL), id = 0;
     int rc = j->hash_rc ? ERR_CRYPTO : store_user_insert(j->app->store, j->username, "user", j->new_phc, now, &id);
     if (rc == ERR_EXISTS) {
@@ -278,6 +296,8 @@ static void login_fail(struct pw_job *j, struct http_response *res, const char *
 static void login_done(struct http_job *base, struct http_response *res)
 {
     struct pw_job *j = (struct pw_job *)base;
+    if (job_refused(j, res, "auth.login"))
+        return;
     if (j->verify_rc != 0 || !j->user_ok) {
         throttle_failed(j->app->throttle, j->name_key, utc_monotonic_ms());
         login_fail(j, res, j->user_ok ? "bad_password" : "unknown_user");
@@ -369,6 +389,8 @@ void api_logout(struct route_ctx *ctx)
 static void password_done(struct http_job *base, struct http_response *res)
 {
     struct pw_job *j = (struct pw_job *)base;
+    if (job_refused(j, res, "auth.password_change"))
+        return;
     struct app *app = j->app;
     if (j->verify_rc != 0) {
         http_problem(res, 403, "current_password", "The current password is wrong.");
@@ -407,9 +429,15 @@ void api_password(struct route_ctx *ctx)
 
 /* ---- account erasure (DELETE /v1/me) ------------------------------------- */
 
+/* Changes nothing here: the erasure ran on its own connection in the work
+ * (a refused guard changes nothing about what this reports). */
 static void delete_me_done(struct http_job *base, struct http_response *res)
 {
     struct pw_job *j = (struct pw_job *)base;
+    if (base->cancelled) {     /* no password was checked, nothing erased */
+        job_free(j);
+        return;
+    }
     if (j->verify_rc != 0) {
         http_problem(res, 403, "password", "The password is wrong.");
         job_audit(j, "user.delete", AUDIT_DENY, 403, "bad_password");

@@ -66,8 +66,10 @@ void http_conn_free(struct http_conn *h)
     buf_cleanup_wipe(&h->out);
     buf_cleanup_wipe(&h->pending_in);
     mbedtls_platform_zeroize(&h->memo, sizeof(h->memo));
-    if (h->waiting && !h->job_taken && h->res.job)
-        h->res.job->done(h->res.job, &h->res);   /* never started: let it free itself */
+    if (h->waiting && !h->job_taken && h->res.job) {
+        h->res.job->cancelled = true;            /* never started: let it free itself */
+        h->res.job->done(h->res.job, &h->res);
+    }
     http_response_cleanup(&h->res);
     free(h);
 }

@@ -86,6 +86,14 @@ struct http_job {
      * wrapper, which calls this one inside the audit guard (router.c). */
     void (*guarded_done)(struct http_job *job, struct http_response *res);
     void *guard;
+    /* Set before `done` runs when `work` never ran (the connection went
+     * first): `done` must only release the job, answering and changing
+     * nothing, as its results were never computed. */
+    bool cancelled;
+    /* Set by the guard before `done` runs when its transaction could not
+     * begin: `done` must then change nothing and answer itself (a 503,
+     * route_refuse_busy()), unless its work already made the change. */
+    bool refused;
 };
 
 /** A response being built by a handler. */

@@ -349,13 +349,18 @@ static void refuse_unaudited(struct http_response *res)
     http_add_header(res, "Retry-After", "30");
 }
 
-/* Close the transaction opened by guard_begin() according to the trail. */
-static void guard_end(struct app *app, struct http_response *res, int began)
+/* The guard's write transaction could not begin (another writer kept the
+ * database past the busy timeout): nothing runs, nothing changes. */
+void route_refuse_busy(struct http_response *res)
 {
-    if (began != 0) {   /* no transaction, so nothing may have changed */
-        refuse_unaudited(res);
-        return;
-    }
+    http_response_clear(res);
+    http_problem(res, 503, NULL, "The server is busy; try again later.");
+    http_add_header(res, "Retry-After", "5");
+}
+
+/* Close the guard's transaction according to the trail. */
+static void guard_end(struct app *app, struct http_response *res)
+{
     /* The record must be in the file before the change is: write what the
      * loop queued (this request's line with it) first. */
     audit_flush(app->audit);
@@ -368,9 +373,18 @@ static void guard_end(struct app *app, struct http_response *res, int began)
 static void guarded_job_done(struct http_job *job, struct http_response *res)
 {
     struct app *app = job->guard;
-    int began = store_begin(app->store);
+    if (job->cancelled) {          /* nothing ran, nothing to change */
+        job->guarded_done(job, res);
+        return;
+    }
+    /* Without the transaction the job's statements would commit one by
+     * one: it is told so, and answers without changing anything (or, if
+     * its work already made the change, says what happened). */
+    job->refused = store_begin(app->store) != 0;
+    bool refused = job->refused;
     job->guarded_done(job, res);   /* frees the job */
-    guard_end(app, res, began);
+    if (!refused)
+        guard_end(app, res);
 }
 
 static void guarded(struct route_ctx *ctx, const struct route *r)
@@ -389,7 +403,11 @@ static void guarded(struct route_ctx *ctx, const struct route *r)
         route_audit(ctx, "request.refused", AUDIT_ERROR, 503, "audit_unavailable", NULL);
         return;
     }
-    int began = store_begin(app->store);
+    if (store_begin(app->store) != 0) {
+        route_refuse_busy(ctx->res);
+        route_audit(ctx, "request.refused", AUDIT_ERROR, 503, "store_busy", NULL);
+        return;
+    }
     r->handler(ctx);
     struct http_job *job = ctx->res->job;
     if (job) {
@@ -399,7 +417,7 @@ static void guarded(struct route_ctx *ctx, const struct route *r)
         job->guard = app;
         job->done = guarded_job_done;
     }
-    guard_end(app, ctx->res, began);
+    guard_end(app, ctx->res);
 }
 
 /* Everything between routing and the handler: token, rate limit,

@@ -73,6 +73,10 @@ void router_dispatch(void *arg, const struct http_request *req, struct http_resp
 /** The value of query parameter `name` of the matched route, or NULL. */
 const struct slice *route_param(const struct route_ctx *ctx, const char *name);
 
+/** Replaces res with a 503 "busy" answer (Retry-After): the guard's
+ *  write transaction could not begin, so nothing was changed. */
+void route_refuse_busy(struct http_response *res);
+
 /** Record an event about this request (actor, role, request id, address
  *  from ctx); `detail` is a short machine text, never an input value. */
 void route_audit(struct route_ctx *ctx, const char *event, int result, int status, const char *reason,

@@ -1570,3 +1570,67 @@ Test(router, forgetting_the_token_wipes_the_connection_memo)
     req.memo = NULL;
     route_forget_token(&ctx);            /* no memo (unit tests): no-op */
 }
+
+/* ---- deferred answers ---------------------------------------------------- */
+
+struct seen_job {
+    struct http_job base;
+    int done_calls;
+    bool cancelled_at_done;
+};
+
+static struct seen_job the_job;
+
+static void seen_done(struct http_job *job, struct http_response *res)
+{
+    (void)res;
+    struct seen_job *j = (struct seen_job *)job;
+    j->done_calls++;
+    j->cancelled_at_done = job->cancelled;
+}
+
+static void seen_work(struct http_job *job)
+{
+    (void)job;
+}
+
+static void defer_dispatch(void *arg, const struct http_request *req, struct http_response *res)
+{
+    (void)arg;
+    (void)req;
+    memset(&the_job, 0, sizeof(the_job));
+    the_job.base.work = seen_work;
+    the_job.base.done = seen_done;
+    res->job = &the_job.base;
+}
+
+/* A connection freed while a handler's job waits unstarted (its work never
+ * ran): done() must still release the job, and must be told the work did
+ * not run, so it answers nothing and changes nothing. Before, done() ran as
+ * if the work had finished, and a login job's zeroed result read as "the
+ * password matched". */
+Test(http, a_job_that_never_started_is_cancelled_when_its_connection_goes)
+{
+    struct http_conn *h = http_conn_new(&http_default_limits, defer_dispatch, NULL);
+    cr_assert_not_null(h);
+    feed_str(h, GOOD);
+    cr_assert(http_conn_waiting(h));
+    http_conn_free(h);
+    cr_assert_eq(the_job.done_calls, 1, "done() ran %d times", the_job.done_calls);
+    cr_assert(the_job.cancelled_at_done, "done() was not told that the work never ran");
+}
+
+Test(http, a_job_that_ran_is_not_cancelled)
+{
+    struct http_conn *h = http_conn_new(&http_default_limits, defer_dispatch, NULL);
+    cr_assert_not_null(h);
+    feed_str(h, GOOD);
+    struct http_job *job = http_conn_take_job(h);
+    cr_assert_eq(job, &the_job.base);
+    job->work(job);
+    cr_assert_eq(http_conn_job_done(h), 0);
+    cr_assert_eq(the_job.done_calls, 1);
+    cr_assert_not(the_job.cancelled_at_done);
+    http_conn_free(h);
+    cr_assert_eq(the_job.done_calls, 1, "done() ran again at free");
+}

@@ -1828,6 +1828,46 @@ Test(disk_full, changes_get_503_nothing_changes_reads_go_on_and_it_recovers, .in
     free(tok);
 }
 
+/* The guard's write transaction could not begin (another writer held the
+ * database past the busy timeout): the handler must not run at all. It
+ * used to run without a transaction, so its statements committed one by
+ * one once the lock was free, while the client was told 503 and "nothing
+ * changed". Here the other writer holds the lock throughout: the handler's
+ * own statement then fails too, which shows as its audit line. */
+Test(guard, a_busy_store_refuses_the_change_before_the_handler_runs, .init = start_open, .fini = finish,
+     .timeout = 60)
+{
+    char user[40], rid[RID_MAX];
+    harness_marker(user, sizeof(user), "busy");
+    do_register(user, PW_ALICE, 201, NULL);
+    char *tok = do_login(user, PW_ALICE, 200, NULL);
+    int64_t id = do_create(tok, "kept title", "kept content", NULL);
+    char path[64];
+    snprintf(path, sizeof(path), "/v1/notes/%lld", (long long)id);
+
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open_v2(harness_getenv(&srv, "NOTES_DB"), &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    struct response r;
+    req("DELETE", path, tok, NULL, NULL, 503, rid, &r);
+    char *retry = response_header(&r, "Retry-After");
+    cr_assert(retry, "503 without Retry-After");
+    free(retry);
+    response_free(&r);
+    cr_assert_eq(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    req("GET", path, tok, NULL, NULL, 200, NULL, NULL);
+    struct alog lg;
+    log_load(audit_dir(), &lg);
+    expect_line(by_rid(&lg, rid, NULL), &(struct want){ .event = "request.refused", .actor = ANY, .role = "user",
+                                                        .resource = ANY, .result = "error", .reason = "store_busy",
+                                                        .status = 503 }, "busy DELETE");
+    cr_assert_eq(count_event(&lg, "note.delete"), 0, "the DELETE handler ran without the guard's transaction");
+    log_free(&lg);
+    free(tok);
+}
+
 /* ---- password hashing is bounded ------------------------------------------ */
 
 /* Handler jobs hash passwords on the thread pool: at most two at once, so a
