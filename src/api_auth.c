@@ -172,18 +172,37 @@ static int name_limits(struct route_ctx *ctx, const char *name, size_t n, bool l
     return 0;
 }
 
-/* A job checking the caller's own password: it carries the stored hash. */
+/* A job checking the caller's own password: it carries the stored hash
+ * and the account's login throttle key, so a token's holder guesses the
+ * password no faster than a login could. NULL with *limited set when the
+ * 429 is written. */
 static struct pw_job *job_for_caller(struct route_ctx *ctx, enum job_kind kind,
-                                     void (*done)(struct http_job *, struct http_response *))
+                                     void (*done)(struct http_job *, struct http_response *), bool *limited)
 {
     struct store_user u;
+    *limited = false;
     if (store_user_get(ctx->app->store, ctx->who.user_id, &u) != 0)
         return NULL;
-    struct pw_job *j = job_new(ctx, kind, done);
-    if (j)
+    uint8_t key[RATELIMIT_KEY_LEN];
+    struct pw_job *j = NULL;
+    if (name_limits(ctx, u.username, strlen(u.username), true, key) != 0) {
+        *limited = true;
+    } else if ((j = job_new(ctx, kind, done)) != NULL) {
         memcpy(j->phc, u.password_hash, strnlen(u.password_hash, sizeof(j->phc) - 1));
+        memcpy(j->name_key, key, sizeof(j->name_key));
+    }
     mbedtls_platform_zeroize(&u, sizeof(u));
     return j;
+}
+
+/* A current password checked by a job counts for the account's throttle
+ * as a login would. */
+static void throttle_outcome(struct pw_job *j)
+{
+    if (j->verify_rc != 0)
+        throttle_failed(j->app->throttle, j->name_key, utc_monotonic_ms());
+    else
+        throttle_succeeded(j->app->throttle, j->name_key);
 }
 
 static void job_fail_internal(struct pw_job *j, struct http_response *res, const char *event)
@@ -392,6 +411,7 @@ static void password_done(struct http_job *base, struct http_response *res)
     if (job_refused(j, res, "auth.password_change"))
         return;
     struct app *app = j->app;
+    throttle_outcome(j);
     if (j->verify_rc != 0) {
         http_problem(res, 403, "current_password", "The current password is wrong.");
         job_audit(j, "auth.password_change", AUDIT_DENY, 403, "bad_password");
@@ -415,10 +435,12 @@ void api_password(struct route_ctx *ctx)
     struct pw_job *j = NULL;
     if (validate_json_object(ctx->req->body, f, 2, &errs) == 0)
         validate_password(f[1].value, f[1].len, "new_password", &errs);
+    bool limited = false;
     if (errs.n) {
         route_fail_validation(ctx, &errs);
-    } else if (!(j = job_for_caller(ctx, JOB_PASSWORD, password_done))) {
-        api_fail_internal(ctx, "auth.password_change");
+    } else if (!(j = job_for_caller(ctx, JOB_PASSWORD, password_done, &limited))) {
+        if (!limited)
+            api_fail_internal(ctx, "auth.password_change");
     } else {
         take(&f[0], &j->pw, &j->pw_len);
         take(&f[1], &j->new_pw, &j->new_len);
@@ -438,6 +460,7 @@ static void delete_me_done(struct http_job *base, struct http_response *res)
         job_free(j);
         return;
     }
+    throttle_outcome(j);
     if (j->verify_rc != 0) {
         http_problem(res, 403, "password", "The password is wrong.");
         job_audit(j, "user.delete", AUDIT_DENY, 403, "bad_password");
@@ -456,10 +479,12 @@ void api_me_delete(struct route_ctx *ctx)
     struct validate_field f[] = { { .name = "password", .required = true, .max_bytes = LOGIN_PASSWORD_MAX } };
     struct pw_job *j = NULL;
     validate_json_object(ctx->req->body, f, 1, &errs);
+    bool limited = false;
     if (errs.n) {
         route_fail_validation(ctx, &errs);
-    } else if (!(j = job_for_caller(ctx, JOB_DELETE_ME, delete_me_done))) {
-        api_fail_internal(ctx, "user.delete");
+    } else if (!(j = job_for_caller(ctx, JOB_DELETE_ME, delete_me_done, &limited))) {
+        if (!limited)
+            api_fail_internal(ctx, "user.delete");
     } else {
         take(&f[0], &j->pw, &j->pw_len);
         ctx->res->job = &j->base;

@@ -2216,6 +2216,38 @@ Test(limits, one_account_is_throttled_while_another_logs_in_from_the_same_addres
     free(login(b, PW2));   /* same address, other account: unaffected */
 }
 
+/* A stolen token must not let its holder guess the account's password
+ * faster than login does: a wrong current password (password change,
+ * erasure) counts as a failed login of that account, and a throttled
+ * account cannot try either until the wait is over. */
+Test(limits, wrong_current_passwords_are_throttled_like_failed_logins,
+     .init = start_throttled, .fini = finish, .timeout = 120)
+{
+    char a[40];
+    harness_marker(a, sizeof(a), "stolen");
+    register_user(a, PW1);
+    char *tok = login(a, PW1);
+    char *change = body2("current_password", "not-the-password-at-all", "new_password", "brand new password 1");
+    for (int i = 0; i < 5; i++)
+        call_free("POST", "/v1/auth/password", tok, change, 403);
+    for (int i = 0; i < 5; i++)
+        call_free("DELETE", "/v1/me", tok, "{\"password\":\"not-the-password-at-all\"}", 403);
+    struct response r;
+    call("POST", "/v1/auth/password", tok, change, 429, &r);
+    char *retry = response_header(&r, "Retry-After");
+    cr_assert(retry && atoi(retry) >= 1, "Retry-After %s", retry ? retry : "(none)");
+    free(retry);
+    response_free(&r);
+    char *right = body2("current_password", PW1, "new_password", "brand new password 1");
+    call_free("POST", "/v1/auth/password", tok, right, 429);   /* even the right one waits */
+    char *body = cred_body(a, PW1);
+    call_free("POST", "/v1/auth/login", NULL, body, 429);      /* and so does login */
+    free(body);
+    free(right);
+    free(change);
+    free(tok);
+}
+
 Test(limits, note_writes_are_limited_per_user, .init = start_throttled, .fini = finish)
 {
     char a[40];
