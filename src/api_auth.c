@@ -312,6 +312,18 @@ static void login_fail(struct pw_job *j, struct http_response *res, const char *
     job_audit(j, "auth.login", AUDIT_DENY, 401, reason);
 }
 
+/* Inside the guard's write transaction: the account still holds the hash
+ * this login verified, and is still enabled. */
+static bool still_current(const struct pw_job *j)
+{
+    struct store_user u;
+    if (store_user_get(j->app->store, j->user_id, &u) != 0)
+        return false;
+    bool same = !u.disabled && strncmp(u.password_hash, j->phc, sizeof(u.password_hash)) == 0;
+    mbedtls_platform_zeroize(&u, sizeof(u));
+    return same;
+}
+
 static void login_done(struct http_job *base, struct http_response *res)
 {
     struct pw_job *j = (struct pw_job *)base;
@@ -320,6 +332,14 @@ static void login_done(struct http_job *base, struct http_response *res)
     if (j->verify_rc != 0 || !j->user_ok) {
         throttle_failed(j->app->throttle, j->name_key, utc_monotonic_ms());
         login_fail(j, res, j->user_ok ? "bad_password" : "unknown_user");
+        job_free(j);
+        return;
+    }
+    if (!still_current(j)) {
+        /* The password was changed (or the account disabled) while this
+         * login hashed: the password it checked is no longer the one. */
+        throttle_failed(j->app->throttle, j->name_key, utc_monotonic_ms());
+        login_fail(j, res, "password_changed");
         job_free(j);
         return;
     }

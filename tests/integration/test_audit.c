@@ -1960,3 +1960,70 @@ Test(jobs, a_login_storm_hashes_two_passwords_at_a_time, .init = prep, .fini = f
                  after - base, base);
     free(token);
 }
+
+/* ---- a login that overlaps a password change ------------------------------- */
+
+struct bg_change {
+    pthread_t thread;
+    const char *token, *from, *to;
+    long status;
+};
+
+static void *bg_change_run(void *arg)
+{
+    struct bg_change *c = arg;
+    char *body = body2("current_password", c->from, "new_password", c->to);
+    char auth[256];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", c->token);
+    const char *hdrs[] = { "Expect:", "Content-Type: application/json", auth, NULL };
+    struct request_opts o = { .method = "POST", .body = body, .headers = hdrs };
+    struct response r;
+    harness_request(&srv, "/v1/auth/password", &o, &r);
+    c->status = r.curl_code == CURLE_OK ? r.status : -1;
+    response_free(&r);
+    free(body);
+    return NULL;
+}
+
+/* A login checks the hash it read when it arrived; a password change may
+ * commit while that check runs. The login must then fail: it used to make
+ * a session for the old password after the change had revoked every other
+ * one (and, had the hash needed upgrading, write the old password back).
+ * Two password changes fill both hashing slots (readiness: two argon2
+ * buffers resident), so the login, read at once, is hashed only after the
+ * change has committed. */
+Test(jobs, a_login_with_a_password_changed_meanwhile_fails, .init = prep, .fini = finish, .timeout = 120)
+{
+    harness_setenv(&srv, "NOTES_REGISTRATION", "open");
+    harness_setenv(&srv, "NOTES_ARGON2_TIME", "12");
+    harness_start(&srv);
+    char victim[40], other[40];
+    harness_marker(victim, sizeof(victim), "victim_");
+    harness_marker(other, sizeof(other), "other_");
+    do_register(victim, PW_ALICE, 201, NULL);
+    do_register(other, PW_ALICE, 201, NULL);
+    char *tv = do_login(victim, PW_ALICE, 200, NULL);
+    char *to = do_login(other, PW_ALICE, 200, NULL);
+    long base = rss_kib(srv.pid);
+    cr_assert_gt(base, 0);
+
+    struct bg_change ch[2] = { { .token = tv, .from = PW_ALICE, .to = PW_ALICE2 },
+                               { .token = to, .from = PW_ALICE, .to = PW_ALICE2 } };
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(pthread_create(&ch[i].thread, NULL, bg_change_run, &ch[i]), 0);
+    time_t until = time(NULL) + 60;
+    while (rss_kib(srv.pid) < base + 2 * ARGON2_M_KIB * 9 / 10) {
+        cr_assert(time(NULL) < until, "the two password changes never hashed at once");
+        nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+    }
+    char *stale = do_login(victim, PW_ALICE, 401, NULL);   /* the old password, read before the change */
+    free(stale);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(ch[i].thread, NULL);
+        cr_assert_eq(ch[i].status, 204, "password change %d: %ld", i, ch[i].status);
+    }
+    char *fresh = do_login(victim, PW_ALICE2, 200, NULL);
+    free(fresh);
+    free(tv);
+    free(to);
+}
