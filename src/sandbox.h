@@ -71,7 +71,9 @@ const char *sandbox_seccomp_version(void);
 /** How many system calls the filter allows (for the start-up log). */
 size_t sandbox_seccomp_allowed(void);
 
-/** The kernel's Landlock ABI version, or 0 when it has none. */
+/** The kernel's Landlock ABI version; 0 when it has none (ENOSYS) or it is
+ *  off (EOPNOTSUPP); ERR_INTERNAL when the query was refused (EPERM from a
+ *  filter around the process), which must not be taken for "none". */
 int sandbox_landlock_abi(void);
 
 /**

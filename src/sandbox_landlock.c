@@ -59,7 +59,11 @@ struct ruleset_attr {
 int sandbox_landlock_abi(void)
 {
     long v = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
-    return v > 0 ? (int)v : 0;
+    if (v > 0)
+        return (int)v;
+    /* Not built in, or turned off at boot: nothing to apply. Anything else
+     * (EPERM from a container's own filter) is a refusal, not an absence. */
+    return errno == ENOSYS || errno == EOPNOTSUPP ? 0 : ERR_INTERNAL;
 }
 
 static uint64_t handled_fs(int abi)
@@ -112,7 +116,12 @@ static int add_rules(int ruleset, const struct config *cfg, uint64_t fs, char *e
 int sandbox_landlock_apply(const struct config *cfg, char *err, size_t errlen)
 {
     int abi = sandbox_landlock_abi();
-    if (abi < 1)
+    if (abi < 0) {
+        snprintf(err, errlen, "Landlock: the kernel refused the version query: %s "
+                 "(NOTES_LANDLOCK=off runs without it)", strerror(errno));
+        return ERR_INTERNAL;
+    }
+    if (abi == 0)
         return 1;
     struct ruleset_attr attr = { handled_fs(abi), abi >= 4 ? NET_BIND_TCP | NET_CONNECT_TCP : 0 };
     size_t size = abi >= 4 ? sizeof(attr) : sizeof(attr.handled_access_fs);

@@ -6,6 +6,7 @@
  * refused. No test-only path exists in the server itself.
  */
 #include <criterion/criterion.h>
+#include <seccomp.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -255,6 +256,33 @@ Test(sandbox, landlock_confines_files_to_the_state_folders, .init = make_folders
     cr_assert(WIFEXITED(st), "killed by signal %d", WTERMSIG(st));
     cr_assert_eq(WEXITSTATUS(st), 0, "step '%c' failed (got as far as \"%s\")", 'a' + WEXITSTATUS(st) - 10, seen);
     cr_assert_str_eq(seen, "abcdefghi");
+}
+
+/* A container or unit may refuse Landlock's system calls with EPERM (its
+ * own seccomp filter): that is not "this kernel has no Landlock", and the
+ * server must not go on unconfined. Only ENOSYS and EOPNOTSUPP (not built
+ * in, or turned off at boot) mean there is nothing to apply. */
+static void landlock_refused_by_a_filter(void)
+{
+    char err[256];
+    scmp_filter_ctx f = seccomp_init(SCMP_ACT_ALLOW);
+    step(f && seccomp_rule_add(f, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(landlock_create_ruleset), 0) == 0 &&
+             seccomp_load(f) == 0, 'a');
+    seccomp_release(f);
+    step(sandbox_no_new_privs(err, sizeof(err)) == 0, 'b');
+    int rc = sandbox_landlock_apply(&cfg, err, sizeof(err));
+    step(rc < 0 && strstr(err, "Landlock") != NULL, 'c');
+}
+
+Test(sandbox, landlock_refused_with_eperm_fails_closed, .init = make_folders, .fini = remove_folders)
+{
+    if (sandbox_landlock_abi() < 1)
+        cr_skip("this kernel has no Landlock");
+    char seen[16];
+    int st = in_child(landlock_refused_by_a_filter, seen, sizeof(seen));
+    cr_assert(WIFEXITED(st), "killed by signal %d", WTERMSIG(st));
+    cr_assert_eq(WEXITSTATUS(st), 0, "step '%c' failed (got as far as \"%s\")", 'a' + WEXITSTATUS(st) - 10, seen);
+    cr_assert_str_eq(seen, "abc");
 }
 
 /* ---- the whole, as root --------------------------------------------------- */
