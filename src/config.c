@@ -332,6 +332,13 @@ static int decode_secret(struct config_secret *out, const char *name, const char
         return failf(err, errlen, name, "weak: every byte has the same value");
     if (distinct < 8)
         return failf(err, errlen, name, "weak: too few distinct byte values to be random");
+    /* A passphrase in base64 decodes to printable text; 32 random bytes are
+     * all printable with probability (95/256)^32, about 2^-46. */
+    bool printable = true;
+    for (size_t i = 0; i < olen && printable; i++)
+        printable = out->bytes[i] >= 0x20 && out->bytes[i] <= 0x7e;
+    if (printable)
+        return failf(err, errlen, name, "weak: printable text (a passphrase?), not random bytes");
     return 0;
 }
 
@@ -507,13 +514,20 @@ static const char *override_for(const char *name, const struct config_override *
     return v;
 }
 
+/* Equal as HMAC keys: one shorter than the hash's block (64 bytes for
+ * SHA-256) is padded with zeros, so K and K followed by zero bytes are the
+ * same key. Longer keys are hashed first: only equal bytes are equal. */
+#define HMAC_BLOCK 64
+
 static bool secret_eq(const struct config_secret *a, const struct config_secret *b)
 {
-    if (a->len != b->len)
+    bool padded = a->len <= HMAC_BLOCK && b->len <= HMAC_BLOCK;
+    if (!padded && a->len != b->len)
         return false;
+    size_t n = a->len > b->len ? a->len : b->len;
     unsigned char diff = 0;
-    for (size_t i = 0; i < a->len; i++)
-        diff |= (unsigned char)(a->bytes[i] ^ b->bytes[i]);
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)((i < a->len ? a->bytes[i] : 0) ^ (i < b->len ? b->bytes[i] : 0));
     return diff == 0;
 }
 

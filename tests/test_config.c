@@ -620,6 +620,24 @@ Test(config, refuses_low_variety_key)
     check_bad_key("NOTES_AUDIT_KEY", v, "distinct");
 }
 
+/* A passphrase in base64 decodes to printable text: it passes the length
+ * and variety checks, and is not a key. Random bytes are all printable
+ * with probability (95/256)^32, about 2^-46. */
+Test(config, refuses_a_passphrase_given_as_a_key)
+{
+    static const char phrase[] = "notesd-data-key-for-production-2024";
+    char v[B64_MAX];
+    b64(v, sizeof(v), (const uint8_t *)phrase, strlen(phrase));
+    check_bad_key("NOTES_DATA_KEY", v, "printable");
+    env_set("NOTES_DATA_KEY", data_b64);
+    char longer[300];
+    memset(longer, 0, sizeof(longer));
+    for (size_t i = 0; i + 1 < sizeof(longer); i++)
+        longer[i] = (char)(' ' + (i * 37) % 95);
+    b64(v, sizeof(v), (const uint8_t *)longer, strlen(longer));
+    check_bad_key("NOTES_TOKEN_KEY", v, "printable");
+}
+
 /* ---- keys shared between purposes ------------------------------------------ */
 
 Test(config, refuses_token_key_equal_to_data_key)
@@ -641,6 +659,20 @@ Test(config, refuses_audit_key_equal_to_token_key)
     env_set("NOTES_AUDIT_KEY", token_b64);
     assert_refused(load(), "NOTES_AUDIT_KEY", "NOTES_TOKEN_KEY");
     assert_no_leak_str(err, token_b64);
+}
+
+/* HMAC pads a key shorter than its block (64 bytes) with zeros: a key and
+ * the same key with zero bytes after it are one HMAC key. */
+Test(config, refuses_audit_key_equal_to_token_key_padded_with_zeros)
+{
+    uint8_t raw[34];
+    memcpy(raw, token_raw, sizeof(token_raw));
+    raw[32] = raw[33] = 0;
+    char v[B64_MAX];
+    b64(v, sizeof(v), raw, sizeof(raw));
+    env_set("NOTES_AUDIT_KEY", v);
+    assert_refused(load(), "NOTES_AUDIT_KEY", "NOTES_TOKEN_KEY");
+    assert_no_leak_str(err, v);
 }
 
 Test(config, refuses_shared_key_given_through_different_sources)
