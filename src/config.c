@@ -595,6 +595,24 @@ int config_load(struct config *cfg, char *const *envp, const struct config_overr
     return 0;
 }
 
+void config_drop_secrets(struct config *cfg, char **envp)
+{
+    mbedtls_platform_zeroize(&cfg->data_key, sizeof(cfg->data_key));
+    mbedtls_platform_zeroize(&cfg->token_key, sizeof(cfg->token_key));
+    mbedtls_platform_zeroize(&cfg->audit_key, sizeof(cfg->audit_key));
+    mbedtls_platform_zeroize(cfg->data_key_previous, sizeof(cfg->data_key_previous));
+    cfg->n_data_key_previous = 0;
+    /* The environment block the process started with is what
+     * /proc/PID/environ and a core file show: its key text is overwritten
+     * in place (NAME_FILE values are paths, and stay). */
+    for (char **e = envp; e && *e; e++) {
+        char *eq = strchr(*e, '=');
+        const struct setting *s = eq ? find_setting(*e, (size_t)(eq - *e)) : NULL;
+        if (s && (s->kind == K_SECRET || s->kind == K_SECRET_LIST))
+            mbedtls_platform_zeroize(eq + 1, strlen(eq + 1));
+    }
+}
+
 void config_free(struct config *cfg)
 {
     free(cfg->listen);

@@ -126,6 +126,11 @@ enum config_needs {
 int config_load(struct config *cfg, char *const *envp, const struct config_override *ov,
                 size_t n_ov, enum config_needs needs, char *err, size_t errlen);
 
+/** Wipes the raw keys from cfg and their text from the environment block
+ *  envp (in place): call once they are in the crypto module's key store.
+ *  The rest of cfg stays usable. */
+void config_drop_secrets(struct config *cfg, char **envp);
+
 /** Wipe the secrets and free every string. Safe on a zeroed struct. */
 void config_free(struct config *cfg);
 

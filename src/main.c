@@ -30,6 +30,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/prctl.h>
 
 #define NOTESD_VERSION "0.1.0"
 #define EX_USAGE 64
@@ -180,6 +182,7 @@ static int cmd_serve(int argc, char **argv, bool check_only)
         refuse(err);
         goto done;
     }
+    config_drop_secrets(&cfg, environ);   /* the PSA key store has them now */
     log_info("notesd %s starting (mbedTLS %s, llhttp %s, SQLite %s, libuv %s)", NOTESD_VERSION,
              tls_library_version(), http_parser_version(), store_library_version(),
              server_loop_version());
@@ -264,6 +267,17 @@ static int cmd_gen_secrets(int argc, char **argv)
     return 0;
 }
 
+/* Every command holds keys in memory (the server for its whole run): no
+ * core file, and no /proc/PID/mem or environ for other processes of the
+ * same user. A change of uid resets the latter (sandbox.c sets it again). */
+static int no_core_dumps(void)
+{
+    struct rlimit none = { 0, 0 };
+    if (setrlimit(RLIMIT_CORE, &none) != 0)
+        return -1;
+    return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
 int main(int argc, char **argv)
 {
     /* A fixed mmap threshold: password hashing's 19+ MiB buffers are mapped
@@ -273,6 +287,10 @@ int main(int argc, char **argv)
      * rides on it: where it is refused (sanitizer allocators ignore
      * mallopt), run on. */
     (void)mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
+    if (no_core_dumps() != 0) {
+        fprintf(stderr, "notesd: cannot turn core dumps off\n");
+        return EX_SOFTWARE;
+    }
     if (tls_mem_install() != 0) {
         fprintf(stderr, "notesd: cannot set up the TLS library's memory\n");
         return EX_SOFTWARE;

@@ -242,6 +242,10 @@ static int drop_root(const struct config *cfg, char *err, size_t errlen)
      * applies each of these to every thread of the process. */
     if (setgroups(0, NULL) != 0 || setresgid(u.gid, u.gid, u.gid) != 0 || setresuid(u.uid, u.uid, u.uid) != 0)
         return failf(err, errlen, ERR_INTERNAL, "privilege drop to %s failed: %s", u.name, strerror(errno));
+    /* The uid change set "dumpable" back to the system's default: the keys
+     * in memory stay out of core files and other processes' reach. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        return failf(err, errlen, ERR_INTERNAL, "cannot mark the process not dumpable: %s", strerror(errno));
     rc = verify_drop(&u, err, errlen);
     if (rc == 0)
         rc = check_reach(cfg, &u, err, errlen);

@@ -151,6 +151,38 @@ Test(sandbox, server_runs_filtered_without_privileges_and_serves_notes, .init = 
     free(err);
 }
 
+/* Once the keys are in the PSA key store, no copy of their text is left in
+ * the environment block the process started with (what /proc/PID/environ
+ * and a core dump show), and the process makes no core dump at all. */
+Test(sandbox, no_key_text_is_left_in_the_environment_and_no_core_is_dumped, .init = start, .fini = finish)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%ld/environ", (long)srv.pid);
+    size_t len = 0;
+    char *env = harness_read_file(path, &len);
+    if (env) {
+        static const char *const keys[] = { "NOTES_DATA_KEY", "NOTES_TOKEN_KEY", "NOTES_AUDIT_KEY" };
+        for (size_t i = 0; i < 3; i++) {
+            const char *v = harness_getenv(&srv, keys[i]);
+            cr_assert(v && strlen(v) >= 40, "%s not set by the harness", keys[i]);
+            cr_assert_null(memmem(env, len, v, strlen(v)), "the text of %s is still in %s", keys[i], path);
+        }
+        free(env);
+    } else {
+        cr_assert_neq(geteuid(), 0, "root cannot read %s", path);   /* not dumpable: only root may */
+    }
+    snprintf(path, sizeof(path), "/proc/%ld/limits", (long)srv.pid);
+    char *limits = harness_read_file(path, &len);
+    cr_assert_not_null(limits);
+    char *core = strstr(limits, "Max core file size");
+    cr_assert_not_null(core);
+    unsigned long soft = 1, hard = 1;
+    cr_assert_eq(sscanf(core + strlen("Max core file size"), " %lu %lu", &soft, &hard), 2, "%.80s", core);
+    cr_assert_eq(soft, 0, "core files allowed: %.80s", core);
+    cr_assert_eq(hard, 0, "core files allowed: %.80s", core);
+    free(limits);
+}
+
 Test(sandbox, nothing_a_client_sent_reaches_the_log, .init = start, .fini = finish)
 {
     char *token = note_lifecycle();
