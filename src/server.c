@@ -125,9 +125,13 @@ static void on_write(uv_write_t *req, int status)
         server_conn_close(c);
         return;
     }
-    if (c->closing || c->close_after_flush)
+    if (c->closing)
         return;
     c->last_write = uv_now(&c->srv->loop);
+    if (c->close_after_flush) {   /* the rest still owes the send deadline */
+        schedule(c);
+        return;
+    }
     if (!c->reading && !c->job_running && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < WRITE_LOW_WATER)
         drive(c);   /* drains what TLS still holds, then resumes reading */
     else
@@ -191,6 +195,10 @@ void server_conn_finish(struct conn *c)
         return;
     }
     c->close_after_flush = true;
+    /* Called from a job's or a held answer's completion too, where no
+     * deadline runs: a client that stops reading is cut at the send
+     * timeout, not kept with its queued output. */
+    schedule(c);
 }
 
 static uint64_t secs(uint32_t s)

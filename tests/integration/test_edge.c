@@ -1681,3 +1681,72 @@ Test(edge, redirect_listener_cuts_a_slowloris, .init = prep, .fini = finish)
     raw_close(&c);
     cr_assert(server_alive());
 }
+
+/* One JSON request over libcurl; the body of the answer (caller frees). */
+static char *json_call(const char *method, const char *path, const char *token, const char *body, long want)
+{
+    char auth[256];
+    const char *hdrs[3] = { "Content-Type: application/json", NULL, NULL };
+    if (token) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+        hdrs[1] = auth;
+    }
+    struct request_opts o = { .method = method, .body = body, .headers = hdrs };
+    struct response r;
+    harness_request(&srv, path, &o, &r);
+    cr_assert_eq(r.status, want, "%s %s: %ld %.200s", method, path, r.status, r.body ? r.body : "");
+    char *out = harness_strdup(r.body ? r.body : "");
+    response_free(&r);
+    return out;
+}
+
+/* An answer that closes the connection, given by a password job while a
+ * large answer before it is still queued for a client that reads nothing:
+ * the send deadline must still apply. The job had stopped the timer, and
+ * the close path never armed it again, so the connection, its address's
+ * slot and megabytes of queued ciphertext stayed as long as the client
+ * liked. */
+Test(edge, a_closing_answer_after_a_job_keeps_the_send_deadline, .init = prep, .fini = finish, .timeout = 120)
+{
+    start_with((const char *const[]){ "NOTES_REGISTRATION", "open", "NOTES_TIMEOUT_SEND", "1",
+                                      "NOTES_RATE_LIMITS", "off", NULL });
+    char user[40];
+    harness_marker(user, sizeof(user), "big");
+    char *cred = fmt("{\"username\":\"%s\",\"password\":\"violet-Anchor-7392-lamp\"}", user);
+    free(json_call("POST", "/v1/auth/register", NULL, cred, 201));
+    char *login = json_call("POST", "/v1/auth/login", NULL, cred, 200);
+    char *t = strstr(login, "\"token\":\"");
+    cr_assert_not_null(t);
+    t += strlen("\"token\":\"");
+    char *token = strndup(t, strcspn(t, "\""));
+    char *content = malloc(60001);
+    cr_assert_not_null(content);
+    memset(content, 'x', 60000);
+    content[60000] = 0;
+    char *note = fmt("{\"title\":\"big\",\"content\":\"%s\"}", content);
+    for (int i = 0; i < 140; i++)   /* an export of ~8.4 MB: more than the kernel buffers hold */
+        free(json_call("POST", "/v1/notes", token, note, 201));
+
+    static const char nobody[] = "{\"username\":\"nobody-at-all\",\"password\":\"not-a-password\"}";
+    char *two = fmt("GET /v1/me/export HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n\r\n"
+                    "POST /v1/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                    "Connection: close\r\nContent-Length: %zu\r\n\r\n%s", token, strlen(nobody), nobody);
+    struct rawconn c;
+    tls_open(&c);
+    cr_assert_eq(raw_send_str(&c, two, 5000), RAW_OK);
+    pace_ms(3000);   /* well past the 1 s send timeout, reading nothing */
+    struct rawbuf out = { 0 };
+    enum raw_io e = raw_read_until_close(&c, &out, 10000);
+    cr_assert_neq(e, RAW_TIMEOUT, "the connection is still open");
+    cr_assert_null(strstr(out.p ? out.p : "", "HTTP/1.1 401"),
+                   "both answers (%zu bytes) were kept for a client that read nothing for 3 s (send timeout 1 s)",
+                   out.len);
+    rawbuf_free(&out);
+    raw_close(&c);
+    free(two);
+    free(note);
+    free(content);
+    free(token);
+    free(login);
+    free(cred);
+}
