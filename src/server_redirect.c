@@ -30,7 +30,8 @@ struct redirect_conn {
     struct redirect_conn *prev, *next;
     int handles_open;
     unsigned writes_pending;
-    uint64_t request_start, idle_since, requests_seen;
+    uint64_t request_start, idle_since, requests_seen, requests_idle;
+    enum http_phase phase;
     struct server_ip *ip;
     bool closing, close_after_flush, reading;
 };
@@ -182,8 +183,14 @@ static void rc_schedule(struct redirect_conn *c)
         c->requests_seen = requests;
         c->request_start = now;
     }
-    if (phase == HTTP_PHASE_IDLE)
+    /* Idle since a request ended, not since the last byte: line breaks
+     * before a request line start no message and must not keep a
+     * connection open (the TLS side's track_phase() does the same). */
+    if (phase == HTTP_PHASE_IDLE && (c->phase != HTTP_PHASE_IDLE || requests != c->requests_idle)) {
         c->idle_since = now;
+        c->requests_idle = requests;
+    }
+    c->phase = phase;
     uint64_t when = phase == HTTP_PHASE_IDLE ? c->idle_since + (uint64_t)cfg->timeout_keepalive_s * 1000
                                              : c->request_start + (uint64_t)cfg->timeout_header_s * 1000;
     uv_timer_start(&c->timer, rc_on_timeout, when > now ? when - now : 0, 0);

@@ -1750,3 +1750,35 @@ Test(edge, a_closing_answer_after_a_job_keeps_the_send_deadline, .init = prep, .
     free(login);
     free(cred);
 }
+
+/* Bare line breaks before a request line start no message (RFC 9112 §2.2
+ * lets a server skip them), so the redirect listener's connection stays
+ * idle; they must not restart its keep-alive deadline each time, or one
+ * byte every few seconds holds a connection (and its address's slot)
+ * forever. The TLS side already counted idleness from the last answer. */
+Test(edge, bare_line_breaks_do_not_extend_the_redirect_keepalive, .init = prep, .fini = finish, .timeout = 60)
+{
+    start_with((const char *const[]){ "NOTES_REDIRECT_LISTEN", "127.0.0.1:0", "NOTES_TIMEOUT_KEEPALIVE", "2",
+                                      NULL });
+    cr_assert_gt(srv.redirect_port, 0, "no redirect port announced");
+    struct rawconn c;
+    cr_assert_eq(raw_tcp_connect(&c, srv.redirect_port), 0, "%s", c.err);
+    long start = raw_now_ms();
+    enum raw_io e = RAW_OK;
+    /* A line break every 500 ms for up to 6 s (three keep-alive periods),
+     * watching for the server to end the connection. */
+    while (e == RAW_OK && raw_now_ms() - start < 6000) {
+        char b[64];
+        size_t got = 0;
+        e = raw_send(&c, "\n", 1, 1000, NULL);
+        if (e == RAW_OK)
+            e = raw_recv(&c, b, sizeof(b), &got, 500);
+        if (e == RAW_TIMEOUT)
+            e = RAW_OK;   /* nothing to read yet: still open */
+    }
+    long lasted = raw_now_ms() - start;
+    cr_log_info("redirect keep-alive: %s after %ld ms of line breaks", raw_io_name(e), lasted);
+    cr_assert_neq(e, RAW_OK, "the connection was still open after %ld ms of line breaks (keep-alive 2 s)", lasted);
+    cr_assert_lt(lasted, 4000, "the connection lasted %ld ms (keep-alive 2 s)", lasted);
+    raw_close(&c);
+}
