@@ -218,6 +218,13 @@ int http_conn_job_done(struct http_conn *h)
     return rc;
 }
 
+void http_conn_discard_input(struct http_conn *h)
+{
+    buf_cleanup_wipe(&h->pending_in);
+    buf_init(&h->pending_in, HTTP_PENDING_MAX);
+    h->close_after = true;
+}
+
 struct buf *http_conn_output(struct http_conn *h)
 {
     return &h->out;

@@ -161,6 +161,11 @@ struct buf *http_conn_output(struct http_conn *h);
 bool http_conn_should_close(const struct http_conn *h);
 /** True while part of a request has been received but not answered. */
 bool http_conn_in_request(const struct http_conn *h);
+/** The connection is closing while a job runs: input held behind it is
+ *  wiped, and nothing more is parsed (requests of a gone client must not
+ *  run). The job's own answer is still made by http_conn_job_done(). */
+void http_conn_discard_input(struct http_conn *h);
+
 /** Where the connection is in the request cycle, for the server's timers. */
 enum http_phase {
     HTTP_PHASE_IDLE,      /* between requests */

@@ -408,6 +408,8 @@ static void job_after(uv_work_t *req, int status)
     s->jobs_running--;
     job_next(s);             /* the longest waiter first, then this one's next */
     c->job_running = false;
+    if (c->closing)   /* the client is gone: what it pipelined must not run */
+        http_conn_discard_input(c->http);
     int rc = http_conn_job_done(c->http);
     if (!c->closing) {
         /* The buffered bytes behind the request may hold another one that

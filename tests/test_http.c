@@ -1580,6 +1580,7 @@ struct seen_job {
 };
 
 static struct seen_job the_job;
+static int defer_calls;
 
 static void seen_done(struct http_job *job, struct http_response *res)
 {
@@ -1598,6 +1599,7 @@ static void defer_dispatch(void *arg, const struct http_request *req, struct htt
 {
     (void)arg;
     (void)req;
+    defer_calls++;
     memset(&the_job, 0, sizeof(the_job));
     the_job.base.work = seen_work;
     the_job.base.done = seen_done;
@@ -1633,4 +1635,27 @@ Test(http, a_job_that_ran_is_not_cancelled)
     cr_assert_not(the_job.cancelled_at_done);
     http_conn_free(h);
     cr_assert_eq(the_job.done_calls, 1, "done() ran again at free");
+}
+
+/* The server closed the connection while a job ran (a reset, the end of
+ * the shutdown grace): the requests pipelined behind the job must not run
+ * once it finishes. They were parsed and dispatched, changes included,
+ * for a client that was gone. */
+Test(http, input_behind_a_job_is_dropped_when_the_connection_closes)
+{
+    struct http_conn *h = http_conn_new(&http_default_limits, defer_dispatch, NULL);
+    cr_assert_not_null(h);
+    defer_calls = 0;
+    char two[2 * sizeof(GOOD)];
+    snprintf(two, sizeof(two), "%s%s", GOOD, GOOD);
+    feed_str(h, two);
+    cr_assert_eq(defer_calls, 1);
+    struct http_job *job = http_conn_take_job(h);
+    cr_assert_not_null(job);
+    job->work(job);
+    http_conn_discard_input(h);
+    cr_assert_eq(http_conn_job_done(h), 0);
+    cr_assert_eq(defer_calls, 1, "a request behind the job ran after the connection closed");
+    cr_assert(http_conn_should_close(h));
+    http_conn_free(h);
 }
