@@ -259,3 +259,11 @@ void throttle_succeeded(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN]
         e->next_ms = 0;
     }
 }
+
+void ratelimit_addr_key(const uint8_t addr[16], uint8_t out[RATELIMIT_KEY_LEN])
+{
+    static const uint8_t v4_mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+    memcpy(out, addr, 16);
+    if (memcmp(addr, v4_mapped, sizeof(v4_mapped)) != 0)
+        memset(out + 8, 0, 8);   /* IPv6: the /64 */
+}

@@ -18,6 +18,11 @@
 
 #define RATELIMIT_KEY_LEN 16
 
+/** The key per-address limits count an address under: an IPv6 address by
+ *  its /64 (what one client usually holds), an IPv4 one (::ffff:a.b.c.d)
+ *  whole. */
+void ratelimit_addr_key(const uint8_t addr[16], uint8_t out[RATELIMIT_KEY_LEN]);
+
 struct ratelimit;
 
 /** rate: tokens added per second; burst: bucket size. rate 0 disables the

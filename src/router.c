@@ -443,7 +443,10 @@ void router_dispatch(void *arg, const struct http_request *req, struct http_resp
 {
     struct app *app = arg;
     struct route_ctx early = { .req = req, .res = res, .app = app };
-    if (app && req->peer && !take(&early, app->rl_ip, req->peer, "rate_limited"))
+    uint8_t addr_key[RATELIMIT_KEY_LEN];
+    if (req->peer)
+        ratelimit_addr_key(req->peer, addr_key);
+    if (app && req->peer && !take(&early, app->rl_ip, addr_key, "rate_limited"))
         return;
     const struct route *found = NULL;
     bool path_known = false;
@@ -463,7 +466,7 @@ void router_dispatch(void *arg, const struct http_request *req, struct http_resp
         return;
     }
     struct route_ctx ctx = { .req = req, .res = res, .app = app };
-    if (found->limit == LIMIT_AUTH && app && req->peer && !take(&ctx, app->rl_auth_ip, req->peer, "rate_limited"))
+    if (found->limit == LIMIT_AUTH && app && req->peer && !take(&ctx, app->rl_auth_ip, addr_key, "rate_limited"))
         return;
     if (found->perm != PERM_PUBLIC && !app) {
         /* Dispatch without the application (the HTTP unit tests and the

@@ -7,6 +7,7 @@
  * has a connection open, so memory is bounded by the global cap.
  */
 #include "server_int.h"
+#include "ratelimit.h"
 #include "crypto.h"
 
 #include <netinet/in.h>
@@ -37,8 +38,9 @@ struct server_ip *server_ip_acquire(struct server_ips *t, const struct sockaddr 
 {
     if (t->key == 0 && crypto_random(&t->key, sizeof(t->key)) != 0)
         t->key = 0x9e3779b9u;
-    uint8_t addr[16];
-    server_addr_key(sa, addr);
+    uint8_t peer[16], addr[16];
+    server_addr_key(sa, peer);
+    ratelimit_addr_key(peer, addr);   /* an IPv6 client by its /64 */
     struct server_ip **head = &t->bucket[bucket_of(t, addr)];
     for (struct server_ip *ip = *head; ip; ip = ip->next)
         if (memcmp(ip->addr, addr, 16) == 0) {

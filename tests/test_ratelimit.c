@@ -200,3 +200,33 @@ Test(ratelimit, only_the_first_refusal_of_a_run_is_flagged, .init = setup)
     cr_assert(first, "a new run is flagged again");
     ratelimit_free(rl);
 }
+
+/* An IPv6 client usually holds a whole /64: per-address limits must count
+ * the /64, or every address in it is a fresh bucket. IPv4 (mapped into
+ * IPv6 as ::ffff:a.b.c.d) keeps its whole address. */
+Test(ratelimit, ipv6_addresses_count_per_64_and_ipv4_whole)
+{
+    static const uint8_t a[16] = { 0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1 };
+    static const uint8_t b[16] = { 0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 2, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4 };
+    static const uint8_t other64[16] = { 0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 1 };
+    static const uint8_t v4a[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 1 };
+    static const uint8_t v4b[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 2 };
+    uint8_t ka[RATELIMIT_KEY_LEN], kb[RATELIMIT_KEY_LEN], ko[RATELIMIT_KEY_LEN], k4a[RATELIMIT_KEY_LEN],
+        k4b[RATELIMIT_KEY_LEN];
+    ratelimit_addr_key(a, ka);
+    ratelimit_addr_key(b, kb);
+    ratelimit_addr_key(other64, ko);
+    ratelimit_addr_key(v4a, k4a);
+    ratelimit_addr_key(v4b, k4b);
+    cr_assert_arr_eq(ka, kb, RATELIMIT_KEY_LEN, "two addresses of one /64 are two clients");
+    cr_assert(memcmp(ka, ko, RATELIMIT_KEY_LEN) != 0, "two /64s are one client");
+    cr_assert(memcmp(k4a, k4b, RATELIMIT_KEY_LEN) != 0, "two IPv4 addresses are one client");
+
+    struct ratelimit *rl = ratelimit_new(64, 1, 2);
+    cr_assert_not_null(rl);
+    uint32_t retry;
+    cr_assert(ratelimit_take(rl, ka, 1000, &retry));
+    cr_assert(ratelimit_take(rl, ka, 1000, &retry));
+    cr_assert_not(ratelimit_take(rl, kb, 1000, &retry), "another address of the /64 got a fresh burst");
+    ratelimit_free(rl);
+}
