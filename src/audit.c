@@ -209,12 +209,43 @@ static int prune(struct audit *a, const struct audit_file *f, const char *why)
     return 0;
 }
 
+/* A rotated file this trail wrote ends in a line it signed, with the seq
+ * of the file's name. Anything else under such a name (planted, copied,
+ * cut) is neither counted nor pruned: nothing signs its deletion, and
+ * `audit verify` reports it. Reads the file's last 64 KiB only. */
+static bool ours(struct audit *a, const struct audit_file *f)
+{
+    struct audit_tail t;
+    struct stat st;
+    int fd = openat(a->dirfd, f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+    bool ok = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+              audit_read_tail(a->crypto, fd, (uint64_t)st.st_size, &t) == 0 && t.has_line && !t.torn &&
+              t.last.mac_ok && t.last.parsed && t.last.seq == f->seq;
+    if (fd >= 0)
+        close(fd);
+    if (!ok)
+        log_warn("audit: %s does not end in a line of this trail; retention leaves it to audit verify",
+                 f->name);
+    return ok;
+}
+
+/* Only this trail's files, oldest first. */
+static size_t keep_ours(struct audit *a, struct audit_file *f, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ours(a, &f[i]))
+            f[k++] = f[i];
+    return k;
+}
+
 static int enforce(struct audit *a, time_t now)
 {
     struct audit_file *f = NULL;
     size_t n = 0;
     if (audit_list_rotated(a->dirfd, &f, &n) != 0)
         return audit_fail(a, ERR_IO, "cannot list the audit directory");
+    n = keep_ours(a, f, n);
     size_t keep = a->max_files - 1;            /* audit.log is one of them */
     int64_t cutoff = (int64_t)now - (int64_t)a->retention_days * SECONDS_PER_DAY;
     int rc = 0;
@@ -224,10 +255,25 @@ static int enforce(struct audit *a, time_t now)
         const char *why = n - i > keep ? "max_files" : f[i].mtime < cutoff ? "retention" : NULL;
         if (!why)
             break;
+        /* Age is the file's modification time, which its owner can set:
+         * a file goes by age only if every line of it still verifies, so a
+         * backdated edit stays as evidence rather than leave on a signed
+         * record. (By count, only the trail's own rotations push it out.) */
+        bool intact = true;
+        if (strcmp(why, "retention") == 0) {
+            rc = audit_file_intact(a->crypto, a->dirfd, &f[i], &intact);
+            if (rc == ERR_NOMEM || rc == ERR_CRYPTO)
+                break;
+            if (rc != 0 || !intact) {
+                log_warn("audit: %s is due for retention but does not verify; kept for audit verify", f[i].name);
+                rc = 0;
+                break;
+            }
+        }
         rc = prune(a, &f[i], why);
     }
     free(f);
-    return rc;
+    return rc == ERR_NOMEM || rc == ERR_CRYPTO ? audit_fail(a, rc, "cannot check a file for retention") : rc;
 }
 
 static int rotate(struct audit *a)

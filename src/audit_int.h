@@ -137,6 +137,12 @@ bool audit_name_parse(const char *name, uint64_t *seq);
  *  (audit_verify.c) */
 int audit_list_rotated(int dirfd, struct audit_file **out, size_t *n);
 
+/** Whether rotated file f, read alone, is one this trail wrote whole: every
+ *  line's MAC verifies, each chains to the one before, the last is complete
+ *  and has the seq in f's name. 0 (with *intact set), or ERR_IO/ERR_NOMEM/
+ *  ERR_CRYPTO when it could not be read. Reads the whole file. */
+int audit_file_intact(const struct crypto *c, int dirfd, const struct audit_file *f, bool *intact);
+
 /** The chain's `prev` before the very first line: 64 zeros. (audit_line.c) */
 extern const uint8_t audit_zero_hash[AUDIT_HASH_LEN];
 

@@ -279,8 +279,9 @@ static void check(struct verifier *v, const struct rec *cur, const struct rec *n
     }
     if (is(next, AUDIT_EV_TORN) && next->l.has_torn_hash && next->l.bytes == cur->len &&
         memcmp(next->l.torn_hash, l->hash, AUDIT_HASH_LEN) == 0) {
-        fprintf(v->out, "note: %s: torn line from an interrupted write (explained at %s:%llu)\n",
-                loc(v, cur, at), v->names[next->file], (unsigned long long)next->lineno);
+        if (v->out)
+            fprintf(v->out, "note: %s: torn line from an interrupted write (explained at %s:%llu)\n",
+                    loc(v, cur, at), v->names[next->file], (unsigned long long)next->lineno);
         return;
     }
     if (!l->mac_ok) {
@@ -433,6 +434,30 @@ static int walk(int dirfd, struct verifier *v)
     if (cur_fd >= 0)
         close(cur_fd);
     free(buf);
+    return rc;
+}
+
+/* One rotated file on its own: every line signed and chained to the one
+ * before it, the last one complete and carrying the seq of the name. */
+int audit_file_intact(const struct crypto *c, int dirfd, const struct audit_file *f, bool *intact)
+{
+    *intact = false;
+    char names[1][AUDIT_NAME_MAX + 1];
+    memcpy(names[0], f->name, sizeof(names[0]));
+    struct verifier v = { .crypto = c, .names = names, .n_files = 1 };
+    uint64_t size = 0;
+    int fd = open_file(dirfd, f->name, &size);
+    if (fd < 0)
+        return ERR_IO;
+    uint8_t *buf = malloc(READ_BUF);
+    struct rec pending;
+    bool have = false;
+    int rc = buf ? walk_file(&v, 0, fd, size, &pending, &have, buf) : ERR_NOMEM;
+    close(fd);
+    free(buf);
+    if (rc == 0 && have)
+        check(&v, &pending, NULL);
+    *intact = rc == 0 && have && v.started && !v.bad && v.seq == f->seq;
     return rc;
 }
 

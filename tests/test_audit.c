@@ -937,6 +937,63 @@ Test(audit, retention_keeps_a_young_file_and_everything_after_it)
     assert_verifies();
 }
 
+/* Someone who can write the audit folder must not be able to make the
+ * trail delete its own files on a signed record. Files planted under a
+ * rotated file's name (empty, or anything whose last line this trail did
+ * not sign with that seq) do not count toward max_files, and are never
+ * pruned: `audit verify` reports them. */
+Test(audit, planted_files_do_not_push_real_ones_out)
+{
+    cfg.audit_max_bytes = 4096;
+    cfg.audit_max_files = 5;
+    struct audit *a = open_log();
+    record_n(a, 40);
+    audit_close(a);
+    size_t real = count_rotated();
+    cr_assert_geq(real, 2);
+    cr_assert_leq(real, 4);
+    size_t prunes = count_events(AUDIT_EV_PRUNE);
+    for (int i = 0; i < 6; i++) {
+        char name[AUDIT_NAME_MAX + 1];
+        snprintf(name, sizeof(name), "audit-20990101T000000Z-%020d.log", 900000 + i);
+        int fd = open(in_dir(name), O_WRONLY | O_CREAT | O_EXCL, 0600);
+        cr_assert_geq(fd, 0);
+        close(fd);
+    }
+    a = open_log();                       /* retention runs at open */
+    audit_close(a);
+    cr_assert_eq(count_events(AUDIT_EV_PRUNE), prunes, "a real file was pruned to make room for planted ones");
+    cr_assert_eq(count_rotated(), real + 6);
+}
+
+/* A file edited and then backdated must not be deleted by retention on a
+ * signed record (which would turn the evidence into a clean prune): a file
+ * due by age goes only if every line of it still verifies. */
+Test(audit, an_edited_file_is_kept_for_verify_even_when_due)
+{
+    cfg.audit_max_bytes = 4096;
+    cfg.audit_max_files = 100;
+    struct audit *a = open_log();
+    record_n(a, 60);
+    cr_assert_geq(count_rotated(), 3);
+    struct audit_file f0 = nth_rotated(0);
+    struct lines l;
+    read_lines(in_dir(f0.name), &l);
+    char *p = strstr(l.at[3], "note.read");
+    cr_assert_not_null(p);
+    p[5] = 'w';
+    write_lines(in_dir(f0.name), &l, false);
+    free(l.text);
+    backdate(f0.name, 120);
+    cr_assert_eq(audit_enforce_retention(a, time(NULL)), 0);
+    audit_close(a);
+    cr_assert_eq(access(in_dir(f0.name), F_OK), 0, "the edited file was deleted by retention");
+    cr_assert_eq(count_events(AUDIT_EV_PRUNE), 0);
+    char want[AUDIT_NAME_MAX + 32];
+    snprintf(want, sizeof(want), "%s:4: changed", f0.name);
+    assert_problem(want);
+}
+
 Test(audit, retention_runs_at_open)
 {
     cfg.audit_max_bytes = 4096;
