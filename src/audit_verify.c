@@ -201,6 +201,10 @@ struct rec {
     uint64_t lineno;
     size_t len;
     bool complete;
+    /* Ends like a whole record, MAC field and all: a crash leaves a prefix,
+     * so such a line can be "torn" only if its MAC verifies (cut just
+     * before its newline); otherwise it was written by someone else. */
+    bool whole;
 };
 
 struct verifier {
@@ -278,7 +282,7 @@ static void check(struct verifier *v, const struct rec *cur, const struct rec *n
         return;
     }
     if (is(next, AUDIT_EV_TORN) && next->l.has_torn_hash && next->l.bytes == cur->len &&
-        memcmp(next->l.torn_hash, l->hash, AUDIT_HASH_LEN) == 0) {
+        memcmp(next->l.torn_hash, l->hash, AUDIT_HASH_LEN) == 0 && (l->mac_ok || !cur->whole)) {
         if (v->out)
             fprintf(v->out, "note: %s: torn line from an interrupted write (explained at %s:%llu)\n",
                     loc(v, cur, at), v->names[next->file], (unsigned long long)next->lineno);
@@ -353,6 +357,8 @@ static int walk_file(struct verifier *v, size_t i, int fd, uint64_t size, struct
         cur.lineno = lineno;
         cur.len = n;
         cur.complete = complete;
+        cur.whole = n > AUDIT_MAC_TAIL && memcmp(p + n - AUDIT_MAC_TAIL, AUDIT_MAC_KEY, sizeof(AUDIT_MAC_KEY) - 1) == 0 &&
+                    p[n - 2] == '"' && p[n - 1] == '}';
         if (*have)
             check(v, pending, &cur);
         *pending = cur;

@@ -722,6 +722,27 @@ Test(audit, a_torn_tail_is_explained_on_reopen_and_the_chain_goes_on)
     free(l.text);
 }
 
+/* A crash leaves a prefix of a line. Bytes appended after the last line
+ * that form a whole record, MAC field and all, are not a crash's: a forged
+ * record must not pass as "a torn line, explained" (log tooling would read
+ * it as a real event). Only a whole line that really is signed may be the
+ * one a crash cut just before its newline. */
+Test(audit, a_forged_whole_record_is_not_explained_as_a_torn_line)
+{
+    struct lines l;
+    six_lines(&l);
+    free(l.text);
+    FILE *f = fopen(in_dir(AUDIT_CURRENT), "ab");
+    cr_assert_not_null(f);
+    fprintf(f, "{\"ts\":\"2026-01-01T00:00:00.000Z\",\"seq\":7,\"event\":\"user.set_role\",\"actor\":\"anonymous\","
+               "\"role\":\"system\",\"result\":\"success\",\"prev\":\"%064d\",\"mac\":\"%064d\"}", 0, 0);
+    cr_assert_eq(fclose(f), 0);
+    struct audit *a = open_log();
+    record_n(a, 1);
+    audit_close(a);
+    assert_problem("audit.log:7: inserted");
+}
+
 Test(audit, verify_survives_hostile_files)
 {
     struct lines l;
