@@ -1030,6 +1030,35 @@ Test(audit, retention_runs_at_open)
     assert_verifies();
 }
 
+/* The end of the chain has no successor to give it away: a rotated file
+ * cut at its end (with audit.log removed, nothing chains to it) must still
+ * be found, by the seq its name promises; and a missing audit.log is a
+ * finding, not a note. */
+Test(audit, lines_cut_from_the_newest_file_are_found)
+{
+    cfg.audit_max_bytes = 4096;
+    cfg.audit_max_files = 100;
+    struct audit *a = open_log();
+    record_n(a, 60);
+    audit_close(a);
+    size_t n = count_rotated();
+    cr_assert_geq(n, 2);
+    cr_assert_eq(unlink(in_dir(AUDIT_CURRENT)), 0);
+    assert_problem("there is no audit.log");
+    struct audit_file last = nth_rotated(n - 1);
+    struct lines l;
+    read_lines(in_dir(last.name), &l);
+    cr_assert_geq(l.n, 4);
+    l.n -= 3;
+    write_lines(in_dir(last.name), &l, false);
+    free(l.text);
+    char want[AUDIT_NAME_MAX + 64];
+    snprintf(want, sizeof(want), "%s:%zu: missing line(s) after", last.name, (size_t)0);
+    want[strlen(last.name)] = '\0';
+    assert_problem(want);
+    assert_problem("missing line(s) after");
+}
+
 Test(audit, a_crash_between_rename_and_create_is_continued)
 {
     struct audit *a = open_log();
