@@ -69,6 +69,7 @@ static const struct setting settings[] = {
     { "NOTES_TIMEOUT_SEND", K_UINT, "30", OFF(timeout_send_s), 0, 1, 3600 },
     { "NOTES_MAX_CONNECTIONS", K_UINT, "4096", OFF(max_connections), 0, 1, 1000000 },
     { "NOTES_MAX_CONNECTIONS_PER_IP", K_UINT, "64", OFF(max_connections_per_ip), 0, 1, 1000000 },
+    { "NOTES_MAX_OUTPUT_MIB", K_UINT, "128", OFF(max_output_mib), 0, 1, 65536 },
     { "NOTES_REDIRECT_LISTEN", K_REDIRECT, "", OFF(redirect_listen), 0, 0, 0 },
     /* Abuse limits (0 disables one limit explicitly). */
     { "NOTES_RATE_LIMITS", K_ON_OFF, "on", OFF(rate_limits_on), 0, 0, 0 },

@@ -70,6 +70,7 @@ struct config {
     uint32_t timeout_handshake_s, timeout_header_s, timeout_body_idle_s, timeout_body_s,
              timeout_keepalive_s, timeout_send_s;
     uint32_t max_connections, max_connections_per_ip;
+    uint32_t max_output_mib;        /* answers queued for clients, all connections */
     char *redirect_listen;     /* plain-HTTP redirect listener, or NULL (off) */
     char redirect_host[64];
     uint16_t redirect_port;

@@ -128,6 +128,7 @@ static int answer(struct http_conn *h)
 {
     build_request(h, &h->req);
     http_response_init(&h->res, h->id);
+    h->res.budget = h->limits->budget;
     h->dispatch(h->arg, &h->req, &h->res);
     if (h->res.job) {
         h->waiting = true;

@@ -20,12 +20,25 @@
 #define HTTP_BODY_MAX (16u * 1024 * 1024)  /* largest response body (an export) */
 
 /** Everything a client controls on the wire, bounded. */
+/* Answer bytes queued for clients that have not taken them yet, over all
+ * connections (the loop thread only): the server counts, and a large
+ * answer that would pass `max` is refused (http_response_fits()). */
+struct http_out_budget {
+    size_t queued;
+    size_t max;
+};
+
+/* An answer this large is checked against the budget: smaller ones always
+ * fit (each connection's own backpressure bounds them). */
+#define HTTP_BIG_BODY (256u * 1024)
+
 struct http_limits {
     size_t max_target;        /* request target bytes → 414 */
     size_t max_field;         /* one header field, name + value → 431 */
     size_t max_header_block;  /* all header fields → 431 */
     size_t max_fields;        /* number of header fields → 431 */
     size_t max_body;          /* decoded body bytes → 413 */
+    struct http_out_budget *budget;   /* NULL: no total bound */
 };
 
 /** The defaults: 8 KiB target, 8 KiB field, 32 KiB block, 100 fields, 256 KiB body. */
@@ -104,6 +117,7 @@ struct http_response {
     struct buf headers;       /* extra "Name: value\r\n" lines */
     const char *request_id;
     bool close;               /* close the connection after sending */
+    const struct http_out_budget *budget;   /* from the limits; NULL: none */
     struct http_job *job;     /* set by a handler that answers later */
 };
 
@@ -112,6 +126,13 @@ struct http_field_error {
     const char *field;
     const char *why;
 };
+
+/** Whether res's body may be queued now: small bodies always; a large one
+ *  (HTTP_BIG_BODY or more) only while the budget holds room for it. A
+ *  handler with a large answer asks before it records success. */
+bool http_response_fits(const struct http_response *res);
+/** Replaces res with a 503 "busy sending" answer (Retry-After). */
+void http_refuse_busy(struct http_response *res);
 
 /** Find a header by case-insensitive name; NULL if absent. */
 const struct http_header *http_find_header(const struct http_request *req, const char *name);

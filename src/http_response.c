@@ -80,9 +80,34 @@ static bool has_body(int status, bool head)
 
 static int write_head_and_body(struct http_conn *h, const struct http_response *res, bool head);
 
-/* A response that does not fit is replaced by a 500 (never sent half). */
+bool http_response_fits(const struct http_response *res)
+{
+    const struct http_out_budget *b = res->budget;
+    size_t n = res->body.len;
+    return n < HTTP_BIG_BODY || !b || (b->queued <= b->max && n <= b->max - b->queued);
+}
+
+void http_refuse_busy(struct http_response *res)
+{
+    http_response_clear(res);
+    http_problem(res, 503, NULL, "The server is busy sending large answers; try again later.");
+    (void)http_add_header(res, "Retry-After", "5");
+}
+
+/* A response that does not fit is replaced by a 500 (never sent half). A
+ * large one past the output budget, which its handler did not ask about,
+ * is replaced by a 503. */
 int http_write_response(struct http_conn *h, const struct http_response *res, bool head)
 {
+    if (!http_response_fits(res)) {
+        struct http_response busy;
+        http_response_init(&busy, res->request_id);
+        busy.close = res->close;
+        http_refuse_busy(&busy);
+        int rc = http_write_response(h, &busy, head);
+        http_response_cleanup(&busy);
+        return rc;
+    }
     size_t start = h->out.len;
     int rc = write_head_and_body(h, res, head);
     if (rc == 0)

@@ -197,8 +197,9 @@ static int cmd_serve(int argc, char **argv, bool check_only)
         .stopping = app_stopping,
         .arg = &app,
     };
+    struct http_out_budget budget = { 0, (size_t)cfg.max_output_mib * 1024 * 1024 };
     struct http_limits limits = { cfg.max_target, cfg.max_field, cfg.max_header_block, cfg.max_fields,
-                                  cfg.max_body };
+                                  cfg.max_body, &budget };
     status = server_run(&cfg, tls, &limits, &app, &hooks) == 0 ? 0 : 1;
     app_close(&app);
 done:

@@ -46,6 +46,7 @@ struct write_req {
     uv_write_t req;
     struct conn *conn;
     struct buf data;
+    size_t queued;             /* counted in the output budget until written */
 };
 
 static void drive(struct conn *c);
@@ -114,6 +115,9 @@ static void on_write(uv_write_t *req, int status)
 {
     struct write_req *w = (struct write_req *)req;
     struct conn *c = w->conn;
+    struct http_out_budget *budget = c->srv->limits->budget;
+    if (budget)
+        budget->queued -= w->queued;
     buf_cleanup(&w->data);
     free(w);
     c->writes_pending--;
@@ -176,6 +180,9 @@ static int flush(struct conn *c)
         free(w);
         return ERR_IO;
     }
+    w->queued = w->data.len - sent;
+    if (c->srv->limits->budget)
+        c->srv->limits->budget->queued += w->queued;
     c->writes_pending++;
     return 0;
 }

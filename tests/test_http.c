@@ -1659,3 +1659,34 @@ Test(http, input_behind_a_job_is_dropped_when_the_connection_closes)
     cr_assert(http_conn_should_close(h));
     http_conn_free(h);
 }
+
+static void budget_dispatch(void *arg, const struct http_request *req, struct http_response *res)
+{
+    (void)arg;
+    (void)req;
+    static char chunk[HTTP_BIG_BODY];
+    memset(chunk, 'a', sizeof(chunk));
+    res->status = 200;
+    cr_assert_eq(buf_append(&res->body, chunk, sizeof(chunk)), 0);
+}
+
+/* A large answer whose handler did not ask the output budget is still
+ * held to it: a 503 with Retry-After goes instead; a small answer always
+ * goes. */
+Test(http, a_large_answer_past_the_output_budget_is_a_503)
+{
+    struct http_out_budget budget = { 10 * HTTP_BIG_BODY, 10 * HTTP_BIG_BODY };
+    struct http_limits lim = http_default_limits;
+    lim.budget = &budget;
+    struct http_conn *h = http_conn_new(&lim, budget_dispatch, NULL);
+    cr_assert_not_null(h);
+    feed_str(h, GOOD);
+    struct buf *out = http_conn_output(h);
+    cr_assert(out->len > 12 && memcmp(out->data, "HTTP/1.1 503", 12) == 0, "%.40s", (const char *)out->data);
+    cr_assert_not_null(memmem(out->data, out->len, "Retry-After: 5", 14));
+    buf_reset(out);
+    budget.queued = 0;
+    feed_str(h, GOOD);
+    cr_assert(out->len > HTTP_BIG_BODY && memcmp(out->data, "HTTP/1.1 200", 12) == 0);
+    http_conn_free(h);
+}

@@ -1782,3 +1782,78 @@ Test(edge, bare_line_breaks_do_not_extend_the_redirect_keepalive, .init = prep, 
     cr_assert_lt(lasted, 4000, "the connection lasted %ld ms (keep-alive 2 s)", lasted);
     raw_close(&c);
 }
+
+/* Large answers queued for clients that do not read them are bounded in
+ * total (NOTES_MAX_OUTPUT_MIB), not only per connection: past the bound a
+ * large answer is refused with 503 and Retry-After while the queued ones
+ * drain, instead of each connection pinning up to 16 MiB (about 1 GB for
+ * one address's 64 connections). */
+Test(edge, queued_large_answers_are_bounded_in_total, .init = prep, .fini = finish, .timeout = 180)
+{
+    start_with((const char *const[]){ "NOTES_REGISTRATION", "open", "NOTES_RATE_LIMITS", "off",
+                                      "NOTES_MAX_OUTPUT_MIB", "8", NULL });
+    char user[40];
+    harness_marker(user, sizeof(user), "pin");
+    char *cred = fmt("{\"username\":\"%s\",\"password\":\"violet-Anchor-7392-lamp\"}", user);
+    free(json_call("POST", "/v1/auth/register", NULL, cred, 201));
+    char *login = json_call("POST", "/v1/auth/login", NULL, cred, 200);
+    char *t = strstr(login, "\"token\":\"");
+    cr_assert_not_null(t);
+    t += strlen("\"token\":\"");
+    char *token = strndup(t, strcspn(t, "\""));
+    char *content = malloc(60001);
+    cr_assert_not_null(content);
+    memset(content, 'x', 60000);
+    content[60000] = 0;
+    char *note = fmt("{\"title\":\"big\",\"content\":\"%s\"}", content);
+    for (int i = 0; i < 100; i++)   /* an export of ~6 MB */
+        free(json_call("POST", "/v1/notes", token, note, 201));
+
+    char *get = fmt("GET /v1/me/export HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n\r\n", token);
+    enum { N = 6 };
+    struct rawconn c[N];
+    int busy = 0, ok = 0;
+    for (int i = 0; i < N; i++) {
+        tls_open(&c[i]);
+        cr_assert_eq(raw_send_str(&c[i], get, 5000), RAW_OK);
+        /* Readiness: the status line of this answer (a few bytes read). */
+        char head[16];
+        size_t got = 0, have = 0;
+        while (have < 12) {
+            cr_assert_eq(raw_recv(&c[i], head + have, 12 - have, &got, 10000), RAW_OK, "no answer %d", i);
+            have += got;
+        }
+        head[12] = 0;
+        busy += strncmp(head, "HTTP/1.1 503", 12) == 0;
+        ok += strncmp(head, "HTTP/1.1 200", 12) == 0;
+    }
+    cr_log_info("exports left unread: %d answered 200, %d refused 503", ok, busy);
+    cr_assert_geq(ok, 1, "not even one export was answered");
+    cr_assert_geq(busy, 1, "%d exports of ~6 MB were queued for clients reading nothing (bound 8 MiB)", ok);
+    for (int i = 0; i < N; i++)
+        raw_close(&c[i]);
+    /* Their queued bytes leave the count when they close: a reader that
+     * retries as told gets its export. */
+    const char *hdrs[] = { NULL, NULL };
+    char *auth = fmt("Authorization: Bearer %s", token);
+    hdrs[0] = auth;
+    struct request_opts o = { .headers = hdrs };
+    long status = 0;
+    for (int i = 0; i < 50 && status != 200; i++) {
+        struct response r;
+        harness_request(&srv, "/v1/me/export", &o, &r);
+        status = r.status;
+        cr_assert(status == 200 || status == 503, "export: %ld", status);
+        response_free(&r);
+        if (status != 200)
+            pace_ms(100);
+    }
+    cr_assert_eq(status, 200, "the closed connections' output was never released from the count");
+    free(auth);
+    free(get);
+    free(note);
+    free(content);
+    free(token);
+    free(login);
+    free(cred);
+}
