@@ -17,12 +17,34 @@
  * bounded (HTTP_BODY_MAX, 16 MiB) so one request cannot take unbounded
  * memory. Past it the export answers 500 and says why. */
 
+struct export_state {
+    struct app *app;
+    struct buf *out;
+    bool first;
+    int rc;
+};
+
 static int user_fields(struct buf *b, const struct store_user *u)
 {
     int rc = api_json_int(b, true, "id", u->id);
     rc = rc ? rc : api_json_str(b, false, "username", u->username, strlen(u->username));
     rc = rc ? rc : api_json_str(b, false, "role", u->role, strlen(u->role));
     return rc ? rc : api_json_time(b, false, "created_at", u->created_at);
+}
+
+/* A session in the export: its times, never its token or the token's hash. */
+static int export_session(void *arg, const struct store_session *s)
+{
+    struct export_state *st = arg;
+    if (!st->first)
+        st->rc = buf_append(st->out, ",", 1);
+    st->first = false;
+    st->rc = st->rc ? st->rc : buf_append(st->out, "{", 1);
+    st->rc = st->rc ? st->rc : api_json_time(st->out, true, "created_at", s->created_at);
+    st->rc = st->rc ? st->rc : api_json_time(st->out, false, "last_seen", s->last_seen);
+    st->rc = st->rc ? st->rc : api_json_time(st->out, false, "expires_at", s->expires_at);
+    st->rc = st->rc ? st->rc : buf_append(st->out, "}", 1);
+    return st->rc;
 }
 
 void api_me(struct route_ctx *ctx)
@@ -44,12 +66,6 @@ void api_me(struct route_ctx *ctx)
     ctx->res->status = 200;
 }
 
-struct export_state {
-    struct app *app;
-    struct buf *out;
-    bool first;
-    int rc;
-};
 
 static int export_note(void *arg, const struct store_note *n)
 {
@@ -72,8 +88,15 @@ void api_me_export(struct route_ctx *ctx)
     struct export_state st = { ctx->app, b, true, 0 };
     int rc = buf_append_str(b, "{\"account\":{");
     rc = rc ? rc : user_fields(b, &u);
-    rc = rc ? rc : buf_append_str(b, "},\"notes\":[");
+    rc = rc ? rc : buf_append_str(b, u.disabled ? ",\"disabled\":true" : ",\"disabled\":false");
+    rc = rc ? rc : buf_append_str(b, "},\"sessions\":[");
     mbedtls_platform_zeroize(&u, sizeof(u));
+    if (rc == 0) {
+        rc = store_session_list(ctx->app->store, ctx->who.user_id, export_session, &st);
+        rc = st.rc ? st.rc : rc;
+    }
+    rc = rc ? rc : buf_append_str(b, "],\"notes\":[");
+    st.first = true;
     if (rc == 0) {
         rc = store_note_list(ctx->app->store, ctx->who.user_id, INT64_MAX, INT32_MAX, true, export_note, &st);
         rc = st.rc ? st.rc : rc;   /* the callback's reason (e.g. too large) first */

@@ -59,6 +59,8 @@ const char *const store_stmt_sql[ST_COUNT] = {
     [ST_SESSION_DELETE_USER] = "DELETE FROM sessions WHERE user_id = ?1",
     [ST_SESSION_DELETE_USER_KEEP] = "DELETE FROM sessions WHERE user_id = ?1 AND token_hash != ?2",
     [ST_SESSION_PURGE] = "DELETE FROM sessions WHERE expires_at <= ?1 OR last_seen < ?2",
+    [ST_SESSION_LIST_USER] = "SELECT created_at, last_seen, expires_at FROM sessions WHERE user_id = ?1"
+                             " ORDER BY created_at, expires_at",
     [ST_NOTE_INSERT] = "INSERT INTO notes (owner_id, title, content, key_id, created_at, updated_at)"
                        " VALUES (?1, X'', X'', 0, ?2, ?2) RETURNING id",
     [ST_NOTE_UPDATE] = "UPDATE notes SET title = ?3, content = ?4, key_id = ?5, updated_at = ?6"

@@ -130,6 +130,11 @@ int store_session_touch(struct store *s, const uint8_t hash[STORE_HASH_LEN], int
 int store_session_delete(struct store *s, const uint8_t hash[STORE_HASH_LEN]);
 /** Delete every session of a user except `keep` (NULL: all of them). */
 int store_session_delete_user(struct store *s, int64_t user_id, const uint8_t *keep);
+/** Each session of a user, oldest first, to cb: its times only (user_id,
+ *  created_at, last_seen, expires_at; never the token hash). A non-zero
+ *  return from cb stops the walk. 0 or ERR_*. */
+typedef int (*store_session_cb)(void *arg, const struct store_session *s);
+int store_session_list(struct store *s, int64_t user_id, store_session_cb cb, void *arg);
 /** Delete sessions with expires_at <= now or last_seen < idle_cutoff. */
 int store_session_purge(struct store *s, int64_t now, int64_t idle_cutoff);
 

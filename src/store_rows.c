@@ -130,6 +130,30 @@ int store_session_insert(struct store *s, const uint8_t hash[STORE_HASH_LEN], in
     return sq_run(st, rc);
 }
 
+int store_session_list(struct store *s, int64_t user_id, store_session_cb cb, void *arg)
+{
+    sqlite3_stmt *st = sq_take(s, ST_SESSION_LIST_USER);
+    if (!st)
+        return ERR_INTERNAL;
+    if (!cb)
+        return ERR_INVALID;
+    int rc = sq_map_rc(sqlite3_bind_int64(st, 1, user_id));
+    while (rc == 0) {
+        int step = sqlite3_step(st);
+        if (step != SQLITE_ROW) {
+            rc = sq_map_rc(step);
+            break;
+        }
+        struct store_session out = { .user_id = user_id, .created_at = sqlite3_column_int64(st, 0),
+                                     .last_seen = sqlite3_column_int64(st, 1),
+                                     .expires_at = sqlite3_column_int64(st, 2) };
+        if (cb(arg, &out) != 0)
+            break;
+    }
+    sq_release(st);
+    return rc;
+}
+
 int store_session_get(struct store *s, const uint8_t hash[STORE_HASH_LEN], struct store_session *out)
 {
     sqlite3_stmt *st = sq_take(s, ST_SESSION_GET);

@@ -1743,6 +1743,21 @@ Test(account, export_then_delete_leaves_nothing_behind, .init = start_open, .fin
     cr_assert_eq(jint(acct, "id"), uid);
     cr_assert_str_eq(jstr(acct, "username"), name);
     cr_assert_str_eq(jstr(acct, "role"), "user");
+    /* Everything stored about the user: the account's state and each of
+     * its sessions (when made, last used, when it ends), never a token or
+     * its hash. */
+    cr_assert(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(acct, "disabled")), "%s", r.body);
+    const cJSON *sessions = cJSON_GetObjectItemCaseSensitive(j, "sessions");
+    cr_assert(cJSON_IsArray(sessions), "%s", r.body);
+    cr_assert_eq(cJSON_GetArraySize(sessions), 2, "%s", r.body);
+    const cJSON *ses;
+    cJSON_ArrayForEach(ses, sessions) {
+        cr_assert_eq(cJSON_GetArraySize(ses), 3, "a session carries more than its times: %s", r.body);
+        assert_rfc3339(jstr(ses, "created_at"));
+        assert_rfc3339(jstr(ses, "last_seen"));
+        assert_rfc3339(jstr(ses, "expires_at"));
+    }
+    cr_assert_null(strstr(r.body, tok), "the export holds a token");
     const cJSON *notes = cJSON_GetObjectItemCaseSensitive(j, "notes");
     cr_assert(cJSON_IsArray(notes), "%s", r.body);
     cr_assert_eq(cJSON_GetArraySize(notes), 2, "%s", r.body);
