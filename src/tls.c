@@ -168,6 +168,9 @@ static int setup_conf(struct tls_ctx *ctx, char *err, size_t errlen)
     mbedtls_ssl_conf_min_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_2);
     mbedtls_ssl_conf_max_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_3);
     mbedtls_ssl_conf_ciphersuites(conf, suites);
+    /* Mozilla's profile: the client chooses among the allowed suites (it
+     * knows whether it has AES hardware); TLS 1.3 already does. */
+    mbedtls_ssl_conf_preference_order(conf, MBEDTLS_SSL_SRV_CIPHERSUITE_ORDER_CLIENT);
     mbedtls_ssl_conf_groups(conf, groups);
     mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_NONE);
     /* Resumption only with a fresh (EC)DHE exchange: forward secret. */

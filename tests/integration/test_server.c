@@ -89,6 +89,27 @@ Test(server, tls12_negotiates_an_ecdhe_aead_suite, .init = start, .fini = finish
     response_free(&r);
 }
 
+/* Mozilla's profile: the client chooses among the allowed suites (it knows
+ * whether it has AES hardware). Each order a client offers is the one it
+ * gets. */
+Test(server, tls12_the_client_chooses_among_the_allowed_suites, .init = start, .fini = finish)
+{
+    static const char *const orders[][2] = {
+        { "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-AES128-GCM-SHA256" },
+        { "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384" },
+        { "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305" },
+    };
+    for (size_t i = 0; i < sizeof(orders) / sizeof(orders[0]); i++) {
+        struct request_opts o = { .tls_min = CURL_SSLVERSION_TLSv1_2, .tls_max = CURL_SSLVERSION_MAX_TLSv1_2,
+                                  .cipher_list = orders[i][0] };
+        struct response r;
+        harness_request(&srv, "/healthz", &o, &r);
+        cr_assert_eq(r.curl_code, CURLE_OK, "curl error %d for %s", r.curl_code, orders[i][0]);
+        cr_assert_str_eq(r.tls_cipher, orders[i][1], "offered %s", orders[i][0]);
+        response_free(&r);
+    }
+}
+
 Test(server, tls12_cbc_and_non_forward_secret_suites_are_refused, .init = start, .fini = finish)
 {
     static const char *weak[] = {
