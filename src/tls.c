@@ -140,12 +140,26 @@ static int load_key(struct tls_ctx *ctx, const char *path, char *err, size_t err
     return 0;
 }
 
+/* Only TLS 1.3 sessions resume, and only with a fresh (EC)DHE (psk_dhe_ke).
+ * A TLS 1.2 resumption is an abbreviated handshake without one: whoever
+ * later held the ticket key could read it. So TLS 1.2 gets no ticket (an
+ * empty one, RFC 5077 §3.3) and a TLS 1.2 ticket is never accepted; the
+ * client then makes a full handshake. */
+static bool resumable(const mbedtls_ssl_session *session)
+{
+    /* The session's version has no public getter; its suite tells: TLS 1.3
+     * suites are 0x13xx (RFC 8446 §B.4), TLS 1.2's never are. */
+    return (mbedtls_ssl_session_get_ciphersuite_id(session) >> 8) == 0x13;
+}
+
 /* mbedTLS gives the ticket callback no session handle, so count accepted
  * tickets here; a handshake step during which the count moved resumed. */
 static int ticket_parse(void *arg, mbedtls_ssl_session *session, unsigned char *buf, size_t len)
 {
     struct tls_ctx *ctx = arg;
     int rc = mbedtls_ssl_ticket_parse(&ctx->ticket, session, buf, len);
+    if (rc == 0 && !resumable(session))
+        rc = MBEDTLS_ERR_SSL_INVALID_MAC;   /* read as "no ticket": a full handshake */
     if (rc == 0)
         ctx->tickets_accepted++;
     return rc;
@@ -155,6 +169,8 @@ static int ticket_write(void *arg, const mbedtls_ssl_session *session, unsigned 
                         const unsigned char *end, size_t *tlen, uint32_t *lifetime)
 {
     struct tls_ctx *ctx = arg;
+    if (!resumable(session))
+        return MBEDTLS_ERR_SSL_FEATURE_UNAVAILABLE;   /* mbedTLS sends an empty ticket */
     return mbedtls_ssl_ticket_write(&ctx->ticket, session, start, end, tlen, lifetime);
 }
 
