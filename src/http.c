@@ -219,6 +219,18 @@ int http_conn_job_done(struct http_conn *h)
     return rc;
 }
 
+void http_conn_cancel_job(struct http_conn *h)
+{
+    struct http_job *job = h->res.job;
+    if (!h->waiting || !job)
+        return;
+    h->res.job = NULL;
+    h->waiting = false;
+    h->close_after = true;
+    job->cancelled = true;
+    job->done(job, &h->res);
+}
+
 void http_conn_discard_input(struct http_conn *h)
 {
     buf_cleanup_wipe(&h->pending_in);

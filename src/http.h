@@ -182,6 +182,11 @@ struct buf *http_conn_output(struct http_conn *h);
 bool http_conn_should_close(const struct http_conn *h);
 /** True while part of a request has been received but not answered. */
 bool http_conn_in_request(const struct http_conn *h);
+/** A job taken with http_conn_take_job() that could not be started: it is
+ *  released as one whose work never ran (done() sees `cancelled`), and the
+ *  connection must then be closed. */
+void http_conn_cancel_job(struct http_conn *h);
+
 /** The connection is closing while a job runs: input held behind it is
  *  wiped, and nothing more is parsed (requests of a gone client must not
  *  run). The job's own answer is still made by http_conn_job_done(). */

@@ -398,6 +398,7 @@ static void job_next(struct server *s)
     struct conn *c = j->conn;
     free(j);
     c->job_running = false;
+    http_conn_cancel_job(c->http);
     if (!c->closing)
         server_conn_close(c);
     release(c);
@@ -443,14 +444,17 @@ static int start_job(struct conn *c)
     if (!job)
         return 0;
     struct job_req *j = calloc(1, sizeof(*j));
-    if (!j)
+    if (!j) {
+        http_conn_cancel_job(c->http);   /* released, not leaked; the caller closes */
         return ERR_NOMEM;
+    }
     j->conn = c;
     j->job = job;
     j->req.data = j;
     if (s->jobs_running < SERVER_JOBS_MAX) {
         if (job_submit(s, j) != 0) {
             free(j);
+            http_conn_cancel_job(c->http);
             return ERR_INTERNAL;
         }
     } else if (s->jobs_wait_tail) {

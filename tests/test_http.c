@@ -1690,3 +1690,22 @@ Test(http, a_large_answer_past_the_output_budget_is_a_503)
     cr_assert(out->len > HTTP_BIG_BODY && memcmp(out->data, "HTTP/1.1 200", 12) == 0);
     http_conn_free(h);
 }
+
+/* The server took a job and then could not start it (no memory for its
+ * queue entry, the pool refused it): the job must still be released, told
+ * that its work never ran, and only once. It was left taken and never
+ * released (its memory, and for a password job the password, kept). */
+Test(http, a_taken_job_that_cannot_start_is_cancelled_once)
+{
+    struct http_conn *h = http_conn_new(&http_default_limits, defer_dispatch, NULL);
+    cr_assert_not_null(h);
+    feed_str(h, GOOD);
+    struct http_job *job = http_conn_take_job(h);
+    cr_assert_eq(job, &the_job.base);
+    http_conn_cancel_job(h);
+    cr_assert_eq(the_job.done_calls, 1);
+    cr_assert(the_job.cancelled_at_done);
+    cr_assert_not(http_conn_waiting(h));
+    http_conn_free(h);
+    cr_assert_eq(the_job.done_calls, 1, "done() ran again at free");
+}
