@@ -20,6 +20,7 @@
 #include "validate.h"
 
 #include "utc.h"
+#include <errno.h>
 #include <mbedtls/platform_util.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,7 @@ struct pw_job {
     char *new_pw;                       /* password change: the new one */
     size_t new_len;
     char phc[CRYPTO_PHC_MAX];           /* stored hash to verify against */
+    const char *dummy_phc;              /* current settings, matches nothing (immutable) */
     uint8_t salt[CRYPTO_SALT_LEN];
     char new_phc[CRYPTO_PHC_MAX];       /* produced by work() */
     int verify_rc, hash_rc, delete_rc;
@@ -105,12 +107,54 @@ static void lower_priority(void)
         lowered = true;
 }
 
+static uint64_t mono_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* Unknown names are checked against a hash made with the current settings,
+ * accounts against their own, which may predate a change of the settings
+ * and cost less (or more). So a failed login takes at least as long as a
+ * check under the current settings, and its time does not tell whether the
+ * name exists. Checks under the current settings keep that cost measured;
+ * before the first one, one check of the dummy hash measures it. */
+static void check_login(struct pw_job *j, const struct crypto_argon2 *params)
+{
+    uint64_t t0 = mono_ns();
+    j->verify_rc = crypto_password_verify(j->phc, j->pw, j->pw_len, params, &j->rehash);
+    uint64_t took = mono_ns() - t0;
+    if (crypto_password_same_params(j->phc, params)) {
+        uint64_t mean = atomic_load(&j->app->check_ns);
+        atomic_store(&j->app->check_ns, mean ? (mean * 7 + took) / 8 : took);
+        return;
+    }
+    if (j->verify_rc == 0 && j->user_ok)
+        return;                     /* the right password: nothing left to hide */
+    uint64_t want = atomic_load(&j->app->check_ns);
+    if (want == 0) {
+        bool unused;
+        t0 = mono_ns();
+        (void)crypto_password_verify(j->dummy_phc, j->pw, j->pw_len, params, &unused);
+        atomic_store(&j->app->check_ns, mono_ns() - t0);
+        return;
+    }
+    if (took >= want)
+        return;
+    struct timespec left = { (time_t)((want - took) / 1000000000u), (long)((want - took) % 1000000000u) };
+    while (nanosleep(&left, &left) != 0 && errno == EINTR)
+        ;
+}
+
 static void pw_work(struct http_job *base)
 {
     struct pw_job *j = (struct pw_job *)base;
     lower_priority();
     struct crypto_argon2 params = j->app->argon2;   /* plain values, read-only */
-    if (j->kind != JOB_REGISTER)
+    if (j->kind == JOB_LOGIN)
+        check_login(j, &params);
+    else if (j->kind != JOB_REGISTER)
         j->verify_rc = crypto_password_verify(j->phc, j->pw, j->pw_len, &params, &j->rehash);
     bool must_hash = j->kind == JOB_REGISTER || (j->kind == JOB_PASSWORD && j->verify_rc == 0) ||
                      (j->kind == JOB_LOGIN && j->verify_rc == 0 && j->rehash && j->user_ok);
@@ -135,6 +179,7 @@ static struct pw_job *job_new(struct route_ctx *ctx, enum job_kind kind, void (*
     j->user_id = ctx->who.user_id;
     j->role = ctx->who.role;
     j->user_ok = ctx->who.authenticated;
+    j->dummy_phc = crypto_dummy_phc(ctx->app->crypto);
     memcpy(j->token_hash, ctx->who.token_hash, sizeof(j->token_hash));
     memcpy(j->request_id, ctx->req->id, sizeof(j->request_id) - 1);
     if (ctx->req->peer) {

@@ -1,13 +1,18 @@
 /*
  * app.h - what handlers may use: the parts of the running server below the
  * router. One instance per process, created by main.c and passed down,
- * never global. Everything here is used on the event-loop thread only.
+ * never global. Everything here is used on the event-loop thread only,
+ * except what a field says otherwise.
  */
 #ifndef NOTESD_APP_H
 #define NOTESD_APP_H
 
 #include "config.h"
 #include "crypto.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 struct store;
 struct audit;
@@ -20,6 +25,9 @@ struct app {
     struct crypto *crypto;
     struct audit *audit;
     struct crypto_argon2 argon2;   /* from cfg, for password jobs */
+    /* How long a password check under `argon2` takes here (a running mean,
+     * ns; 0 until measured). Written and read by pool threads. */
+    _Atomic uint64_t check_ns;
     /* Abuse limits (NULL: that limit is off). */
     struct ratelimit *rl_ip;       /* every request, per client address */
     struct ratelimit *rl_auth_ip;  /* login and register, per client address */

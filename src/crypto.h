@@ -164,5 +164,8 @@ int crypto_password_hash(const struct crypto_argon2 *params, const char *pw, siz
  */
 int crypto_password_verify(const char *phc, const char *pw, size_t n,
                            const struct crypto_argon2 *params, bool *needs_rehash);
+/** Whether `phc` is an argon2id string made with exactly `params` (a check
+ *  of it costs what a check under the current settings costs). Any thread. */
+bool crypto_password_same_params(const char *phc, const struct crypto_argon2 *params);
 
 #endif

@@ -158,3 +158,10 @@ int crypto_password_verify(const char *phc, const char *pw, size_t n,
         *needs_rehash = got.m_kib < params->m_kib || got.t < params->t || got.p < params->p;
     return 0;
 }
+
+bool crypto_password_same_params(const char *phc, const struct crypto_argon2 *params)
+{
+    struct crypto_argon2 got = { 0, 0, 0 };
+    return phc && params && strnlen(phc, CRYPTO_PHC_MAX) < CRYPTO_PHC_MAX && phc_parse(phc, &got) &&
+           got.m_kib == params->m_kib && got.t == params->t && got.p == params->p;
+}

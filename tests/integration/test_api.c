@@ -2166,6 +2166,49 @@ Test(auth, login_rehashes_when_argon2_parameters_were_raised, .init = start_open
     free(login(name, PW1));   /* the upgraded hash still verifies */
 }
 
+static long elapsed_login_ms(const char *name)
+{
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    cr_assert_eq(login_status(name, "wrong-password-entirely"), 401);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    return (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+}
+
+static int cmp_long(const void *x, const void *y)
+{
+    long a = *(const long *)x, b = *(const long *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* After the argon2 settings are raised, an account whose hash predates the
+ * raise verifies a wrong password much faster than the check an unknown
+ * name gets: the time told which names exist. A failed login now takes at
+ * least as long as a check under the current settings. (A ratio of medians
+ * with a wide margin: it was about 0.2 before.) */
+Test(auth, a_failed_login_takes_as_long_for_an_old_hash_as_for_an_unknown_name, .init = start_open,
+     .fini = finish, .timeout = 120)
+{
+    char name[40], nobody[40];
+    harness_marker(name, sizeof(name), "oldhash");
+    harness_marker(nobody, sizeof(nobody), "nobody");
+    register_user(name, PW1);
+    harness_setenv(&srv, "NOTES_ARGON2_TIME", "12");
+    restart();
+    enum { N = 5 };
+    long known[N], unknown[N];
+    for (int i = 0; i < N; i++) {
+        unknown[i] = elapsed_login_ms(nobody);
+        known[i] = elapsed_login_ms(name);
+    }
+    qsort(known, N, sizeof(long), cmp_long);
+    qsort(unknown, N, sizeof(long), cmp_long);
+    cr_log_info("failed logins, median ms: old hash %ld, unknown name %ld", known[N / 2], unknown[N / 2]);
+    cr_assert_geq(known[N / 2] * 10, unknown[N / 2] * 6,
+                  "a wrong password for an existing account with an old hash answers in %ld ms, for an unknown "
+                  "name in %ld ms", known[N / 2], unknown[N / 2]);
+}
+
 /* ======================================================================== */
 /* Abuse limits                                                                 */
 /* ======================================================================== */
