@@ -19,7 +19,6 @@
 #define HTTP_ID_LEN 24           /* hex characters in a request id */
 #define HTTP_BODY_MAX (16u * 1024 * 1024)  /* largest response body (an export) */
 
-/** Everything a client controls on the wire, bounded. */
 /* Answer bytes queued for clients that have not taken them yet, over all
  * connections (the loop thread only): the server counts, and a large
  * answer that would pass `max` is refused (http_response_fits()). */
@@ -29,9 +28,12 @@ struct http_out_budget {
 };
 
 /* An answer this large is checked against the budget: smaller ones always
- * fit (each connection's own backpressure bounds them). */
-#define HTTP_BIG_BODY (256u * 1024)
+ * fit (each connection's own backpressure bounds them). Above the largest
+ * one-note answer (64 KiB of content escaped up to 6 bytes a byte), so only
+ * lists and exports reach it, and their handlers ask before they record. */
+#define HTTP_BIG_BODY (512u * 1024)
 
+/** Everything a client controls on the wire, bounded. */
 struct http_limits {
     size_t max_target;        /* request target bytes → 414 */
     size_t max_field;         /* one header field, name + value → 431 */

@@ -132,11 +132,11 @@ int store_session_insert(struct store *s, const uint8_t hash[STORE_HASH_LEN], in
 
 int store_session_list(struct store *s, int64_t user_id, store_session_cb cb, void *arg)
 {
+    if (!cb)
+        return ERR_INVALID;
     sqlite3_stmt *st = sq_take(s, ST_SESSION_LIST_USER);
     if (!st)
         return ERR_INTERNAL;
-    if (!cb)
-        return ERR_INVALID;
     int rc = sq_map_rc(sqlite3_bind_int64(st, 1, user_id));
     while (rc == 0) {
         int step = sqlite3_step(st);

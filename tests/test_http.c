@@ -1709,3 +1709,31 @@ Test(http, a_taken_job_that_cannot_start_is_cancelled_once)
     http_conn_free(h);
     cr_assert_eq(the_job.done_calls, 1, "done() ran again at free");
 }
+
+static void note_sized_dispatch(void *arg, const struct http_request *req, struct http_response *res)
+{
+    (void)arg;
+    (void)req;
+    /* The largest one-note answer: 64 KiB of content, each byte escaped as
+     * \u00XX (6 bytes), plus a title of the same kind. */
+    static char body[6 * (65536 + 800) + 256];
+    memset(body, 'a', sizeof(body));
+    res->status = 201;
+    cr_assert_eq(buf_append(&res->body, body, sizeof(body)), 0);
+}
+
+/* The budget refuses only what a handler can ask about first (lists,
+ * exports): a note's own answer is never turned into a 503 after its
+ * change was committed and recorded, however full the budget is. */
+Test(http, the_largest_one_note_answer_is_never_refused_by_the_budget)
+{
+    struct http_out_budget budget = { 1u << 30, 1u << 30 };
+    struct http_limits lim = http_default_limits;
+    lim.budget = &budget;
+    struct http_conn *h = http_conn_new(&lim, note_sized_dispatch, NULL);
+    cr_assert_not_null(h);
+    feed_str(h, GOOD);
+    struct buf *out = http_conn_output(h);
+    cr_assert(out->len > 12 && memcmp(out->data, "HTTP/1.1 201", 12) == 0, "%.40s", (const char *)out->data);
+    http_conn_free(h);
+}
