@@ -89,7 +89,9 @@ static int delete_account(struct pw_job *j)
     char err[256];
     struct store *own = NULL;
     int rc = store_open(&own, j->app->cfg->db_path, err, sizeof(err));
-    rc = rc ? rc : store_user_delete(own, j->user_id);
+    /* Only if the password checked is still the account's, and the asking
+     * session still exists: a password change may have finished meanwhile. */
+    rc = rc ? rc : store_user_delete_if_current(own, j->user_id, j->phc, j->token_hash);
     rc = rc ? rc : store_checkpoint(own);
     store_close(own);
     return rc;
@@ -369,6 +371,14 @@ static bool still_current(const struct pw_job *j)
     return same;
 }
 
+/* The same for a job a session asked for: that session still exists too
+ * (a password change finished meanwhile revokes it). */
+static bool caller_current(const struct pw_job *j)
+{
+    struct store_session s;
+    return still_current(j) && store_session_get(j->app->store, j->token_hash, &s) == 0 && s.user_id == j->user_id;
+}
+
 static void login_done(struct http_job *base, struct http_response *res)
 {
     struct pw_job *j = (struct pw_job *)base;
@@ -480,6 +490,10 @@ static void password_done(struct http_job *base, struct http_response *res)
     if (j->verify_rc != 0) {
         http_problem(res, 403, "current_password", "The current password is wrong.");
         job_audit(j, "auth.password_change", AUDIT_DENY, 403, "bad_password");
+    } else if (!caller_current(j)) {
+        /* Checked against a password another change replaced meanwhile. */
+        http_problem(res, 403, "current_password", "The password was changed meanwhile.");
+        job_audit(j, "auth.password_change", AUDIT_DENY, 403, "password_changed");
     } else if (j->hash_rc != 0 || store_user_set_password(app->store, j->user_id, j->new_phc) != 0 ||
                store_session_delete_user(app->store, j->user_id, j->token_hash) != 0) {
         job_fail_internal(j, res, "auth.password_change");
@@ -529,6 +543,9 @@ static void delete_me_done(struct http_job *base, struct http_response *res)
     if (j->verify_rc != 0) {
         http_problem(res, 403, "password", "The password is wrong.");
         job_audit(j, "user.delete", AUDIT_DENY, 403, "bad_password");
+    } else if (j->delete_rc == ERR_NOT_FOUND) {   /* nothing erased: see delete_account() */
+        http_problem(res, 403, "password", "The password was changed meanwhile.");
+        job_audit(j, "user.delete", AUDIT_DENY, 403, "password_changed");
     } else if (j->delete_rc != 0) {
         job_fail_internal(j, res, "user.delete");
     } else {

@@ -49,6 +49,8 @@ const char *const store_stmt_sql[ST_COUNT] = {
     [ST_USER_SET_ROLE] = "UPDATE users SET role = ?2 WHERE id = ?1",
     [ST_USER_SET_DISABLED] = "UPDATE users SET disabled = ?2 WHERE id = ?1",
     [ST_USER_DELETE] = "DELETE FROM users WHERE id = ?1",
+    [ST_USER_DELETE_IF_CURRENT] = "DELETE FROM users WHERE id = ?1 AND password_hash = ?2 AND disabled = 0"
+                                  " AND EXISTS (SELECT 1 FROM sessions WHERE token_hash = ?3 AND user_id = ?1)",
     [ST_SESSION_INSERT] = "INSERT INTO sessions (token_hash, user_id, created_at, last_seen, expires_at)"
                           " VALUES (?1, ?2, ?3, ?3, ?4)",
     [ST_SESSION_GET] = "SELECT s.user_id, u.role, u.disabled, s.created_at, s.last_seen, s.expires_at"

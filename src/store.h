@@ -106,6 +106,10 @@ int store_user_set_disabled(struct store *s, int64_t id, bool disabled);
  *  secure_delete zeroes the freed bytes. ERR_NOT_FOUND for an unknown id.
  *  Follow with store_checkpoint() so no copy survives in the WAL. */
 int store_user_delete(struct store *s, int64_t id);
+/** The same, only while the account still has password hash `phc`, is
+ *  enabled, and holds the session of `token_hash` (what an erasure checked
+ *  when it was asked). ERR_NOT_FOUND when any of these changed. */
+int store_user_delete_if_current(struct store *s, int64_t id, const char *phc, const uint8_t token_hash[STORE_HASH_LEN]);
 
 /* ---- sessions (bearer tokens; only their HMAC is stored) ----------------- */
 

@@ -113,6 +113,19 @@ int store_user_delete(struct store *s, int64_t id)
     return sq_run_change(s, st, sqlite3_bind_int64(st, 1, id));
 }
 
+int store_user_delete_if_current(struct store *s, int64_t id, const char *phc, const uint8_t token_hash[STORE_HASH_LEN])
+{
+    sqlite3_stmt *st = sq_take(s, ST_USER_DELETE_IF_CURRENT);
+    if (!st)
+        return ERR_INTERNAL;
+    if (!phc || !token_hash)
+        return ERR_INVALID;
+    int rc = sqlite3_bind_int64(st, 1, id);
+    rc = rc ? rc : sqlite3_bind_text(st, 2, phc, -1, SQLITE_STATIC);
+    rc = rc ? rc : sqlite3_bind_blob(st, 3, token_hash, STORE_HASH_LEN, SQLITE_STATIC);
+    return sq_run_change(s, st, rc);
+}
+
 /* ---- sessions ------------------------------------------------------------ */
 
 int store_session_insert(struct store *s, const uint8_t hash[STORE_HASH_LEN], int64_t user_id,

@@ -1430,3 +1430,26 @@ Test(store, sql_injection_strings_are_plain_data)
     cr_assert_eq(store_key_use(s, 1, 1, &total), 0);
     store_close(s);
 }
+
+/* An erasure deletes the account only while what it checked still holds:
+ * the same password hash, an enabled account, and the asking session. */
+Test(store, an_erasure_deletes_only_the_account_it_checked, .init = setup, .fini = teardown)
+{
+    struct store *s = open_db();
+    int64_t id = 0;
+    cr_assert_eq(store_user_insert(s, "erin", "user", "$argon2id$old", 1, &id), 0);
+    uint8_t tok[STORE_HASH_LEN], other[STORE_HASH_LEN];
+    memset(tok, 0x11, sizeof(tok));
+    memset(other, 0x22, sizeof(other));
+    cr_assert_eq(store_session_insert(s, tok, id, 1, 100), 0);
+    cr_assert_eq(store_user_set_password(s, id, "$argon2id$new"), 0);
+    cr_assert_eq(store_user_delete_if_current(s, id, "$argon2id$old", tok), ERR_NOT_FOUND, "a changed password");
+    cr_assert_eq(store_user_delete_if_current(s, id, "$argon2id$new", other), ERR_NOT_FOUND, "another session");
+    cr_assert_eq(store_user_set_disabled(s, id, true), 0);
+    cr_assert_eq(store_user_delete_if_current(s, id, "$argon2id$new", tok), ERR_NOT_FOUND, "a disabled account");
+    cr_assert_eq(store_user_set_disabled(s, id, false), 0);
+    cr_assert_eq(store_user_delete_if_current(s, id, "$argon2id$new", tok), 0);
+    struct store_user u;
+    cr_assert_eq(store_user_get(s, id, &u), ERR_NOT_FOUND);
+    store_close(s);
+}

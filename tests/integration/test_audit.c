@@ -2027,3 +2027,33 @@ Test(jobs, a_login_with_a_password_changed_meanwhile_fails, .init = prep, .fini 
     free(tv);
     free(to);
 }
+
+/* Two password changes of one account, sent with two of its tokens while
+ * both hash at once: the first to finish changes the password and revokes
+ * the other session; the second checked a password that is no longer the
+ * current one, with a token that no longer exists, and must change
+ * nothing. Both used to succeed: the later one took the account back. */
+Test(jobs, of_two_overlapping_password_changes_only_one_succeeds, .init = prep, .fini = finish, .timeout = 120)
+{
+    harness_setenv(&srv, "NOTES_REGISTRATION", "open");
+    harness_setenv(&srv, "NOTES_ARGON2_TIME", "12");
+    harness_start(&srv);
+    char owner[40];
+    harness_marker(owner, sizeof(owner), "owner_");
+    do_register(owner, PW_ALICE, 201, NULL);
+    char *t1 = do_login(owner, PW_ALICE, 200, NULL);
+    char *t2 = do_login(owner, PW_ALICE, 200, NULL);
+    struct bg_change ch[2] = { { .token = t1, .from = PW_ALICE, .to = PW_ALICE2 },
+                               { .token = t2, .from = PW_ALICE, .to = "thief-Chose-This-4411" } };
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(pthread_create(&ch[i].thread, NULL, bg_change_run, &ch[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(ch[i].thread, NULL);
+    int won = ch[0].status == 204 ? 0 : 1;
+    cr_assert_eq(ch[won].status, 204, "neither change succeeded: %ld, %ld", ch[0].status, ch[1].status);
+    cr_assert_neq(ch[1 - won].status, 204, "both changes succeeded: the later one overrode the first");
+    char *fresh = do_login(owner, ch[won].to, 200, NULL);
+    free(fresh);
+    free(t1);
+    free(t2);
+}
