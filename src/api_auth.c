@@ -22,6 +22,7 @@
 #include "utc.h"
 #include <errno.h>
 #include <mbedtls/platform_util.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -220,9 +221,12 @@ static int name_limits(struct route_ctx *ctx, const char *name, size_t n, bool l
 }
 
 /* A job checking the caller's own password: it carries the stored hash
- * and the account's login throttle key, so a token's holder guesses the
- * password no faster than a login could. NULL with *limited set when the
- * 429 is written. */
+ * and a throttle key of its own for the account, so a token's holder
+ * guesses the password no faster than a login could. Apart from the login
+ * throttle on purpose: failed logins by someone who knows only the name do
+ * not stop the owner's password change, and the token's holder does not
+ * lock the owner out of logging in. NULL with *limited set when the 429 is
+ * written. */
 static struct pw_job *job_for_caller(struct route_ctx *ctx, enum job_kind kind,
                                      void (*done)(struct http_job *, struct http_response *), bool *limited)
 {
@@ -230,9 +234,16 @@ static struct pw_job *job_for_caller(struct route_ctx *ctx, enum job_kind kind,
     *limited = false;
     if (store_user_get(ctx->app->store, ctx->who.user_id, &u) != 0)
         return NULL;
-    uint8_t key[RATELIMIT_KEY_LEN];
+    char label[48];
+    int n = snprintf(label, sizeof(label), "current-password:%lld", (long long)u.id);
+    uint8_t hash[CRYPTO_TOKEN_HASH_LEN], key[RATELIMIT_KEY_LEN];
+    if (n < 0 || crypto_token_hash(ctx->app->crypto, label, (size_t)n, hash) != 0)
+        memset(hash, 0, sizeof(hash));
+    memcpy(key, hash, sizeof(key));
+    uint32_t retry = 0;
     struct pw_job *j = NULL;
-    if (name_limits(ctx, u.username, strlen(u.username), true, key) != 0) {
+    if (!throttle_allowed(ctx->app->throttle, key, utc_monotonic_ms(), &retry)) {
+        route_fail_rate(ctx, retry, true, "password_throttled");
         *limited = true;
     } else if ((j = job_new(ctx, kind, done)) != NULL) {
         memcpy(j->phc, u.password_hash, strnlen(u.password_hash, sizeof(j->phc) - 1));
