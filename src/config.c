@@ -300,8 +300,11 @@ static bool is_b64_char(char c)
 }
 
 /* Strict standard base64 (RFC 4648 section 4) with padding; no whitespace. */
+/* `previous`: an older data key, kept only to read what it sealed. A
+ * passphrase is then warned about instead of refused, so a deployment can
+ * move it there and rekey under a random key. */
 static int decode_secret(struct config_secret *out, const char *name, const char *text,
-                         size_t len, char *err, size_t errlen)
+                         size_t len, bool previous, char *err, size_t errlen)
 {
     size_t pad = 0;
     while (pad < 2 && len > pad && text[len - 1 - pad] == '=')
@@ -338,8 +341,11 @@ static int decode_secret(struct config_secret *out, const char *name, const char
     bool printable = true;
     for (size_t i = 0; i < olen && printable; i++)
         printable = out->bytes[i] >= 0x20 && out->bytes[i] <= 0x7e;
-    if (printable)
+    if (printable && !previous)
         return failf(err, errlen, name, "weak: printable text (a passphrase?), not random bytes");
+    if (printable)
+        log_warn("%s: a key is printable text (a passphrase?): read old notes with it only, and run "
+                 "notesd rekey", name);
     return 0;
 }
 
@@ -407,7 +413,7 @@ static int load_secret(struct config_secret *out, const char *name, char *const 
     buf_init(&text, 0);
     int rc = secret_text(name, envp, false, 4096, &text, err, errlen);
     if (rc == 0)
-        rc = decode_secret(out, name, (const char *)text.data, text.len, err, errlen);
+        rc = decode_secret(out, name, (const char *)text.data, text.len, false, err, errlen);
     buf_cleanup_wipe(&text);
     return rc;
 }
@@ -435,7 +441,7 @@ static int load_secret_list(struct config *cfg, const char *name, char *const *e
             rc = failf(err, errlen, name, "at most 7 previous keys");
         else
             rc = decode_secret(&cfg->data_key_previous[cfg->n_data_key_previous++], name, p,
-                               (size_t)(stop - p), err, errlen);
+                               (size_t)(stop - p), true, err, errlen);
         p = stop + 1;
         if (rc == 0 && comma && p == end)
             rc = failf(err, errlen, name, "a comma ends the list: an empty key");

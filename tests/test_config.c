@@ -638,6 +638,20 @@ Test(config, refuses_a_passphrase_given_as_a_key)
     check_bad_key("NOTES_TOKEN_KEY", v, "printable");
 }
 
+/* A deployment whose data key was a passphrase must still be able to move
+ * it to the previous keys and rekey its notes under a random one: there it
+ * is accepted (with a warning), never as the current key. */
+Test(config, a_passphrase_is_still_read_as_a_previous_data_key)
+{
+    static const char phrase[] = "notesd-data-key-for-production-2024";
+    char v[B64_MAX];
+    b64(v, sizeof(v), (const uint8_t *)phrase, strlen(phrase));
+    env_set("NOTES_DATA_KEY_PREVIOUS", v);
+    assert_loaded(load());
+    cr_assert_eq(cfg.n_data_key_previous, 1);
+    assert_secret_is(&cfg.data_key_previous[0], (const uint8_t *)phrase, strlen(phrase));
+}
+
 /* ---- keys shared between purposes ------------------------------------------ */
 
 Test(config, refuses_token_key_equal_to_data_key)
