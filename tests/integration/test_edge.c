@@ -1734,18 +1734,12 @@ static char *json_call(const char *method, const char *path, const char *token, 
     return out;
 }
 
-/* An answer that closes the connection, given by a password job while a
- * large answer before it is still queued for a client that reads nothing:
- * the send deadline must still apply. The job had stopped the timer, and
- * the close path never armed it again, so the connection, its address's
- * slot and megabytes of queued ciphertext stayed as long as the client
- * liked. */
-Test(edge, a_closing_answer_after_a_job_keeps_the_send_deadline, .init = prep, .fini = finish, .timeout = 120)
+/* A new user with `notes` notes of 60,000 bytes each; its token (caller
+ * frees). */
+static char *user_with_big_notes(const char *prefix, int notes)
 {
-    start_with((const char *const[]){ "NOTES_REGISTRATION", "open", "NOTES_TIMEOUT_SEND", "1",
-                                      "NOTES_RATE_LIMITS", "off", NULL });
     char user[40];
-    harness_marker(user, sizeof(user), "big");
+    harness_marker(user, sizeof(user), prefix);
     char *cred = fmt("{\"username\":\"%s\",\"password\":\"violet-Anchor-7392-lamp\"}", user);
     free(json_call("POST", "/v1/auth/register", NULL, cred, 201));
     char *login = json_call("POST", "/v1/auth/login", NULL, cred, 200);
@@ -1758,8 +1752,26 @@ Test(edge, a_closing_answer_after_a_job_keeps_the_send_deadline, .init = prep, .
     memset(content, 'x', 60000);
     content[60000] = 0;
     char *note = fmt("{\"title\":\"big\",\"content\":\"%s\"}", content);
-    for (int i = 0; i < 140; i++)   /* an export of ~8.4 MB: more than the kernel buffers hold */
+    for (int i = 0; i < notes; i++)
         free(json_call("POST", "/v1/notes", token, note, 201));
+    free(note);
+    free(content);
+    free(login);
+    free(cred);
+    return token;
+}
+
+/* An answer that closes the connection, given by a password job while a
+ * large answer before it is still queued for a client that reads nothing:
+ * the send deadline must still apply. The job had stopped the timer, and
+ * the close path never armed it again, so the connection, its address's
+ * slot and megabytes of queued ciphertext stayed as long as the client
+ * liked. */
+Test(edge, a_closing_answer_after_a_job_keeps_the_send_deadline, .init = prep, .fini = finish, .timeout = 120)
+{
+    start_with((const char *const[]){ "NOTES_REGISTRATION", "open", "NOTES_TIMEOUT_SEND", "1",
+                                      "NOTES_RATE_LIMITS", "off", NULL });
+    char *token = user_with_big_notes("big", 140);   /* an export of ~8.4 MB: more than the kernel buffers hold */
 
     static const char nobody[] = "{\"username\":\"nobody-at-all\",\"password\":\"not-a-password\"}";
     char *two = fmt("GET /v1/me/export HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n\r\n"
@@ -1778,11 +1790,7 @@ Test(edge, a_closing_answer_after_a_job_keeps_the_send_deadline, .init = prep, .
     rawbuf_free(&out);
     raw_close(&c);
     free(two);
-    free(note);
-    free(content);
     free(token);
-    free(login);
-    free(cred);
 }
 
 /* Bare line breaks before a request line start no message (RFC 9112 §2.2
@@ -1826,22 +1834,7 @@ Test(edge, queued_large_answers_are_bounded_in_total, .init = prep, .fini = fini
 {
     start_with((const char *const[]){ "NOTES_REGISTRATION", "open", "NOTES_RATE_LIMITS", "off",
                                       "NOTES_MAX_OUTPUT_MIB", "8", NULL });
-    char user[40];
-    harness_marker(user, sizeof(user), "pin");
-    char *cred = fmt("{\"username\":\"%s\",\"password\":\"violet-Anchor-7392-lamp\"}", user);
-    free(json_call("POST", "/v1/auth/register", NULL, cred, 201));
-    char *login = json_call("POST", "/v1/auth/login", NULL, cred, 200);
-    char *t = strstr(login, "\"token\":\"");
-    cr_assert_not_null(t);
-    t += strlen("\"token\":\"");
-    char *token = strndup(t, strcspn(t, "\""));
-    char *content = malloc(60001);
-    cr_assert_not_null(content);
-    memset(content, 'x', 60000);
-    content[60000] = 0;
-    char *note = fmt("{\"title\":\"big\",\"content\":\"%s\"}", content);
-    for (int i = 0; i < 100; i++)   /* an export of ~6 MB */
-        free(json_call("POST", "/v1/notes", token, note, 201));
+    char *token = user_with_big_notes("pin", 100);   /* an export of ~6 MB */
 
     char *get = fmt("GET /v1/me/export HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n\r\n", token);
     enum { N = 6 };
@@ -1885,9 +1878,5 @@ Test(edge, queued_large_answers_are_bounded_in_total, .init = prep, .fini = fini
     cr_assert_eq(status, 200, "the closed connections' output was never released from the count");
     free(auth);
     free(get);
-    free(note);
-    free(content);
     free(token);
-    free(login);
-    free(cred);
 }
