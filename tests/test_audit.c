@@ -958,6 +958,18 @@ Test(audit, retention_keeps_a_young_file_and_everything_after_it)
     assert_verifies();
 }
 
+/* `lines` records at a 4 KiB cap with at most `max_files` files, the
+ * writer closed; how many rotated files there are. */
+static size_t rotated_trail(unsigned max_files, int lines)
+{
+    cfg.audit_max_bytes = 4096;
+    cfg.audit_max_files = max_files;
+    struct audit *a = open_log();
+    record_n(a, lines);
+    audit_close(a);
+    return count_rotated();
+}
+
 /* Someone who can write the audit folder must not be able to make the
  * trail delete its own files on a signed record. Files planted under a
  * rotated file's name (empty, or anything whose last line this trail did
@@ -965,12 +977,7 @@ Test(audit, retention_keeps_a_young_file_and_everything_after_it)
  * pruned: `audit verify` reports them. */
 Test(audit, planted_files_do_not_push_real_ones_out)
 {
-    cfg.audit_max_bytes = 4096;
-    cfg.audit_max_files = 5;
-    struct audit *a = open_log();
-    record_n(a, 40);
-    audit_close(a);
-    size_t real = count_rotated();
+    size_t real = rotated_trail(5, 40);
     cr_assert_geq(real, 2);
     cr_assert_leq(real, 4);
     size_t prunes = count_events(AUDIT_EV_PRUNE);
@@ -981,7 +988,7 @@ Test(audit, planted_files_do_not_push_real_ones_out)
         cr_assert_geq(fd, 0);
         close(fd);
     }
-    a = open_log();                       /* retention runs at open */
+    struct audit *a = open_log();         /* retention runs at open */
     audit_close(a);
     cr_assert_eq(count_events(AUDIT_EV_PRUNE), prunes, "a real file was pruned to make room for planted ones");
     cr_assert_eq(count_rotated(), real + 6);
@@ -1036,12 +1043,7 @@ Test(audit, retention_runs_at_open)
  * finding, not a note. */
 Test(audit, lines_cut_from_the_newest_file_are_found)
 {
-    cfg.audit_max_bytes = 4096;
-    cfg.audit_max_files = 100;
-    struct audit *a = open_log();
-    record_n(a, 60);
-    audit_close(a);
-    size_t n = count_rotated();
+    size_t n = rotated_trail(100, 60);
     cr_assert_geq(n, 2);
     cr_assert_eq(unlink(in_dir(AUDIT_CURRENT)), 0);
     assert_problem("there is no audit.log");

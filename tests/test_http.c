@@ -1606,6 +1606,16 @@ static void defer_dispatch(void *arg, const struct http_request *req, struct htt
     res->job = &the_job.base;
 }
 
+/* A connection whose request deferred a job (the_job), not yet taken. */
+static struct http_conn *deferred_conn(const char *in)
+{
+    struct http_conn *h = http_conn_new(&http_default_limits, defer_dispatch, NULL);
+    cr_assert_not_null(h);
+    feed_str(h, in);
+    cr_assert(http_conn_waiting(h));
+    return h;
+}
+
 /* A connection freed while a handler's job waits unstarted (its work never
  * ran): done() must still release the job, and must be told the work did
  * not run, so it answers nothing and changes nothing. Before, done() ran as
@@ -1613,10 +1623,7 @@ static void defer_dispatch(void *arg, const struct http_request *req, struct htt
  * password matched". */
 Test(http, a_job_that_never_started_is_cancelled_when_its_connection_goes)
 {
-    struct http_conn *h = http_conn_new(&http_default_limits, defer_dispatch, NULL);
-    cr_assert_not_null(h);
-    feed_str(h, GOOD);
-    cr_assert(http_conn_waiting(h));
+    struct http_conn *h = deferred_conn(GOOD);
     http_conn_free(h);
     cr_assert_eq(the_job.done_calls, 1, "done() ran %d times", the_job.done_calls);
     cr_assert(the_job.cancelled_at_done, "done() was not told that the work never ran");
@@ -1624,9 +1631,7 @@ Test(http, a_job_that_never_started_is_cancelled_when_its_connection_goes)
 
 Test(http, a_job_that_ran_is_not_cancelled)
 {
-    struct http_conn *h = http_conn_new(&http_default_limits, defer_dispatch, NULL);
-    cr_assert_not_null(h);
-    feed_str(h, GOOD);
+    struct http_conn *h = deferred_conn(GOOD);
     struct http_job *job = http_conn_take_job(h);
     cr_assert_eq(job, &the_job.base);
     job->work(job);
@@ -1643,12 +1648,10 @@ Test(http, a_job_that_ran_is_not_cancelled)
  * for a client that was gone. */
 Test(http, input_behind_a_job_is_dropped_when_the_connection_closes)
 {
-    struct http_conn *h = http_conn_new(&http_default_limits, defer_dispatch, NULL);
-    cr_assert_not_null(h);
     defer_calls = 0;
     char two[2 * sizeof(GOOD)];
     snprintf(two, sizeof(two), "%s%s", GOOD, GOOD);
-    feed_str(h, two);
+    struct http_conn *h = deferred_conn(two);
     cr_assert_eq(defer_calls, 1);
     struct http_job *job = http_conn_take_job(h);
     cr_assert_not_null(job);
@@ -1701,9 +1704,7 @@ Test(http, a_large_answer_past_the_output_budget_is_a_503)
  * released (its memory, and for a password job the password, kept). */
 Test(http, a_taken_job_that_cannot_start_is_cancelled_once)
 {
-    struct http_conn *h = http_conn_new(&http_default_limits, defer_dispatch, NULL);
-    cr_assert_not_null(h);
-    feed_str(h, GOOD);
+    struct http_conn *h = deferred_conn(GOOD);
     struct http_job *job = http_conn_take_job(h);
     cr_assert_eq(job, &the_job.base);
     http_conn_cancel_job(h);
