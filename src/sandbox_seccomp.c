@@ -6,9 +6,9 @@
  * who needs it; anything else kills the whole process (SIGSYS). The filter
  * is installed on every thread at once (TSYNC) and inherited by the threads
  * libuv's pool starts later. Where an argument narrows a call cheaply, it
- * is narrowed: no executable memory, sockets only of the AF_UNIX kind the
- * readiness datagram needs, clone only for threads (never a new process),
- * signals only to ourselves.
+ * is narrowed: no executable memory, no new socket at all (the readiness
+ * datagram's socket is made before), clone only for threads (never a new
+ * process), signals only to ourselves.
  *
  * How the list was found: the whole test suite (unit and integration,
  * which start the real binary) runs with the filter on; a missing call
@@ -118,9 +118,8 @@ static int add_narrowed(scmp_filter_ctx ctx)
     struct scmp_arg_cmp no_exec = arg_masked(2, PROT_EXEC, 0);
     int rc = allow(ctx, SCMP_SYS(mmap), 1, &no_exec);
     rc = rc ? rc : allow(ctx, SCMP_SYS(mprotect), 1, &no_exec);
-    /* The readiness/stopping datagram to the service manager. */
-    struct scmp_arg_cmp unix_only = arg_eq(0, AF_UNIX);
-    rc = rc ? rc : allow(ctx, SCMP_SYS(socket), 1, &unix_only);
+    /* No new socket of any kind: the listeners are bound and the service
+     * manager's socket is made before the filter goes on (server_life.c). */
     /* Threads only: a new process (fork) needs clone without CLONE_THREAD. */
     struct scmp_arg_cmp thread = arg_masked(0, CLONE_REQUIRED, CLONE_REQUIRED);
     rc = rc ? rc : allow(ctx, SCMP_SYS(clone), 1, &thread);

@@ -123,6 +123,9 @@ struct server {
     uint64_t rejected[SERVER_REJECT_KINDS]; /* by status, server_reject_statuses */
     struct server_ips ips;
     struct server_redirect *redirect;
+    /* The datagram socket to $NOTIFY_SOCKET, made before the sandbox (the
+     * filter allows no new socket); -1 without one. */
+    int notify_fd;
     bool draining;
     bool stopped;                      /* the stop was reported */
     uint8_t read_buf[READ_CHUNK];      /* shared: reads are handled at once */

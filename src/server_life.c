@@ -22,11 +22,20 @@
 /* ---- systemd readiness -------------------------------------------------- */
 
 /* sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET. Tests use
- * the same protocol as readiness signal, so nobody sleeps to wait for us. */
-static void notify(const struct config *cfg, const char *msg)
+ * the same protocol as readiness signal, so nobody sleeps to wait for us.
+ * The socket is made once, before the sandbox: its filter allows no new
+ * socket at all. */
+static void notify_open(struct server *s)
 {
-    const char *path = cfg->notify_socket;
-    if (!path)
+    s->notify_fd = -1;
+    if (s->cfg->notify_socket)
+        s->notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+}
+
+static void notify(const struct server *s, const char *msg)
+{
+    const char *path = s->cfg->notify_socket;
+    if (!path || s->notify_fd < 0)
         return;
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     size_t len = strlen(path);
@@ -35,13 +44,9 @@ static void notify(const struct config *cfg, const char *msg)
     memcpy(sa.sun_path, path, len);
     if (path[0] == '@')
         sa.sun_path[0] = 0;    /* abstract namespace */
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return;
     socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
-    if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa, salen) < 0)
+    if (sendto(s->notify_fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa, salen) < 0)
         log_warn("cannot notify the service manager: %s", strerror(errno));
-    close(fd);
 }
 
 /* ---- shutdown ------------------------------------------------------------ */
@@ -86,7 +91,7 @@ static void on_signal(uv_signal_t *sig, int signum)
     if (s->draining)
         return;
     log_info("received %s: stopping", signum == SIGINT ? "SIGINT" : "SIGTERM");
-    notify(s->cfg, "STOPPING=1");
+    notify(s, "STOPPING=1");
     s->draining = true;
     close_if_open((uv_handle_t *)&s->listener);
     server_redirect_stop(s->redirect);
@@ -172,7 +177,7 @@ static int start_serving(struct server *s)
     char msg[200];
     snprintf(msg, sizeof(msg), "READY=1\nSTATUS=listening\nX_NOTESD_PORT=%d\nX_NOTESD_REDIRECT_PORT=%d\nMAINPID=%ld",
              port, redirect_port, (long)getpid());
-    notify(s->cfg, msg);
+    notify(s, msg);
     return 0;
 }
 
@@ -188,16 +193,15 @@ int server_run(const struct config *cfg, struct tls_ctx *tls, const struct http_
     s->app = app;
     s->hooks = hooks;
     TAILQ_INIT(&s->held);
+    notify_open(s);
     /* A write to a reset peer must fail with EPIPE, not kill the server. */
-    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR || uv_loop_init(&s->loop) != 0) {
+        if (s->notify_fd >= 0)
+            close(s->notify_fd);
         free(s);
         return ERR_INTERNAL;
     }
-    int rc = uv_loop_init(&s->loop);
-    if (rc != 0) {
-        free(s);
-        return ERR_INTERNAL;
-    }
+    int rc;
     rc = bind_listener(s);
     if (rc == 0) {
         uv_signal_init(&s->loop, &s->sigint);
@@ -214,6 +218,8 @@ int server_run(const struct config *cfg, struct tls_ctx *tls, const struct http_
     server_ips_cleanup(&s->ips);
     if (uv_loop_close(&s->loop) != 0)
         log_warn("event loop closed with handles still open");
+    if (s->notify_fd >= 0)
+        close(s->notify_fd);
     free(s);
     if (rc == 0)
         log_info("stopped");
