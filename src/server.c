@@ -378,6 +378,7 @@ static int job_submit(struct server *s, struct job_req *j)
     if (uv_queue_work(&s->loop, &j->req, job_work, job_after) != 0)
         return ERR_INTERNAL;
     s->jobs_running++;
+    log_debug("handler job started (%u running)", s->jobs_running);
     return 0;
 }
 
