@@ -133,6 +133,9 @@ struct http_field_error {
  *  (HTTP_BIG_BODY or more) only while the budget holds room for it. A
  *  handler with a large answer asks before it records success. */
 bool http_response_fits(const struct http_response *res);
+/** Replaces res with a 503 problem saying `detail`, with Retry-After
+ *  (seconds, as text): every "try again later" answer goes through here. */
+void http_unavailable(struct http_response *res, const char *detail, const char *retry_after);
 /** Replaces res with a 503 "busy sending" answer (Retry-After). */
 void http_refuse_busy(struct http_response *res);
 

@@ -87,11 +87,16 @@ bool http_response_fits(const struct http_response *res)
     return n < HTTP_BIG_BODY || !b || (b->queued <= b->max && n <= b->max - b->queued);
 }
 
-void http_refuse_busy(struct http_response *res)
+void http_unavailable(struct http_response *res, const char *detail, const char *retry_after)
 {
     http_response_clear(res);
-    http_problem(res, 503, NULL, "The server is busy sending large answers; try again later.");
-    (void)http_add_header(res, "Retry-After", "5");
+    http_problem(res, 503, NULL, detail);
+    (void)http_add_header(res, "Retry-After", retry_after);
+}
+
+void http_refuse_busy(struct http_response *res)
+{
+    http_unavailable(res, "The server is busy sending large answers; try again later.", "5");
 }
 
 /* A response that does not fit is replaced by a 500 (never sent half). A

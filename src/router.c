@@ -344,18 +344,14 @@ static bool changes_or_exports(const struct route *r)
 
 static void refuse_unaudited(struct http_response *res)
 {
-    http_response_clear(res);
-    http_problem(res, 503, NULL, "The server cannot record this request right now; try again later.");
-    http_add_header(res, "Retry-After", "30");
+    http_unavailable(res, "The server cannot record this request right now; try again later.", "30");
 }
 
 /* The guard's write transaction could not begin (another writer kept the
  * database past the busy timeout): nothing runs, nothing changes. */
 void route_refuse_busy(struct http_response *res)
 {
-    http_response_clear(res);
-    http_problem(res, 503, NULL, "The server is busy; try again later.");
-    http_add_header(res, "Retry-After", "5");
+    http_unavailable(res, "The server is busy; try again later.", "5");
 }
 
 /* Close the guard's transaction according to the trail. */
