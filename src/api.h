@@ -41,6 +41,11 @@ struct buf;
 
 /** Generic 500: names nothing about the server. */
 void api_fail_internal(struct route_ctx *ctx, const char *event);
+/** A large answer built in ctx->res that the output budget has no room
+ *  for (http_response_fits()): replaced by the 503 and recorded as `event`
+ *  error "busy". true when refused; call before recording success. */
+bool api_refused_when_busy(struct route_ctx *ctx, const char *event, const char *resource_type,
+                           int64_t resource_id);
 /** Record an audit event for this request (who = the principal). */
 void api_audit(struct route_ctx *ctx, const char *event, const char *resource_type,
                int64_t resource_id, int result, int status, const char *reason);

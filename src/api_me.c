@@ -111,11 +111,8 @@ void api_me_export(struct route_ctx *ctx)
         api_fail_internal(ctx, "user.export");
         return;
     }
-    if (!http_response_fits(ctx->res)) {
-        http_refuse_busy(ctx->res);
-        api_audit(ctx, "user.export", "user", ctx->who.user_id, AUDIT_ERROR, 503, "busy");
+    if (api_refused_when_busy(ctx, "user.export", "user", ctx->who.user_id))
         return;
-    }
     ctx->res->status = 200;
     api_audit(ctx, "user.export", "user", ctx->who.user_id, AUDIT_SUCCESS, 200, NULL);
 }

@@ -238,11 +238,8 @@ void api_notes_page(struct route_ctx *ctx, int64_t owner, bool with_owner, const
         api_fail_internal(ctx, event);
         return;
     }
-    if (!http_response_fits(ctx->res)) {
-        http_refuse_busy(ctx->res);
-        api_audit(ctx, event, NULL, 0, AUDIT_ERROR, 503, "busy");
+    if (api_refused_when_busy(ctx, event, NULL, 0))
         return;
-    }
     ctx->res->status = 200;
     api_audit(ctx, event, NULL, 0, AUDIT_SUCCESS, 200, NULL);
 }

@@ -30,6 +30,16 @@ void api_fail_internal(struct route_ctx *ctx, const char *event)
     api_audit(ctx, event, NULL, 0, AUDIT_ERROR, 500, "internal");
 }
 
+bool api_refused_when_busy(struct route_ctx *ctx, const char *event, const char *resource_type,
+                           int64_t resource_id)
+{
+    if (http_response_fits(ctx->res))
+        return false;
+    http_refuse_busy(ctx->res);
+    api_audit(ctx, event, resource_type, resource_id, AUDIT_ERROR, 503, "busy");
+    return true;
+}
+
 void api_audit(struct route_ctx *ctx, const char *event, const char *resource_type,
                int64_t resource_id, int result, int status, const char *reason)
 {
