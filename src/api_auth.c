@@ -110,13 +110,6 @@ static void lower_priority(void)
         lowered = true;
 }
 
-static uint64_t mono_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
 /* Unknown names are checked against a hash made with the current settings,
  * accounts against their own, which may predate a change of the settings
  * and cost less (or more). So a failed login takes at least as long as a
@@ -125,27 +118,27 @@ static uint64_t mono_ns(void)
  * before the first one, one check of the dummy hash measures it. */
 static void check_login(struct pw_job *j, const struct crypto_argon2 *params)
 {
-    uint64_t t0 = mono_ns();
+    uint64_t t0 = utc_monotonic_ms();
     j->verify_rc = crypto_password_verify(j->phc, j->pw, j->pw_len, params, &j->rehash);
-    uint64_t took = mono_ns() - t0;
+    uint64_t took = utc_monotonic_ms() - t0;
     if (crypto_password_same_params(j->phc, params)) {
-        uint64_t mean = atomic_load(&j->app->check_ns);
-        atomic_store(&j->app->check_ns, mean ? (mean * 7 + took) / 8 : took);
+        uint64_t mean = atomic_load(&j->app->check_ms);
+        atomic_store(&j->app->check_ms, mean ? (mean * 7 + took) / 8 : took);
         return;
     }
     if (j->verify_rc == 0 && j->user_ok)
         return;                     /* the right password: nothing left to hide */
-    uint64_t want = atomic_load(&j->app->check_ns);
+    uint64_t want = atomic_load(&j->app->check_ms);
     if (want == 0) {
         bool unused;
-        t0 = mono_ns();
+        t0 = utc_monotonic_ms();
         (void)crypto_password_verify(j->dummy_phc, j->pw, j->pw_len, params, &unused);
-        atomic_store(&j->app->check_ns, mono_ns() - t0);
+        atomic_store(&j->app->check_ms, utc_monotonic_ms() - t0);
         return;
     }
     if (took >= want)
         return;
-    struct timespec left = { (time_t)((want - took) / 1000000000u), (long)((want - took) % 1000000000u) };
+    struct timespec left = { (time_t)((want - took) / 1000), (long)((want - took) % 1000) * 1000000L };
     while (nanosleep(&left, &left) != 0 && errno == EINTR)
         ;
 }

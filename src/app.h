@@ -26,8 +26,8 @@ struct app {
     struct audit *audit;
     struct crypto_argon2 argon2;   /* from cfg, for password jobs */
     /* How long a password check under `argon2` takes here (a running mean,
-     * ns; 0 until measured). Written and read by pool threads. */
-    _Atomic uint64_t check_ns;
+     * ms; 0 until measured). Written and read by pool threads. */
+    _Atomic uint64_t check_ms;
     /* Abuse limits (NULL: that limit is off). */
     struct ratelimit *rl_ip;       /* every request, per client address */
     struct ratelimit *rl_auth_ip;  /* login and register, per client address */
