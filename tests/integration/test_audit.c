@@ -2068,3 +2068,71 @@ Test(jobs, of_two_overlapping_password_changes_only_one_succeeds, .init = prep, 
     free(t1);
     free(t2);
 }
+
+struct bg_login {
+    pthread_t thread;
+    const char *name, *pw;
+    long status;
+    char rid[RID_MAX];
+};
+
+static void *bg_login_run(void *arg)
+{
+    struct bg_login *l = arg;
+    char *body = body2("username", l->name, "password", l->pw);
+    const char *hdrs[] = { "Expect:", "Content-Type: application/json", NULL };
+    struct request_opts o = { .method = "POST", .body = body, .headers = hdrs };
+    struct response r;
+    harness_request(&srv, "/v1/auth/login", &o, &r);
+    l->status = r.curl_code == CURLE_OK ? r.status : -1;
+    char *id = response_header(&r, "X-Request-Id");
+    snprintf(l->rid, sizeof(l->rid), "%s", id ? id : "");
+    free(id);
+    response_free(&r);
+    free(body);
+    return NULL;
+}
+
+/* The guard opens a second transaction when a password job finishes. If
+ * another writer holds the database past the busy timeout then, the job
+ * must change nothing: no session for a login, the answer a 503 recorded
+ * as store_busy. (Without the refusal its statements ran in autocommit.)
+ * Readiness: the debug line that the job started; the lock is taken while
+ * it hashes and held until the answer arrives. */
+Test(jobs, a_job_finishing_on_a_busy_store_changes_nothing, .init = prep, .fini = finish, .timeout = 60)
+{
+    harness_setenv(&srv, "NOTES_REGISTRATION", "open");
+    harness_setenv(&srv, "NOTES_ARGON2_TIME", "12");
+    harness_setenv(&srv, "NOTES_LOG_LEVEL", "debug");
+    harness_start(&srv);
+    char user[40], rid[RID_MAX];
+    harness_marker(user, sizeof(user), "busy_");
+    do_register(user, PW_ALICE, 201, NULL);
+    char *before = db_text("SELECT count(*) FROM sessions");
+    size_t started = jobs_started();
+    struct bg_login l = { .name = user, .pw = PW_ALICE };
+    cr_assert_eq(pthread_create(&l.thread, NULL, bg_login_run, &l), 0);
+    time_t until = time(NULL) + 30;
+    while (jobs_started() < started + 1) {
+        cr_assert(time(NULL) < until, "the login job never started");
+        nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+    }
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open_v2(harness_getenv(&srv, "NOTES_DB"), &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    pthread_join(l.thread, NULL);
+    cr_assert_eq(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    cr_assert_eq(l.status, 503, "login on a busy store: %ld", l.status);
+    char *after = db_text("SELECT count(*) FROM sessions");
+    cr_assert_str_eq(after, before, "a session was made while the guard had no transaction");
+    snprintf(rid, sizeof(rid), "%s", l.rid);
+    struct alog lg;
+    log_load(audit_dir(), &lg);
+    expect_line(by_rid(&lg, rid, NULL), &(struct want){ .event = "auth.login", .actor = ANY, .role = ANY,
+                                                        .resource = ANY, .result = "error", .reason = "store_busy",
+                                                        .status = 503 }, "login on a busy store");
+    log_free(&lg);
+    free(before);
+    free(after);
+}
