@@ -106,7 +106,9 @@ static int delete_account(struct pw_job *j)
 static void lower_priority(void)
 {
     static _Thread_local bool lowered;
-    if (!lowered && setpriority(PRIO_PROCESS, (id_t)gettid(), 10) == 0)
+    /* Linux: PRIO_PROCESS with 0 is the calling thread (nice is per thread);
+     * seccomp allows no other target. */
+    if (!lowered && setpriority(PRIO_PROCESS, 0, 10) == 0)
         lowered = true;
 }
 

@@ -8,7 +8,7 @@
  * libuv's pool starts later. Where an argument narrows a call cheaply, it
  * is narrowed: no executable memory, no new socket at all (the readiness
  * datagram's socket is made before), clone only for threads (never a new
- * process), signals only to ourselves.
+ * process), signals, limits and priorities only to ourselves.
  *
  * How the list was found: the whole test suite (unit and integration,
  * which start the real binary) runs with the filter on; a missing call
@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -42,8 +43,7 @@ static const int plain[] = {
     SCMP_SYS(brk), SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(madvise),
     /* Threads (libuv's pool, argon2 lanes) and their synchronisation. */
     SCMP_SYS(futex), SCMP_SYS(set_robust_list), SCMP_SYS(rseq), SCMP_SYS(sched_yield),
-    SCMP_SYS(sched_getaffinity), SCMP_SYS(getrlimit), SCMP_SYS(prlimit64), SCMP_SYS(exit),
-    SCMP_SYS(exit_group),
+    SCMP_SYS(sched_getaffinity), SCMP_SYS(getrlimit), SCMP_SYS(exit), SCMP_SYS(exit_group),
     /* Files: SQLite (database, -wal, -shm), the audit folder. Where they
      * may be is Landlock's job (sandbox_landlock.c). */
     SCMP_SYS(openat), SCMP_SYS(pread64), SCMP_SYS(pwrite64), SCMP_SYS(lseek), SCMP_SYS(fsync),
@@ -57,9 +57,6 @@ static const int plain[] = {
     SCMP_SYS(clock_gettime), SCMP_SYS(clock_getres), SCMP_SYS(gettimeofday), SCMP_SYS(time),
     SCMP_SYS(nanosleep), SCMP_SYS(clock_nanosleep), SCMP_SYS(getrandom), SCMP_SYS(getpid),
     SCMP_SYS(gettid), SCMP_SYS(getuid), SCMP_SYS(geteuid), SCMP_SYS(getgid), SCMP_SYS(getegid),
-    /* Password jobs lower their worker thread's priority (api_auth.c);
-     * without CAP_SYS_NICE a thread can only be made nicer. */
-    SCMP_SYS(setpriority),
 };
 
 #define N_PLAIN (sizeof(plain) / sizeof(plain[0]))
@@ -76,7 +73,7 @@ static const int sanitizer_extra[] = {
 #else
 #define CLONE_REQUIRED CLONE_THREAD
 #endif
-#define N_NARROWED 7   /* mmap, mprotect, socket, clone, ioctl, tgkill, kill */
+#define N_NARROWED 8   /* mmap, mprotect, clone, ioctl, tgkill, kill, prlimit64, setpriority */
 
 const char *sandbox_seccomp_version(void)
 {
@@ -134,6 +131,14 @@ static int add_narrowed(scmp_filter_ctx ctx)
     struct scmp_arg_cmp us = arg_eq(0, (scmp_datum_t)self);
     rc = rc ? rc : allow(ctx, SCMP_SYS(tgkill), 1, &us);
     rc = rc ? rc : allow(ctx, SCMP_SYS(kill), 1, &us);
+    /* Limits (glibc's getrlimit is prlimit64 on pid 0) and priority (password
+     * jobs lower their own thread's, api_auth.c) of this process only: a
+     * compromised server must not raise another process's soft limits or
+     * renice it, nor every process of a user. */
+    struct scmp_arg_cmp own = arg_eq(0, 0);
+    rc = rc ? rc : allow(ctx, SCMP_SYS(prlimit64), 1, &own);
+    struct scmp_arg_cmp prio[2] = { arg_eq(0, PRIO_PROCESS), arg_eq(1, 0) };
+    rc = rc ? rc : allow(ctx, SCMP_SYS(setpriority), 2, prio);
     return rc;
 }
 

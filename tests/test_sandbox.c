@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -153,6 +154,61 @@ Test(sandbox, seccomp_kills_the_process_on_a_new_inet_socket)
     char seen[8];
     int st = in_child(inet_socket_after_filter, seen, sizeof(seen));
     assert_killed_by_sigsys(st, seen, "F");
+}
+
+/* Limits and priorities: of this process (pid 0, the calling thread) only,
+ * so a compromised server cannot raise another process's limits (within
+ * the hard limit) or renice it. */
+static pid_t parent;
+
+static void limit_of_another_process_after_filter(void)
+{
+    filtered();
+    struct rlimit r;
+    if (prlimit(0, RLIMIT_NOFILE, NULL, &r) != 0 || setpriority(PRIO_PROCESS, 0, 5) != 0)
+        _exit(3);
+    mark('S');    /* its own still work */
+    prlimit(parent, RLIMIT_NOFILE, NULL, &r);
+    mark('E');
+}
+
+Test(sandbox, seccomp_kills_the_process_on_a_limit_of_another_process)
+{
+    char seen[8];
+    parent = getpid();
+    int st = in_child(limit_of_another_process_after_filter, seen, sizeof(seen));
+    assert_killed_by_sigsys(st, seen, "FS");
+}
+
+static void priority_of_another_process_after_filter(void)
+{
+    filtered();
+    mark('S');
+    setpriority(PRIO_PROCESS, (id_t)parent, 19);
+    mark('E');
+}
+
+Test(sandbox, seccomp_kills_the_process_on_a_priority_of_another_process)
+{
+    char seen[8];
+    parent = getpid();
+    int st = in_child(priority_of_another_process_after_filter, seen, sizeof(seen));
+    assert_killed_by_sigsys(st, seen, "FS");
+}
+
+static void priority_of_a_user_after_filter(void)
+{
+    filtered();
+    mark('S');
+    setpriority(PRIO_USER, 0, 19);
+    mark('E');
+}
+
+Test(sandbox, seccomp_kills_the_process_on_a_priority_of_a_user)
+{
+    char seen[8];
+    int st = in_child(priority_of_a_user_after_filter, seen, sizeof(seen));
+    assert_killed_by_sigsys(st, seen, "FS");
 }
 
 static void *thread_body(void *arg)

@@ -1998,6 +1998,60 @@ static size_t jobs_started(void)
     return n;
 }
 
+/* Does a thread of `pid` run at nice `nice`? (/proc/PID/task/TID/stat,
+ * field 19, after the command name's closing parenthesis.) */
+static bool a_thread_at_nice(pid_t pid, long nice)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    cr_assert_not_null(d);
+    bool found = false;
+    for (struct dirent *e; !found && (e = readdir(d));) {
+        char stat[320], line[512];
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(stat, sizeof(stat), "/proc/%d/task/%s/stat", (int)pid, e->d_name);
+        FILE *f = fopen(stat, "r");
+        if (!f)
+            continue;                     /* the thread ended meanwhile */
+        size_t n = fread(line, 1, sizeof(line) - 1, f);
+        fclose(f);
+        line[n] = '\0';
+        char *p = strrchr(line, ')');
+        for (int field = 2; p && field < 19; field++)
+            p = strchr(p + 1, ' ');
+        found = p && strtol(p + 1, NULL, 10) == nice;
+    }
+    closedir(d);
+    return found;
+}
+
+/* argon2id runs at nice 10 (api_auth.c) so a login storm leaves the CPU to
+ * the event loop; seccomp allows setpriority on the calling thread only. */
+Test(jobs, passwords_hash_on_a_thread_at_nice_10, .init = prep, .fini = finish, .timeout = 120)
+{
+    harness_setenv(&srv, "NOTES_ARGON2_TIME", "40");
+    harness_setenv(&srv, "NOTES_LOG_LEVEL", "debug");
+    errno = 0;
+    int base = getpriority(PRIO_PROCESS, 0);      /* the server inherits ours */
+    if (errno == 0 && base >= 10)
+        cr_skip_test("this test runs at nice %d already: there is nothing to lower", base);
+    harness_start(&srv);
+    cr_assert(!a_thread_at_nice(srv.pid, 10), "a thread ran at nice 10 before any password job");
+    size_t started = jobs_started();
+    atomic_int finished = 0;
+    struct storm_login l = { .finished = &finished };
+    harness_marker(l.name, sizeof(l.name), "nobody_");
+    cr_assert_eq(pthread_create(&l.thread, NULL, storm_login, &l), 0);
+    bool seen = false;
+    while (!seen && atomic_load(&finished) == 0)    /* bounded: the login's answer */
+        seen = jobs_started() > started && a_thread_at_nice(srv.pid, 10);
+    pthread_join(l.thread, NULL);
+    cr_assert_eq(l.status, 401);
+    cr_assert(seen || a_thread_at_nice(srv.pid, 10), "no thread of the server ran at nice 10");
+}
+
 /* A login checks the hash it read when it arrived; a password change may
  * commit while that check runs. The login must then fail: it used to make
  * a session for the old password after the change had revoked every other
