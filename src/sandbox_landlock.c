@@ -9,7 +9,8 @@
  * is denied, execution included. The certificate and key are read once at
  * start-up and never again, so they get no rule at all. On ABI 4 and later
  * TCP bind and connect are denied too: the listeners are bound already, and
- * the server never dials out.
+ * the server never dials out. On ABI 6 and later it can neither signal a
+ * process outside its sandbox nor connect to one's abstract unix socket.
  *
  * The ruleset handles every right the running kernel knows (so a newer
  * right is not silently left open) and grants only what the folders need.
@@ -21,6 +22,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stddef.h>
 #include <linux/landlock.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -37,15 +39,21 @@
 #endif
 #define NET_BIND_TCP (1ULL << 0)                   /* ABI 4 */
 #define NET_CONNECT_TCP (1ULL << 1)
+#define SCOPE_ABSTRACT_UNIX_SOCKET (1ULL << 0)     /* ABI 6 */
+#define SCOPE_SIGNAL (1ULL << 1)
 
-/* struct landlock_ruleset_attr as of ABI 4; the size passed tells the
+/* struct landlock_ruleset_attr as of ABI 6; the size passed tells the
  * kernel which fields we know. */
 struct ruleset_attr {
     uint64_t handled_access_fs;
     /* Set positionally below and read only by the kernel: handling TCP
-     * bind and connect with no net rule denies both (ABI 4 and later). */
+     * bind and connect with no net rule denies both (ABI 4 and later);
+     * the scopes deny signals to, and connections to abstract unix sockets
+     * of, processes outside the sandbox (ABI 6 and later). */
     // cppcheck-suppress unusedStructMember
     uint64_t handled_access_net;
+    // cppcheck-suppress unusedStructMember
+    uint64_t scoped;
 };
 
 #define FS_ABI1 ((LANDLOCK_ACCESS_FS_MAKE_SYM << 1) - 1)   /* bits 0..12 */
@@ -123,8 +131,11 @@ int sandbox_landlock_apply(const struct config *cfg, char *err, size_t errlen)
     }
     if (abi == 0)
         return 1;
-    struct ruleset_attr attr = { handled_fs(abi), abi >= 4 ? NET_BIND_TCP | NET_CONNECT_TCP : 0 };
-    size_t size = abi >= 4 ? sizeof(attr) : sizeof(attr.handled_access_fs);
+    struct ruleset_attr attr = { handled_fs(abi), abi >= 4 ? NET_BIND_TCP | NET_CONNECT_TCP : 0,
+                                 abi >= 6 ? SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL : 0 };
+    size_t size = abi >= 6   ? sizeof(attr)
+                  : abi >= 4 ? offsetof(struct ruleset_attr, scoped)
+                             : sizeof(attr.handled_access_fs);
     int ruleset = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0);
     if (ruleset < 0) {
         if (errno == ENOSYS || errno == EOPNOTSUPP)

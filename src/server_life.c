@@ -23,29 +23,33 @@
 
 /* sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET. Tests use
  * the same protocol as readiness signal, so nobody sleeps to wait for us.
- * The socket is made once, before the sandbox: its filter allows no new
- * socket at all. */
+ * The socket is made and connected once, before the sandbox: its filter
+ * allows no new socket at all, and Landlock's scopes (ABI 6) forbid
+ * reaching an abstract socket ("@name", as systemd may give it) made
+ * outside the sandbox; a socket connected before keeps its peer. */
 static void notify_open(struct server *s)
 {
-    s->notify_fd = -1;
-    if (s->cfg->notify_socket)
-        s->notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-}
-
-static void notify(const struct server *s, const char *msg)
-{
     const char *path = s->cfg->notify_socket;
-    if (!path || s->notify_fd < 0)
-        return;
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    size_t len = strlen(path);
+    size_t len = path ? strlen(path) : 0;
+    s->notify_fd = -1;
     if (len == 0 || len >= sizeof(sa.sun_path) || (path[0] != '/' && path[0] != '@'))
         return;
     memcpy(sa.sun_path, path, len);
     if (path[0] == '@')
         sa.sun_path[0] = 0;    /* abstract namespace */
     socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
-    if (sendto(s->notify_fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa, salen) < 0)
+    s->notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s->notify_fd >= 0 && connect(s->notify_fd, (struct sockaddr *)&sa, salen) != 0) {
+        log_warn("cannot reach the service manager's notify socket: %s", strerror(errno));
+        close(s->notify_fd);
+        s->notify_fd = -1;
+    }
+}
+
+static void notify(const struct server *s, const char *msg)
+{
+    if (s->notify_fd >= 0 && send(s->notify_fd, msg, strlen(msg), MSG_NOSIGNAL) < 0)
         log_warn("cannot notify the service manager: %s", strerror(errno));
 }
 

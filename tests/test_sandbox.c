@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -324,6 +325,48 @@ Test(sandbox, landlock_confines_files_to_the_state_folders, .init = make_folders
     cr_assert(WIFEXITED(st), "killed by signal %d", WTERMSIG(st));
     cr_assert_eq(WEXITSTATUS(st), 0, "step '%c' failed (got as far as \"%s\")", 'a' + WEXITSTATUS(st) - 10, seen);
     cr_assert_str_eq(seen, "abcdefghi");
+}
+
+/* ABI 6 and later: no signal to, and no connection to an abstract unix
+ * socket of, a process outside the sandbox (seccomp refuses new sockets
+ * and foreign signals too; this holds with NOTES_SECCOMP=off as well). */
+static char abstract_name[64];
+
+static void scoped(void)
+{
+    char err[256];
+    step(kill(parent, 0) == 0, 'a');             /* before: allowed */
+    step(sandbox_no_new_privs(err, sizeof(err)) == 0 && sandbox_landlock_apply(&cfg, err, sizeof(err)) == 0, 'b');
+    step(kill(parent, 0) != 0 && errno == EPERM, 'c');
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    size_t n = strlen(abstract_name + 1) + 1;
+    memcpy(sa.sun_path, abstract_name, n);
+    step(fd >= 0 && connect(fd, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) != 0 &&
+             errno == EPERM, 'd');
+    close(fd);
+}
+
+Test(sandbox, landlock_scopes_signals_and_abstract_sockets, .init = make_folders, .fini = remove_folders)
+{
+    if (sandbox_landlock_abi() < 6)
+        cr_skip("this kernel's Landlock has no scopes (ABI < 6)");
+    parent = getpid();
+    /* A listener outside the sandbox, on an abstract name (leading NUL). */
+    snprintf(abstract_name + 1, sizeof(abstract_name) - 1, "notesd-test-%d", (int)parent);
+    size_t n = strlen(abstract_name + 1) + 1;
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    memcpy(sa.sun_path, abstract_name, n);
+    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(l, 0);
+    cr_assert_eq(bind(l, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)), 0);
+    cr_assert_eq(listen(l, 1), 0);
+    char seen[16];
+    int st = in_child(scoped, seen, sizeof(seen));
+    close(l);
+    cr_assert(WIFEXITED(st), "killed by signal %d", WTERMSIG(st));
+    cr_assert_eq(WEXITSTATUS(st), 0, "step '%c' failed (got as far as \"%s\")", 'a' + WEXITSTATUS(st) - 10, seen);
+    cr_assert_str_eq(seen, "abcd");
 }
 
 /* A container or unit may refuse Landlock's system calls with EPERM (its

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,16 +191,24 @@ static pid_t spawn(struct server *s, const char *const *args)
 static int notify_socket(struct server *s)
 {
     char path[300];
-    snprintf(path, sizeof(path), "%s/notify.sock", s->dir);
-    unlink(path);   /* left by an earlier start of this server */
+    if (s->notify_abstract)
+        snprintf(path, sizeof(path), "@%s/notify", s->dir);   /* unique: the folder is */
+    else
+        snprintf(path, sizeof(path), "%s/notify.sock", s->dir);
+    if (!s->notify_abstract)
+        unlink(path);   /* left by an earlier start of this server */
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     cr_assert_geq(fd, 0);
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    cr_assert_lt(strlen(path), sizeof(sa.sun_path));
-    strcpy(sa.sun_path, path);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "bind notify: %s", strerror(errno));
+    size_t len = strlen(path);
+    cr_assert_lt(len, sizeof(sa.sun_path));
+    memcpy(sa.sun_path, path, len);
+    if (s->notify_abstract)
+        sa.sun_path[0] = '\0';
+    socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, salen), 0, "bind notify: %s", strerror(errno));
     /* A server that dropped root (to nobody) sends READY=1 after the drop. */
-    cr_assert_eq(chmod(path, 0666), 0);
+    cr_assert(s->notify_abstract || chmod(path, 0666) == 0);
     harness_setenv(s, "NOTIFY_SOCKET", path);
     return fd;
 }

@@ -29,6 +29,8 @@ struct server {
     size_t n_env;
     long fsize_limit;       /* > 0: RLIMIT_FSIZE soft limit in bytes for the
                              * commands harness_start/harness_run spawn next */
+    bool notify_abstract;   /* harness_start: NOTIFY_SOCKET in the abstract
+                             * namespace ("@name"), as systemd may give it */
 };
 
 /** Path of the notesd binary under test (from $NOTESD_BIN). */

@@ -338,6 +338,17 @@ Test(refuse, certificate_setting_absent, .init = prepare_only, .fini = finish)
     assert_refused("NOTES_TLS_CERT", "missing");
 }
 
+/* systemd may name its notify socket in the abstract namespace ("@..."):
+ * the readiness datagram must still arrive once the sandbox (Landlock's
+ * scopes forbid reaching abstract sockets made outside it) is on. */
+Test(startup, readiness_reaches_an_abstract_notify_socket, .init = prepare_only, .fini = finish)
+{
+    srv.notify_abstract = true;
+    harness_start(&srv);
+    cr_assert_gt(srv.port, 0);
+    cr_assert_eq(harness_stop(&srv), 0);
+}
+
 Test(startup, logs_the_tls_profile_and_the_settings_but_no_secret, .init = start, .fini = finish)
 {
     cr_assert_eq(harness_stop(&srv), 0);
