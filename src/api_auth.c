@@ -365,14 +365,45 @@ static void login_fail(struct pw_job *j, struct http_response *res, const char *
     job_audit(j, "auth.login", AUDIT_DENY, 401, reason);
 }
 
+static void phc_digest(const char *phc, uint8_t out[32])
+{
+    if (crypto_sha256(phc, strnlen(phc, STORE_PHC_MAX), out) != 0)
+        memset(out, 0, 32);   /* matches no upgrade: fails closed */
+}
+
+/* A login replaced `from` with `to` (same password, current settings). */
+static void note_upgrade(struct app *app, int64_t user_id, const char *from, const char *to)
+{
+    struct app_upgrade *u = &app->upgrades[app->upgrades_next++ % APP_UPGRADES];
+    u->user_id = user_id;
+    phc_digest(from, u->from);
+    phc_digest(to, u->to);
+}
+
+static bool upgraded(const struct app *app, int64_t user_id, const char *from, const char *to)
+{
+    uint8_t f[32], t[32];
+    phc_digest(from, f);
+    phc_digest(to, t);
+    for (size_t i = 0; i < APP_UPGRADES; i++) {
+        const struct app_upgrade *u = &app->upgrades[i];
+        if (u->user_id == user_id && user_id != 0 && memcmp(u->from, f, 32) == 0 && memcmp(u->to, t, 32) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* Inside the guard's write transaction: the account still holds the hash
- * this login verified, and is still enabled. */
-static bool still_current(const struct pw_job *j)
+ * this job verified (`as_read`), or the upgrade a login made of it (the
+ * same password under the current settings), and is still enabled. */
+static bool still_current(const struct pw_job *j, bool *as_read)
 {
     struct store_user u;
+    *as_read = false;
     if (store_user_get(j->app->store, j->user_id, &u) != 0)
         return false;
-    bool same = !u.disabled && strncmp(u.password_hash, j->phc, sizeof(u.password_hash)) == 0;
+    *as_read = strncmp(u.password_hash, j->phc, sizeof(u.password_hash)) == 0;
+    bool same = !u.disabled && (*as_read || upgraded(j->app, j->user_id, j->phc, u.password_hash));
     mbedtls_platform_zeroize(&u, sizeof(u));
     return same;
 }
@@ -382,7 +413,9 @@ static bool still_current(const struct pw_job *j)
 static bool caller_current(const struct pw_job *j)
 {
     struct store_session s;
-    return still_current(j) && store_session_get(j->app->store, j->token_hash, &s) == 0 && s.user_id == j->user_id;
+    bool as_read;
+    return still_current(j, &as_read) && store_session_get(j->app->store, j->token_hash, &s) == 0 &&
+           s.user_id == j->user_id;
 }
 
 static void login_done(struct http_job *base, struct http_response *res)
@@ -396,7 +429,8 @@ static void login_done(struct http_job *base, struct http_response *res)
         job_free(j);
         return;
     }
-    if (!still_current(j)) {
+    bool as_read;
+    if (!still_current(j, &as_read)) {
         /* The password was changed (or the account disabled) while this
          * login hashed: the password it checked is no longer the one. */
         throttle_failed(j->app->throttle, j->name_key, utc_monotonic_ms());
@@ -407,8 +441,8 @@ static void login_done(struct http_job *base, struct http_response *res)
     throttle_succeeded(j->app->throttle, j->name_key);
     struct app *app = j->app;
     int64_t now = (int64_t)time(NULL);
-    if (j->rehash && j->hash_rc == 0)
-        store_user_set_password(app->store, j->user_id, j->new_phc);
+    if (j->rehash && j->hash_rc == 0 && as_read && store_user_set_password(app->store, j->user_id, j->new_phc) == 0)
+        note_upgrade(app, j->user_id, j->phc, j->new_phc);
     char token[CRYPTO_TOKEN_LEN + 1];
     uint8_t hash[CRYPTO_TOKEN_HASH_LEN];
     int64_t expires = now + (int64_t)app->cfg->token_lifetime_s;

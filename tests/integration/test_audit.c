@@ -2192,3 +2192,46 @@ Test(jobs, a_job_finishing_on_a_busy_store_changes_nothing, .init = prep, .fini 
     free(before);
     free(after);
 }
+
+/* After the argon2 settings are raised, a login upgrades the account's
+ * hash. Two logins that both checked the old hash (both queued behind
+ * other password jobs, so both read it on arrival) must both succeed: the
+ * second used to find the first one's upgrade, take it for a password
+ * change, answer 401 and count a failure against the account. */
+Test(jobs, two_logins_upgrading_one_old_hash_both_succeed, .init = prep, .fini = finish, .timeout = 120)
+{
+    harness_setenv(&srv, "NOTES_REGISTRATION", "open");
+    harness_setenv(&srv, "NOTES_LOG_LEVEL", "debug");
+    harness_start(&srv);
+    char user[40];
+    harness_marker(user, sizeof(user), "upgrade_");
+    do_register(user, PW_ALICE, 201, NULL);
+    cr_assert_eq(harness_stop(&srv), 0);
+    harness_setenv(&srv, "NOTES_ARGON2_TIME", "12");
+    harness_start(&srv);
+
+    size_t started = jobs_started();
+    atomic_int finished = 0;
+    struct storm_login block[2];
+    for (int i = 0; i < 2; i++) {
+        block[i] = (struct storm_login){ .finished = &finished };
+        harness_marker(block[i].name, sizeof(block[i].name), "nobody_");
+        cr_assert_eq(pthread_create(&block[i].thread, NULL, storm_login, &block[i]), 0);
+    }
+    time_t until = time(NULL) + 60;
+    while (jobs_started() < started + 2) {
+        cr_assert(time(NULL) < until, "the two blocking logins never started");
+        nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+    }
+    struct bg_login l[2] = { { .name = user, .pw = PW_ALICE }, { .name = user, .pw = PW_ALICE } };
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(pthread_create(&l[i].thread, NULL, bg_login_run, &l[i]), 0);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(l[i].thread, NULL);
+        pthread_join(block[i].thread, NULL);
+    }
+    cr_assert_eq(l[0].status, 200, "first login: %ld", l[0].status);
+    cr_assert_eq(l[1].status, 200, "second login: %ld", l[1].status);
+    char *again = do_login(user, PW_ALICE, 200, NULL);
+    free(again);
+}
