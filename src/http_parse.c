@@ -392,34 +392,47 @@ const llhttp_settings_t *http_parse_settings(void)
 
 /* Bound the header block on the wire bytes themselves: the request line by
  * the target limit, each field line by the field limit, the block by the
- * block limit. Runs ahead of llhttp over the bytes of one message's head. */
+ * block limit. Runs ahead of llhttp over the bytes of one message's head.
+ * The counts live in locals while it runs: the bytes are uint8_t, which may
+ * alias anything, so fields of `h` would be reloaded and stored per byte. */
 int http_scan_head(struct http_conn *h, const uint8_t *p, size_t n)
 {
     const struct http_limits *lim = h->limits;
-    for (size_t i = 0; i < n && h->scan_head; i++) {
+    /* Names and values are bounded exactly by the callbacks; here the wire
+     * form also has ": " and CR on every line. */
+    const size_t block_max = lim->max_header_block + lim->max_target + HTTP_REQUEST_LINE_SLACK + 3 * lim->max_fields;
+    const size_t target_max = lim->max_target + HTTP_REQUEST_LINE_SLACK;
+    const size_t field_max = lim->max_field + 2;   /* ": " */
+    size_t line = h->scan_line, block = h->scan_block, lines = h->scan_lines;
+    bool head = h->scan_head, seen = h->scan_line_seen;
+    int over = 0;
+    for (size_t i = 0; i < n && head && !over; i++) {
         if (p[i] != '\n') {
-            if (p[i] != '\r')
-                h->scan_line++;
-            /* Names and values are bounded exactly by the callbacks; here
-             * the wire form also has ": " and CR on every line. */
-            if (++h->scan_block > lim->max_header_block + lim->max_target + HTTP_REQUEST_LINE_SLACK +
-                                      3 * lim->max_fields)
-                return refuse(h, 431, NULL, "The header block is too large.");
-            if (h->scan_lines == 0 && h->scan_line > lim->max_target + HTTP_REQUEST_LINE_SLACK)
-                return refuse(h, 414, NULL, "The request target is too long.");
-            if (h->scan_lines > 0 && h->scan_line > lim->max_field + 2)   /* ": " */
-                return refuse(h, 431, NULL, "A header field is too large.");
+            line += p[i] != '\r';
+            over = ++block > block_max                 ? 1
+                   : lines == 0 && line > target_max ? 2
+                   : lines > 0 && line > field_max   ? 3
+                                                     : 0;
             continue;
         }
-        if (h->scan_line == 0 && h->scan_line_seen) {
-            h->scan_head = false;          /* the blank line: the body follows */
-        } else if (h->scan_line > 0) {
-            h->scan_lines++;
-            h->scan_line_seen = true;
+        if (line == 0 && seen) {
+            head = false;                  /* the blank line: the body follows */
+        } else if (line > 0) {
+            lines++;
+            seen = true;
         }
-        h->scan_line = 0;
+        line = 0;
     }
-    return 0;
+    h->scan_line = line;
+    h->scan_block = block;
+    h->scan_lines = lines;
+    h->scan_head = head;
+    h->scan_line_seen = seen;
+    if (over == 1)
+        return refuse(h, 431, NULL, "The header block is too large.");
+    if (over == 2)
+        return refuse(h, 414, NULL, "The request target is too long.");
+    return over ? refuse(h, 431, NULL, "A header field is too large.") : 0;
 }
 
 void http_scan_restart(struct http_conn *h)
