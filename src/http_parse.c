@@ -409,10 +409,8 @@ int http_scan_head(struct http_conn *h, const uint8_t *p, size_t n)
     for (size_t i = 0; i < n && head && !over; i++) {
         if (p[i] != '\n') {
             line += p[i] != '\r';
-            over = ++block > block_max                 ? 1
-                   : lines == 0 && line > target_max ? 2
-                   : lines > 0 && line > field_max   ? 3
-                                                     : 0;
+            size_t line_max = lines == 0 ? target_max : field_max;   /* the request line, a field */
+            over = ++block > block_max ? 1 : line > line_max ? (lines == 0 ? 2 : 3) : 0;
             continue;
         }
         if (line == 0 && seen) {
