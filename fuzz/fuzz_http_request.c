@@ -272,7 +272,7 @@ static void drain(struct run *r)
         r->closed = true;
 }
 
-/* Run the job a handler deferred, as server.c does on the thread pool. */
+/* Run the job a handler deferred, as server_jobs.c does on the thread pool. */
 static int finish_jobs(struct run *r)
 {
     struct http_job *job;

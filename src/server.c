@@ -2,7 +2,8 @@
  * server.c - connection lifetime: accept, read, TLS, HTTP, write, close.
  *
  * Owns every connection; the loop, the listener and the signals are set up
- * and torn down in server_life.c. A connection is a uv_tcp_t plus a
+ * and torn down in server_life.c, and work a handler defers waits for the
+ * thread pool in server_jobs.c. A connection is a uv_tcp_t plus a
  * tls_conn and an http_conn: bytes read are fed to TLS, decrypted bytes to
  * HTTP, responses are encrypted and written (uv_try_write, then uv_write
  * for what the socket does not take). Nothing on this thread blocks. A
@@ -27,21 +28,6 @@
 #define SEND_SLICE (128 * 1024)        /* plaintext encrypted per TLS output flush */
 #define WRITE_LOW_WATER (64 * 1024)
 
-/* libuv's pool has 4 threads (UV_THREADPOOL_SIZE is not set). Handler
- * jobs hash passwords: ~19 MiB and tens of milliseconds each. Two at most,
- * so a login storm leaves two threads for the audit sync and the
- * checkpoint (a held write answers within a sync, not behind argon2), gives
- * argon2 at most two nice-10 threads against the loop, and bounds its
- * memory at 2 x m. */
-#define SERVER_JOBS_MAX 2
-
-struct job_req {
-    uv_work_t req;
-    struct conn *conn;
-    struct http_job *job;
-    struct job_req *next;      /* in server.jobs_wait */
-};
-
 struct write_req {
     uv_write_t req;
     struct conn *conn;
@@ -49,16 +35,14 @@ struct write_req {
     size_t queued;             /* counted in the output budget until written */
 };
 
-static void drive(struct conn *c);
 static void schedule(struct conn *c);
-static int send_responses(struct conn *c);
 static void unhold(struct conn *c);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
 static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *b);
 
 /* ---- connection lifetime ---------------------------------------------- */
 
-static void release(struct conn *c)
+void server_conn_release(struct conn *c)
 {
     if (--c->handles_open > 0)
         return;
@@ -71,7 +55,7 @@ static void release(struct conn *c)
 
 static void on_handle_closed(uv_handle_t *h)
 {
-    release(h->data);
+    server_conn_release(h->data);
 }
 
 /* Sum up what the edge refused, for the audit trail's periodic report. */
@@ -137,7 +121,7 @@ static void on_write(uv_write_t *req, int status)
         return;
     }
     if (!c->reading && !c->job_running && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < WRITE_LOW_WATER)
-        drive(c);   /* drains what TLS still holds, then resumes reading */
+        server_conn_drive(c);   /* drains what TLS still holds, then resumes reading */
     else
         schedule(c);
 }
@@ -271,7 +255,7 @@ static void on_timeout(uv_timer_t *t)
     }
     if (c->phase == HTTP_PHASE_HEADERS || c->phase == HTTP_PHASE_BODY) {
         http_conn_timed_out(c->http);   /* 408, then close */
-        if (send_responses(c) != 0) {
+        if (server_conn_send_responses(c) != 0) {
             server_conn_close(c);
             return;
         }
@@ -299,7 +283,7 @@ static void schedule(struct conn *c)
  * restarting the reads for it would cost two epoll_ctl calls a request; so
  * reading stops then only once input piles up behind it (libuv reads up to
  * 32 times in one turn, more than TLS may hold unread). */
-static void update_reading(struct conn *c)
+void server_conn_update_reading(struct conn *c)
 {
     bool hold_blocks = c->held && (c->srv->cfg->audit_sync == CONFIG_AUDIT_SYNC_ALWAYS ||
                                    tls_conn_unread(c->tls) > 0);
@@ -338,7 +322,7 @@ static void unhold(struct conn *c)
 }
 
 /* Move HTTP's plaintext output through TLS to the socket. */
-static int send_responses(struct conn *c)
+int server_conn_send_responses(struct conn *c)
 {
     struct buf *plain = http_conn_output(c->http);
     if (plain->len == 0 || c->held)
@@ -364,113 +348,7 @@ static int send_responses(struct conn *c)
     return rc;
 }
 
-static int start_job(struct conn *c);
-static void job_after(uv_work_t *req, int status);
-
-static void job_work(uv_work_t *req)
-{
-    struct job_req *j = req->data;
-    j->job->work(j->job);
-}
-
-static int job_submit(struct server *s, struct job_req *j)
-{
-    if (uv_queue_work(&s->loop, &j->req, job_work, job_after) != 0)
-        return ERR_INTERNAL;
-    s->jobs_running++;
-    log_debug("handler job started (%u running)", s->jobs_running);
-    return 0;
-}
-
-/* A pool slot came free: the longest-waiting job takes it. */
-static void job_next(struct server *s)
-{
-    struct job_req *j = s->jobs_wait;
-    if (!j || s->jobs_running >= SERVER_JOBS_MAX)
-        return;
-    s->jobs_wait = j->next;
-    if (!s->jobs_wait)
-        s->jobs_wait_tail = NULL;
-    if (job_submit(s, j) == 0)
-        return;
-    /* uv_queue_work fails only without a work callback: cannot happen.
-     * Fail closed: the job never answers, its connection closes. */
-    log_error("cannot start a queued job");
-    struct conn *c = j->conn;
-    free(j);
-    c->job_running = false;
-    http_conn_cancel_job(c->http);
-    if (!c->closing)
-        server_conn_close(c);
-    release(c);
-}
-
-/* Back on the loop: answer, then carry on with the connection, unless it
- * closed meanwhile (the job still finishes so its effects are consistent). */
-static void job_after(uv_work_t *req, int status)
-{
-    (void)status;
-    struct job_req *j = req->data;
-    struct conn *c = j->conn;
-    struct server *s = c->srv;
-    free(j);
-    s->jobs_running--;
-    job_next(s);             /* the longest waiter first, then this one's next */
-    c->job_running = false;
-    if (c->closing)   /* the client is gone: what it pipelined must not run */
-        http_conn_discard_input(c->http);
-    int rc = http_conn_job_done(c->http);
-    if (!c->closing) {
-        /* The buffered bytes behind the request may hold another one that
-         * defers again: start that job before reading any further. */
-        if (rc != 0 || send_responses(c) != 0 || start_job(c) != 0) {
-            server_conn_close(c);
-        } else if (http_conn_should_close(c->http)) {
-            server_conn_finish(c);
-        } else if (!http_conn_waiting(c->http)) {
-            drive(c);
-        }
-    }
-    release(c);
-}
-
-/* A handler deferred work: run it on the thread pool (or queue it for a
- * slot) and stop reading until it answers, so requests behind it wait in
- * order. A closed connection's queued job still runs, as a running one
- * still finishes. */
-static int start_job(struct conn *c)
-{
-    struct server *s = c->srv;
-    struct http_job *job = http_conn_take_job(c->http);
-    if (!job)
-        return 0;
-    struct job_req *j = calloc(1, sizeof(*j));
-    if (!j) {
-        http_conn_cancel_job(c->http);   /* released, not leaked; the caller closes */
-        return ERR_NOMEM;
-    }
-    j->conn = c;
-    j->job = job;
-    j->req.data = j;
-    if (s->jobs_running < SERVER_JOBS_MAX) {
-        if (job_submit(s, j) != 0) {
-            free(j);
-            http_conn_cancel_job(c->http);
-            return ERR_INTERNAL;
-        }
-    } else if (s->jobs_wait_tail) {
-        s->jobs_wait_tail->next = j;
-        s->jobs_wait_tail = j;
-    } else {
-        s->jobs_wait = s->jobs_wait_tail = j;
-    }
-    c->handles_open++;
-    c->job_running = true;
-    update_reading(c);
-    return 0;
-}
-
-static void drive(struct conn *c)
+void server_conn_drive(struct conn *c)
 {
     struct server *s = c->srv;
     if (!tls_conn_handshake_done(c->tls)) {
@@ -480,7 +358,7 @@ static void drive(struct conn *c)
             return;
         }
         if (rc == ERR_WANT_IO) {
-            update_reading(c);
+            server_conn_update_reading(c);
             schedule(c);
             return;
         }
@@ -504,8 +382,8 @@ static void drive(struct conn *c)
             server_conn_close(c);
             return;
         }
-        if (http_conn_feed(c->http, s->plain_buf, got) != 0 || send_responses(c) != 0 ||
-            start_job(c) != 0) {
+        if (http_conn_feed(c->http, s->plain_buf, got) != 0 || server_conn_send_responses(c) != 0 ||
+            server_conn_start_job(c) != 0) {
             server_conn_close(c);
             return;
         }
@@ -525,7 +403,7 @@ static void drive(struct conn *c)
         http_conn_trim(c->http);
         tls_conn_trim(c->tls);
     }
-    update_reading(c);
+    server_conn_update_reading(c);
     schedule(c);
 }
 
@@ -551,7 +429,7 @@ static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *b)
         server_conn_close(c);
         return;
     }
-    drive(c);
+    server_conn_drive(c);
 }
 
 /* Past a connection cap the newcomer is accepted and closed at once, so it
@@ -603,14 +481,14 @@ void server_on_connection(uv_stream_t *listener, int status)
     }
     http_conn_set_peer(c->http, c->peer);
     uv_tcp_nodelay(&c->tcp, 1);
-    update_reading(c);
+    server_conn_update_reading(c);
     schedule(c);
 }
 
 static void release_one(struct conn *c)
 {
     unhold(c);
-    if (send_responses(c) != 0) {
+    if (server_conn_send_responses(c) != 0) {
         server_conn_close(c);
         return;
     }
@@ -620,7 +498,7 @@ static void release_one(struct conn *c)
         c->finish_when_released = false;
         server_conn_finish(c);
     } else if (!c->job_running && !http_conn_waiting(c->http)) {
-        drive(c);
+        server_conn_drive(c);
     }
 }
 

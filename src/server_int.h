@@ -1,8 +1,8 @@
 /*
  * server_int.h - pieces private to the server module (server*.c): the
  * server and connection records, per-address connection counting, the
- * background chores and audit syncs, and the redirect listener. Event-loop
- * thread only.
+ * handler job queue, the background chores and audit syncs, and the
+ * redirect listener. Event-loop thread only.
  */
 #ifndef NOTESD_SERVER_INT_H
 #define NOTESD_SERVER_INT_H
@@ -107,7 +107,7 @@ struct server {
     TAILQ_HEAD(conn_list, conn) held;  /* connections holding a response,
                                           in the order they were held */
     /* Handler jobs (password hashing) on the pool: at most SERVER_JOBS_MAX
-     * at once, the rest wait here in arrival order. */
+     * at once, the rest wait here in arrival order (server_jobs.c). */
     unsigned jobs_running;
     struct job_req *jobs_wait, *jobs_wait_tail;
     const struct config *cfg;
@@ -139,6 +139,20 @@ struct server {
 void server_conn_close(struct conn *c);
 /** Send close_notify and whatever is queued, then close. */
 void server_conn_finish(struct conn *c);
+/** Count one of the connection's handles (or its running or waiting job)
+ *  closed; when none is left, free the connection. */
+void server_conn_release(struct conn *c);
+/** Handshake, then decrypt and answer what TLS holds until it needs more
+ *  bytes, a job takes over or the client has too much unread output; then
+ *  set reading and the deadline to match. May close the connection. */
+void server_conn_drive(struct conn *c);
+/** Move HTTP's plaintext output through TLS to the socket, or hold it until
+ *  every audit line recorded so far is written. 0 or a negative ERR_*: the
+ *  caller closes the connection. */
+int server_conn_send_responses(struct conn *c);
+/** Start or stop reading from the socket to match what holds it back (a
+ *  running job, a held response, a client not reading our output). */
+void server_conn_update_reading(struct conn *c);
 /** The listener's callback: accept, check the caps, start TLS. */
 void server_on_connection(uv_stream_t *listener, int status);
 /** Once draining and no connection is left, close the remaining handles
@@ -165,6 +179,14 @@ void server_report_rejects(struct server *s);
 /** After audit lines were written or synced: send every held response
  *  they cover (server.c). */
 void server_release_held(struct server *s);
+
+/* ---- handler jobs on the thread pool (server_jobs.c) -------------------- */
+
+/** If the handler deferred work, run it on the pool (or queue it for a free
+ *  slot) and stop reading until it answers; the job pins the connection.
+ *  0 (also when there is no job), or ERR_NOMEM / ERR_INTERNAL with the job
+ *  cancelled: the caller closes the connection. */
+int server_conn_start_job(struct conn *c);
 
 /* ---- the plain-HTTP redirect listener (server_redirect.c) ---------------- */
 
