@@ -9,7 +9,7 @@
  * config_load() with CONFIG_NEED_NO_TLS (what the user-management CLI asks)
  * and, when that succeeds, again with CONFIG_NEED_ALL; then config_free().
  *
- * Files: config.c reads secrets from NAME_FILE paths and from
+ * Files: config_secrets.c reads secrets from NAME_FILE paths and from
  * $CREDENTIALS_DIRECTORY. A fuzzer must not open arbitrary paths (a FIFO
  * would block, /proc is large), so those values are taken as the name of a
  * fixture in a private directory made at start-up (good keys, a key ending in

@@ -6,20 +6,20 @@
  * never silently falls back to a default. Secrets come from NAME, NAME_FILE
  * or $CREDENTIALS_DIRECTORY/NAME (exactly one of them) and are refused when
  * missing, not base64, too short, obviously not random, or shared between two
- * purposes. Error lines name the variable and the problem, never the value.
+ * purposes (config_secrets.c reads and checks them). Error lines name the
+ * variable and the problem, never the value.
  */
 #include "config.h"
+#include "config_int.h"
+#include "buf.h"
 #include "err.h"
-#include "file.h"
 
 #include <arpa/inet.h>
-#include <mbedtls/base64.h>
 #include <mbedtls/platform_util.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 enum kind { K_STRING, K_LISTEN, K_REDIRECT, K_SECRET, K_SECRET_LIST, K_LOG_LEVEL, K_SECONDS, K_UINT, K_OPEN_CLOSED,
             K_ON_OFF, K_AUDIT_SYNC, K_AUDIT_IP, K_LOG_FORMAT };
@@ -96,7 +96,7 @@ static const struct setting settings[] = {
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
 /* Lookups in envp are by exact name; the environment is small. */
-static const char *env_get(char *const *envp, const char *name)
+const char *config_env_get(char *const *envp, const char *name)
 {
     size_t n = strlen(name);
     for (char *const *e = envp; e && *e; e++)
@@ -118,7 +118,7 @@ int config_is_known(const char *name)
     return find_setting(name, strlen(name)) != NULL;
 }
 
-static int failf(char *err, size_t errlen, const char *name, const char *what)
+int config_failf(char *err, size_t errlen, const char *name, const char *what)
 {
     snprintf(err, errlen, "%s: %s", name, what);
     return ERR_CONFIG;
@@ -151,36 +151,36 @@ static int parse_address(const char *name, const char *v, char host_out[64], uin
     if (v[0] == '[') {
         const char *close = strchr(v, ']');
         if (!close || close[1] != ':')
-            return failf(err, errlen, name, "expected [IPv6]:PORT");
+            return config_failf(err, errlen, name, "expected [IPv6]:PORT");
         host = v + 1;
         host_len = (size_t)(close - host);
         colon = close + 1;
     } else {
         colon = strrchr(v, ':');
         if (!colon)
-            return failf(err, errlen, name, "expected ADDRESS:PORT");
+            return config_failf(err, errlen, name, "expected ADDRESS:PORT");
         host_len = (size_t)(colon - v);
     }
     if (host_len == 0 || host_len >= 64)
-        return failf(err, errlen, name, "the address is missing or too long");
+        return config_failf(err, errlen, name, "the address is missing or too long");
     memcpy(host_out, host, host_len);
     host_out[host_len] = 0;
     /* IPv6 only in brackets, IPv4 only without: "2001:db8::1:443" must not
      * quietly become [2001:db8::1]:443. */
     unsigned char addr[16];
     if (inet_pton(v[0] == '[' ? AF_INET6 : AF_INET, host_out, addr) != 1)
-        return failf(err, errlen, name, "the address must be numeric: IPv4:PORT or [IPv6]:PORT");
+        return config_failf(err, errlen, name, "the address must be numeric: IPv4:PORT or [IPv6]:PORT");
     const char *p = colon + 1;
     unsigned long port = 0;
     if (*p == 0 || strlen(p) > 5)
-        return failf(err, errlen, name, "the port must be a number from 0 to 65535");
+        return config_failf(err, errlen, name, "the port must be a number from 0 to 65535");
     for (; *p; p++) {
         if (*p < '0' || *p > '9')
-            return failf(err, errlen, name, "the port must be a number from 0 to 65535");
+            return config_failf(err, errlen, name, "the port must be a number from 0 to 65535");
         port = port * 10 + (unsigned long)(*p - '0');
     }
     if (port > 65535)
-        return failf(err, errlen, name, "the port must be a number from 0 to 65535");
+        return config_failf(err, errlen, name, "the port must be a number from 0 to 65535");
     *port_out = (uint16_t)port;
     *str_out = strdup(v);
     return *str_out ? 0 : ERR_NOMEM;
@@ -196,13 +196,13 @@ static int parse_log_level(enum log_level *out, const char *name, const char *v,
             *out = levels[i].l;
             return 0;
         }
-    return failf(err, errlen, name, "must be one of debug, info, warning, error");
+    return config_failf(err, errlen, name, "must be one of debug, info, warning, error");
 }
 
 static int parse_log_format(enum log_format *out, const char *name, const char *v, char *err, size_t errlen)
 {
     if (strcmp(v, "json") != 0 && strcmp(v, "text") != 0)
-        return failf(err, errlen, name, "must be json or text");
+        return config_failf(err, errlen, name, "must be json or text");
     *out = strcmp(v, "json") == 0 ? LOG_FORMAT_JSON : LOG_FORMAT_TEXT;
     return 0;
 }
@@ -211,14 +211,14 @@ static int parse_seconds(unsigned *out_ms, const char *name, const char *v, char
 {
     unsigned long s = 0;
     if (*v == 0 || strlen(v) > 5)
-        return failf(err, errlen, name, "must be a whole number of seconds from 0 to 86400");
+        return config_failf(err, errlen, name, "must be a whole number of seconds from 0 to 86400");
     for (const char *p = v; *p; p++) {
         if (*p < '0' || *p > '9')
-            return failf(err, errlen, name, "must be a whole number of seconds from 0 to 86400");
+            return config_failf(err, errlen, name, "must be a whole number of seconds from 0 to 86400");
         s = s * 10 + (unsigned long)(*p - '0');
     }
     if (s > 86400)
-        return failf(err, errlen, name, "must be a whole number of seconds from 0 to 86400");
+        return config_failf(err, errlen, name, "must be a whole number of seconds from 0 to 86400");
     *out_ms = (unsigned)(s * 1000);
     return 0;
 }
@@ -229,14 +229,14 @@ static int parse_uint(uint32_t *out, const struct setting *s, const char *v, cha
     snprintf(why, sizeof(why), "must be a whole number from %u to %u", (unsigned)s->min, (unsigned)s->max);
     unsigned long long x = 0;
     if (*v == 0 || strlen(v) > 10 || (v[0] == '0' && v[1] != 0))
-        return failf(err, errlen, s->name, why);
+        return config_failf(err, errlen, s->name, why);
     for (const char *p = v; *p; p++) {
         if (*p < '0' || *p > '9')
-            return failf(err, errlen, s->name, why);
+            return config_failf(err, errlen, s->name, why);
         x = x * 10 + (unsigned long long)(*p - '0');
     }
     if (x < s->min || x > s->max)
-        return failf(err, errlen, s->name, why);
+        return config_failf(err, errlen, s->name, why);
     *out = (uint32_t)x;
     return 0;
 }
@@ -247,7 +247,7 @@ static int parse_on_off(bool *out, const char *name, const char *v, char *err, s
         *out = strcmp(v, "on") == 0;
         return 0;
     }
-    return failf(err, errlen, name, "must be on or off");
+    return config_failf(err, errlen, name, "must be on or off");
 }
 
 static int parse_open_closed(bool *out, const char *name, const char *v, char *err, size_t errlen)
@@ -256,7 +256,7 @@ static int parse_open_closed(bool *out, const char *name, const char *v, char *e
         *out = strcmp(v, "open") == 0;
         return 0;
     }
-    return failf(err, errlen, name, "must be open or closed");
+    return config_failf(err, errlen, name, "must be open or closed");
 }
 
 /* The index of `v` in `names`, or -1. */
@@ -276,7 +276,7 @@ static int parse_audit_sync(enum config_audit_sync *out, const char *name, const
                                                     CONFIG_AUDIT_SYNC_OFF };
     int i = choice(v, names, 3);
     if (i < 0)
-        return failf(err, errlen, name, "must be always, batch or off");
+        return config_failf(err, errlen, name, "must be always, batch or off");
     *out = modes[i];
     return 0;
 }
@@ -288,166 +288,9 @@ static int parse_audit_ip(enum config_audit_ip *out, const char *name, const cha
                                                   CONFIG_AUDIT_IP_NONE };
     int i = choice(v, names, 3);
     if (i < 0)
-        return failf(err, errlen, name, "must be full, truncated or none");
+        return config_failf(err, errlen, name, "must be full, truncated or none");
     *out = modes[i];
     return 0;
-}
-
-static bool is_b64_char(char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '+' || c == '/';
-}
-
-/* Strict standard base64 (RFC 4648 section 4) with padding; no whitespace. */
-/* `previous`: an older data key, kept only to read what it sealed. A
- * passphrase is then warned about instead of refused, so a deployment can
- * move it there and rekey under a random key. */
-static int decode_secret(struct config_secret *out, const char *name, const char *text,
-                         size_t len, bool previous, char *err, size_t errlen)
-{
-    size_t pad = 0;
-    while (pad < 2 && len > pad && text[len - 1 - pad] == '=')
-        pad++;
-    if (len == 0 || len % 4 != 0)
-        return failf(err, errlen, name, "not valid base64 (use notesd gen-secrets)");
-    for (size_t i = 0; i < len - pad; i++)
-        if (!is_b64_char(text[i]))
-            return failf(err, errlen, name, "not valid base64 (use notesd gen-secrets)");
-    if (len / 4 * 3 - pad > CONFIG_SECRET_MAX)
-        return failf(err, errlen, name, "too long: at most 512 bytes of key material");
-    size_t olen = 0;
-    if (mbedtls_base64_decode(out->bytes, sizeof(out->bytes), &olen,
-                              (const unsigned char *)text, len) != 0)
-        return failf(err, errlen, name, "not valid base64 (use notesd gen-secrets)");
-    out->len = olen;
-    if (olen < CONFIG_SECRET_MIN)
-        return failf(err, errlen, name, "too short: need the base64 of at least 32 random bytes");
-    /* A random 32-byte key has about 30 distinct byte values; fewer than 8
-     * means a placeholder such as all zeros, "aaaa..." or a short repeat. */
-    bool seen[256] = { false };
-    unsigned distinct = 0;
-    for (size_t i = 0; i < olen; i++)
-        if (!seen[out->bytes[i]]) {
-            seen[out->bytes[i]] = true;
-            distinct++;
-        }
-    if (distinct == 1)
-        return failf(err, errlen, name, "weak: every byte has the same value");
-    if (distinct < 8)
-        return failf(err, errlen, name, "weak: too few distinct byte values to be random");
-    /* A passphrase in base64 decodes to printable text; 32 random bytes are
-     * all printable with probability (95/256)^32, about 2^-46. */
-    bool printable = true;
-    for (size_t i = 0; i < olen && printable; i++)
-        printable = out->bytes[i] >= 0x20 && out->bytes[i] <= 0x7e;
-    if (printable && !previous)
-        return failf(err, errlen, name, "weak: printable text (a passphrase?), not random bytes");
-    if (printable)
-        log_warn("%s: a key is printable text (a passphrase?): read old notes with it only, and run "
-                 "notesd rekey", name);
-    return 0;
-}
-
-static char *env_name_with(char *dst, size_t n, const char *name, const char *suffix)
-{
-    snprintf(dst, n, "%s%s", name, suffix);
-    return dst;
-}
-
-/* The raw text of a secret from NAME, NAME_FILE or $CREDENTIALS_DIRECTORY/NAME
- * (exactly one of them) into `text`. Returns 1 when absent and `optional`. */
-static int secret_text(const char *name, char *const *envp, bool optional, size_t max_file,
-                       struct buf *text, char *err, size_t errlen)
-{
-    char file_var[96], why[256];
-    const char *direct = env_get(envp, name);
-    const char *file = env_get(envp, env_name_with(file_var, sizeof(file_var), name, "_FILE"));
-    const char *cred_dir = env_get(envp, "CREDENTIALS_DIRECTORY");
-    if (direct && !*direct)
-        direct = NULL;  /* NAME= (empty) means unset, as in a shell */
-    if (file && !*file)
-        file = NULL;
-    if (direct && file)
-        return failf(err, errlen, name, "set either it or its _FILE variant, not both");
-
-    char cred_path[4096];
-    bool have_cred = false;
-    if (cred_dir && *cred_dir) {
-        snprintf(cred_path, sizeof(cred_path), "%s/%s", cred_dir, name);
-        have_cred = access(cred_path, F_OK) == 0;
-    }
-    if ((direct || file) && have_cred)
-        return failf(err, errlen, name, "given both as a variable and as a systemd credential; keep one");
-    if (direct) {
-        text->max = strlen(direct) + 1;
-        return buf_append_str(text, direct) ? failf(err, errlen, name, "too long") : 0;
-    }
-    const char *path = file ? file : have_cred ? cred_path : NULL;
-    const char *label = file ? file_var : name;
-    if (!path && optional)
-        return 1;
-    if (!path)
-        return failf(err, errlen, name,
-                     "missing: set it, or name a file in its _FILE variant, or pass a systemd "
-                     "credential (notesd gen-secrets makes keys)");
-    int rc = file_read_all(path, max_file, true, text, why, sizeof(why));
-    if (rc) {
-        snprintf(err, errlen, "%s: %s", label, why);
-        return ERR_CONFIG;
-    }
-    /* Editors add one final newline ("\n" or "\r\n"); nothing else is trimmed. */
-    size_t len = text->len;
-    if (len > 0 && text->data[len - 1] == '\n')
-        len--;
-    if (len > 0 && text->data[len - 1] == '\r' && len < text->len)
-        len--;
-    text->len = len;
-    return 0;
-}
-
-static int load_secret(struct config_secret *out, const char *name, char *const *envp,
-                       char *err, size_t errlen)
-{
-    struct buf text;
-    buf_init(&text, 0);
-    int rc = secret_text(name, envp, false, 4096, &text, err, errlen);
-    if (rc == 0)
-        rc = decode_secret(out, name, (const char *)text.data, text.len, false, err, errlen);
-    buf_cleanup_wipe(&text);
-    return rc;
-}
-
-/* A comma-separated list of older keys, each held to the same rules. */
-static int load_secret_list(struct config *cfg, const char *name, char *const *envp,
-                            char *err, size_t errlen)
-{
-    struct buf text;
-    buf_init(&text, 0);
-    int rc = secret_text(name, envp, true, 4096 * CONFIG_PREVIOUS_KEYS_MAX, &text, err, errlen);
-    if (rc == 1) {
-        buf_cleanup(&text);
-        return 0;
-    }
-    if (rc) {
-        buf_cleanup_wipe(&text);
-        return rc;
-    }
-    const char *p = (const char *)text.data, *end = p + text.len;
-    while (rc == 0 && p < end) {
-        const char *comma = memchr(p, ',', (size_t)(end - p));
-        const char *stop = comma ? comma : end;
-        if (cfg->n_data_key_previous == CONFIG_PREVIOUS_KEYS_MAX)
-            rc = failf(err, errlen, name, "at most 7 previous keys");
-        else
-            rc = decode_secret(&cfg->data_key_previous[cfg->n_data_key_previous++], name, p,
-                               (size_t)(stop - p), true, err, errlen);
-        p = stop + 1;
-        if (rc == 0 && comma && p == end)
-            rc = failf(err, errlen, name, "a comma ends the list: an empty key");
-    }
-    buf_cleanup_wipe(&text);
-    return rc;
 }
 
 static int load_setting(struct config *cfg, const struct setting *s, const char *v,
@@ -455,14 +298,14 @@ static int load_setting(struct config *cfg, const struct setting *s, const char 
 {
     void *field = (char *)cfg + s->offset;
     if (s->kind == K_SECRET)
-        return load_secret(field, s->name, envp, err, errlen);
+        return config_load_secret(field, s->name, envp, err, errlen);
     if (s->kind == K_SECRET_LIST)
-        return load_secret_list(cfg, s->name, envp, err, errlen);
+        return config_load_secret_list(cfg, s->name, envp, err, errlen);
     if (s->kind == K_REDIRECT && (!v || !*v))
         return 0;
     if (!v || !*v) {
         if (!s->def)
-            return failf(err, errlen, s->name, "missing: this setting is required");
+            return config_failf(err, errlen, s->name, "missing: this setting is required");
         v = s->def;
     }
     switch (s->kind) {
@@ -521,39 +364,6 @@ static const char *override_for(const char *name, const struct config_override *
     return v;
 }
 
-/* Equal as HMAC keys: one shorter than the hash's block (64 bytes for
- * SHA-256) is padded with zeros, so K and K followed by zero bytes are the
- * same key. Longer keys are hashed first: only equal bytes are equal. */
-#define HMAC_BLOCK 64
-
-static bool secret_eq(const struct config_secret *a, const struct config_secret *b)
-{
-    bool padded = a->len <= HMAC_BLOCK && b->len <= HMAC_BLOCK;
-    if (!padded && a->len != b->len)
-        return false;
-    size_t n = a->len > b->len ? a->len : b->len;
-    unsigned char diff = 0;
-    for (size_t i = 0; i < n; i++)
-        diff |= (unsigned char)((i < a->len ? a->bytes[i] : 0) ^ (i < b->len ? b->bytes[i] : 0));
-    return diff == 0;
-}
-
-static int check_distinct_secrets(const struct config *cfg, char *err, size_t errlen)
-{
-    if (secret_eq(&cfg->token_key, &cfg->data_key))
-        return failf(err, errlen, "NOTES_TOKEN_KEY", "same key as NOTES_DATA_KEY; each purpose needs its own key");
-    if (secret_eq(&cfg->audit_key, &cfg->data_key))
-        return failf(err, errlen, "NOTES_AUDIT_KEY", "same key as NOTES_DATA_KEY; each purpose needs its own key");
-    if (secret_eq(&cfg->audit_key, &cfg->token_key))
-        return failf(err, errlen, "NOTES_AUDIT_KEY", "same key as NOTES_TOKEN_KEY; each purpose needs its own key");
-    for (size_t i = 0; i < cfg->n_data_key_previous; i++) {
-        const struct config_secret *k = &cfg->data_key_previous[i];
-        if (secret_eq(k, &cfg->token_key) || secret_eq(k, &cfg->audit_key))
-            return failf(err, errlen, "NOTES_DATA_KEY_PREVIOUS", "a previous data key equals the token or audit key");
-    }
-    return 0;
-}
-
 int config_load(struct config *cfg, char *const *envp, const struct config_override *ov,
                 size_t n_ov, enum config_needs needs, char *err, size_t errlen)
 {
@@ -568,7 +378,7 @@ int config_load(struct config *cfg, char *const *envp, const struct config_overr
             continue;
         const char *v = override_for(s->name, ov, n_ov);
         if (!v)
-            v = env_get(envp, s->name);
+            v = config_env_get(envp, s->name);
         rc = load_setting(cfg, s, v, envp, err, errlen);
         if (rc == 0 && s->kind != K_SECRET && s->kind != K_SECRET_LIST)
             rc = note_setting(&canonical, s, v);
@@ -581,13 +391,13 @@ int config_load(struct config *cfg, char *const *envp, const struct config_overr
     }
     buf_cleanup(&canonical);
     if (rc == 0)
-        rc = check_distinct_secrets(cfg, err, errlen);
+        rc = config_check_distinct_secrets(cfg, err, errlen);
     if (rc == 0 && cfg->max_field > cfg->max_header_block)
-        rc = failf(err, errlen, "NOTES_MAX_FIELD", "must not exceed NOTES_MAX_HEADERS_SIZE");
+        rc = config_failf(err, errlen, "NOTES_MAX_FIELD", "must not exceed NOTES_MAX_HEADERS_SIZE");
     if (rc == 0 && cfg->timeout_body_idle_s > cfg->timeout_body_s)
-        rc = failf(err, errlen, "NOTES_TIMEOUT_BODY_IDLE", "must not exceed NOTES_TIMEOUT_BODY");
+        rc = config_failf(err, errlen, "NOTES_TIMEOUT_BODY_IDLE", "must not exceed NOTES_TIMEOUT_BODY");
     if (rc == 0) {
-        const char *ns = env_get(envp, "NOTIFY_SOCKET");
+        const char *ns = config_env_get(envp, "NOTIFY_SOCKET");
         if (ns && *ns && !(cfg->notify_socket = strdup(ns)))
             rc = ERR_NOMEM;
     }
