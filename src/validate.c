@@ -2,7 +2,10 @@
  * validate.c - allow-list validation of every client input.
  *
  * Each function here decides whether one piece of client input is exactly
- * what the API accepts, and says why not in a fixed English phrase. It owns
+ * what the API accepts, and says why not in a fixed English phrase; this
+ * file has the body and the text fields (JSON bodies, usernames, passwords,
+ * titles, contents), validate_head.c the ASCII-only pieces of the request
+ * head (path ids, query strings, cursors, the Authorization header). It owns
  * no state: the only data are constant tables and the compiled-in list of
  * common passwords. It must never echo client bytes into an error, never
  * repair input by truncating or dropping characters (the one transformation
@@ -16,6 +19,7 @@
  * categories and case mapping.
  */
 #include "validate.h"
+#include "validate_int.h"
 #include "err.h"
 #include "json.h"
 
@@ -47,11 +51,6 @@ extern const size_t common_passwords_count;
 #define WHY_REQUIRED "is required"
 #define WHY_TOO_LONG "is too long"
 #define WHY_NOMEM "could not be processed"
-#define WHY_QUERY_MALFORMED "is malformed"
-#define WHY_QUERY_UNKNOWN "has an unknown parameter"
-#define WHY_REPEATED "must not be repeated"
-#define WHY_LIMIT "must be a whole number from 1 to 100"
-#define WHY_CURSOR "is not a valid cursor"
 
 /* No character's full canonical decomposition is longer than four code
  * points (U+1F82 is alpha + three marks), and an input has no more code
@@ -77,8 +76,8 @@ void validate_add(struct validate_errors *errs, const char *field, const char *w
     errs->n++;
 }
 
-/* Record the error and return ERR_INVALID, so callers can `return fail(...)`. */
-static int fail(struct validate_errors *errs, const char *field, const char *why)
+/* Record the error and return ERR_INVALID, so callers can `return validate_fail(...)`. */
+int validate_fail(struct validate_errors *errs, const char *field, const char *why)
 {
     validate_add(errs, field, why);
     return ERR_INVALID;
@@ -271,7 +270,7 @@ int validate_json_object(struct slice body, struct validate_field *fields, size_
         return ERR_NOMEM;
     }
     if (rc != 0)
-        return fail(errs, "body", WHY_OBJECT);
+        return validate_fail(errs, "body", WHY_OBJECT);
     for (size_t i = 0; i < n; i++) {
         if (fields[i].required && !(w.seen & (UINT64_C(1) << i))) {
             w.failed = true;
@@ -305,7 +304,7 @@ int validate_username(const char *in, size_t n, char out[VALIDATE_USERNAME_MAX +
 {
     out[0] = '\0';
     if (!in || n < VALIDATE_USERNAME_MIN || n > VALIDATE_USERNAME_MAX)
-        return fail(errs, field, WHY_USERNAME);
+        return validate_fail(errs, field, WHY_USERNAME);
     for (size_t i = 0; i < n; i++) {
         /* Lower-casing is ASCII only, so a non-ASCII byte stays >= 0x80
          * and is refused below, never folded into a look-alike. */
@@ -315,7 +314,7 @@ int validate_username(const char *in, size_t n, char out[VALIDATE_USERNAME_MAX +
         out[i] = c;
         if (!username_char(out[i])) {
             out[0] = '\0';
-            return fail(errs, field, WHY_USERNAME);
+            return validate_fail(errs, field, WHY_USERNAME);
         }
     }
     out[n] = '\0';
@@ -353,13 +352,13 @@ int validate_password(const char *pw, size_t n, const char *field, struct valida
     size_t count = 0;
     enum scan s = scan_text(pw, n, false, &count);
     if (s == SCAN_BAD_UTF8)
-        return fail(errs, field, WHY_UTF8);
+        return validate_fail(errs, field, WHY_UTF8);
     if (s == SCAN_CONTROL)
-        return fail(errs, field, WHY_CONTROL);
+        return validate_fail(errs, field, WHY_CONTROL);
     if (count < VALIDATE_PASSWORD_MIN || count > VALIDATE_PASSWORD_MAX)
-        return fail(errs, field, WHY_PASSWORD_LEN);
+        return validate_fail(errs, field, WHY_PASSWORD_LEN);
     if (is_common(pw, n))
-        return fail(errs, field, WHY_COMMON);
+        return validate_fail(errs, field, WHY_COMMON);
     return 0;
 }
 
@@ -417,9 +416,9 @@ int validate_title(const char *in, size_t n, struct buf *out, const char *field,
     size_t count = 0;
     buf_reset(out);
     if (scan_text(in, n, false, &count) == SCAN_BAD_UTF8)
-        return fail(errs, field, WHY_UTF8);
+        return validate_fail(errs, field, WHY_UTF8);
     if (count < 1 || count > (size_t)VALIDATE_TITLE_MAX * TITLE_NFC_SHRINK)
-        return fail(errs, field, WHY_TITLE_LEN);
+        return validate_fail(errs, field, WHY_TITLE_LEN);
     uint8_t *nfc = NULL;
     utf8proc_ssize_t len = utf8proc_map((const uint8_t *)in, (utf8proc_ssize_t)n, &nfc,
                                         (utf8proc_option_t)(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
@@ -430,7 +429,7 @@ int validate_title(const char *in, size_t n, struct buf *out, const char *field,
         return len == UTF8PROC_ERROR_NOMEM ? ERR_NOMEM : ERR_INVALID;
     }
     const char *why = title_problem(nfc, (size_t)len);
-    int rc = why ? fail(errs, field, why) : buf_append(out, nfc, (size_t)len);
+    int rc = why ? validate_fail(errs, field, why) : buf_append(out, nfc, (size_t)len);
     if (rc != 0 && !why)
         validate_add(errs, field, WHY_NOMEM);
     mbedtls_platform_zeroize(nfc, (size_t)len);
@@ -444,173 +443,12 @@ int validate_content(const char *in, size_t n, const char *field, struct validat
 {
     size_t count = 0;
     if (n > VALIDATE_CONTENT_MAX)
-        return fail(errs, field, WHY_CONTENT_LEN);
+        return validate_fail(errs, field, WHY_CONTENT_LEN);
     enum scan s = scan_text(in, n, true, &count);
     if (s == SCAN_BAD_UTF8)
-        return fail(errs, field, WHY_UTF8);
+        return validate_fail(errs, field, WHY_UTF8);
     if (s == SCAN_CONTROL)
-        return fail(errs, field, WHY_CONTROL);
-    return 0;
-}
-
-/* ---- numbers ----------------------------------------------------------------- */
-
-/* A strict decimal in 1..max: digits only, no sign, no leading zero. */
-static int parse_decimal(struct slice s, uint64_t max, uint64_t *out)
-{
-    if (!s.p || s.len == 0 || s.len > 19 || s.p[0] == '0')
-        return ERR_INVALID;
-    uint64_t v = 0;
-    for (size_t i = 0; i < s.len; i++) {
-        if (s.p[i] < '0' || s.p[i] > '9')
-            return ERR_INVALID;
-        v = v * 10 + (uint64_t)(s.p[i] - '0');   /* 19 digits fit in 64 bits */
-    }
-    if (v > max)
-        return ERR_INVALID;
-    *out = v;
-    return 0;
-}
-
-int validate_id(struct slice s, int64_t *out)
-{
-    uint64_t v;
-    if (parse_decimal(s, INT64_MAX, &v) != 0)
-        return ERR_INVALID;
-    *out = (int64_t)v;
-    return 0;
-}
-
-int validate_limit(struct slice s, int *out, struct validate_errors *errs)
-{
-    uint64_t v;
-    if (parse_decimal(s, VALIDATE_LIMIT_MAX, &v) != 0)
-        return fail(errs, "limit", WHY_LIMIT);
-    *out = (int)v;
-    return 0;
-}
-
-/* ---- query strings ----------------------------------------------------------- */
-
-/* Printable ASCII without '%' and '+' (nothing we accept needs decoding,
- * so a decoder cannot disagree with us) and without '#'. */
-static bool query_bytes_ok(struct slice q)
-{
-    for (size_t i = 0; i < q.len; i++)
-        if (q.p[i] < 0x21 || q.p[i] > 0x7E || q.p[i] == '%' || q.p[i] == '+' || q.p[i] == '#')
-            return false;
-    return true;
-}
-
-/* One "name=value" pair (no '&' inside). */
-static int take_pair(struct slice pair, struct validate_param *params, size_t n,
-                     struct validate_errors *errs)
-{
-    const uint8_t *eq = pair.len ? memchr(pair.p, '=', pair.len) : NULL;
-    if (!eq)
-        return fail(errs, "query", WHY_QUERY_MALFORMED);
-    struct slice name = { pair.p, (size_t)(eq - pair.p) };
-    struct slice value = { eq + 1, pair.len - name.len - 1 };
-    if (memchr(value.p, '=', value.len))
-        return fail(errs, "query", WHY_QUERY_MALFORMED);
-    for (size_t i = 0; i < n; i++) {
-        if (!slice_eq(name, slice_str(params[i].name)))
-            continue;
-        if (params[i].present)
-            return fail(errs, params[i].name, WHY_REPEATED);
-        params[i].present = true;
-        params[i].value = value;
-        return 0;
-    }
-    return fail(errs, "query", WHY_QUERY_UNKNOWN);
-}
-
-int validate_query(struct slice query, struct validate_param *params, size_t n,
-                   struct validate_errors *errs)
-{
-    for (size_t i = 0; i < n; i++) {
-        params[i].present = false;
-        params[i].value = (struct slice){ NULL, 0 };
-    }
-    if (query.len == 0)
-        return 0;
-    if (!query_bytes_ok(query))
-        return fail(errs, "query", WHY_QUERY_MALFORMED);
-    size_t start = 0;
-    while (start <= query.len) {
-        const uint8_t *amp = memchr(query.p + start, '&', query.len - start);
-        size_t end = amp ? (size_t)(amp - query.p) : query.len;
-        int rc = take_pair((struct slice){ query.p + start, end - start }, params, n, errs);
-        if (rc)
-            return rc;
-        start = end + 1;
-    }
-    return 0;
-}
-
-/* ---- cursors ----------------------------------------------------------------- */
-
-static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-static int b64url_value(uint8_t c)
-{
-    const char *p = c ? strchr(b64url, c) : NULL;      /* c != 0: never the NUL */
-    return p ? (int)(p - b64url) : -1;
-}
-
-/* base64url of the 8-byte big-endian id: ten characters carry the top 60
- * bits, the eleventh the last 4 bits followed by two zero bits. */
-void validate_cursor_encode(int64_t id, char out[VALIDATE_CURSOR_LEN + 1])
-{
-    uint64_t v = (uint64_t)id;
-    for (size_t i = 0; i < VALIDATE_CURSOR_LEN - 1; i++)
-        out[i] = b64url[(v >> (58 - 6 * i)) & 63];
-    out[VALIDATE_CURSOR_LEN - 1] = b64url[(v & 15) << 2];
-    out[VALIDATE_CURSOR_LEN] = '\0';
-}
-
-int validate_cursor(struct slice s, int64_t *out, struct validate_errors *errs)
-{
-    if (!s.p || s.len != VALIDATE_CURSOR_LEN)
-        return fail(errs, "cursor", WHY_CURSOR);
-    uint64_t v = 0;
-    for (size_t i = 0; i < VALIDATE_CURSOR_LEN; i++) {
-        int d = b64url_value(s.p[i]);
-        /* Nonzero unused bits would give a second spelling of one id. */
-        if (d < 0 || (i == VALIDATE_CURSOR_LEN - 1 && (d & 3)))
-            return fail(errs, "cursor", WHY_CURSOR);
-        v = i < VALIDATE_CURSOR_LEN - 1 ? v << 6 | (uint64_t)d : v << 4 | (uint64_t)(d >> 2);
-    }
-    if (v == 0 || v > INT64_MAX)
-        return fail(errs, "cursor", WHY_CURSOR);
-    *out = (int64_t)v;
-    return 0;
-}
-
-/* ---- Authorization ----------------------------------------------------------- */
-
-static bool token_char(uint8_t c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_';
-}
-
-int validate_bearer(struct slice header_value, char token[VALIDATE_TOKEN_LEN + 1])
-{
-    static const char scheme[] = "Bearer ";
-    const size_t scheme_len = sizeof(scheme) - 1, prefix_len = sizeof(VALIDATE_TOKEN_PREFIX) - 1;
-    token[0] = '\0';
-    if (!header_value.p || header_value.len != scheme_len + VALIDATE_TOKEN_LEN ||
-        memcmp(header_value.p, scheme, scheme_len) != 0)
-        return ERR_INVALID;
-    const uint8_t *t = header_value.p + scheme_len;
-    if (memcmp(t, VALIDATE_TOKEN_PREFIX, prefix_len) != 0)
-        return ERR_INVALID;
-    for (size_t i = prefix_len; i < VALIDATE_TOKEN_LEN; i++)
-        if (!token_char(t[i]))
-            return ERR_INVALID;
-    memcpy(token, t, VALIDATE_TOKEN_LEN);
-    token[VALIDATE_TOKEN_LEN] = '\0';
+        return validate_fail(errs, field, WHY_CONTROL);
     return 0;
 }
 

@@ -1,7 +1,8 @@
 /*
- * test_validate.c - the edges of every validator in src/validate.c and of
- * the strict JSON reader in src/json.c: each limit at min-1, min, max and
- * max+1, each refused byte sequence, and each fixed `why` phrase.
+ * test_validate.c - the edges of every validator in src/validate.c and
+ * src/validate_head.c and of the strict JSON reader in src/json.c: each
+ * limit at min-1, min, max and max+1, each refused byte sequence, and each
+ * fixed `why` phrase.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
