@@ -1,14 +1,19 @@
 /*
- * api_auth.c - registration, login, logout and password change.
+ * api_auth.c - registration, login, logout, password change and account
+ * erasure (DELETE /v1/me): the handlers and their answers.
  *
  * Password hashing (argon2id, tens of milliseconds) never runs on the event
- * loop: the handler validates, copies what the work needs into a job, and
- * the thread pool hashes or verifies; the job's done() finishes on the loop
- * with the store. Unknown users are verified against a dummy hash so a login
- * costs the same whether or not the name exists, and both failures answer
- * the same 401. Passwords are wiped from memory as soon as they are used.
+ * loop: the handler validates, copies what the work needs into a job
+ * (api_auth_jobs.c), and the thread pool hashes or verifies; the job's done()
+ * here finishes on the loop with the store. Unknown users are verified
+ * against a dummy hash so a login costs the same whether or not the name
+ * exists, and both failures answer the same 401. This file owns the routes'
+ * answers and audit events and the per-name limits; it must never hash or
+ * verify a password itself, nor leave a copy of one outside its job.
+ * Passwords are wiped from memory as soon as they are used.
  */
 #include "api.h"
+#include "api_auth_int.h"
 #include "app.h"
 #include "audit.h"
 #include "crypto.h"
@@ -20,176 +25,12 @@
 #include "validate.h"
 
 #include "utc.h"
-#include <errno.h>
 #include <mbedtls/platform_util.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 #define LOGIN_PASSWORD_MAX 1024   /* bytes accepted at login: policy applies at set time */
-
-enum job_kind { JOB_REGISTER, JOB_LOGIN, JOB_PASSWORD, JOB_DELETE_ME };
-
-struct pw_job {
-    struct http_job base;
-    enum job_kind kind;
-    struct app *app;
-    char request_id[HTTP_ID_LEN + 1];
-    uint8_t peer[16];                   /* client address, for the audit line */
-    bool has_peer;
-    int64_t user_id;
-    enum role role;
-    bool user_ok;                       /* the account exists and is enabled */
-    uint8_t token_hash[CRYPTO_TOKEN_HASH_LEN];
-    char username[VALIDATE_USERNAME_MAX + 1];
-    char *pw;                           /* to verify (login, password change) or hash (register) */
-    size_t pw_len;
-    char *new_pw;                       /* password change: the new one */
-    size_t new_len;
-    char phc[CRYPTO_PHC_MAX];           /* stored hash to verify against */
-    const char *dummy_phc;              /* current settings, matches nothing (immutable) */
-    uint8_t salt[CRYPTO_SALT_LEN];
-    char new_phc[CRYPTO_PHC_MAX];       /* produced by work() */
-    int verify_rc, hash_rc, delete_rc;
-    bool rehash;
-    uint8_t name_key[RATELIMIT_KEY_LEN];   /* login throttling key */
-};
-
-static void job_free(struct pw_job *j)
-{
-    if (j->pw)
-        mbedtls_platform_zeroize(j->pw, j->pw_len);
-    if (j->new_pw)
-        mbedtls_platform_zeroize(j->new_pw, j->new_len);
-    free(j->pw);
-    free(j->new_pw);
-    mbedtls_platform_zeroize(j, sizeof(*j));
-    free(j);
-}
-
-static void job_audit(struct pw_job *j, const char *event, int result, int status, const char *reason)
-{
-    struct audit_event ev = { .event = event, .actor_id = j->user_ok ? j->user_id : 0,
-                              .role = j->user_ok ? authz_role_name(j->role) : "anonymous",
-                              .request_id = j->request_id, .resource_type = j->user_id ? "user" : NULL,
-                              .resource_id = j->user_id, .result = (enum audit_result)result,
-                              .status = status, .reason = reason, .ip = j->has_peer ? j->peer : NULL };
-    audit_record(j->app->audit, &ev);
-}
-
-/*
- * Erasure runs here, on its own database connection, because it ends with a
- * blocking WAL checkpoint: after it, neither the database file nor the -wal
- * file holds the account's pages (secure_delete zeroed the freed ones).
- */
-static int delete_account(struct pw_job *j)
-{
-    char err[256];
-    struct store *own = NULL;
-    int rc = store_open(&own, j->app->cfg->db_path, err, sizeof(err));
-    /* Only if the password checked is still the account's, and the asking
-     * session still exists: a password change may have finished meanwhile. */
-    rc = rc ? rc : store_user_delete_if_current(own, j->user_id, j->phc, j->token_hash);
-    rc = rc ? rc : store_checkpoint(own);
-    store_close(own);
-    return rc;
-}
-
-/* Thread pool: only the job's own memory (and, for erasure, its own
- * database connection) is touched here. */
-/* argon2id runs at nice 10: on a small box a login storm must not take the
- * CPU from the event loop (every other client). Once per pool thread; the
- * thread's other jobs (checkpoints, audit syncs) are background work too. */
-static void lower_priority(void)
-{
-    static _Thread_local bool lowered;
-    /* Linux: PRIO_PROCESS with 0 is the calling thread (nice is per thread);
-     * seccomp allows no other target. */
-    if (!lowered && setpriority(PRIO_PROCESS, 0, 10) == 0)
-        lowered = true;
-}
-
-/* Unknown names are checked against a hash made with the current settings,
- * accounts against their own, which may predate a change of the settings
- * and cost less (or more). So a failed login takes at least as long as a
- * check under the current settings, and its time does not tell whether the
- * name exists. Checks under the current settings keep that cost measured;
- * before the first one, one check of the dummy hash measures it. */
-static void check_login(struct pw_job *j, const struct crypto_argon2 *params)
-{
-    uint64_t t0 = utc_monotonic_ms();
-    j->verify_rc = crypto_password_verify(j->phc, j->pw, j->pw_len, params, &j->rehash);
-    uint64_t took = utc_monotonic_ms() - t0;
-    if (crypto_password_same_params(j->phc, params)) {
-        uint64_t mean = atomic_load(&j->app->check_ms);
-        atomic_store(&j->app->check_ms, mean ? (mean * 7 + took) / 8 : took);
-        return;
-    }
-    if (j->verify_rc == 0 && j->user_ok)
-        return;                     /* the right password: nothing left to hide */
-    uint64_t want = atomic_load(&j->app->check_ms);
-    if (want == 0) {
-        bool unused;
-        t0 = utc_monotonic_ms();
-        (void)crypto_password_verify(j->dummy_phc, j->pw, j->pw_len, params, &unused);
-        atomic_store(&j->app->check_ms, utc_monotonic_ms() - t0);
-        return;
-    }
-    if (took >= want)
-        return;
-    struct timespec left = { (time_t)((want - took) / 1000), (long)((want - took) % 1000) * 1000000L };
-    while (nanosleep(&left, &left) != 0 && errno == EINTR)
-        ;
-}
-
-static void pw_work(struct http_job *base)
-{
-    struct pw_job *j = (struct pw_job *)base;
-    lower_priority();
-    struct crypto_argon2 params = j->app->argon2;   /* plain values, read-only */
-    if (j->kind == JOB_LOGIN)
-        check_login(j, &params);
-    else if (j->kind != JOB_REGISTER)
-        j->verify_rc = crypto_password_verify(j->phc, j->pw, j->pw_len, &params, &j->rehash);
-    bool must_hash = j->kind == JOB_REGISTER || (j->kind == JOB_PASSWORD && j->verify_rc == 0) ||
-                     (j->kind == JOB_LOGIN && j->verify_rc == 0 && j->rehash && j->user_ok);
-    if (j->kind == JOB_DELETE_ME && j->verify_rc == 0)
-        j->delete_rc = delete_account(j);
-    if (!must_hash)
-        return;
-    const char *pw = j->kind == JOB_PASSWORD ? j->new_pw : j->pw;
-    size_t len = j->kind == JOB_PASSWORD ? j->new_len : j->pw_len;
-    j->hash_rc = crypto_password_hash(&params, pw, len, j->salt, j->new_phc);
-}
-
-static struct pw_job *job_new(struct route_ctx *ctx, enum job_kind kind, void (*done)(struct http_job *, struct http_response *))
-{
-    struct pw_job *j = calloc(1, sizeof(*j));
-    if (!j)
-        return NULL;
-    j->base.work = pw_work;
-    j->base.done = done;
-    j->kind = kind;
-    j->app = ctx->app;
-    j->user_id = ctx->who.user_id;
-    j->role = ctx->who.role;
-    j->user_ok = ctx->who.authenticated;
-    j->dummy_phc = crypto_dummy_phc(ctx->app->crypto);
-    memcpy(j->token_hash, ctx->who.token_hash, sizeof(j->token_hash));
-    memcpy(j->request_id, ctx->req->id, sizeof(j->request_id) - 1);
-    if (ctx->req->peer) {
-        memcpy(j->peer, ctx->req->peer, sizeof(j->peer));
-        j->has_peer = true;
-    }
-    if (crypto_random(j->salt, sizeof(j->salt)) != 0) {
-        free(j);
-        return NULL;
-    }
-    return j;
-}
 
 /* Limits keyed by the name a client tried (a keyed hash: the table never
  * holds usernames): the per-name rate and, for logins, the per-account
@@ -213,71 +54,6 @@ static int name_limits(struct route_ctx *ctx, const char *name, size_t n, bool l
         return ERR_LIMIT;
     }
     return 0;
-}
-
-/* A job checking the caller's own password: it carries the stored hash
- * and a throttle key of its own for the account, so a token's holder
- * guesses the password no faster than a login could. Apart from the login
- * throttle on purpose: failed logins by someone who knows only the name do
- * not stop the owner's password change, and the token's holder does not
- * lock the owner out of logging in. NULL with *limited set when the 429 is
- * written. */
-static struct pw_job *job_for_caller(struct route_ctx *ctx, enum job_kind kind,
-                                     void (*done)(struct http_job *, struct http_response *), bool *limited)
-{
-    struct store_user u;
-    *limited = false;
-    if (store_user_get(ctx->app->store, ctx->who.user_id, &u) != 0)
-        return NULL;
-    char label[48];
-    int n = snprintf(label, sizeof(label), "current-password:%lld", (long long)u.id);
-    uint8_t hash[CRYPTO_TOKEN_HASH_LEN], key[RATELIMIT_KEY_LEN];
-    if (n < 0 || crypto_token_hash(ctx->app->crypto, label, (size_t)n, hash) != 0)
-        memset(hash, 0, sizeof(hash));
-    memcpy(key, hash, sizeof(key));
-    uint32_t retry = 0;
-    struct pw_job *j = NULL;
-    if (!throttle_allowed(ctx->app->throttle, key, utc_monotonic_ms(), &retry)) {
-        route_fail_rate(ctx, retry, true, "password_throttled");
-        *limited = true;
-    } else if ((j = job_new(ctx, kind, done)) != NULL) {
-        memcpy(j->phc, u.password_hash, strnlen(u.password_hash, sizeof(j->phc) - 1));
-        memcpy(j->name_key, key, sizeof(j->name_key));
-    }
-    mbedtls_platform_zeroize(&u, sizeof(u));
-    return j;
-}
-
-/* A current password checked by a job counts for the account's throttle
- * as a login would. */
-static void throttle_outcome(struct pw_job *j)
-{
-    if (j->verify_rc != 0)
-        throttle_failed(j->app->throttle, j->name_key, utc_monotonic_ms());
-    else
-        throttle_succeeded(j->app->throttle, j->name_key);
-}
-
-static void job_fail_internal(struct pw_job *j, struct http_response *res, const char *event)
-{
-    http_problem(res, 500, NULL, "The server could not complete this request.");
-    job_audit(j, event, AUDIT_ERROR, 500, "internal");
-}
-
-/* The work never ran (its connection went first): nothing was checked, so
- * nothing is answered, recorded or changed. Or the guard could not open
- * its transaction (router.c): answer 503 and change nothing. true when the
- * job is done with. */
-static bool job_refused(struct pw_job *j, struct http_response *res, const char *event)
-{
-    if (!j->base.cancelled && !j->base.refused)
-        return false;
-    if (!j->base.cancelled) {
-        route_refuse_busy(res);
-        job_audit(j, event, AUDIT_ERROR, 503, "store_busy");
-    }
-    job_free(j);
-    return true;
 }
 
 /* Move a validated field's value into the job (no copy left behind). */
@@ -305,22 +81,22 @@ static void json_user(struct buf *b, int64_t id, const char *username, const cha
 static void register_done(struct http_job *base, struct http_response *res)
 {
     struct pw_job *j = (struct pw_job *)base;
-    if (job_refused(j, res, "auth.register"))
+    if (api_auth_job_refused(j, res, "auth.register"))
         return;
     int64_t now = (int64_t)time(NULL), id = 0;
     int rc = j->hash_rc ? ERR_CRYPTO : store_user_insert(j->app->store, j->username, "user", j->new_phc, now, &id);
     if (rc == ERR_EXISTS) {
         http_problem(res, 409, "username", "This username is taken.");
-        job_audit(j, "auth.register", AUDIT_DENY, 409, "conflict");
+        api_auth_job_audit(j, "auth.register", AUDIT_DENY, 409, "conflict");
     } else if (rc != 0) {
-        job_fail_internal(j, res, "auth.register");
+        api_auth_job_fail_internal(j, res, "auth.register");
     } else {
         j->user_id = id;
         res->status = 201;
         json_user(&res->body, id, j->username, "user", now);
-        job_audit(j, "auth.register", AUDIT_SUCCESS, 201, NULL);
+        api_auth_job_audit(j, "auth.register", AUDIT_SUCCESS, 201, NULL);
     }
-    job_free(j);
+    api_auth_job_free(j);
 }
 
 void api_register(struct route_ctx *ctx)
@@ -346,7 +122,7 @@ void api_register(struct route_ctx *ctx)
         route_fail_validation(ctx, &errs);
     } else if (name_limits(ctx, name, strlen(name), false, key) != 0) {
         /* 429 written */
-    } else if (!(j = job_new(ctx, JOB_REGISTER, register_done))) {
+    } else if (!(j = api_auth_job_new(ctx, JOB_REGISTER, register_done))) {
         api_fail_internal(ctx, "auth.register");
     } else {
         memcpy(j->username, name, sizeof(j->username));
@@ -362,87 +138,35 @@ static void login_fail(struct pw_job *j, struct http_response *res, const char *
 {
     http_problem(res, 401, NULL, "The username or password is wrong.");
     http_add_header(res, "WWW-Authenticate", "Bearer realm=\"notesd\"");
-    job_audit(j, "auth.login", AUDIT_DENY, 401, reason);
+    api_auth_job_audit(j, "auth.login", AUDIT_DENY, 401, reason);
 }
 
-static void phc_digest(const char *phc, uint8_t out[32])
-{
-    if (crypto_sha256(phc, strnlen(phc, STORE_PHC_MAX), out) != 0)
-        memset(out, 0, 32);   /* matches no upgrade: fails closed */
-}
-
-/* A login replaced `from` with `to` (same password, current settings). */
-static void note_upgrade(struct app *app, int64_t user_id, const char *from, const char *to)
-{
-    struct app_upgrade *u = &app->upgrades[app->upgrades_next++ % APP_UPGRADES];
-    u->user_id = user_id;
-    phc_digest(from, u->from);
-    phc_digest(to, u->to);
-}
-
-static bool upgraded(const struct app *app, int64_t user_id, const char *from, const char *to)
-{
-    uint8_t f[32], t[32];
-    phc_digest(from, f);
-    phc_digest(to, t);
-    for (size_t i = 0; i < APP_UPGRADES; i++) {
-        const struct app_upgrade *u = &app->upgrades[i];
-        if (u->user_id == user_id && user_id != 0 && memcmp(u->from, f, 32) == 0 && memcmp(u->to, t, 32) == 0)
-            return true;
-    }
-    return false;
-}
-
-/* Inside the guard's write transaction: the account still holds the hash
- * this job verified (`as_read`), or the upgrade a login made of it (the
- * same password under the current settings), and is still enabled. */
-static bool still_current(const struct pw_job *j, bool *as_read)
-{
-    struct store_user u;
-    *as_read = false;
-    if (store_user_get(j->app->store, j->user_id, &u) != 0)
-        return false;
-    *as_read = strncmp(u.password_hash, j->phc, sizeof(u.password_hash)) == 0;
-    bool same = !u.disabled && (*as_read || upgraded(j->app, j->user_id, j->phc, u.password_hash));
-    mbedtls_platform_zeroize(&u, sizeof(u));
-    return same;
-}
-
-/* The same for a job a session asked for: that session still exists too
- * (a password change finished meanwhile revokes it). */
-static bool caller_current(const struct pw_job *j)
-{
-    struct store_session s;
-    bool as_read;
-    return still_current(j, &as_read) && store_session_get(j->app->store, j->token_hash, &s) == 0 &&
-           s.user_id == j->user_id;
-}
 
 static void login_done(struct http_job *base, struct http_response *res)
 {
     struct pw_job *j = (struct pw_job *)base;
-    if (job_refused(j, res, "auth.login"))
+    if (api_auth_job_refused(j, res, "auth.login"))
         return;
     if (j->verify_rc != 0 || !j->user_ok) {
         throttle_failed(j->app->throttle, j->name_key, utc_monotonic_ms());
         login_fail(j, res, j->user_ok ? "bad_password" : "unknown_user");
-        job_free(j);
+        api_auth_job_free(j);
         return;
     }
     bool as_read;
-    if (!still_current(j, &as_read)) {
+    if (!api_auth_still_current(j, &as_read)) {
         /* The password was changed (or the account disabled) while this
          * login hashed: the password it checked is no longer the one. */
         throttle_failed(j->app->throttle, j->name_key, utc_monotonic_ms());
         login_fail(j, res, "password_changed");
-        job_free(j);
+        api_auth_job_free(j);
         return;
     }
     throttle_succeeded(j->app->throttle, j->name_key);
     struct app *app = j->app;
     int64_t now = (int64_t)time(NULL);
     if (j->rehash && j->hash_rc == 0 && as_read && store_user_set_password(app->store, j->user_id, j->new_phc) == 0)
-        note_upgrade(app, j->user_id, j->phc, j->new_phc);
+        api_auth_note_upgrade(app, j->user_id, j->phc, j->new_phc);
     char token[CRYPTO_TOKEN_LEN + 1];
     uint8_t hash[CRYPTO_TOKEN_HASH_LEN];
     int64_t expires = now + (int64_t)app->cfg->token_lifetime_s;
@@ -460,10 +184,10 @@ static void login_done(struct http_job *base, struct http_response *res)
         rc = rc ? rc : api_json_time(b, false, "expires_at", expires);
         if (rc == 0)
             buf_append(b, "}", 1);
-        job_audit(j, "auth.login", AUDIT_SUCCESS, 200, NULL);
+        api_auth_job_audit(j, "auth.login", AUDIT_SUCCESS, 200, NULL);
     }
     mbedtls_platform_zeroize(token, sizeof(token));
-    job_free(j);
+    api_auth_job_free(j);
 }
 
 void api_login(struct route_ctx *ctx)
@@ -485,7 +209,7 @@ void api_login(struct route_ctx *ctx)
         route_fail_validation(ctx, &errs);
     } else if (name_limits(ctx, canonical ? name : f[0].value, canonical ? strlen(name) : f[0].len, true, key) != 0) {
         /* 429 written */
-    } else if (!(j = job_new(ctx, JOB_LOGIN, login_done))) {
+    } else if (!(j = api_auth_job_new(ctx, JOB_LOGIN, login_done))) {
         api_fail_internal(ctx, "auth.login");
     } else {
         /* A malformed name cannot exist: same path as an unknown one. */
@@ -523,25 +247,25 @@ void api_logout(struct route_ctx *ctx)
 static void password_done(struct http_job *base, struct http_response *res)
 {
     struct pw_job *j = (struct pw_job *)base;
-    if (job_refused(j, res, "auth.password_change"))
+    if (api_auth_job_refused(j, res, "auth.password_change"))
         return;
     struct app *app = j->app;
-    throttle_outcome(j);
+    api_auth_throttle_outcome(j);
     if (j->verify_rc != 0) {
         http_problem(res, 403, "current_password", "The current password is wrong.");
-        job_audit(j, "auth.password_change", AUDIT_DENY, 403, "bad_password");
-    } else if (!caller_current(j)) {
+        api_auth_job_audit(j, "auth.password_change", AUDIT_DENY, 403, "bad_password");
+    } else if (!api_auth_caller_current(j)) {
         /* Checked against a password another change replaced meanwhile. */
         http_problem(res, 403, "current_password", "The password was changed meanwhile.");
-        job_audit(j, "auth.password_change", AUDIT_DENY, 403, "password_changed");
+        api_auth_job_audit(j, "auth.password_change", AUDIT_DENY, 403, "password_changed");
     } else if (j->hash_rc != 0 || store_user_set_password(app->store, j->user_id, j->new_phc) != 0 ||
                store_session_delete_user(app->store, j->user_id, j->token_hash) != 0) {
-        job_fail_internal(j, res, "auth.password_change");
+        api_auth_job_fail_internal(j, res, "auth.password_change");
     } else {
         res->status = 204;   /* every other session of the user is revoked */
-        job_audit(j, "auth.password_change", AUDIT_SUCCESS, 204, NULL);
+        api_auth_job_audit(j, "auth.password_change", AUDIT_SUCCESS, 204, NULL);
     }
-    job_free(j);
+    api_auth_job_free(j);
 }
 
 void api_password(struct route_ctx *ctx)
@@ -557,7 +281,7 @@ void api_password(struct route_ctx *ctx)
     bool limited = false;
     if (errs.n) {
         route_fail_validation(ctx, &errs);
-    } else if (!(j = job_for_caller(ctx, JOB_PASSWORD, password_done, &limited))) {
+    } else if (!(j = api_auth_job_for_caller(ctx, JOB_PASSWORD, password_done, &limited))) {
         if (!limited)
             api_fail_internal(ctx, "auth.password_change");
     } else {
@@ -576,23 +300,23 @@ static void delete_me_done(struct http_job *base, struct http_response *res)
 {
     struct pw_job *j = (struct pw_job *)base;
     if (base->cancelled) {     /* no password was checked, nothing erased */
-        job_free(j);
+        api_auth_job_free(j);
         return;
     }
-    throttle_outcome(j);
+    api_auth_throttle_outcome(j);
     if (j->verify_rc != 0) {
         http_problem(res, 403, "password", "The password is wrong.");
-        job_audit(j, "user.delete", AUDIT_DENY, 403, "bad_password");
+        api_auth_job_audit(j, "user.delete", AUDIT_DENY, 403, "bad_password");
     } else if (j->delete_rc == ERR_NOT_FOUND) {   /* nothing erased: see delete_account() */
         http_problem(res, 403, "password", "The password was changed meanwhile.");
-        job_audit(j, "user.delete", AUDIT_DENY, 403, "password_changed");
+        api_auth_job_audit(j, "user.delete", AUDIT_DENY, 403, "password_changed");
     } else if (j->delete_rc != 0) {
-        job_fail_internal(j, res, "user.delete");
+        api_auth_job_fail_internal(j, res, "user.delete");
     } else {
         res->status = 204;   /* account, notes and sessions are gone */
-        job_audit(j, "user.delete", AUDIT_SUCCESS, 204, NULL);
+        api_auth_job_audit(j, "user.delete", AUDIT_SUCCESS, 204, NULL);
     }
-    job_free(j);
+    api_auth_job_free(j);
 }
 
 void api_me_delete(struct route_ctx *ctx)
@@ -604,7 +328,7 @@ void api_me_delete(struct route_ctx *ctx)
     bool limited = false;
     if (errs.n) {
         route_fail_validation(ctx, &errs);
-    } else if (!(j = job_for_caller(ctx, JOB_DELETE_ME, delete_me_done, &limited))) {
+    } else if (!(j = api_auth_job_for_caller(ctx, JOB_DELETE_ME, delete_me_done, &limited))) {
         if (!limited)
             api_fail_internal(ctx, "user.delete");
     } else {

@@ -1,7 +1,8 @@
 /*
  * api_me.c - the caller's own account: GET /v1/me and GET /v1/me/export
  * (everything stored about the caller, notes decrypted, in one document).
- * Account erasure (DELETE /v1/me) lives with the password jobs in api_auth.c.
+ * Account erasure (DELETE /v1/me) lives with the other password handlers in
+ * api_auth.c, its job in api_auth_jobs.c.
  */
 #include "api.h"
 #include "app.h"

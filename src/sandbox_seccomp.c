@@ -132,7 +132,7 @@ static int add_narrowed(scmp_filter_ctx ctx)
     rc = rc ? rc : allow(ctx, SCMP_SYS(tgkill), 1, &us);
     rc = rc ? rc : allow(ctx, SCMP_SYS(kill), 1, &us);
     /* Limits (glibc's getrlimit is prlimit64 on pid 0) and priority (password
-     * jobs lower their own thread's, api_auth.c) of this process only: a
+     * jobs lower their own thread's, api_auth_jobs.c) of this process only: a
      * compromised server must not raise another process's soft limits or
      * renice it, nor every process of a user. */
     struct scmp_arg_cmp own = arg_eq(0, 0);

@@ -2027,7 +2027,7 @@ static bool a_thread_at_nice(pid_t pid, long nice)
     return found;
 }
 
-/* argon2id runs at nice 10 (api_auth.c) so a login storm leaves the CPU to
+/* argon2id runs at nice 10 (api_auth_jobs.c) so a login storm leaves the CPU to
  * the event loop; seccomp allows setpriority on the calling thread only. */
 Test(jobs, passwords_hash_on_a_thread_at_nice_10, .init = prep, .fini = finish, .timeout = 120)
 {

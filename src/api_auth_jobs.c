@@ -1,0 +1,287 @@
+/*
+ * api_auth_jobs.c - the password jobs behind api_auth.c's handlers: a job's
+ * lifetime, its work on the thread pool, and the checks its done() makes
+ * back on the event loop.
+ *
+ * A handler gets a struct pw_job from api_auth_job_new() (or from
+ * api_auth_job_for_caller(), which also throttles guesses at the caller's
+ * own password) and moves the passwords into it. pw_work() then runs on a
+ * libuv pool thread at nice 10: argon2id verifies and hashes, a failed
+ * login takes at least a current check's measured time, and an erasure
+ * runs on a database connection of its own. The done() callbacks in
+ * api_auth.c decide the answer with the shared steps here: the audit line,
+ * the 500, the refused or cancelled job, and whether the hash a job checked
+ * is still the account's (or a login's upgrade of it). It owns each job
+ * from api_auth_job_new() to api_auth_job_free(), which wipes the passwords
+ * and the job. The work must never touch anything but its job, the
+ * read-only settings, app->check_ms and (erasure) its own connection; and
+ * nothing here may keep a password, or answer a client, past the job.
+ */
+#include "api_auth_int.h"
+#include "app.h"
+#include "audit.h"
+#include "crypto.h"
+#include "ratelimit.h"
+#include "store.h"
+
+#include "utc.h"
+#include <errno.h>
+#include <mbedtls/platform_util.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+void api_auth_job_free(struct pw_job *j)
+{
+    if (j->pw)
+        mbedtls_platform_zeroize(j->pw, j->pw_len);
+    if (j->new_pw)
+        mbedtls_platform_zeroize(j->new_pw, j->new_len);
+    free(j->pw);
+    free(j->new_pw);
+    mbedtls_platform_zeroize(j, sizeof(*j));
+    free(j);
+}
+
+void api_auth_job_audit(struct pw_job *j, const char *event, int result, int status, const char *reason)
+{
+    struct audit_event ev = { .event = event, .actor_id = j->user_ok ? j->user_id : 0,
+                              .role = j->user_ok ? authz_role_name(j->role) : "anonymous",
+                              .request_id = j->request_id, .resource_type = j->user_id ? "user" : NULL,
+                              .resource_id = j->user_id, .result = (enum audit_result)result,
+                              .status = status, .reason = reason, .ip = j->has_peer ? j->peer : NULL };
+    audit_record(j->app->audit, &ev);
+}
+
+/*
+ * Erasure runs here, on its own database connection, because it ends with a
+ * blocking WAL checkpoint: after it, neither the database file nor the -wal
+ * file holds the account's pages (secure_delete zeroed the freed ones).
+ */
+static int delete_account(struct pw_job *j)
+{
+    char err[256];
+    struct store *own = NULL;
+    int rc = store_open(&own, j->app->cfg->db_path, err, sizeof(err));
+    /* Only if the password checked is still the account's, and the asking
+     * session still exists: a password change may have finished meanwhile. */
+    rc = rc ? rc : store_user_delete_if_current(own, j->user_id, j->phc, j->token_hash);
+    rc = rc ? rc : store_checkpoint(own);
+    store_close(own);
+    return rc;
+}
+
+/* Thread pool: only the job's own memory (and, for erasure, its own
+ * database connection) is touched here. */
+/* argon2id runs at nice 10: on a small box a login storm must not take the
+ * CPU from the event loop (every other client). Once per pool thread; the
+ * thread's other jobs (checkpoints, audit syncs) are background work too. */
+static void lower_priority(void)
+{
+    static _Thread_local bool lowered;
+    /* Linux: PRIO_PROCESS with 0 is the calling thread (nice is per thread);
+     * seccomp allows no other target. */
+    if (!lowered && setpriority(PRIO_PROCESS, 0, 10) == 0)
+        lowered = true;
+}
+
+/* Unknown names are checked against a hash made with the current settings,
+ * accounts against their own, which may predate a change of the settings
+ * and cost less (or more). So a failed login takes at least as long as a
+ * check under the current settings, and its time does not tell whether the
+ * name exists. Checks under the current settings keep that cost measured;
+ * before the first one, one check of the dummy hash measures it. */
+static void check_login(struct pw_job *j, const struct crypto_argon2 *params)
+{
+    uint64_t t0 = utc_monotonic_ms();
+    j->verify_rc = crypto_password_verify(j->phc, j->pw, j->pw_len, params, &j->rehash);
+    uint64_t took = utc_monotonic_ms() - t0;
+    if (crypto_password_same_params(j->phc, params)) {
+        uint64_t mean = atomic_load(&j->app->check_ms);
+        atomic_store(&j->app->check_ms, mean ? (mean * 7 + took) / 8 : took);
+        return;
+    }
+    if (j->verify_rc == 0 && j->user_ok)
+        return;                     /* the right password: nothing left to hide */
+    uint64_t want = atomic_load(&j->app->check_ms);
+    if (want == 0) {
+        bool unused;
+        t0 = utc_monotonic_ms();
+        (void)crypto_password_verify(j->dummy_phc, j->pw, j->pw_len, params, &unused);
+        atomic_store(&j->app->check_ms, utc_monotonic_ms() - t0);
+        return;
+    }
+    if (took >= want)
+        return;
+    struct timespec left = { (time_t)((want - took) / 1000), (long)((want - took) % 1000) * 1000000L };
+    while (nanosleep(&left, &left) != 0 && errno == EINTR)
+        ;
+}
+
+static void pw_work(struct http_job *base)
+{
+    struct pw_job *j = (struct pw_job *)base;
+    lower_priority();
+    struct crypto_argon2 params = j->app->argon2;   /* plain values, read-only */
+    if (j->kind == JOB_LOGIN)
+        check_login(j, &params);
+    else if (j->kind != JOB_REGISTER)
+        j->verify_rc = crypto_password_verify(j->phc, j->pw, j->pw_len, &params, &j->rehash);
+    bool must_hash = j->kind == JOB_REGISTER || (j->kind == JOB_PASSWORD && j->verify_rc == 0) ||
+                     (j->kind == JOB_LOGIN && j->verify_rc == 0 && j->rehash && j->user_ok);
+    if (j->kind == JOB_DELETE_ME && j->verify_rc == 0)
+        j->delete_rc = delete_account(j);
+    if (!must_hash)
+        return;
+    const char *pw = j->kind == JOB_PASSWORD ? j->new_pw : j->pw;
+    size_t len = j->kind == JOB_PASSWORD ? j->new_len : j->pw_len;
+    j->hash_rc = crypto_password_hash(&params, pw, len, j->salt, j->new_phc);
+}
+
+struct pw_job *api_auth_job_new(struct route_ctx *ctx, enum job_kind kind, void (*done)(struct http_job *, struct http_response *))
+{
+    struct pw_job *j = calloc(1, sizeof(*j));
+    if (!j)
+        return NULL;
+    j->base.work = pw_work;
+    j->base.done = done;
+    j->kind = kind;
+    j->app = ctx->app;
+    j->user_id = ctx->who.user_id;
+    j->role = ctx->who.role;
+    j->user_ok = ctx->who.authenticated;
+    j->dummy_phc = crypto_dummy_phc(ctx->app->crypto);
+    memcpy(j->token_hash, ctx->who.token_hash, sizeof(j->token_hash));
+    memcpy(j->request_id, ctx->req->id, sizeof(j->request_id) - 1);
+    if (ctx->req->peer) {
+        memcpy(j->peer, ctx->req->peer, sizeof(j->peer));
+        j->has_peer = true;
+    }
+    if (crypto_random(j->salt, sizeof(j->salt)) != 0) {
+        free(j);
+        return NULL;
+    }
+    return j;
+}
+
+/* A job checking the caller's own password: it carries the stored hash
+ * and a throttle key of its own for the account, so a token's holder
+ * guesses the password no faster than a login could. Apart from the login
+ * throttle on purpose: failed logins by someone who knows only the name do
+ * not stop the owner's password change, and the token's holder does not
+ * lock the owner out of logging in. NULL with *limited set when the 429 is
+ * written. */
+struct pw_job *api_auth_job_for_caller(struct route_ctx *ctx, enum job_kind kind,
+                                       void (*done)(struct http_job *, struct http_response *), bool *limited)
+{
+    struct store_user u;
+    *limited = false;
+    if (store_user_get(ctx->app->store, ctx->who.user_id, &u) != 0)
+        return NULL;
+    char label[48];
+    int n = snprintf(label, sizeof(label), "current-password:%lld", (long long)u.id);
+    uint8_t hash[CRYPTO_TOKEN_HASH_LEN], key[RATELIMIT_KEY_LEN];
+    if (n < 0 || crypto_token_hash(ctx->app->crypto, label, (size_t)n, hash) != 0)
+        memset(hash, 0, sizeof(hash));
+    memcpy(key, hash, sizeof(key));
+    uint32_t retry = 0;
+    struct pw_job *j = NULL;
+    if (!throttle_allowed(ctx->app->throttle, key, utc_monotonic_ms(), &retry)) {
+        route_fail_rate(ctx, retry, true, "password_throttled");
+        *limited = true;
+    } else if ((j = api_auth_job_new(ctx, kind, done)) != NULL) {
+        memcpy(j->phc, u.password_hash, strnlen(u.password_hash, sizeof(j->phc) - 1));
+        memcpy(j->name_key, key, sizeof(j->name_key));
+    }
+    mbedtls_platform_zeroize(&u, sizeof(u));
+    return j;
+}
+
+/* A current password checked by a job counts for the account's throttle
+ * as a login would. */
+void api_auth_throttle_outcome(struct pw_job *j)
+{
+    if (j->verify_rc != 0)
+        throttle_failed(j->app->throttle, j->name_key, utc_monotonic_ms());
+    else
+        throttle_succeeded(j->app->throttle, j->name_key);
+}
+
+void api_auth_job_fail_internal(struct pw_job *j, struct http_response *res, const char *event)
+{
+    http_problem(res, 500, NULL, "The server could not complete this request.");
+    api_auth_job_audit(j, event, AUDIT_ERROR, 500, "internal");
+}
+
+/* The work never ran (its connection went first): nothing was checked, so
+ * nothing is answered, recorded or changed. Or the guard could not open
+ * its transaction (router.c): answer 503 and change nothing. true when the
+ * job is done with. */
+bool api_auth_job_refused(struct pw_job *j, struct http_response *res, const char *event)
+{
+    if (!j->base.cancelled && !j->base.refused)
+        return false;
+    if (!j->base.cancelled) {
+        route_refuse_busy(res);
+        api_auth_job_audit(j, event, AUDIT_ERROR, 503, "store_busy");
+    }
+    api_auth_job_free(j);
+    return true;
+}
+
+/* ---- is the checked hash still the account's ----------------------------- */
+
+static void phc_digest(const char *phc, uint8_t out[32])
+{
+    if (crypto_sha256(phc, strnlen(phc, STORE_PHC_MAX), out) != 0)
+        memset(out, 0, 32);   /* matches no upgrade: fails closed */
+}
+
+/* A login replaced `from` with `to` (same password, current settings). */
+void api_auth_note_upgrade(struct app *app, int64_t user_id, const char *from, const char *to)
+{
+    struct app_upgrade *u = &app->upgrades[app->upgrades_next++ % APP_UPGRADES];
+    u->user_id = user_id;
+    phc_digest(from, u->from);
+    phc_digest(to, u->to);
+}
+
+static bool upgraded(const struct app *app, int64_t user_id, const char *from, const char *to)
+{
+    uint8_t f[32], t[32];
+    phc_digest(from, f);
+    phc_digest(to, t);
+    for (size_t i = 0; i < APP_UPGRADES; i++) {
+        const struct app_upgrade *u = &app->upgrades[i];
+        if (u->user_id == user_id && user_id != 0 && memcmp(u->from, f, 32) == 0 && memcmp(u->to, t, 32) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Inside the guard's write transaction: the account still holds the hash
+ * this job verified (`as_read`), or the upgrade a login made of it (the
+ * same password under the current settings), and is still enabled. */
+bool api_auth_still_current(const struct pw_job *j, bool *as_read)
+{
+    struct store_user u;
+    *as_read = false;
+    if (store_user_get(j->app->store, j->user_id, &u) != 0)
+        return false;
+    *as_read = strncmp(u.password_hash, j->phc, sizeof(u.password_hash)) == 0;
+    bool same = !u.disabled && (*as_read || upgraded(j->app, j->user_id, j->phc, u.password_hash));
+    mbedtls_platform_zeroize(&u, sizeof(u));
+    return same;
+}
+
+/* The same for a job a session asked for: that session still exists too
+ * (a password change finished meanwhile revokes it). */
+bool api_auth_caller_current(const struct pw_job *j)
+{
+    struct store_session s;
+    bool as_read;
+    return api_auth_still_current(j, &as_read) && store_session_get(j->app->store, j->token_hash, &s) == 0 &&
+           s.user_id == j->user_id;
+}
