@@ -19,10 +19,10 @@ void api_register(struct route_ctx *ctx);
 void api_login(struct route_ctx *ctx);
 void api_logout(struct route_ctx *ctx);
 void api_password(struct route_ctx *ctx);
+void api_me_delete(struct route_ctx *ctx);   /* a password job, like the three above */
 /* api_me.c */
 void api_me(struct route_ctx *ctx);
 void api_me_export(struct route_ctx *ctx);
-void api_me_delete(struct route_ctx *ctx);
 /* api_notes.c */
 void api_note_create(struct route_ctx *ctx);
 void api_note_list(struct route_ctx *ctx);
