@@ -20,9 +20,9 @@
  * response sealed (AES-256-GCM, the suite curl and wrk negotiate, through
  * psa_aead_* as mbedTLS's TLS code calls it), the note's two columns opened
  * (AES-256-GCM with their associated data), and the audit line's HMAC-SHA256
- * (over the line up to `,"mac":`; that MAC is also the next line's `prev`).
- * Parsing, SQLite, JSON and the system calls are the part left to the
- * implementation.
+ * (over the line up to `,"mac":`) and SHA-256 (the whole line, the next
+ * line's `prev`). Parsing, SQLite, JSON and the system calls are the part
+ * left to the implementation.
  *
  * usage: cryptofloor KEY.pem [SECONDS [REQ RESP LINE TITLE CONTENT]]
  *        (sizes in bytes of plaintext; prints one JSON object) */
@@ -194,11 +194,14 @@ static int op_columns(void *arg)
 static int op_audit(void *arg)
 {
     struct request *r = arg;
-    uint8_t mac[32];
+    uint8_t mac[32], hash[32];
     size_t len = 0;
     size_t macd = r->line > AUDIT_MAC_TAIL ? r->line - AUDIT_MAC_TAIL : 0;
-    return psa_mac_compute(r->mac_key, PSA_ALG_HMAC(PSA_ALG_SHA_256), r->buf, macd, mac, sizeof(mac),
-                           &len) == PSA_SUCCESS ? 0 : -1;
+    if (psa_mac_compute(r->mac_key, PSA_ALG_HMAC(PSA_ALG_SHA_256), r->buf, macd, mac, sizeof(mac),
+                        &len) != PSA_SUCCESS)
+        return -1;
+    return psa_hash_compute(PSA_ALG_SHA_256, r->buf, r->line, hash, sizeof(hash), &len) == PSA_SUCCESS
+                   ? 0 : -1;
 }
 
 static int op_request(void *arg)
