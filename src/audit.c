@@ -4,7 +4,7 @@
  * checking, finding the chain head again) and the descriptors a sync takes
  * to the thread pool are audit_files.c's.
  *
- * Owns the chain head (the seq and MAC of the last line) and, with
+ * Owns the chain head (the seq and hash of the last line) and, with
  * audit_files.c, the audit directory's descriptors. Before each line it takes an flock on audit.lock
  * and checks that audit.log is still the file it holds and still the size it
  * knows; if another process (a `notesd user` command) appended or rotated,
@@ -86,7 +86,7 @@ static int write_batch(struct audit *a)
 }
 
 /* a->line joins the batch and becomes the chain head. */
-static int queue(struct audit *a, const uint8_t mac[AUDIT_HASH_LEN])
+static int queue(struct audit *a, const uint8_t hash[AUDIT_HASH_LEN])
 {
     int rc = a->batch.len + a->line.len > AUDIT_BATCH_BYTES ? write_batch(a) : 0;
     if (rc == 0 && a->batch_lines == 0) {
@@ -98,19 +98,19 @@ static int queue(struct audit *a, const uint8_t mac[AUDIT_HASH_LEN])
         return rc == ERR_NOMEM ? audit_fail(a, rc, "out of memory for a line") : rc;
     a->batch_lines++;
     a->seq++;
-    memcpy(a->prev, mac, AUDIT_HASH_LEN);
+    memcpy(a->prev, hash, AUDIT_HASH_LEN);
     return 0;
 }
 
 /* The line of `ev` in a->line, after a newline ending a torn line if asked. */
 static int build(struct audit *a, const struct audit_event *ev, const struct audit_extra *x,
-                 bool end_torn, uint8_t mac[AUDIT_HASH_LEN])
+                 bool end_torn, uint8_t hash[AUDIT_HASH_LEN])
 {
     buf_reset(&a->line);
     int rc = end_torn ? buf_append(&a->line, "\n", 1) : 0;
-    rc = rc ? rc : audit_line_build(&a->enc, ev, x, a->seq + 1, a->prev, &a->line, mac);
+    rc = rc ? rc : audit_line_build(&a->enc, ev, x, a->seq + 1, a->prev, &a->line, hash);
     if (rc == ERR_CRYPTO)
-        return audit_fail(a, rc, "cannot compute a line's MAC or pseudonym");
+        return audit_fail(a, rc, "cannot compute a line's MAC, hash or pseudonym");
     return rc ? audit_fail(a, rc, "cannot build a line (%s)", err_name(rc)) : 0;
 }
 
@@ -120,15 +120,15 @@ static int build(struct audit *a, const struct audit_event *ev, const struct aud
 static int append(struct audit *a, const struct audit_event *ev, const struct audit_extra *x,
                   bool may_rotate, bool end_torn)
 {
-    uint8_t mac[AUDIT_HASH_LEN];
-    int rc = build(a, ev, x, end_torn, mac);
+    uint8_t hash[AUDIT_HASH_LEN];
+    int rc = build(a, ev, x, end_torn, hash);
     uint64_t size = a->size + a->batch.len;
     if (rc == 0 && may_rotate && size > a->floor && size + a->line.len > a->max_bytes) {
         rc = write_batch(a);
         rc = rc ? rc : rotate(a);
-        rc = rc ? rc : build(a, ev, x, end_torn, mac);
+        rc = rc ? rc : build(a, ev, x, end_torn, hash);
     }
-    rc = rc ? rc : queue(a, mac);
+    rc = rc ? rc : queue(a, hash);
     if (may_rotate) {
         a->queued = rc == 0;
         a->batch_events += a->queued;
@@ -199,8 +199,7 @@ static int prune(struct audit *a, const struct audit_file *f, const char *why)
      * record says so, and verify will not take it as the head's excuse. */
     struct audit_extra x = { .file = f->name, .first_seq = rc ? 0 : first.seq,
                              .last_seq = rc ? 0 : t.last.seq,
-                             .last_hash = !rc && t.has_line ? t.last.hash : audit_zero_hash,
-                             .last_mac = !rc && t.has_line && t.last.has_mac ? t.last.mac : NULL };
+                             .last_hash = !rc && t.has_line ? t.last.hash : audit_zero_hash };
     rc = append_own(a, AUDIT_EV_PRUNE, AUDIT_SUCCESS, why, rc ? "unreadable" : NULL, 0, &x, false);
     if (rc)
         return rc;

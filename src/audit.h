@@ -32,10 +32,9 @@
  *    "ip":"192.0.2.7"|"192.0.2.0/24","request_id":"...","resource":"note:17",
  *    "result":"success"|"deny"|"error","status":201,"reason":"...",
  *    "detail":"...","count":3, [audit.* records: "file","first_seq","last_seq",
- *    "last_hash","last_mac","bytes","torn_hash"], "prev":"<64 hex>","mac":"<64 hex>"}
+ *    "last_hash","bytes","torn_hash"], "prev":"<64 hex>","mac":"<64 hex>"}
  * `mac` is HMAC(chain key, every byte of the line before `,"mac":`), `prev`
- * the previous line's `mac` (lines written before 2026-11-29: the SHA-256 of
- * the previous line without its newline; verify accepts both). The line is pure
+ * the SHA-256 of the previous line without its newline. The line is pure
  * printable ASCII: anything else is a JSON escape; invalid UTF-8 becomes
  * U+FFFD. Text fields are cut at AUDIT_FIELD_MAX bytes.
  */
@@ -187,7 +186,7 @@ int audit_sync(struct audit *a);
  * retention_days before `now`. A file goes only with every older one, so the
  * kept files always form one unbroken chain; for each, an
  * `audit.retention_prune` line naming it, its first and last seq and the
- * SHA-256 and MAC of its last line is written BEFORE it is unlinked (no record, no
+ * hash of its last line is written BEFORE it is unlinked (no record, no
  * deletion). audit.log is never deleted. 0 or the first error.
  * Loop thread (hourly timer; also run at open and at every rotation).
  */
@@ -200,8 +199,7 @@ void audit_close(struct audit *a);
 /**
  * Verify the chain in `dir` without changing anything: the rotated files in
  * seq order, then audit.log (up to its size when the walk starts). Checks
- * each line's MAC, that `prev` names the line before (its MAC, or for older
- * lines its SHA-256), that seq grows
+ * each line's MAC, that `prev` is the hash of the line before, that seq grows
  * by exactly one, that each file begins by naming the file before it, and
  * that a log not starting at seq 1 is explained by a retention record. Writes
  * a report to `report`, problems as "FILE:LINE: changed | missing line(s)

@@ -179,8 +179,7 @@ int audit_load_head(struct audit *a)
     uint64_t seq = t.has_line ? t.last.seq : 0;
     if (seq >= a->seq) {
         a->seq = seq;
-        memcpy(a->prev, !t.has_line ? audit_zero_hash : t.last.has_mac ? t.last.mac : t.last.hash,
-               AUDIT_HASH_LEN);
+        memcpy(a->prev, t.has_line ? t.last.hash : audit_zero_hash, AUDIT_HASH_LEN);
     } else {
         log_error("audit: %s lost lines this process wrote (removed or truncated); the gap stays "
                   "visible to notesd audit verify", AUDIT_CURRENT);

@@ -53,12 +53,12 @@ struct audit_enc {
 };
 
 /** Fields only the module's own records carry (audit.rotate: file;
- *  audit.retention_prune: file, first/last seq, last_hash, last_mac; audit.torn_tail:
+ *  audit.retention_prune: file, first/last seq, last_hash; audit.torn_tail:
  *  bytes, torn_hash and, in a new file, file). */
 struct audit_extra {
     const char *file;
     uint64_t first_seq, last_seq, bytes;
-    const uint8_t *last_hash, *last_mac, *torn_hash;   /* NULL: field absent */
+    const uint8_t *last_hash, *torn_hash;      /* NULL: field absent */
 };
 
 /** What one line says. Only when mac_ok are its fields authentic. */
@@ -68,15 +68,11 @@ struct audit_line {
     uint64_t seq;
     uint8_t hash[AUDIT_HASH_LEN];     /* SHA-256 of the line without newline */
     uint8_t prev[AUDIT_HASH_LEN];
-    uint8_t mac[AUDIT_HASH_LEN];      /* its mac field as written (has_mac) */
-    bool has_mac;
     char event[AUDIT_EVENT_MAX + 1];  /* as written (escaped), "" when absent */
     char file[AUDIT_NAME_MAX + 1];    /* rotate, prune, torn records */
     uint64_t first_seq, last_seq;     /* prune records */
     uint8_t last_hash[AUDIT_HASH_LEN];
     bool has_last_hash;
-    uint8_t last_mac[AUDIT_HASH_LEN];
-    bool has_last_mac;
     uint64_t bytes;                   /* torn records: the torn line's length */
     uint8_t torn_hash[AUDIT_HASH_LEN];
     bool has_torn_hash;
@@ -112,17 +108,11 @@ struct audit_file {
 
 /** Append the line of `ev` with `seq` after `prev` to `b` (which may already
  *  hold bytes; they are not part of the line), newline included, and set
- *  `mac` to the line's MAC: the next line's prev. 0, ERR_CRYPTO,
- *  ERR_INTERNAL, or ERR_LIMIT/ERR_NOMEM from `b`. (audit_line.c)
- *
- *  Why the MAC and not a hash of the line is the link: the MAC already
- *  names the line (under the key, as nothing else can make one), so a
- *  second hash bought no integrity and cost 40% of the trail's SHA-256
- *  work on every request. Trails written before 2026-11-29 link by the
- *  SHA-256 of the line before; verify accepts either link. */
+ *  `hash` to the SHA-256 of the line without its newline. 0, ERR_CRYPTO,
+ *  ERR_INTERNAL, or ERR_LIMIT/ERR_NOMEM from `b`. (audit_line.c) */
 int audit_line_build(const struct audit_enc *e, const struct audit_event *ev, const struct audit_extra *x,
                      uint64_t seq, const uint8_t prev[AUDIT_HASH_LEN], struct buf *b,
-                     uint8_t mac[AUDIT_HASH_LEN]);
+                     uint8_t hash[AUDIT_HASH_LEN]);
 
 /** Append s[0..n) as a quoted JSON string of printable ASCII: '"', '\\' and
  *  control bytes escaped, every other non-ASCII code point as \uXXXX
@@ -189,7 +179,7 @@ struct audit {
     bool stale;                            /* size unknown: read the head back */
     uint64_t floor;                        /* never rotate at or below this size */
     uint64_t seq;                          /* the chain head: last line's seq */
-    uint8_t prev[AUDIT_HASH_LEN];          /* and its link (MAC) */
+    uint8_t prev[AUDIT_HASH_LEN];          /* and its hash */
     char continues[AUDIT_NAME_MAX + 1];    /* audit.log is new: name this file first */
     bool torn;                             /* audit.log ends in a torn line */
     uint64_t torn_bytes;

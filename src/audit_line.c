@@ -267,8 +267,6 @@ static int put_extra(struct buf *b, const struct audit_extra *x)
         rc = put_num(b, "first_seq", x->first_seq);
         rc = rc ? rc : put_num(b, "last_seq", x->last_seq);
         rc = rc ? rc : put_hash(b, "last_hash", x->last_hash);
-        if (rc == 0 && x->last_mac)
-            rc = put_hash(b, "last_mac", x->last_mac);
     }
     if (rc == 0 && x->torn_hash) {
         rc = put_num(b, "bytes", x->bytes);
@@ -279,10 +277,11 @@ static int put_extra(struct buf *b, const struct audit_extra *x)
 
 int audit_line_build(const struct audit_enc *e, const struct audit_event *ev, const struct audit_extra *x,
                      uint64_t seq, const uint8_t prev[AUDIT_HASH_LEN], struct buf *b,
-                     uint8_t mac[AUDIT_HASH_LEN])
+                     uint8_t hash[AUDIT_HASH_LEN])
 {
     static const char *const results[] = { "success", "deny", "error" };
     size_t start = b->len;
+    uint8_t mac[AUDIT_HASH_LEN];
     unsigned r = (unsigned)ev->result;
     int rc = put_ts(b);
     rc = rc ? rc : put_num(b, "seq", seq);
@@ -307,7 +306,10 @@ int audit_line_build(const struct audit_enc *e, const struct audit_event *ev, co
     if (rc == 0 && crypto_audit_mac(e->crypto, b->data + start, b->len - start, mac) != 0)
         rc = ERR_CRYPTO;
     rc = rc ? rc : put_hash(b, "mac", mac);
-    return rc ? rc : buf_append(b, "}\n", 2);
+    rc = rc ? rc : buf_append(b, "}", 1);
+    if (rc == 0 && crypto_sha256(b->data + start, b->len - start, hash) != 0)
+        rc = ERR_CRYPTO;
+    return rc ? rc : buf_append(b, "\n", 1);
 }
 
 /* ---- reading ------------------------------------------------------------- */
@@ -407,8 +409,6 @@ static void take(struct audit_line *l, struct slice k, struct slice v, bool str,
         to_u64(v, &l->bytes);
     else if (str && key_is(k, "last_hash"))
         l->has_last_hash = unhex(v, l->last_hash);
-    else if (str && key_is(k, "last_mac"))
-        l->has_last_mac = unhex(v, l->last_mac);
     else if (str && key_is(k, "torn_hash"))
         l->has_torn_hash = unhex(v, l->torn_hash);
 }
@@ -457,13 +457,12 @@ int audit_line_read(const struct crypto *c, const uint8_t *p, size_t n, struct a
     /* The tail is located only once the line is known to be longer than it
      * (a pointer before p would be undefined behaviour, not just wrong). */
     const uint8_t *tail = n > AUDIT_MAC_TAIL ? p + n - AUDIT_MAC_TAIL : NULL;
-    uint8_t want[AUDIT_HASH_LEN];
-    out->has_mac = tail && memcmp(tail, AUDIT_MAC_KEY, key) == 0 && p[n - 2] == '"' && p[n - 1] == '}' &&
-                   unhex((struct slice){ tail + key, AUDIT_HEX_LEN }, out->mac);
-    if (c && out->has_mac) {
+    uint8_t got[AUDIT_HASH_LEN], want[AUDIT_HASH_LEN];
+    if (c && tail && memcmp(tail, AUDIT_MAC_KEY, key) == 0 && p[n - 2] == '"' &&
+        p[n - 1] == '}' && unhex((struct slice){ tail + key, AUDIT_HEX_LEN }, got)) {
         if (crypto_audit_mac(c, p, n - AUDIT_MAC_TAIL, want) != 0)
             return ERR_CRYPTO;
-        out->mac_ok = crypto_equal(want, out->mac, AUDIT_HASH_LEN);
+        out->mac_ok = crypto_equal(want, got, AUDIT_HASH_LEN);
     }
     parse(p, n, out);
     return 0;

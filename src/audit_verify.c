@@ -214,7 +214,7 @@ struct verifier {
     size_t n_files;
     bool started;                      /* the chain has its head */
     uint64_t seq;                      /* the last line accepted */
-    struct audit_line last;            /* and what it says (its MAC, its hash) */
+    uint8_t prev[AUDIT_HASH_LEN];
     size_t linked;                     /* the file whose first record was checked */
     struct rec head;
     bool genesis;                      /* seq 1 after 64 zeros */
@@ -249,22 +249,14 @@ static bool is(const struct rec *r, const char *event)
     return r && r->l.mac_ok && strcmp(r->l.event, event) == 0;
 }
 
-/* Does `prev` name the line `l`? By its MAC since 2026-11-29, by its
- * SHA-256 before: either value names one line (its MAC verified). */
-static bool links(const uint8_t prev[AUDIT_HASH_LEN], const struct audit_line *l)
-{
-    return memcmp(prev, l->mac, AUDIT_HASH_LEN) == 0 || memcmp(prev, l->hash, AUDIT_HASH_LEN) == 0;
-}
-
 /* Does `r` record the removal of the file whose last line the head chains to? */
 static void note_prune(struct verifier *v, const struct rec *r)
 {
     const struct audit_line *l = &r->l;
-    const uint8_t *prev = v->head.l.prev;
-    bool named = (l->has_last_hash && memcmp(l->last_hash, prev, AUDIT_HASH_LEN) == 0) ||
-                 (l->has_last_mac && memcmp(l->last_mac, prev, AUDIT_HASH_LEN) == 0);
-    if (!is(r, AUDIT_EV_PRUNE) || !v->started || v->genesis || v->explained[0] || !named ||
-        l->last_seq + 1 != v->head.l.seq || strcmp(l->file, v->head.l.file) != 0)
+    if (!is(r, AUDIT_EV_PRUNE) || !v->started || v->genesis || v->explained[0] ||
+        !l->has_last_hash || l->last_seq + 1 != v->head.l.seq ||
+        memcmp(l->last_hash, v->head.l.prev, AUDIT_HASH_LEN) != 0 ||
+        strcmp(l->file, v->head.l.file) != 0)
         return;
     loc(v, r, v->explained);
 }
@@ -272,7 +264,7 @@ static void note_prune(struct verifier *v, const struct rec *r)
 static bool continues(const struct verifier *v, const struct rec *r)
 {
     return r && r->l.mac_ok && r->l.parsed && v->started && r->l.seq == v->seq + 1 &&
-           links(r->l.prev, &v->last);
+           memcmp(r->l.prev, v->prev, AUDIT_HASH_LEN) == 0;
 }
 
 /* Judge `cur`, knowing the line after it (NULL at the end). */
@@ -326,8 +318,8 @@ static void check(struct verifier *v, const struct rec *cur, const struct rec *n
                     (unsigned long long)(l->seq - e));
             return;
         }
-        if (!links(l->prev, &v->last)) {
-            problem(v, cur, "changed", "prev does not name the line before it (that line was "
+        if (memcmp(l->prev, v->prev, AUDIT_HASH_LEN) != 0) {
+            problem(v, cur, "changed", "prev is not the hash of the line before it (that line was "
                     "replaced)");
             return;
         }
@@ -343,7 +335,7 @@ static void check(struct verifier *v, const struct rec *cur, const struct rec *n
         }
     }
     v->seq = l->seq;
-    v->last = *l;
+    memcpy(v->prev, l->hash, AUDIT_HASH_LEN);
     v->records++;
     note_prune(v, cur);
     /* The chain's newest end has no successor to give a cut away: a rotated
