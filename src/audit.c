@@ -203,10 +203,23 @@ static int prune(struct audit *a, const struct audit_file *f, const char *why)
     rc = append_own(a, AUDIT_EV_PRUNE, AUDIT_SUCCESS, why, rc ? "unreadable" : NULL, 0, &x, false);
     if (rc)
         return rc;
+    if (a->sync_mode != CONFIG_AUDIT_SYNC_OFF) {
+        /* The record is written, not yet on disk: the sync deletes. */
+        memcpy(a->doomed[a->n_doomed++], f->name, sizeof(a->doomed[0]));
+        return 0;
+    }
     if (unlinkat(a->dirfd, f->name, 0) != 0 && errno != ENOENT)
         log_warn("audit: cannot delete %s (%s); retention will try again", f->name, strerror(errno));
     a->dir_dirty = true;
     return 0;
+}
+
+static bool is_doomed(const struct audit *a, const char *name)
+{
+    for (size_t i = 0; i < a->n_doomed; i++)
+        if (strcmp(a->doomed[i], name) == 0)
+            return true;
+    return false;
 }
 
 /* A rotated file this trail wrote ends in a line it signed, with the seq
@@ -229,12 +242,13 @@ static bool ours(struct audit *a, const struct audit_file *f)
     return ok;
 }
 
-/* Only this trail's files, oldest first. */
+/* Only this trail's files, oldest first, without those already pruned on
+ * record and waiting for a sync to delete them. */
 static size_t keep_ours(struct audit *a, struct audit_file *f, size_t n)
 {
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        if (ours(a, &f[i]))
+        if (!is_doomed(a, f[i].name) && ours(a, &f[i]))
             f[k++] = f[i];
     return k;
 }
@@ -253,8 +267,8 @@ static int enforce(struct audit *a, time_t now)
      * unbroken run of files, so only the head of the chain is ever cut. */
     for (size_t i = 0; i < n && rc == 0; i++) {
         const char *why = n - i > keep ? "max_files" : f[i].mtime < cutoff ? "retention" : NULL;
-        if (!why)
-            break;
+        if (!why || a->n_doomed == AUDIT_DOOMED_MAX)
+            break;                     /* nothing due, or the rest after the next sync */
         /* Age is the file's modification time, which its owner can set:
          * a file goes by age only if every line of it still verifies, so a
          * backdated edit stays as evidence rather than leave on a signed
@@ -484,6 +498,10 @@ int audit_open(struct audit **out, const struct config *cfg, const struct crypto
         }
         flock(a->lockfd, LOCK_UN);
     }
+    /* Start-up may block: files pruned at open go now, once their records
+     * are on disk, not at the first sync after serving began. */
+    if (rc == 0 && a->n_doomed)
+        (void)audit_sync(a);           /* a failure is the trail's health, as later */
     if (rc) {
         snprintf(err, errlen, "NOTES_AUDIT_DIR (%s): %s", a->dir, a->why);
         audit_close(a);

@@ -151,12 +151,21 @@ uint64_t audit_written_seq(const struct audit *a);
 /** Every line up to this seq is known to be on disk (fdatasync returned). */
 uint64_t audit_synced_seq(const struct audit *a);
 
+/* "audit-YYYYMMDDTHHMMSSZ-<seq of its last line, 20 digits>.log" */
+#define AUDIT_NAME_MAX 47
+#define AUDIT_DOOMED_MAX 16        /* pruned files waiting for a sync to delete them */
+
 /** One group commit, handed from the loop to the thread pool and back. */
 struct audit_sync {
     int fd[AUDIT_SYNC_FDS];   /* duplicated descriptors, owned by the sync */
     size_t n;
     uint64_t seq;             /* lines up to here are covered */
     int rc;                   /* set by audit_sync_run() */
+    /* Pruned files, deleted only after the lines above (their records) are
+     * on disk; what is left here afterwards was not deleted. */
+    char unlink[AUDIT_DOOMED_MAX][AUDIT_NAME_MAX + 1];
+    size_t n_unlink, n_taken;
+    int dirfd;                /* a duplicate of the folder for the deletions, or -1 */
 };
 
 /**
@@ -170,11 +179,13 @@ struct audit_sync {
  * sync releases every response it covers).
  */
 bool audit_sync_begin(struct audit *a, struct audit_sync *s);
-/** fdatasync (fsync for the directory) and close every descriptor of `s`.
+/** fdatasync (fsync for the directory) and close every descriptor of `s`;
+ *  if that worked, delete the pruned files it carries and sync the folder.
  *  Touches nothing but `s`: run it on the thread pool. */
 void audit_sync_run(struct audit_sync *s);
 /** Back on the loop: advance audit_synced_seq() on success; on failure mark
- *  the module unhealthy (logged once) until a later sync succeeds. */
+ *  the module unhealthy (logged once) until a later sync succeeds. Pruned
+ *  files it did not delete wait for the next sync. */
 void audit_sync_end(struct audit *a, const struct audit_sync *s);
 /** begin + run + end in place. Blocking: for CLI commands and shutdown,
  *  never on a serving loop. 0 or ERR_IO. */
@@ -187,7 +198,10 @@ int audit_sync(struct audit *a);
  * kept files always form one unbroken chain; for each, an
  * `audit.retention_prune` line naming it, its first and last seq and the
  * hash of its last line is written BEFORE it is unlinked (no record, no
- * deletion). audit.log is never deleted. 0 or the first error.
+ * deletion), and the unlink waits for the sync that puts that line on disk
+ * (audit_sync_run(); at once with NOTES_AUDIT_SYNC=off), so a crash cannot
+ * keep the deletion and lose the record. audit.log is never deleted. 0 or
+ * the first error.
  * Loop thread (hourly timer; also run at open and at every rotation).
  */
 int audit_enforce_retention(struct audit *a, time_t now);

@@ -243,12 +243,21 @@ int audit_open_dir(struct audit *a)
 bool audit_sync_begin(struct audit *a, struct audit_sync *s)
 {
     if (!a || a->sync_mode == CONFIG_AUDIT_SYNC_OFF ||
-        (!a->dirty && !a->dir_dirty && !a->n_pending && !a->sync_failed))
+        (!a->dirty && !a->dir_dirty && !a->n_pending && !a->n_doomed && !a->sync_failed))
         return false;
-    *s = (struct audit_sync){ .seq = audit_written_seq(a) };
+    *s = (struct audit_sync){ .seq = audit_written_seq(a), .dirfd = -1 };
     for (size_t i = 0; i < a->n_pending; i++)
         s->fd[s->n++] = a->pending[i];
     a->n_pending = 0;
+    if (a->n_doomed) {
+        /* They stay in a->doomed while the sync runs, so retention does not
+         * prune them a second time meanwhile; the end drops them. */
+        memcpy(s->unlink, a->doomed, a->n_doomed * sizeof(a->doomed[0]));
+        s->n_unlink = s->n_taken = a->n_doomed;
+        s->dirfd = fcntl(a->dirfd, F_DUPFD_CLOEXEC, 0);
+        if (s->dirfd < 0)
+            s->rc = ERR_IO;
+    }
     int fds[2] = { a->fd, a->dir_dirty ? a->dirfd : -1 };
     for (size_t i = 0; i < 2; i++) {
         if (fds[i] < 0)
@@ -263,6 +272,23 @@ bool audit_sync_begin(struct audit *a, struct audit_sync *s)
     return true;
 }
 
+/* The pruned files go only once their records are on disk; those that
+ * could not be deleted stay in `s` for the loop to queue again. */
+static void delete_pruned(struct audit_sync *s)
+{
+    size_t left = 0;
+    for (size_t i = 0; i < s->n_unlink && s->rc == 0; i++)
+        if (unlinkat(s->dirfd, s->unlink[i], 0) != 0 && errno != ENOENT)
+            memmove(s->unlink[left++], s->unlink[i], sizeof(s->unlink[0]));
+    if (s->rc == 0) {
+        s->n_unlink = left;
+        if (fsync(s->dirfd) != 0)
+            s->rc = ERR_IO;
+    }
+    close(s->dirfd);
+    s->dirfd = -1;
+}
+
 void audit_sync_run(struct audit_sync *s)
 {
     for (size_t i = 0; i < s->n; i++) {
@@ -273,10 +299,26 @@ void audit_sync_run(struct audit_sync *s)
         close(s->fd[i]);
     }
     s->n = 0;
+    if (s->dirfd >= 0)
+        delete_pruned(s);
+}
+
+/* The sync took a->doomed's first `taken` names; those it did not delete
+ * wait for the next one, after any pruned meanwhile. */
+static void requeue_pruned(struct audit *a, const struct audit_sync *s)
+{
+    size_t taken = s->n_taken < a->n_doomed ? s->n_taken : a->n_doomed;
+    memmove(a->doomed, a->doomed[taken], (a->n_doomed - taken) * sizeof(a->doomed[0]));
+    a->n_doomed -= taken;
+    for (size_t i = 0; i < s->n_unlink && a->n_doomed < AUDIT_DOOMED_MAX; i++)
+        memcpy(a->doomed[a->n_doomed++], s->unlink[i], sizeof(a->doomed[0]));
+    if (s->n_unlink && s->rc == 0)
+        log_warn("audit: cannot delete %s; retention will try again", s->unlink[0]);
 }
 
 void audit_sync_end(struct audit *a, const struct audit_sync *s)
 {
+    requeue_pruned(a, s);
     if (s->rc == 0) {
         if (s->seq > a->synced_seq)
             a->synced_seq = s->seq;

@@ -19,8 +19,6 @@
 
 #define AUDIT_CURRENT "audit.log"
 #define AUDIT_LOCK "audit.lock"
-/* "audit-YYYYMMDDTHHMMSSZ-<seq of its last line, 20 digits>.log" */
-#define AUDIT_NAME_MAX 47
 #define AUDIT_LINE_MAX 8192          /* no line notesd writes is longer */
 #define AUDIT_HASH_LEN CRYPTO_SHA256_LEN
 #define AUDIT_HEX_LEN 64
@@ -194,6 +192,8 @@ struct audit {
     bool dirty, dir_dirty;                 /* written / renamed since a sync began */
     int pending[AUDIT_PENDING_MAX];
     size_t n_pending;
+    char doomed[AUDIT_DOOMED_MAX][AUDIT_NAME_MAX + 1];   /* pruned, on record, */
+    size_t n_doomed;                                      /* deleted by the next sync */
     char why[256];                         /* the last failure, for one log line */
     struct buf line;
 };

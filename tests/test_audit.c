@@ -886,6 +886,95 @@ Test(audit, max_files_prunes_the_oldest_and_records_it)
     assert_problem("missing line(s) before: the log starts at seq");
 }
 
+/* The files the audit.retention_prune records name, and how many of them
+ * are still in the folder. */
+static size_t pruned_still_there(size_t *named)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    struct audit_file *f = NULL;
+    size_t n = 0, there = 0;
+    static char seen[64][AUDIT_NAME_MAX + 1];
+    cr_assert_eq(audit_list_rotated(fd, &f, &n), 0);
+    close(fd);
+    *named = 0;
+    for (size_t k = 0; k <= n; k++) {
+        struct lines l;
+        char name[AUDIT_NAME_MAX + 1];
+        snprintf(name, sizeof(name), "%s", k < n ? f[k].name : AUDIT_CURRENT);
+        read_lines(in_dir(name), &l);
+        for (size_t i = 0; i < l.n; i++) {
+            cJSON *j = parse_line(l.at[i]);
+            if (strcmp(str_of(j, "event"), AUDIT_EV_PRUNE) == 0) {
+                struct stat st;
+                const char *file = str_of(j, "file");
+                for (size_t s = 0; s < *named && s < 64; s++)
+                    cr_assert_str_neq(seen[s], file, "two prune records name %s", file);
+                if (*named < 64)
+                    snprintf(seen[*named], sizeof(seen[0]), "%s", file);
+                (*named)++;
+                there += stat(in_dir(file), &st) == 0;
+            }
+            cJSON_Delete(j);
+        }
+        free(l.text);
+    }
+    free(f);
+    return there;
+}
+
+/* A crash must never leave a file deleted whose prune record is lost: the
+ * record is written on the loop, but the deletion waits for the sync that
+ * puts the record on disk (on the thread pool). */
+Test(audit, a_pruned_file_goes_only_once_a_sync_has_its_record)
+{
+    cfg.audit_max_bytes = 4096;
+    cfg.audit_max_files = 2;
+    struct audit *a = open_log();
+    record_n(a, 40);                      /* four files: the oldest two go */
+    size_t named = 0;
+    size_t there = pruned_still_there(&named);
+    cr_assert_geq(named, 1, "no prune record");
+    cr_assert_eq(there, named, "%zu of %zu pruned files were deleted before a sync", named - there, named);
+    cr_assert_eq(audit_sync(a), 0);
+    cr_assert_eq(pruned_still_there(&named), 0, "a sync covered the records, the files stayed");
+    audit_close(a);
+    assert_verifies();
+}
+
+/* Retention running while a sync (and the deletions it carries) is still
+ * on the thread pool must not prune those files a second time. */
+Test(audit, a_file_waiting_for_a_running_sync_is_pruned_once)
+{
+    cfg.audit_max_bytes = 4096;
+    cfg.audit_max_files = 3;
+    struct audit *a = open_log();
+    record_n(a, 40);                      /* prunes: their files wait for a sync */
+    struct audit_sync s;
+    cr_assert(audit_sync_begin(a, &s));
+    record_n(a, 15);                      /* a rotation, and retention, meanwhile */
+    audit_sync_run(&s);
+    audit_sync_end(a, &s);
+    audit_close(a);
+    size_t named = 0;
+    cr_assert_eq(pruned_still_there(&named), 0);   /* asserts each is named once */
+    cr_assert_geq(named, 2);
+    assert_verifies();
+}
+
+Test(audit, without_sync_a_pruned_file_goes_at_once)
+{
+    cfg.audit_max_bytes = 4096;
+    cfg.audit_max_files = 2;
+    cfg.audit_sync = CONFIG_AUDIT_SYNC_OFF;
+    struct audit *a = open_log();
+    record_n(a, 40);
+    size_t named = 0;
+    cr_assert_eq(pruned_still_there(&named), 0);
+    cr_assert_geq(named, 1, "no prune record");
+    audit_close(a);
+    assert_verifies();
+}
+
 Test(audit, max_files_one_keeps_only_the_current_file)
 {
     cfg.audit_max_bytes = 4096;
