@@ -226,4 +226,22 @@ void audit_close(struct audit *a);
  */
 int audit_verify_dir(const char *dir, const struct crypto *crypto, FILE *report);
 
+/** A line of the trail remembered elsewhere (its seq and the SHA-256 of the
+ *  line): the OK report ends in "anchor SEQ:HEX" for the newest line. A
+ *  chain that verifies on its own may still have lost lines at its end;
+ *  an anchor shipped off the machine finds that later. */
+struct audit_anchor {
+    uint64_t seq;
+    uint8_t hash[32];
+};
+/** "SEQ:HEX": decimal digits, a colon, 64 lowercase hex digits, nothing
+ *  else. 0 or ERR_INVALID. */
+int audit_anchor_parse(const char *text, struct audit_anchor *out);
+/** audit_verify_dir(), and with `anchor` (NULL: none) also that the chain
+ *  still holds the anchored line: ERR_INVALID when it ends before that seq
+ *  ("missing line(s) after") or holds another line there ("changed"); an
+ *  anchor before the kept log's first line (pruned on record) is noted and
+ *  not checked. */
+int audit_verify(const char *dir, const struct crypto *crypto, const struct audit_anchor *anchor, FILE *report);
+
 #endif

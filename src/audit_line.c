@@ -358,6 +358,18 @@ static bool to_u64(struct slice s, uint64_t *out)
     return !(s.len > 1 && s.p[0] == '0') && dec_u64(s, out);
 }
 
+_Static_assert(sizeof(((struct audit_anchor *)0)->hash) == AUDIT_HASH_LEN, "an anchor holds a line's hash");
+
+int audit_anchor_parse(const char *text, struct audit_anchor *out)
+{
+    const char *colon = text ? strchr(text, ':') : NULL;
+    if (!colon)
+        return ERR_INVALID;
+    struct slice seq = { (const uint8_t *)text, (size_t)(colon - text) };
+    struct slice hex = { (const uint8_t *)colon + 1, strlen(colon + 1) };
+    return to_u64(seq, &out->seq) && unhex(hex, out->hash) ? 0 : ERR_INVALID;
+}
+
 /* A string at p[*i]: its raw contents, escapes kept. */
 static bool scan_string(const uint8_t *p, size_t n, size_t *i, struct slice *out)
 {

@@ -223,6 +223,8 @@ struct verifier {
                                         * only to look for prune records */
     char problem[512];
     uint64_t records;
+    const struct audit_anchor *anchor;  /* NULL: none */
+    bool anchor_seen;                  /* the anchored seq was accepted, and matched */
 };
 
 static const char *loc(const struct verifier *v, const struct rec *r, char buf[LOC_MAX])
@@ -333,6 +335,14 @@ static void check(struct verifier *v, const struct rec *cur, const struct rec *n
                     "was removed, renamed or joined)", want);
             return;
         }
+    }
+    if (v->anchor && l->seq == v->anchor->seq) {
+        if (memcmp(l->hash, v->anchor->hash, AUDIT_HASH_LEN) != 0) {
+            problem(v, cur, "changed", "the line of seq %llu is not the anchored one",
+                    (unsigned long long)l->seq);
+            return;
+        }
+        v->anchor_seen = true;
     }
     v->seq = l->seq;
     memcpy(v->prev, l->hash, AUDIT_HASH_LEN);
@@ -473,9 +483,35 @@ int audit_file_intact(const struct crypto *c, int dirfd, const struct audit_file
     return rc;
 }
 
+/* The walk found no problem: what the anchor says, if there is one. 0 or
+ * ERR_INVALID. */
+static int check_anchor(const struct verifier *v, FILE *report)
+{
+    const struct audit_anchor *an = v->anchor;
+    if (!an || v->anchor_seen) {
+        if (an)
+            fprintf(report, "note: anchor seq %llu found: the chain still holds the anchored line\n",
+                    (unsigned long long)an->seq);
+        return 0;
+    }
+    if (an->seq > v->seq) {
+        fprintf(report, "%s: missing line(s) after: the anchor names seq %llu, the log ends at seq %llu\n",
+                v->names[v->n_files - 1], (unsigned long long)an->seq, (unsigned long long)v->seq);
+        return ERR_INVALID;
+    }
+    fprintf(report, "note: the anchor's seq %llu is before the kept log (seq %llu..%llu): not checked\n",
+            (unsigned long long)an->seq, (unsigned long long)v->head.l.seq, (unsigned long long)v->seq);
+    return 0;
+}
+
 int audit_verify_dir(const char *dir, const struct crypto *crypto, FILE *report)
 {
-    struct verifier v = { .crypto = crypto, .out = report };
+    return audit_verify(dir, crypto, NULL, report);
+}
+
+int audit_verify(const char *dir, const struct crypto *crypto, const struct audit_anchor *anchor, FILE *report)
+{
+    struct verifier v = { .crypto = crypto, .out = report, .anchor = anchor };
     int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dirfd < 0) {
         fprintf(report, "cannot open %s: %s\n", dir, strerror(errno));
@@ -504,13 +540,15 @@ int audit_verify_dir(const char *dir, const struct crypto *crypto, FILE *report)
             fprintf(report, "there is no %s: lines after seq %llu may be gone\n", AUDIT_CURRENT,
                     (unsigned long long)v.seq);
             rc = ERR_INVALID;
-        } else {
+        } else if ((rc = check_anchor(&v, report)) == 0) {
             if (v.explained[0])
                 fprintf(report, "note: %s: head pruned by retention (record at %s)\n",
                         loc(&v, &v.head, at), v.explained);
-            fprintf(report, "OK: %llu records in %zu file(s), seq %llu..%llu, chain intact\n",
+            char hex[AUDIT_HEX_LEN + 1];
+            audit_hex(v.prev, AUDIT_HASH_LEN, hex);
+            fprintf(report, "OK: %llu records in %zu file(s), seq %llu..%llu, chain intact; anchor %llu:%s\n",
                     (unsigned long long)v.records, v.n_files, (unsigned long long)v.head.l.seq,
-                    (unsigned long long)v.seq);
+                    (unsigned long long)v.seq, (unsigned long long)v.seq, hex);
         }
     }
     free(v.names);

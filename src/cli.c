@@ -325,17 +325,45 @@ int cli_rekey(int argc, char **argv, char *const *envp)
 
 /* ---- audit verify --------------------------------------------------------- */
 
+/* verify [DIR] [--anchor SEQ:HEX], in any order; false on anything else. */
+static bool verify_args(int argc, char **argv, const char **dir, struct audit_anchor *an, bool *anchored)
+{
+    *dir = NULL;
+    *anchored = false;
+    if (argc < 1 || strcmp(argv[0], "verify") != 0)
+        return false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--anchor") == 0) {
+            if (*anchored || i + 1 >= argc || audit_anchor_parse(argv[++i], an) != 0)
+                return false;
+            *anchored = true;
+        } else if (argv[i][0] == '-' || *dir) {
+            return false;
+        } else {
+            *dir = argv[i];
+        }
+    }
+    return true;
+}
+
 int cli_audit(int argc, char **argv, char *const *envp)
 {
     bool help = argc > 0 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0);
-    if (help || argc < 1 || argc > 2 || strcmp(argv[0], "verify") != 0) {
+    const char *dir;
+    struct audit_anchor anchor;
+    bool anchored;
+    if (help || !verify_args(argc, argv, &dir, &anchor, &anchored)) {
         fprintf(help ? stdout : stderr,
-                "usage: notesd audit verify [DIR]\n\n"
+                "usage: notesd audit verify [DIR] [--anchor SEQ:SHA256]\n\n"
                 "Check the audit trail in DIR (default NOTES_AUDIT_DIR): every line's MAC, the\n"
                 "hash chain across rotated files, and that lines removed by retention are\n"
                 "accounted for. Needs NOTES_AUDIT_KEY (and the other keys) like serve.\n"
+                "The OK line ends in \"anchor SEQ:SHA256\", the newest line's: keep it off\n"
+                "this machine and pass it back with --anchor to find lines cut from the end\n"
+                "since (a shorter chain verifies on its own).\n"
                 "Exit status 0: the chain verifies; 1: a line was changed, removed,\n"
-                "reordered or inserted, or the log is torn (the first problem is printed).\n");
+                "reordered or inserted, the anchored line is missing or differs, or the log\n"
+                "is torn (the first problem is printed).\n");
         return help ? 0 : EX_USAGE;
     }
     char err[CONFIG_ERR_MAX];
@@ -353,7 +381,7 @@ int cli_audit(int argc, char **argv, char *const *envp)
     if (crypto_new(&crypto, &cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "notesd: %s\n", err);
     } else {
-        int rc = audit_verify_dir(argc == 2 ? argv[1] : cfg.audit_dir, crypto, stdout);
+        int rc = audit_verify(dir ? dir : cfg.audit_dir, crypto, anchored ? &anchor : NULL, stdout);
         status = rc == 0 ? 0 : rc == ERR_INVALID ? 1 : EX_IOERR;
     }
     crypto_free(crypto);

@@ -1150,6 +1150,97 @@ Test(audit, lines_cut_from_the_newest_file_are_found)
     assert_problem("missing line(s) after");
 }
 
+/* ---- anchors: the newest lines, checked against a copy kept elsewhere ---- */
+
+/* The anchor the OK line offers ("anchor SEQ:SHA256"), copied out. */
+static void anchor_of_report(char out[128])
+{
+    char *report = NULL;
+    cr_assert_eq(verify(&report), 0, "%s", report);
+    const char *p = strstr(report, "anchor ");
+    cr_assert_not_null(p, "no anchor in:\n%s", report);
+    cr_assert_eq(sscanf(p + 7, "%127s", out), 1);
+    free(report);
+}
+
+static int verify_anchored(const char *anchor, char **report)
+{
+    struct audit_anchor an;
+    cr_assert_eq(audit_anchor_parse(anchor, &an), 0, "%s", anchor);
+    size_t n = 0;
+    FILE *f = open_memstream(report, &n);
+    cr_assert_not_null(f);
+    int rc = audit_verify(dir, crypto, &an, f);
+    fclose(f);
+    return rc;
+}
+
+/* Cutting whole lines off the end of audit.log leaves a shorter chain that
+ * verifies on its own; an anchor taken earlier (the OK line's, shipped off
+ * the machine) finds the cut. */
+Test(audit, an_anchor_finds_lines_cut_from_the_end)
+{
+    struct lines l;
+    six_lines(&l);
+    char anchor[128], *report = NULL;
+    anchor_of_report(anchor);
+    cr_assert(strncmp(anchor, "6:", 2) == 0, "%s", anchor);
+    cr_assert_eq(strlen(anchor), 2 + 64);
+    cr_assert_eq(verify_anchored(anchor, &report), 0, "%s", report);
+    cr_assert(strstr(report, "OK: ") && strstr(report, "anchor seq 6 found"), "%s", report);
+    free(report);
+
+    l.n -= 2;                                  /* seq 5 and 6 go */
+    write_lines(in_dir(AUDIT_CURRENT), &l, false);
+    assert_verifies();                         /* alone, nothing shows it */
+    cr_assert_eq(verify_anchored(anchor, &report), ERR_INVALID, "%s", report);
+    cr_assert(strstr(report, "missing line(s) after: the anchor names seq 6, the log ends at seq 4"), "%s",
+              report);
+    free(report);
+    free(l.text);
+}
+
+Test(audit, an_anchor_with_another_hash_is_a_change)
+{
+    struct lines l;
+    six_lines(&l);
+    char anchor[128], *report = NULL;
+    anchor_of_report(anchor);
+    anchor[2] = anchor[2] == '0' ? '1' : '0';
+    cr_assert_eq(verify_anchored(anchor, &report), ERR_INVALID, "%s", report);
+    cr_assert(strstr(report, "audit.log:6: changed: the line of seq 6 is not the anchored one"), "%s", report);
+    free(report);
+    free(l.text);
+}
+
+Test(audit, an_anchor_older_than_the_kept_log_is_noted)
+{
+    struct lines l;
+    six_lines(&l);
+    char *report = NULL, old[80];
+    /* seq 0 never exists in a trail; it stands for a line retention took. */
+    snprintf(old, sizeof(old), "0:%064d", 0);
+    cr_assert_eq(verify_anchored(old, &report), 0, "%s", report);
+    cr_assert(strstr(report, "note: the anchor's seq 0 is before the kept log (seq 1..6): not checked"), "%s",
+              report);
+    free(report);
+    free(l.text);
+}
+
+Test(audit, anchors_are_parsed_strictly)
+{
+    struct audit_anchor an;
+    char ok[80];
+    snprintf(ok, sizeof(ok), "12:%064d", 7);
+    cr_assert_eq(audit_anchor_parse(ok, &an), 0);
+    cr_assert_eq(an.seq, 12);
+    const char *bad[] = { "", "12", "12:", ":00", "x:00", "12:abc", "-1:00", "12:0000000000000000000000000000000000000000000000000000000000000000x",
+                          "99999999999999999999999:0000000000000000000000000000000000000000000000000000000000000000",
+                          "12:000000000000000000000000000000000000000000000000000000000000000G" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_assert_eq(audit_anchor_parse(bad[i], &an), ERR_INVALID, "accepted \"%s\"", bad[i]);
+}
+
 Test(audit, a_crash_between_rename_and_create_is_continued)
 {
     struct audit *a = open_log();
@@ -1565,6 +1656,35 @@ Test(audit, cli_verify_exit_status)
     char bad[] = "check";
     char *argv[] = { bad, NULL };
     cr_assert_eq(cli_audit(1, argv, NULL), 64);
+    free(l.text);
+}
+
+Test(audit, cli_verify_takes_an_anchor)
+{
+    struct lines l;
+    six_lines(&l);
+    char anchor[128];
+    anchor_of_report(anchor);
+    char dir_env[160];
+    snprintf(dir_env, sizeof(dir_env), "NOTES_AUDIT_DIR=%s", dir);
+    key_env(0, "NOTES_DATA_KEY", &cfg.data_key);
+    key_env(1, "NOTES_TOKEN_KEY", &cfg.token_key);
+    key_env(2, "NOTES_AUDIT_KEY", &cfg.audit_key);
+    char *envp[] = { env_keys[0], env_keys[1], env_keys[2], dir_env, NULL };
+    char verb[] = "verify", opt[] = "--anchor", junk[] = "6:nothex";
+    char *argv[] = { verb, opt, anchor, NULL };
+    fflush(stdout);
+    cr_assert_eq(cli_audit(3, argv, envp), 0);
+    l.n -= 1;
+    write_lines(in_dir(AUDIT_CURRENT), &l, false);
+    cr_assert_eq(cli_audit(3, argv, envp), 1);
+    char *with_dir[] = { verb, dir, opt, anchor, NULL };
+    cr_assert_eq(cli_audit(4, with_dir, envp), 1);
+    char *bad[] = { verb, opt, junk, NULL };
+    cr_assert_eq(cli_audit(3, bad, envp), 64);
+    char *missing[] = { verb, opt, NULL };
+    cr_assert_eq(cli_audit(2, missing, envp), 64);
+    fflush(stdout);
     free(l.text);
 }
 
