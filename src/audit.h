@@ -162,7 +162,8 @@ struct audit_sync {
     uint64_t seq;             /* lines up to here are covered */
     int rc;                   /* set by audit_sync_run() */
     /* Pruned files, deleted only after the lines above (their records) are
-     * on disk; what is left here afterwards was not deleted. */
+     * on disk; what is left here afterwards was not deleted, and goes back
+     * to retention (not to the next sync). */
     char unlink[AUDIT_DOOMED_MAX][AUDIT_NAME_MAX + 1];
     size_t n_unlink, n_taken;
     int dirfd;                /* a duplicate of the folder for the deletions, or -1 */
@@ -185,7 +186,8 @@ bool audit_sync_begin(struct audit *a, struct audit_sync *s);
 void audit_sync_run(struct audit_sync *s);
 /** Back on the loop: advance audit_synced_seq() on success; on failure mark
  *  the module unhealthy (logged once) until a later sync succeeds. Pruned
- *  files it did not delete wait for the next sync. */
+ *  files it did not delete are left to retention's next run, which
+ *  records them again. */
 void audit_sync_end(struct audit *a, const struct audit_sync *s);
 /** begin + run + end in place. Blocking: for CLI commands and shutdown,
  *  never on a serving loop. 0 or ERR_IO. */

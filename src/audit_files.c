@@ -273,7 +273,7 @@ bool audit_sync_begin(struct audit *a, struct audit_sync *s)
 }
 
 /* The pruned files go only once their records are on disk; those that
- * could not be deleted stay in `s` for the loop to queue again. */
+ * could not be deleted stay in `s` for the loop's warning. */
 static void delete_pruned(struct audit_sync *s)
 {
     size_t left = 0;
@@ -303,22 +303,23 @@ void audit_sync_run(struct audit_sync *s)
         delete_pruned(s);
 }
 
-/* The sync took a->doomed's first `taken` names; those it did not delete
- * wait for the next one, after any pruned meanwhile. */
-static void requeue_pruned(struct audit *a, const struct audit_sync *s)
+/* The sync took a->doomed's first `taken` names. None goes back: after a
+ * failed sync their records may be lost although a later fsync of the same
+ * file succeeds (Linux reports a lost write-back once), and a file that
+ * cannot be deleted must not make every sync try again. Retention finds
+ * them again on its next run and records them anew. */
+static void drop_pruned(struct audit *a, const struct audit_sync *s)
 {
     size_t taken = s->n_taken < a->n_doomed ? s->n_taken : a->n_doomed;
     memmove(a->doomed, a->doomed[taken], (a->n_doomed - taken) * sizeof(a->doomed[0]));
     a->n_doomed -= taken;
-    for (size_t i = 0; i < s->n_unlink && a->n_doomed < AUDIT_DOOMED_MAX; i++)
-        memcpy(a->doomed[a->n_doomed++], s->unlink[i], sizeof(a->doomed[0]));
     if (s->n_unlink && s->rc == 0)
         log_warn("audit: cannot delete %s; retention will try again", s->unlink[0]);
 }
 
 void audit_sync_end(struct audit *a, const struct audit_sync *s)
 {
-    requeue_pruned(a, s);
+    drop_pruned(a, s);
     if (s->rc == 0) {
         if (s->seq > a->synced_seq)
             a->synced_seq = s->seq;

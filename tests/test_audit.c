@@ -961,6 +961,65 @@ Test(audit, a_file_waiting_for_a_running_sync_is_pruned_once)
     assert_verifies();
 }
 
+/* A failed sync may have lost the records it carried (Linux reports a lost
+ * write-back once: a later fsync of the same file succeeds). So it deletes
+ * nothing, and the files it carried go back to retention, which records
+ * them again before a later sync deletes them. */
+Test(audit, a_failed_sync_deletes_nothing_and_retention_records_again)
+{
+    cfg.audit_max_bytes = 4096;
+    cfg.audit_max_files = 2;
+    struct audit *a = open_log();
+    record_n(a, 40);
+    size_t named = 0, there = pruned_still_there(&named);
+    cr_assert_geq(named, 1);
+    struct audit_sync s;
+    cr_assert(audit_sync_begin(a, &s));
+    s.rc = ERR_IO;                        /* as an fsync that failed */
+    audit_sync_run(&s);
+    audit_sync_end(a, &s);
+    cr_assert_eq(pruned_still_there(&named), there, "a failed sync deleted files");
+    size_t records = count_events(AUDIT_EV_PRUNE);
+    cr_assert_eq(audit_enforce_retention(a, time(NULL)), 0);
+    cr_assert_gt(count_events(AUDIT_EV_PRUNE), records, "retention did not record the files again");
+    cr_assert_eq(audit_sync(a), 0);
+    audit_close(a);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    struct audit_file *f = NULL;
+    size_t n = 0;
+    cr_assert_eq(audit_list_rotated(fd, &f, &n), 0);
+    close(fd);
+    free(f);
+    cr_assert_eq(n, 1, "%zu rotated files left, max_files 2", n);
+}
+
+/* A pruned file the sync cannot delete (here a folder put in its place)
+ * goes back to retention's hourly judgement: it does not make every later
+ * sync try again. */
+Test(audit, a_file_the_sync_cannot_delete_is_not_retried_by_every_sync)
+{
+    cfg.audit_max_bytes = 4096;
+    cfg.audit_max_files = 2;
+    struct audit *a = open_log();
+    record_n(a, 40);                      /* prunes waiting for a sync */
+    struct audit_file first = nth_rotated(0);   /* the oldest: pruned on record */
+    size_t named = 0;
+    cr_assert_eq(pruned_still_there(&named), named);
+    cr_assert_geq(named, 1);
+    /* A folder in its place: unlinkat(..., 0) fails (EISDIR). */
+    char path[256];
+    snprintf(path, sizeof(path), "%s", in_dir(first.name));
+    cr_assert_eq(unlink(path), 0);
+    cr_assert_eq(mkdir(path, 0700), 0);
+    cr_assert_eq(audit_sync(a), 0);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    struct audit_sync s;
+    cr_assert(!audit_sync_begin(a, &s), "a sync was wanted with nothing written since the last one");
+    cr_assert_eq(rmdir(path), 0);
+    audit_close(a);
+}
+
 Test(audit, without_sync_a_pruned_file_goes_at_once)
 {
     cfg.audit_max_bytes = 4096;
