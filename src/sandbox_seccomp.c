@@ -131,12 +131,13 @@ static int add_narrowed(scmp_filter_ctx ctx)
     struct scmp_arg_cmp us = arg_eq(0, (scmp_datum_t)self);
     rc = rc ? rc : allow(ctx, SCMP_SYS(tgkill), 1, &us);
     rc = rc ? rc : allow(ctx, SCMP_SYS(kill), 1, &us);
-    /* Limits (glibc's getrlimit is prlimit64 on pid 0) and priority (password
-     * jobs lower their own thread's, api_auth_jobs.c) of this process only: a
-     * compromised server must not raise another process's soft limits or
-     * renice it, nor every process of a user. */
-    struct scmp_arg_cmp own = arg_eq(0, 0);
-    rc = rc ? rc : allow(ctx, SCMP_SYS(prlimit64), 1, &own);
+    /* Limits read, never set, and only our own (glibc's getrlimit is
+     * prlimit64 on pid 0 without a new limit): a compromised server must not
+     * lift the soft limits its unit gave it, nor touch another process's.
+     * Priority (password jobs lower their own thread's, api_auth_jobs.c) of
+     * the calling thread only: not another process's, nor a whole user's. */
+    struct scmp_arg_cmp own_read[2] = { arg_eq(0, 0), arg_eq(2, 0) };
+    rc = rc ? rc : allow(ctx, SCMP_SYS(prlimit64), 2, own_read);
     struct scmp_arg_cmp prio[2] = { arg_eq(0, PRIO_PROCESS), arg_eq(1, 0) };
     rc = rc ? rc : allow(ctx, SCMP_SYS(setpriority), 2, prio);
     return rc;

@@ -181,6 +181,26 @@ Test(sandbox, seccomp_kills_the_process_on_a_limit_of_another_process)
     assert_killed_by_sigsys(st, seen, "FS");
 }
 
+/* Its own limits it may read, never set: a compromised server must not
+ * lift the soft limits (files, size, descriptors) the unit gave it. */
+static void own_limit_set_after_filter(void)
+{
+    filtered();
+    struct rlimit r;
+    if (getrlimit(RLIMIT_NOFILE, &r) != 0)
+        _exit(3);
+    mark('S');
+    setrlimit(RLIMIT_NOFILE, &r);             /* even to the same values */
+    mark('E');
+}
+
+Test(sandbox, seccomp_kills_the_process_on_setting_its_own_limit)
+{
+    char seen[8];
+    int st = in_child(own_limit_set_after_filter, seen, sizeof(seen));
+    assert_killed_by_sigsys(st, seen, "FS");
+}
+
 static void priority_of_another_process_after_filter(void)
 {
     filtered();
