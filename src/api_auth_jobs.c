@@ -233,26 +233,25 @@ bool api_auth_job_refused(struct pw_job *j, struct http_response *res, const cha
 
 /* ---- is the checked hash still the account's ----------------------------- */
 
-static void phc_digest(const char *phc, uint8_t out[32])
+static bool phc_digest(const char *phc, uint8_t out[32])
 {
-    if (crypto_sha256(phc, strnlen(phc, STORE_PHC_MAX), out) != 0)
-        memset(out, 0, 32);   /* matches no upgrade: fails closed */
+    return crypto_sha256(phc, strnlen(phc, STORE_PHC_MAX), out) == 0;
 }
 
-/* A login replaced `from` with `to` (same password, current settings). */
+/* A login replaced `from` with `to` (same password, current settings).
+ * Without both digests nothing is noted: the next check then fails closed. */
 void api_auth_note_upgrade(struct app *app, int64_t user_id, const char *from, const char *to)
 {
-    struct app_upgrade *u = &app->upgrades[app->upgrades_next++ % APP_UPGRADES];
-    u->user_id = user_id;
-    phc_digest(from, u->from);
-    phc_digest(to, u->to);
+    struct app_upgrade u = { .user_id = user_id };
+    if (phc_digest(from, u.from) && phc_digest(to, u.to))
+        app->upgrades[app->upgrades_next++ % APP_UPGRADES] = u;
 }
 
 static bool upgraded(const struct app *app, int64_t user_id, const char *from, const char *to)
 {
     uint8_t f[32], t[32];
-    phc_digest(from, f);
-    phc_digest(to, t);
+    if (!phc_digest(from, f) || !phc_digest(to, t))
+        return false;
     for (size_t i = 0; i < APP_UPGRADES; i++) {
         const struct app_upgrade *u = &app->upgrades[i];
         if (u->user_id == user_id && user_id != 0 && memcmp(u->from, f, 32) == 0 && memcmp(u->to, t, 32) == 0)
