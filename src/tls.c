@@ -35,6 +35,9 @@ struct tls_ctx {
     mbedtls_pk_context key;
     mbedtls_ssl_ticket_context ticket;
     uint64_t tickets_accepted;    /* sessions resumed from a ticket */
+    /* The handshake step running now (loop thread only), for the ticket
+     * callback, which mbedTLS gives no connection: its version decides. */
+    const mbedtls_ssl_context *handshaking;
 };
 
 struct tls_conn {
@@ -152,13 +155,21 @@ static bool resumable(const mbedtls_ssl_session *session)
     return (mbedtls_ssl_session_get_ciphersuite_id(session) >> 8) == 0x13;
 }
 
+/* Is the handshake that asks a TLS 1.3 one? mbedTLS's TLS 1.2 server takes
+ * any ticket it can decrypt, a TLS 1.3 session's too, and resumed it in
+ * TLS 1.2 (an abbreviated handshake). No handshake running: no. */
+static bool in_tls13(const struct tls_ctx *ctx)
+{
+    return ctx->handshaking && mbedtls_ssl_get_version_number(ctx->handshaking) == MBEDTLS_SSL_VERSION_TLS1_3;
+}
+
 /* mbedTLS gives the ticket callback no session handle, so count accepted
  * tickets here; a handshake step during which the count moved resumed. */
 static int ticket_parse(void *arg, mbedtls_ssl_session *session, unsigned char *buf, size_t len)
 {
     struct tls_ctx *ctx = arg;
     int rc = mbedtls_ssl_ticket_parse(&ctx->ticket, session, buf, len);
-    if (rc == 0 && !resumable(session))
+    if (rc == 0 && (!resumable(session) || !in_tls13(ctx)))
         rc = MBEDTLS_ERR_SSL_INVALID_MAC;   /* read as "no ticket": a full handshake */
     if (rc == 0)
         ctx->tickets_accepted++;
@@ -340,7 +351,9 @@ int tls_conn_handshake(struct tls_conn *c)
     if (c->handshake_done)
         return 0;
     uint64_t before = c->ctx->tickets_accepted;
+    c->ctx->handshaking = &c->ssl;
     int rc = mbedtls_ssl_handshake(&c->ssl);
+    c->ctx->handshaking = NULL;
     if (c->ctx->tickets_accepted != before)
         c->resumed = true;
     if (rc == 0) {

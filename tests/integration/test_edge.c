@@ -1564,6 +1564,149 @@ Test(edge, a_tls12_session_is_not_resumed, .init = prep, .fini = finish)
     free(sess);
 }
 
+/* A TLS 1.3 ticket placed in a TLS 1.2 ClientHello's SessionTicket
+ * extension: mbedTLS's TLS 1.2 server restored the TLS 1.3 session from it
+ * and answered with an abbreviated handshake (ServerHello echoing the
+ * session id, then ChangeCipherSpec). A TLS 1.2 connection must get a full
+ * handshake whatever ticket it brings. The ticket comes from openssl's
+ * saved session (`openssl sess_id -text`), the hello is written here. */
+static size_t tls13_ticket(uint8_t *out, size_t cap)
+{
+    char *sess = fmt("%s/tls13.sess", srv.dir);
+    char *get = fmt("printf 'GET /healthz HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' | "
+                    "openssl s_client -connect 127.0.0.1:%d -servername localhost -tls1_3 -CAfile '%s' "
+                    "-sess_out '%s' -ign_eof -quiet >/dev/null 2>&1", srv.port, srv.cert, sess);
+    cr_assert_eq(system(get), 0, "%s", get);
+    char *text = fmt("openssl sess_id -in '%s' -text -noout", sess);
+    FILE *p = popen(text, "r");
+    cr_assert_not_null(p);
+    char line[512];
+    bool in_ticket = false;
+    size_t n = 0;
+    while (fgets(line, sizeof(line), p)) {
+        if (strstr(line, "TLS session ticket:")) {
+            in_ticket = true;
+            continue;
+        }
+        const char *dash = in_ticket ? strstr(line, " - ") : NULL;
+        if (!dash) {
+            in_ticket = in_ticket && line[0] != '\n' && line[0] != '\0';
+            continue;
+        }
+        /* "    0000 - 9b 2c ... 07-1a ...   ascii": pairs until two spaces */
+        for (const char *q = dash + 3; q[0] && q[1] && !(q[0] == ' ' && q[1] == ' ');) {
+            unsigned v;
+            if (sscanf(q, "%2x", &v) != 1)
+                break;
+            cr_assert_lt(n, cap);
+            out[n++] = (uint8_t)v;
+            q += 2;
+            if (*q == ' ' || *q == '-')
+                q++;
+        }
+    }
+    pclose(p);
+    free(text);
+    free(get);
+    free(sess);
+    return n;
+}
+
+static size_t put16(uint8_t *p, size_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+    return 2;
+}
+
+/* A TLS 1.2 ClientHello (ECDHE AEAD suites, x25519/P-256, ECDSA/RSA-PSS)
+ * with `sid` as session id and `ticket` in the SessionTicket extension. */
+static size_t tls12_hello(uint8_t *rec, const uint8_t sid[32], const uint8_t *ticket, size_t ticket_len)
+{
+    static const uint8_t fixed_ext[] = {
+        0x00, 0x0a, 0x00, 0x06, 0x00, 0x04, 0x00, 0x1d, 0x00, 0x17,            /* groups */
+        0x00, 0x0b, 0x00, 0x02, 0x01, 0x00,                                      /* point formats */
+        0x00, 0x0d, 0x00, 0x08, 0x00, 0x06, 0x04, 0x03, 0x08, 0x04, 0x04, 0x01,  /* signature algorithms */
+        0x00, 0x17, 0x00, 0x00,                                                  /* extended master secret */
+    };
+    static const uint8_t suites[] = { 0xc0, 0x2b, 0xc0, 0x2f, 0xc0, 0x2c, 0xc0, 0x30, 0xcc, 0xa9, 0xcc, 0xa8 };
+    uint8_t *b = rec + 9;                 /* after the record and handshake headers */
+    size_t n = 0;
+    b[n++] = 3, b[n++] = 3;
+    for (int i = 0; i < 32; i++)
+        b[n++] = (uint8_t)(i * 7 + 1);    /* client random: any bytes */
+    b[n++] = 32;
+    memcpy(b + n, sid, 32), n += 32;
+    n += put16(b + n, sizeof(suites));
+    memcpy(b + n, suites, sizeof(suites)), n += sizeof(suites);
+    b[n++] = 1, b[n++] = 0;               /* compression: null */
+    n += put16(b + n, sizeof(fixed_ext) + 4 + ticket_len);
+    memcpy(b + n, fixed_ext, sizeof(fixed_ext)), n += sizeof(fixed_ext);
+    n += put16(b + n, 35);                /* session_ticket */
+    n += put16(b + n, ticket_len);
+    memcpy(b + n, ticket, ticket_len), n += ticket_len;
+    rec[0] = 0x16, rec[1] = 3, rec[2] = 1;
+    put16(rec + 3, n + 4);
+    rec[5] = 1, rec[6] = (uint8_t)(n >> 16), rec[7] = (uint8_t)(n >> 8), rec[8] = (uint8_t)n;
+    return n + 9;
+}
+
+Test(edge, a_tls13_ticket_in_a_tls12_hello_gets_a_full_handshake, .init = prep, .fini = finish, .timeout = 60)
+{
+    start_with(NULL);
+    uint8_t ticket[2048], rec[4096], sid[32];
+    size_t tlen = tls13_ticket(ticket, sizeof(ticket));
+    cr_assert_gt(tlen, 32, "no TLS 1.3 ticket from openssl");
+    memset(sid, 0x5a, sizeof(sid));
+    size_t n = tls12_hello(rec, sid, ticket, tlen);
+    struct rawconn c;
+    cr_assert_eq(raw_tcp_connect(&c, srv.port), 0);
+    cr_assert_eq(raw_send(&c, rec, n, 5000, NULL), RAW_OK);
+    /* Read until the handshake message after the ServerHello is known. */
+    struct rawbuf in = { 0 };
+    long until = raw_now_ms() + 5000;
+    uint8_t hs[8192];
+    size_t hs_len = 0, off = 0;
+    int after_hello = -1;
+    bool echoed = false, hello = false;
+    while (after_hello < 0 && raw_now_ms() < until) {
+        uint8_t buf[4096];
+        size_t got = 0;
+        if (raw_recv(&c, buf, sizeof(buf), &got, until - raw_now_ms()) != RAW_OK)
+            break;
+        rawbuf_append(&in, buf, got);
+        for (; off + 5 <= in.len;) {                 /* whole records only */
+            const uint8_t *r = (const uint8_t *)in.p + off;
+            size_t len = (size_t)r[3] << 8 | r[4];
+            if (off + 5 + len > in.len)
+                break;
+            if (r[0] == 0x14 && hello && after_hello < 0)
+                after_hello = 0x14;                   /* ChangeCipherSpec: abbreviated */
+            if (r[0] == 0x16 && hs_len + len <= sizeof(hs))
+                memcpy(hs + hs_len, r + 5, len), hs_len += len;
+            off += 5 + len;
+        }
+        for (size_t p = 0; p + 4 <= hs_len && after_hello < 0;) {
+            size_t mlen = (size_t)hs[p + 1] << 16 | (size_t)hs[p + 2] << 8 | hs[p + 3];
+            if (p + 4 + mlen > hs_len)
+                break;
+            if (hs[p] == 2) {
+                hello = true;
+                echoed = hs[p + 4 + 34] == 32 && memcmp(hs + p + 4 + 35, sid, 32) == 0;
+            } else if (hello) {
+                after_hello = hs[p];
+            }
+            p += 4 + mlen;
+        }
+    }
+    raw_close(&c);
+    rawbuf_free(&in);
+    cr_assert(hello, "no ServerHello");
+    cr_assert(!echoed, "the server echoed the session id: it resumed a TLS 1.3 session in TLS 1.2");
+    cr_assert_eq(after_hello, 11, "after the ServerHello came %#x, not a Certificate (a full handshake)",
+                 (unsigned)after_hello);
+}
+
 /* ---- 9. the plain-HTTP redirect listener -------------------------------------------- */
 
 static const char *const other_security_headers[][2] = {
