@@ -886,6 +886,17 @@ Test(audit, max_files_prunes_the_oldest_and_records_it)
     assert_problem("missing line(s) before: the log starts at seq");
 }
 
+/* A trail of 4 KiB files, at most `max_files` of them, after `lines` lines:
+ * the files retention pruned wait for a sync (NOTES_AUDIT_SYNC=batch). */
+static struct audit *pruning_log(unsigned max_files, int lines)
+{
+    cfg.audit_max_bytes = 4096;
+    cfg.audit_max_files = max_files;
+    struct audit *a = open_log();
+    record_n(a, lines);
+    return a;
+}
+
 /* The files the audit.retention_prune records name, and how many of them
  * are still in the folder. */
 static size_t pruned_still_there(size_t *named)
@@ -927,10 +938,7 @@ static size_t pruned_still_there(size_t *named)
  * puts the record on disk (on the thread pool). */
 Test(audit, a_pruned_file_goes_only_once_a_sync_has_its_record)
 {
-    cfg.audit_max_bytes = 4096;
-    cfg.audit_max_files = 2;
-    struct audit *a = open_log();
-    record_n(a, 40);                      /* four files: the oldest two go */
+    struct audit *a = pruning_log(2, 40);   /* four files: the oldest two go */
     size_t named = 0;
     size_t there = pruned_still_there(&named);
     cr_assert_geq(named, 1, "no prune record");
@@ -945,10 +953,7 @@ Test(audit, a_pruned_file_goes_only_once_a_sync_has_its_record)
  * on the thread pool must not prune those files a second time. */
 Test(audit, a_file_waiting_for_a_running_sync_is_pruned_once)
 {
-    cfg.audit_max_bytes = 4096;
-    cfg.audit_max_files = 3;
-    struct audit *a = open_log();
-    record_n(a, 40);                      /* prunes: their files wait for a sync */
+    struct audit *a = pruning_log(3, 40);   /* prunes: their files wait for a sync */
     struct audit_sync s;
     cr_assert(audit_sync_begin(a, &s));
     record_n(a, 15);                      /* a rotation, and retention, meanwhile */
@@ -967,10 +972,7 @@ Test(audit, a_file_waiting_for_a_running_sync_is_pruned_once)
  * them again before a later sync deletes them. */
 Test(audit, a_failed_sync_deletes_nothing_and_retention_records_again)
 {
-    cfg.audit_max_bytes = 4096;
-    cfg.audit_max_files = 2;
-    struct audit *a = open_log();
-    record_n(a, 40);
+    struct audit *a = pruning_log(2, 40);
     size_t named = 0, there = pruned_still_there(&named);
     cr_assert_geq(named, 1);
     struct audit_sync s;
@@ -984,13 +986,7 @@ Test(audit, a_failed_sync_deletes_nothing_and_retention_records_again)
     cr_assert_gt(count_events(AUDIT_EV_PRUNE), records, "retention did not record the files again");
     cr_assert_eq(audit_sync(a), 0);
     audit_close(a);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    struct audit_file *f = NULL;
-    size_t n = 0;
-    cr_assert_eq(audit_list_rotated(fd, &f, &n), 0);
-    close(fd);
-    free(f);
-    cr_assert_eq(n, 1, "%zu rotated files left, max_files 2", n);
+    cr_assert_eq(count_rotated(), 1, "%zu rotated files left, max_files 2", count_rotated());
 }
 
 /* A pruned file the sync cannot delete (here a folder put in its place)
@@ -998,10 +994,7 @@ Test(audit, a_failed_sync_deletes_nothing_and_retention_records_again)
  * sync try again. */
 Test(audit, a_file_the_sync_cannot_delete_is_not_retried_by_every_sync)
 {
-    cfg.audit_max_bytes = 4096;
-    cfg.audit_max_files = 2;
-    struct audit *a = open_log();
-    record_n(a, 40);                      /* prunes waiting for a sync */
+    struct audit *a = pruning_log(2, 40);   /* prunes waiting for a sync */
     struct audit_file first = nth_rotated(0);   /* the oldest: pruned on record */
     size_t named = 0;
     cr_assert_eq(pruned_still_there(&named), named);
@@ -1022,11 +1015,8 @@ Test(audit, a_file_the_sync_cannot_delete_is_not_retried_by_every_sync)
 
 Test(audit, without_sync_a_pruned_file_goes_at_once)
 {
-    cfg.audit_max_bytes = 4096;
-    cfg.audit_max_files = 2;
     cfg.audit_sync = CONFIG_AUDIT_SYNC_OFF;
-    struct audit *a = open_log();
-    record_n(a, 40);
+    struct audit *a = pruning_log(2, 40);
     size_t named = 0;
     cr_assert_eq(pruned_still_there(&named), 0);
     cr_assert_geq(named, 1, "no prune record");
@@ -1684,14 +1674,22 @@ static void key_env(size_t i, const char *name, const struct config_secret *s)
                                        &olen, s->bytes, s->len), 0);
 }
 
-static int run_verify(char *arg)
+/* The environment `notesd audit verify` runs with here: the keys and this
+ * test's folder. */
+static char **verify_env(void)
 {
-    char dir_env[160];
+    static char dir_env[160], *envp[5];
     snprintf(dir_env, sizeof(dir_env), "NOTES_AUDIT_DIR=%s", dir);
     key_env(0, "NOTES_DATA_KEY", &cfg.data_key);
     key_env(1, "NOTES_TOKEN_KEY", &cfg.token_key);
     key_env(2, "NOTES_AUDIT_KEY", &cfg.audit_key);
-    char *envp[] = { env_keys[0], env_keys[1], env_keys[2], dir_env, NULL };
+    envp[0] = env_keys[0], envp[1] = env_keys[1], envp[2] = env_keys[2], envp[3] = dir_env, envp[4] = NULL;
+    return envp;
+}
+
+static int run_verify(char *arg)
+{
+    char **envp = verify_env();
     char verb[] = "verify";
     char *argv[] = { verb, arg, NULL };
     fflush(stdout);
@@ -1724,12 +1722,7 @@ Test(audit, cli_verify_takes_an_anchor)
     six_lines(&l);
     char anchor[128];
     anchor_of_report(anchor);
-    char dir_env[160];
-    snprintf(dir_env, sizeof(dir_env), "NOTES_AUDIT_DIR=%s", dir);
-    key_env(0, "NOTES_DATA_KEY", &cfg.data_key);
-    key_env(1, "NOTES_TOKEN_KEY", &cfg.token_key);
-    key_env(2, "NOTES_AUDIT_KEY", &cfg.audit_key);
-    char *envp[] = { env_keys[0], env_keys[1], env_keys[2], dir_env, NULL };
+    char **envp = verify_env();
     char verb[] = "verify", opt[] = "--anchor", junk[] = "6:nothex";
     char *argv[] = { verb, opt, anchor, NULL };
     fflush(stdout);

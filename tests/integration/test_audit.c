@@ -1996,6 +1996,16 @@ static size_t jobs_started(void)
     return n;
 }
 
+/* Wait (bounded) until the server has started `want` handler jobs in all. */
+static void await_jobs(size_t want, long secs, const char *what)
+{
+    time_t until = time(NULL) + secs;
+    while (jobs_started() < want) {
+        cr_assert(time(NULL) < until, "%s never started", what);
+        nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+    }
+}
+
 /* Does a thread of `pid` run at nice `nice`? (/proc/PID/task/TID/stat,
  * field 19, after the command name's closing parenthesis.) */
 static bool a_thread_at_nice(pid_t pid, long nice)
@@ -2076,11 +2086,7 @@ Test(jobs, a_login_with_a_password_changed_meanwhile_fails, .init = prep, .fini 
                                { .token = to, .from = PW_ALICE, .to = PW_ALICE2 } };
     for (int i = 0; i < 2; i++)
         cr_assert_eq(pthread_create(&ch[i].thread, NULL, bg_change_run, &ch[i]), 0);
-    time_t until = time(NULL) + 60;
-    while (jobs_started() < started + 2) {
-        cr_assert(time(NULL) < until, "the two password changes never started");
-        nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
-    }
+    await_jobs(started + 2, 60, "the two password changes");
     char *stale = do_login(victim, PW_ALICE, 401, NULL);   /* the old password, read before the change */
     free(stale);
     for (int i = 0; i < 2; i++) {
@@ -2166,11 +2172,7 @@ Test(jobs, a_job_finishing_on_a_busy_store_changes_nothing, .init = prep, .fini 
     size_t started = jobs_started();
     struct bg_login l = { .name = user, .pw = PW_ALICE };
     cr_assert_eq(pthread_create(&l.thread, NULL, bg_login_run, &l), 0);
-    time_t until = time(NULL) + 30;
-    while (jobs_started() < started + 1) {
-        cr_assert(time(NULL) < until, "the login job never started");
-        nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
-    }
+    await_jobs(started + 1, 30, "the login job");
     sqlite3 *db = NULL;
     cr_assert_eq(sqlite3_open_v2(harness_getenv(&srv, "NOTES_DB"), &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
     cr_assert_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
@@ -2216,11 +2218,7 @@ Test(jobs, two_logins_upgrading_one_old_hash_both_succeed, .init = prep, .fini =
         harness_marker(block[i].name, sizeof(block[i].name), "nobody_");
         cr_assert_eq(pthread_create(&block[i].thread, NULL, storm_login, &block[i]), 0);
     }
-    time_t until = time(NULL) + 60;
-    while (jobs_started() < started + 2) {
-        cr_assert(time(NULL) < until, "the two blocking logins never started");
-        nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
-    }
+    await_jobs(started + 2, 60, "the two blocking logins");
     struct bg_login l[2] = { { .name = user, .pw = PW_ALICE }, { .name = user, .pw = PW_ALICE } };
     for (int i = 0; i < 2; i++)
         cr_assert_eq(pthread_create(&l[i].thread, NULL, bg_login_run, &l[i]), 0);
