@@ -455,6 +455,16 @@ uint64_t audit_seq(const struct audit *a)
     return a ? a->seq : 0;
 }
 
+bool audit_anchor_now(const struct audit *a, struct audit_anchor *out)
+{
+    if (!a)
+        return false;
+    /* While lines wait in the batch, the written head is where it began. */
+    out->seq = a->batch_lines ? a->head_seq : a->seq;
+    memcpy(out->hash, a->batch_lines ? a->head_prev : a->prev, sizeof(out->hash));
+    return out->seq > 0;
+}
+
 uint64_t audit_written_seq(const struct audit *a)
 {
     return a ? a->seq - a->batch_lines : 0;

@@ -239,6 +239,9 @@ struct audit_anchor {
 /** "SEQ:HEX": decimal digits, a colon, 64 lowercase hex digits, nothing
  *  else. 0 or ERR_INVALID. */
 int audit_anchor_parse(const char *text, struct audit_anchor *out);
+/** The anchor of the newest line in the file (queued lines not yet
+ *  written are not in it). False before this process knows any line. */
+bool audit_anchor_now(const struct audit *a, struct audit_anchor *out);
 /** audit_verify_dir(), and with `anchor` (NULL: none) also that the chain
  *  still holds the anchored line: ERR_INVALID when it ends before that seq
  *  ("missing line(s) after") or holds another line there ("changed"); an

@@ -1413,6 +1413,50 @@ static void tampered(enum tamper how, const char *file, const char *kind)
     free(dir);
 }
 
+/* The server logs an anchor (the newest line's seq and SHA-256) once the
+ * trail's first line of a run is written, hourly and at the end, so that
+ * shipping its log off the machine is enough to find lines cut from the
+ * trail's end later, which verify alone cannot. */
+Test(verify, the_server_logs_anchors_that_find_lines_cut_later, .init = prep, .fini = finish, .timeout = 60)
+{
+    harness_start(&srv);
+    blast("/v1/notes", NULL, 5, NULL);
+    cr_assert_eq(harness_stop(&srv), 0);
+    char *err = harness_stderr(&srv);
+    const char *last = NULL;
+    size_t n = 0;
+    for (const char *p = strstr(err, "audit anchor "); p; p = strstr(p + 1, "audit anchor "))
+        last = p, n++;
+    cr_assert_geq(n, 2, "no anchors at start and at stop (%zu):\n%s", n, err);
+    char anchor[128] = "";
+    cr_assert_eq(sscanf(last + 13, "%127[0-9a-f:]", anchor), 1);
+    free(err);
+    const char *args[] = { "audit", "verify", "--anchor", anchor, NULL };
+    char *report = NULL;
+    cr_assert_eq(run_out(args, &report), 0, "the last anchor does not verify:\n%s", report);
+    free(report);
+
+    /* Cut the last line (server.stop): alone the chain still verifies. */
+    char *path = fmt("%s/audit.log", audit_dir());
+    FILE *f = fopen(path, "r+");
+    cr_assert_not_null(f);
+    static char text[1 << 20];
+    size_t len = fread(text, 1, sizeof(text) - 1, f);
+    text[len] = '\0';
+    cr_assert(len > 1 && text[len - 1] == '\n');
+    text[len - 1] = '\0';
+    char *cut = strrchr(text, '\n');
+    cr_assert_not_null(cut);
+    cr_assert_eq(ftruncate(fileno(f), (off_t)(cut + 1 - text)), 0);
+    fclose(f);
+    free(path);
+    cr_assert_eq(verify(audit_dir(), &report), 0, "%s", report);
+    free(report);
+    cr_assert_eq(run_out(args, &report), 1, "the anchor did not find the cut:\n%s", report);
+    cr_assert(strstr(report, "missing line(s) after"), "%s", report);
+    free(report);
+}
+
 Test(verify, pinpoints_edited_deleted_reordered_and_inserted_lines, .init = prep, .fini = finish, .timeout = 60)
 {
     harness_setenv(&srv, "NOTES_AUDIT_MAX_BYTES", "4096");
