@@ -175,7 +175,6 @@ void app_log_anchor(struct app *app, const char *when)
 {
     struct audit_anchor an;
     char hex[2 * sizeof(an.hash) + 1];
-    audit_flush(app->audit);
     if (!audit_anchor_now(app->audit, &an))
         return;
     for (size_t i = 0; i < sizeof(an.hash); i++)
@@ -214,6 +213,7 @@ int app_started(void *arg)
         log_error("cannot write the audit trail: refusing to serve");
         return ERR_IO;
     }
+    audit_sync(app->audit);        /* before serving: blocking is fine, and the anchor is on disk */
     app_log_anchor(app, "start");
     return 0;
 }

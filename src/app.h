@@ -81,10 +81,10 @@ void app_stopping(void *arg);
 /** A chore for the hourly retention timer (AUDIT_RETENTION_MS): prunes on
  *  the loop thread and returns no pool job. */
 struct http_job *app_retention_chore(void *arg);
-/** Log the trail's newest written line as an anchor ("audit anchor
- *  SEQ:SHA256", info): at start, hourly and at the end of `serve`, so a log
- *  shipped elsewhere holds what `notesd audit verify --anchor` takes.
- *  Writes what is queued first. Loop thread (or after the loop). */
+/** Log the trail's newest line on disk as an anchor ("audit anchor
+ *  SEQ:SHA256", info; audit_anchor_now()): at start, hourly and at the end
+ *  of `serve`, so a log shipped elsewhere holds what `notesd audit verify
+ *  --anchor` takes. Loop thread (or after the loop). */
 void app_log_anchor(struct app *app, const char *when);
 
 /** Close the audit trail and the store, and destroy the keys. */

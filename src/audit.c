@@ -455,13 +455,25 @@ uint64_t audit_seq(const struct audit *a)
     return a ? a->seq : 0;
 }
 
+_Static_assert(sizeof(((struct audit_sync *)0)->hash) == AUDIT_HASH_LEN, "a sync names its last line");
+
+void audit_written_head(const struct audit *a, uint64_t *seq, uint8_t hash[AUDIT_HASH_LEN])
+{
+    /* While lines wait in the batch, the written head is where it began. */
+    *seq = a->batch_lines ? a->head_seq : a->seq;
+    memcpy(hash, a->batch_lines ? a->head_prev : a->prev, AUDIT_HASH_LEN);
+}
+
 bool audit_anchor_now(const struct audit *a, struct audit_anchor *out)
 {
     if (!a)
         return false;
-    /* While lines wait in the batch, the written head is where it began. */
-    out->seq = a->batch_lines ? a->head_seq : a->seq;
-    memcpy(out->hash, a->batch_lines ? a->head_prev : a->prev, sizeof(out->hash));
+    if (a->sync_mode == CONFIG_AUDIT_SYNC_OFF) {
+        audit_written_head(a, &out->seq, out->hash);
+    } else {
+        out->seq = a->synced_seq;
+        memcpy(out->hash, a->synced_hash, sizeof(out->hash));
+    }
     return out->seq > 0;
 }
 

@@ -160,6 +160,7 @@ struct audit_sync {
     int fd[AUDIT_SYNC_FDS];   /* duplicated descriptors, owned by the sync */
     size_t n;
     uint64_t seq;             /* lines up to here are covered */
+    uint8_t hash[32];         /* the SHA-256 of line `seq` (an anchor once synced) */
     int rc;                   /* set by audit_sync_run() */
     /* Pruned files, deleted only after the lines above (their records) are
      * on disk; what is left here afterwards was not deleted, and goes back
@@ -239,8 +240,10 @@ struct audit_anchor {
 /** "SEQ:HEX": decimal digits, a colon, 64 lowercase hex digits, nothing
  *  else. 0 or ERR_INVALID. */
 int audit_anchor_parse(const char *text, struct audit_anchor *out);
-/** The anchor of the newest line in the file (queued lines not yet
- *  written are not in it). False before this process knows any line. */
+/** The anchor of the newest line known to be on disk (a sync covered it),
+ *  so that a crash cannot make a shipped anchor look like a cut; with
+ *  NOTES_AUDIT_SYNC=off, of the newest line written. False before a sync
+ *  of this process covered any line. */
 bool audit_anchor_now(const struct audit *a, struct audit_anchor *out);
 /** audit_verify_dir(), and with `anchor` (NULL: none) also that the chain
  *  still holds the anchored line: ERR_INVALID when it ends before that seq

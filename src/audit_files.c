@@ -245,7 +245,8 @@ bool audit_sync_begin(struct audit *a, struct audit_sync *s)
     if (!a || a->sync_mode == CONFIG_AUDIT_SYNC_OFF ||
         (!a->dirty && !a->dir_dirty && !a->n_pending && !a->n_doomed && !a->sync_failed))
         return false;
-    *s = (struct audit_sync){ .seq = audit_written_seq(a), .dirfd = -1 };
+    *s = (struct audit_sync){ .dirfd = -1 };
+    audit_written_head(a, &s->seq, s->hash);
     for (size_t i = 0; i < a->n_pending; i++)
         s->fd[s->n++] = a->pending[i];
     a->n_pending = 0;
@@ -321,8 +322,10 @@ void audit_sync_end(struct audit *a, const struct audit_sync *s)
 {
     drop_pruned(a, s);
     if (s->rc == 0) {
-        if (s->seq > a->synced_seq)
+        if (s->seq > a->synced_seq) {
             a->synced_seq = s->seq;
+            memcpy(a->synced_hash, s->hash, AUDIT_HASH_LEN);
+        }
         if (a->sync_failed)
             log_info("audit: the audit log in %s can be synced again", a->dir);
         a->sync_failed = false;

@@ -189,6 +189,7 @@ struct audit {
     bool write_failed, sync_failed;
     uint64_t lost;                         /* events not recorded since a failure */
     uint64_t synced_seq;
+    uint8_t synced_hash[AUDIT_HASH_LEN];   /* the SHA-256 of line synced_seq */
     bool dirty, dir_dirty;                 /* written / renamed since a sync began */
     int pending[AUDIT_PENDING_MAX];
     size_t n_pending;
@@ -209,6 +210,9 @@ int audit_load_head(struct audit *a);
 /** Under the lock: is audit.log still the file we hold, at the size we
  *  know? If not, read the head back. (audit_files.c) */
 int audit_refresh(struct audit *a);
+/** The seq and SHA-256 of the newest line in the file (not the batch's).
+ *  (audit.c) */
+void audit_written_head(const struct audit *a, uint64_t *seq, uint8_t hash[AUDIT_HASH_LEN]);
 /** Stop writing to the current file; its descriptor waits for the next
  *  sync. (audit_files.c) */
 void audit_retire(struct audit *a);

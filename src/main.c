@@ -201,6 +201,8 @@ static int cmd_serve(int argc, char **argv, bool check_only)
     struct http_limits limits = { cfg.max_target, cfg.max_field, cfg.max_header_block, cfg.max_fields,
                                   cfg.max_body, &budget };
     status = server_run(&cfg, tls, &limits, &app, &hooks) == 0 ? 0 : 1;
+    audit_flush(app.audit);               /* the loop is gone: blocking is fine */
+    audit_sync(app.audit);
     app_log_anchor(&app, "stop");
     app_close(&app);
 done:

@@ -1249,6 +1249,34 @@ Test(audit, an_anchor_finds_lines_cut_from_the_end)
     free(l.text);
 }
 
+/* An anchor shipped off the machine must name a line on disk: one only
+ * written could be lost in a crash, and the anchor would then make the
+ * crash look like a cut. */
+Test(audit, the_anchor_of_a_running_trail_is_its_newest_synced_line)
+{
+    struct audit *a = open_log();
+    struct audit_anchor an;
+    record_n(a, 3);
+    cr_assert(!audit_anchor_now(a, &an) || an.seq == 0, "an anchor before any sync: seq %llu",
+              (unsigned long long)an.seq);
+    cr_assert_eq(audit_sync(a), 0);
+    cr_assert(audit_anchor_now(a, &an));
+    cr_assert_eq(an.seq, 3);
+    record_n(a, 2);                            /* written, not synced */
+    cr_assert(audit_anchor_now(a, &an));
+    cr_assert_eq(an.seq, 3, "the anchor moved to seq %llu before a sync", (unsigned long long)an.seq);
+    cr_assert_eq(audit_sync(a), 0);
+    cr_assert(audit_anchor_now(a, &an));
+    cr_assert_eq(an.seq, 5);
+    audit_close(a);
+    char text[80], *report = NULL;
+    snprintf(text, sizeof(text), "5:");
+    for (size_t i = 0; i < sizeof(an.hash); i++)
+        snprintf(text + 2 + 2 * i, 3, "%02x", an.hash[i]);
+    cr_assert_eq(verify_anchored(text, &report), 0, "%s", report);
+    free(report);
+}
+
 Test(audit, an_anchor_with_another_hash_is_a_change)
 {
     struct lines l;
