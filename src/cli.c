@@ -348,7 +348,9 @@ static bool verify_args(int argc, char **argv, const char **dir, struct audit_an
 
 int cli_audit(int argc, char **argv, char *const *envp)
 {
-    bool help = argc > 0 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0);
+    bool help = false;
+    for (int i = 0; i < argc; i++)   /* `audit --help` and `audit verify --help` */
+        help = help || strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0;
     const char *dir;
     struct audit_anchor anchor;
     bool anchored;

@@ -996,8 +996,8 @@ Test(audit, a_file_the_sync_cannot_delete_is_not_retried_by_every_sync)
 {
     struct audit *a = pruning_log(2, 40);   /* prunes waiting for a sync */
     struct audit_file first = nth_rotated(0);   /* the oldest: pruned on record */
-    size_t named = 0;
-    cr_assert_eq(pruned_still_there(&named), named);
+    size_t named = 0, there = pruned_still_there(&named);
+    cr_assert_eq(there, named);
     cr_assert_geq(named, 1);
     /* A folder in its place: unlinkat(..., 0) fails (EISDIR). */
     char path[256];
@@ -1764,6 +1764,9 @@ Test(audit, cli_verify_takes_an_anchor)
     cr_assert_eq(cli_audit(3, bad, envp), 64);
     char *missing[] = { verb, opt, NULL };
     cr_assert_eq(cli_audit(2, missing, envp), 64);
+    char help[] = "--help";
+    char *asked[] = { verb, help, NULL };
+    cr_assert_eq(cli_audit(2, asked, envp), 0, "verify --help is not an error");
     fflush(stdout);
     free(l.text);
 }

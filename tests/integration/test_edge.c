@@ -1657,6 +1657,24 @@ Test(edge, a_tls13_ticket_in_a_tls12_hello_gets_a_full_handshake, .init = prep, 
     uint8_t ticket[2048], rec[4096], sid[32];
     size_t tlen = tls13_ticket(ticket, sizeof(ticket));
     cr_assert_gt(tlen, 32, "no TLS 1.3 ticket from openssl");
+    /* The control: the saved session (whose ticket was read out) resumes in
+     * TLS 1.3, so the ticket sent below is one the server accepts. */
+    char *sess = fmt("%s/tls13.sess", srv.dir);
+    char *again = fmt("openssl s_client -connect 127.0.0.1:%d -servername localhost -tls1_3 -CAfile '%s' "
+                      "-sess_in '%s' </dev/null 2>&1", srv.port, srv.cert, sess);
+    FILE *pipe_in = popen(again, "r");
+    cr_assert_not_null(pipe_in);
+    struct rawbuf said = { 0 };
+    char chunk[4096];
+    size_t read_n;
+    while ((read_n = fread(chunk, 1, sizeof(chunk), pipe_in)) > 0)
+        rawbuf_append(&said, chunk, read_n);
+    pclose(pipe_in);
+    cr_assert_not_null(strstr(said.p ? said.p : "", "Reused, TLSv1.3"), "the saved TLS 1.3 session did not "
+                       "resume:\n%s", said.p ? said.p : "");
+    rawbuf_free(&said);
+    free(again);
+    free(sess);
     memset(sid, 0x5a, sizeof(sid));
     size_t n = tls12_hello(rec, sid, ticket, tlen);
     struct rawconn c;
@@ -1691,8 +1709,10 @@ Test(edge, a_tls13_ticket_in_a_tls12_hello_gets_a_full_handshake, .init = prep, 
             if (p + 4 + mlen > hs_len)
                 break;
             if (hs[p] == 2) {
+                /* version 2, random 32, session id length 1, then the id */
+                cr_assert_geq(mlen, 35, "a ServerHello of %zu bytes", mlen);
                 hello = true;
-                echoed = hs[p + 4 + 34] == 32 && memcmp(hs + p + 4 + 35, sid, 32) == 0;
+                echoed = hs[p + 4 + 34] == 32 && mlen >= 35 + 32 && memcmp(hs + p + 4 + 35, sid, 32) == 0;
             } else if (hello) {
                 after_hello = hs[p];
             }
