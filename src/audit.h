@@ -247,9 +247,10 @@ int audit_anchor_parse(const char *text, struct audit_anchor *out);
 bool audit_anchor_now(const struct audit *a, struct audit_anchor *out);
 /** audit_verify_dir(), and with `anchor` (NULL: none) also that the chain
  *  still holds the anchored line: ERR_INVALID when it ends before that seq
- *  ("missing line(s) after") or holds another line there ("changed"); an
- *  anchor before the kept log's first line (pruned on record) is noted and
- *  not checked. */
+ *  ("missing line(s) after") or holds another line there ("changed"). An
+ *  anchor before the kept log (pruned on record) is checked against the
+ *  first kept line's prev or a prune record's last_hash where one names
+ *  its seq, else noted and not checked. seq 0 names no line. */
 int audit_verify(const char *dir, const struct crypto *crypto, const struct audit_anchor *anchor, FILE *report);
 
 #endif

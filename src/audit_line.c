@@ -367,7 +367,8 @@ int audit_anchor_parse(const char *text, struct audit_anchor *out)
         return ERR_INVALID;
     struct slice seq = { (const uint8_t *)text, (size_t)(colon - text) };
     struct slice hex = { (const uint8_t *)colon + 1, strlen(colon + 1) };
-    return to_u64(seq, &out->seq) && unhex(hex, out->hash) ? 0 : ERR_INVALID;
+    /* seq 0 names no line: a trail starts at 1. */
+    return to_u64(seq, &out->seq) && out->seq > 0 && unhex(hex, out->hash) ? 0 : ERR_INVALID;
 }
 
 /* A string at p[*i]: its raw contents, escapes kept. */

@@ -225,6 +225,8 @@ struct verifier {
     uint64_t records;
     const struct audit_anchor *anchor;  /* NULL: none */
     bool anchor_seen;                  /* the anchored seq was accepted, and matched */
+    int anchor_pruned;                 /* a prune record names the anchored seq as a
+                                        * file's last line: 1 same hash, -1 another */
 };
 
 static const char *loc(const struct verifier *v, const struct rec *r, char buf[LOC_MAX])
@@ -348,6 +350,8 @@ static void check(struct verifier *v, const struct rec *cur, const struct rec *n
     memcpy(v->prev, l->hash, AUDIT_HASH_LEN);
     v->records++;
     note_prune(v, cur);
+    if (v->anchor && is(cur, AUDIT_EV_PRUNE) && l->has_last_hash && l->last_seq == v->anchor->seq)
+        v->anchor_pruned = memcmp(l->last_hash, v->anchor->hash, AUDIT_HASH_LEN) == 0 ? 1 : -1;
     /* The chain's newest end has no successor to give a cut away: a rotated
      * file's name holds the seq of its last line. */
     uint64_t named;
@@ -494,13 +498,27 @@ static int check_anchor(const struct verifier *v, FILE *report)
                     (unsigned long long)an->seq);
         return 0;
     }
+    unsigned long long seq = (unsigned long long)an->seq;
     if (an->seq > v->seq) {
         fprintf(report, "%s: missing line(s) after: the anchor names seq %llu, the log ends at seq %llu\n",
-                v->names[v->n_files - 1], (unsigned long long)an->seq, (unsigned long long)v->seq);
+                v->names[v->n_files - 1], seq, (unsigned long long)v->seq);
         return ERR_INVALID;
     }
-    fprintf(report, "note: the anchor's seq %llu is before the kept log (seq %llu..%llu): not checked\n",
-            (unsigned long long)an->seq, (unsigned long long)v->head.l.seq, (unsigned long long)v->seq);
+    /* Before the kept log: checked where the trail still names that line,
+     * by the first kept line's prev or by a prune record. */
+    int named = an->seq + 1 == v->head.l.seq ? (memcmp(v->head.l.prev, an->hash, AUDIT_HASH_LEN) == 0 ? 1 : -1)
+                                              : v->anchor_pruned;
+    if (named < 0) {
+        fprintf(report, "%s: changed: the trail names another line as seq %llu than the anchor\n",
+                v->names[v->head.file], seq);
+        return ERR_INVALID;
+    }
+    if (named > 0)
+        fprintf(report, "note: the anchor's seq %llu, before the kept log, is the line the trail names there "
+                "(checked)\n", seq);
+    else
+        fprintf(report, "note: the anchor's seq %llu is before the kept log (seq %llu..%llu): not checked\n", seq,
+                (unsigned long long)v->head.l.seq, (unsigned long long)v->seq);
     return 0;
 }
 

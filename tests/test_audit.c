@@ -1290,18 +1290,65 @@ Test(audit, an_anchor_with_another_hash_is_a_change)
     free(l.text);
 }
 
-Test(audit, an_anchor_older_than_the_kept_log_is_noted)
+/* After retention, an anchor older than the kept log is checked where the
+ * trail still says what that line was: the first kept line's prev, and
+ * each prune record's last_seq/last_hash; deeper ones are noted. */
+static void expect_anchor(unsigned long long seq, const char *hex, bool flip, int want, const char *say)
 {
-    struct lines l;
-    six_lines(&l);
-    char *report = NULL, old[80];
-    /* seq 0 never exists in a trail; it stands for a line retention took. */
-    snprintf(old, sizeof(old), "0:%064d", 0);
-    cr_assert_eq(verify_anchored(old, &report), 0, "%s", report);
-    cr_assert(strstr(report, "note: the anchor's seq 0 is before the kept log (seq 1..6): not checked"), "%s",
-              report);
+    char text[128], *report = NULL;
+    snprintf(text, sizeof(text), "%llu:%s", seq, hex);
+    if (flip)
+        text[strlen(text) - 1] = text[strlen(text) - 1] == '0' ? '1' : '0';
+    cr_assert_eq(verify_anchored(text, &report), want, "%s:\n%s", text, report);
+    cr_assert(strstr(report, say), "%s: expected \"%s\" in:\n%s", text, say, report);
     free(report);
+}
+
+Test(audit, an_anchor_before_the_kept_log_is_checked_where_the_trail_still_names_it)
+{
+    struct audit *a = pruning_log(2, 40);
+    cr_assert_eq(audit_sync(a), 0);
+    audit_close(a);
+    struct lines l;
+    read_lines(in_dir(nth_rotated(0).name), &l);
+    cJSON *first = parse_line(l.at[0]);
+    unsigned long long head = (unsigned long long)num_of(first, "seq");
+    cr_assert_gt(head, 2, "nothing was pruned");
+    char prev[65];
+    snprintf(prev, sizeof(prev), "%s", str_of(first, "prev"));
+    cJSON_Delete(first);
     free(l.text);
+    expect_anchor(head - 1, prev, false, 0, "checked");
+    expect_anchor(head - 1, prev, true, ERR_INVALID, "changed");
+    /* A prune record names the last line of the file it removed. */
+    cJSON *rec = NULL;
+    for (size_t k = 0, n = count_rotated(); k <= n && !rec; k++) {
+        char name[AUDIT_NAME_MAX + 1];
+        snprintf(name, sizeof(name), "%s", k < n ? nth_rotated(k).name : AUDIT_CURRENT);
+        read_lines(in_dir(name), &l);
+        for (size_t i = 0; i < l.n && !rec; i++) {
+            cJSON *j = parse_line(l.at[i]);
+            if (strcmp(str_of(j, "event"), AUDIT_EV_PRUNE) == 0 &&
+                (unsigned long long)num_of(j, "last_seq") + 1 < head)
+                rec = j;
+            else
+                cJSON_Delete(j);
+        }
+        free(l.text);
+    }
+    cr_assert_not_null(rec, "no prune record of a file before the one the head follows");
+    {
+        unsigned long long last = (unsigned long long)num_of(rec, "last_seq");
+        char hash[65];
+        snprintf(hash, sizeof(hash), "%s", str_of(rec, "last_hash"));
+        cJSON_Delete(rec);
+        expect_anchor(last, hash, false, 0, "checked");
+        expect_anchor(last, hash, true, ERR_INVALID, "changed");
+    }
+    char zeros[65];
+    memset(zeros, '0', 64);
+    zeros[64] = '\0';
+    expect_anchor(1, zeros, false, 0, "not checked");
 }
 
 Test(audit, anchors_are_parsed_strictly)
@@ -1311,7 +1358,8 @@ Test(audit, anchors_are_parsed_strictly)
     snprintf(ok, sizeof(ok), "12:%064d", 7);
     cr_assert_eq(audit_anchor_parse(ok, &an), 0);
     cr_assert_eq(an.seq, 12);
-    const char *bad[] = { "", "12", "12:", ":00", "x:00", "12:abc", "-1:00", "12:0000000000000000000000000000000000000000000000000000000000000000x",
+    const char *bad[] = { "", "12", "12:", ":00", "x:00", "12:abc", "-1:00",
+                          "0:0000000000000000000000000000000000000000000000000000000000000000", "12:0000000000000000000000000000000000000000000000000000000000000000x",
                           "99999999999999999999999:0000000000000000000000000000000000000000000000000000000000000000",
                           "12:000000000000000000000000000000000000000000000000000000000000000G" };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
