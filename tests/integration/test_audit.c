@@ -1937,26 +1937,46 @@ static long rss_kib(pid_t pid)
     return kib;
 }
 
-struct storm_login {
+/* A login on a thread of its own: its status and request id once
+ * answered, and `finished` (if any) counted up then. */
+struct bg_login {
     pthread_t thread;
     char name[40];
+    const char *pw;
     long status;
+    char rid[RID_MAX];
     atomic_int *finished;
 };
 
-static void *storm_login(void *arg)
+static void *bg_login_run(void *arg)
 {
-    struct storm_login *l = arg;
-    char body[128];
-    snprintf(body, sizeof(body), "{\"username\":\"%s\",\"password\":\"Not-the-password-0\"}", l->name);
+    struct bg_login *l = arg;
+    char *body = body2("username", l->name, "password", l->pw);
     const char *hdrs[] = { "Expect:", "Content-Type: application/json", NULL };
     struct request_opts o = { .method = "POST", .body = body, .headers = hdrs };
     struct response r;
     harness_request(&srv, "/v1/auth/login", &o, &r);
     l->status = r.curl_code == CURLE_OK ? r.status : -1;
+    char *id = response_header(&r, "X-Request-Id");
+    snprintf(l->rid, sizeof(l->rid), "%s", id ? id : "");
+    free(id);
     response_free(&r);
-    atomic_fetch_add(l->finished, 1);
+    free(body);
+    if (l->finished)
+        atomic_fetch_add(l->finished, 1);
     return NULL;
+}
+
+/* Start a login of `name` (NULL: a new unknown name) with `pw` (NULL: a
+ * wrong one). */
+static void bg_login_start(struct bg_login *l, const char *name, const char *pw, atomic_int *finished)
+{
+    *l = (struct bg_login){ .pw = pw ? pw : "Not-the-password-0", .finished = finished };
+    if (name)
+        snprintf(l->name, sizeof(l->name), "%s", name);
+    else
+        harness_marker(l->name, sizeof(l->name), "nobody_");
+    cr_assert_eq(pthread_create(&l->thread, NULL, bg_login_run, l), 0);
 }
 
 Test(jobs, a_login_storm_hashes_two_passwords_at_a_time, .init = prep, .fini = finish, .timeout = 120)
@@ -1973,12 +1993,9 @@ Test(jobs, a_login_storm_hashes_two_passwords_at_a_time, .init = prep, .fini = f
     cr_assert_gt(base, 0);
 
     atomic_int finished = 0;
-    struct storm_login logins[STORM_LOGINS];
-    for (size_t i = 0; i < STORM_LOGINS; i++) {
-        logins[i] = (struct storm_login){ .finished = &finished };
-        harness_marker(logins[i].name, sizeof(logins[i].name), "nobody_");
-        cr_assert_eq(pthread_create(&logins[i].thread, NULL, storm_login, &logins[i]), 0);
-    }
+    struct bg_login logins[STORM_LOGINS];
+    for (size_t i = 0; i < STORM_LOGINS; i++)
+        bg_login_start(&logins[i], NULL, NULL, &finished);
     /* Readiness: argon2 buffers in the server's memory. Then sample the
      * peak until every login is answered (bounded: the test's timeout). */
     long peak = base;
@@ -2003,6 +2020,17 @@ Test(jobs, a_login_storm_hashes_two_passwords_at_a_time, .init = prep, .fini = f
     cr_assert_lt(after, base + ARGON2_M_KIB / 2, "the hash buffers stayed resident: RSS %ld KiB over %ld",
                  after - base, base);
     free(token);
+}
+
+/* A server for the password-job races: open registration, argon2 at
+ * `passes` passes (slow enough to overlap), and the debug line each job
+ * start writes, which the tests wait for. */
+static void start_for_jobs(const char *passes)
+{
+    harness_setenv(&srv, "NOTES_REGISTRATION", "open");
+    harness_setenv(&srv, "NOTES_ARGON2_TIME", passes);
+    harness_setenv(&srv, "NOTES_LOG_LEVEL", "debug");
+    harness_start(&srv);
 }
 
 /* ---- a login that overlaps a password change ------------------------------- */
@@ -2093,9 +2121,8 @@ Test(jobs, passwords_hash_on_a_thread_at_nice_10, .init = prep, .fini = finish, 
     cr_assert(!a_thread_at_nice(srv.pid, 10), "a thread ran at nice 10 before any password job");
     size_t started = jobs_started();
     atomic_int finished = 0;
-    struct storm_login l = { .finished = &finished };
-    harness_marker(l.name, sizeof(l.name), "nobody_");
-    cr_assert_eq(pthread_create(&l.thread, NULL, storm_login, &l), 0);
+    struct bg_login l;
+    bg_login_start(&l, NULL, NULL, &finished);
     bool seen = false;
     while (!seen && atomic_load(&finished) == 0)    /* bounded: the login's answer */
         seen = jobs_started() > started && a_thread_at_nice(srv.pid, 10);
@@ -2113,10 +2140,7 @@ Test(jobs, passwords_hash_on_a_thread_at_nice_10, .init = prep, .fini = finish, 
  * only after the change has committed. */
 Test(jobs, a_login_with_a_password_changed_meanwhile_fails, .init = prep, .fini = finish, .timeout = 120)
 {
-    harness_setenv(&srv, "NOTES_REGISTRATION", "open");
-    harness_setenv(&srv, "NOTES_ARGON2_TIME", "12");
-    harness_setenv(&srv, "NOTES_LOG_LEVEL", "debug");
-    harness_start(&srv);
+    start_for_jobs("12");
     char victim[40], other[40];
     harness_marker(victim, sizeof(victim), "victim_");
     harness_marker(other, sizeof(other), "other_");
@@ -2150,9 +2174,7 @@ Test(jobs, a_login_with_a_password_changed_meanwhile_fails, .init = prep, .fini 
  * nothing. Both used to succeed: the later one took the account back. */
 Test(jobs, of_two_overlapping_password_changes_only_one_succeeds, .init = prep, .fini = finish, .timeout = 120)
 {
-    harness_setenv(&srv, "NOTES_REGISTRATION", "open");
-    harness_setenv(&srv, "NOTES_ARGON2_TIME", "12");
-    harness_start(&srv);
+    start_for_jobs("12");
     char owner[40];
     harness_marker(owner, sizeof(owner), "owner_");
     do_register(owner, PW_ALICE, 201, NULL);
@@ -2173,30 +2195,6 @@ Test(jobs, of_two_overlapping_password_changes_only_one_succeeds, .init = prep, 
     free(t2);
 }
 
-struct bg_login {
-    pthread_t thread;
-    const char *name, *pw;
-    long status;
-    char rid[RID_MAX];
-};
-
-static void *bg_login_run(void *arg)
-{
-    struct bg_login *l = arg;
-    char *body = body2("username", l->name, "password", l->pw);
-    const char *hdrs[] = { "Expect:", "Content-Type: application/json", NULL };
-    struct request_opts o = { .method = "POST", .body = body, .headers = hdrs };
-    struct response r;
-    harness_request(&srv, "/v1/auth/login", &o, &r);
-    l->status = r.curl_code == CURLE_OK ? r.status : -1;
-    char *id = response_header(&r, "X-Request-Id");
-    snprintf(l->rid, sizeof(l->rid), "%s", id ? id : "");
-    free(id);
-    response_free(&r);
-    free(body);
-    return NULL;
-}
-
 /* The guard opens a second transaction when a password job finishes. If
  * another writer holds the database past the busy timeout then, the job
  * must change nothing: no session for a login, the answer a 503 recorded
@@ -2205,17 +2203,14 @@ static void *bg_login_run(void *arg)
  * it hashes and held until the answer arrives. */
 Test(jobs, a_job_finishing_on_a_busy_store_changes_nothing, .init = prep, .fini = finish, .timeout = 60)
 {
-    harness_setenv(&srv, "NOTES_REGISTRATION", "open");
-    harness_setenv(&srv, "NOTES_ARGON2_TIME", "12");
-    harness_setenv(&srv, "NOTES_LOG_LEVEL", "debug");
-    harness_start(&srv);
+    start_for_jobs("12");
     char user[40], rid[RID_MAX];
     harness_marker(user, sizeof(user), "busy_");
     do_register(user, PW_ALICE, 201, NULL);
     char *before = db_text("SELECT count(*) FROM sessions");
     size_t started = jobs_started();
-    struct bg_login l = { .name = user, .pw = PW_ALICE };
-    cr_assert_eq(pthread_create(&l.thread, NULL, bg_login_run, &l), 0);
+    struct bg_login l;
+    bg_login_start(&l, user, PW_ALICE, NULL);
     await_jobs(started + 1, 30, "the login job");
     sqlite3 *db = NULL;
     cr_assert_eq(sqlite3_open_v2(harness_getenv(&srv, "NOTES_DB"), &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
@@ -2244,9 +2239,7 @@ Test(jobs, a_job_finishing_on_a_busy_store_changes_nothing, .init = prep, .fini 
  * change, answer 401 and count a failure against the account. */
 Test(jobs, two_logins_upgrading_one_old_hash_both_succeed, .init = prep, .fini = finish, .timeout = 120)
 {
-    harness_setenv(&srv, "NOTES_REGISTRATION", "open");
-    harness_setenv(&srv, "NOTES_LOG_LEVEL", "debug");
-    harness_start(&srv);
+    start_for_jobs("2");                       /* the minimum: the hash made now is old later */
     char user[40];
     harness_marker(user, sizeof(user), "upgrade_");
     do_register(user, PW_ALICE, 201, NULL);
@@ -2255,17 +2248,12 @@ Test(jobs, two_logins_upgrading_one_old_hash_both_succeed, .init = prep, .fini =
     harness_start(&srv);
 
     size_t started = jobs_started();
-    atomic_int finished = 0;
-    struct storm_login block[2];
-    for (int i = 0; i < 2; i++) {
-        block[i] = (struct storm_login){ .finished = &finished };
-        harness_marker(block[i].name, sizeof(block[i].name), "nobody_");
-        cr_assert_eq(pthread_create(&block[i].thread, NULL, storm_login, &block[i]), 0);
-    }
-    await_jobs(started + 2, 60, "the two blocking logins");
-    struct bg_login l[2] = { { .name = user, .pw = PW_ALICE }, { .name = user, .pw = PW_ALICE } };
+    struct bg_login block[2], l[2];
     for (int i = 0; i < 2; i++)
-        cr_assert_eq(pthread_create(&l[i].thread, NULL, bg_login_run, &l[i]), 0);
+        bg_login_start(&block[i], NULL, NULL, NULL);
+    await_jobs(started + 2, 60, "the two blocking logins");
+    for (int i = 0; i < 2; i++)
+        bg_login_start(&l[i], user, PW_ALICE, NULL);
     for (int i = 0; i < 2; i++) {
         pthread_join(l[i].thread, NULL);
         pthread_join(block[i].thread, NULL);
