@@ -174,15 +174,13 @@ struct http_job *app_checkpoint_job(void *arg)
 void app_log_anchor(struct app *app, const char *when)
 {
     struct audit_anchor an;
-    char hex[2 * sizeof(an.hash) + 1];
+    char text[AUDIT_ANCHOR_TEXT_MAX];
     if (!audit_anchor_now(app->audit, &an))
         return;
-    for (size_t i = 0; i < sizeof(an.hash); i++)
-        snprintf(hex + 2 * i, 3, "%02x", an.hash[i]);
+    audit_anchor_format(&an, text);
     /* A hash of an audit line: no secret, name or content. Shipped off the
      * machine with the log, it is what `audit verify --anchor` takes. */
-    log_info("audit anchor %llu:%s (%s; notesd audit verify --anchor finds lines cut after it)",
-             (unsigned long long)an.seq, hex, when);
+    log_info("audit anchor %s (%s; notesd audit verify --anchor finds lines cut after it)", text, when);
 }
 
 static void record_system(struct app *app, const char *event, const char *detail)

@@ -240,6 +240,9 @@ struct audit_anchor {
 /** "SEQ:HEX": decimal digits, a colon, 64 lowercase hex digits, nothing
  *  else. 0 or ERR_INVALID. */
 int audit_anchor_parse(const char *text, struct audit_anchor *out);
+/** "SEQ:HEX" of `an` into `out` (what audit_anchor_parse() reads). */
+#define AUDIT_ANCHOR_TEXT_MAX (20 + 1 + 64 + 1)
+void audit_anchor_format(const struct audit_anchor *an, char out[AUDIT_ANCHOR_TEXT_MAX]);
 /** The anchor of the newest line known to be on disk (a sync covered it),
  *  so that a crash cannot make a shipped anchor look like a cut; with
  *  NOTES_AUDIT_SYNC=off, of the newest line written. False before a sync

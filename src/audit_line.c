@@ -360,6 +360,12 @@ static bool to_u64(struct slice s, uint64_t *out)
 
 _Static_assert(sizeof(((struct audit_anchor *)0)->hash) == AUDIT_HASH_LEN, "an anchor holds a line's hash");
 
+void audit_anchor_format(const struct audit_anchor *an, char out[AUDIT_ANCHOR_TEXT_MAX])
+{
+    int n = snprintf(out, AUDIT_ANCHOR_TEXT_MAX, "%llu:", (unsigned long long)an->seq);
+    audit_hex(an->hash, AUDIT_HASH_LEN, out + n);
+}
+
 int audit_anchor_parse(const char *text, struct audit_anchor *out)
 {
     const char *colon = text ? strchr(text, ':') : NULL;

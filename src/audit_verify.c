@@ -562,11 +562,13 @@ int audit_verify(const char *dir, const struct crypto *crypto, const struct audi
             if (v.explained[0])
                 fprintf(report, "note: %s: head pruned by retention (record at %s)\n",
                         loc(&v, &v.head, at), v.explained);
-            char hex[AUDIT_HEX_LEN + 1];
-            audit_hex(v.prev, AUDIT_HASH_LEN, hex);
-            fprintf(report, "OK: %llu records in %zu file(s), seq %llu..%llu, chain intact; anchor %llu:%s\n",
+            struct audit_anchor newest = { .seq = v.seq };
+            char text[AUDIT_ANCHOR_TEXT_MAX];
+            memcpy(newest.hash, v.prev, AUDIT_HASH_LEN);
+            audit_anchor_format(&newest, text);
+            fprintf(report, "OK: %llu records in %zu file(s), seq %llu..%llu, chain intact; anchor %s\n",
                     (unsigned long long)v.records, v.n_files, (unsigned long long)v.head.l.seq,
-                    (unsigned long long)v.seq, (unsigned long long)v.seq, hex);
+                    (unsigned long long)v.seq, text);
         }
     }
     free(v.names);
