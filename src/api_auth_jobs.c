@@ -73,8 +73,6 @@ static int delete_account(struct pw_job *j)
     return rc;
 }
 
-/* Thread pool: only the job's own memory (and, for erasure, its own
- * database connection) is touched here. */
 /* argon2id runs at nice 10: on a small box a login storm must not take the
  * CPU from the event loop (every other client). Once per pool thread; the
  * thread's other jobs (checkpoints, audit syncs) are background work too. */
@@ -120,6 +118,8 @@ static void check_login(struct pw_job *j, const struct crypto_argon2 *params)
         ;
 }
 
+/* Thread pool: only the job's own memory (and, for erasure, its own
+ * database connection) is touched here. */
 static void pw_work(struct http_job *base)
 {
     struct pw_job *j = (struct pw_job *)base;
@@ -233,7 +233,7 @@ bool api_auth_job_refused(struct pw_job *j, struct http_response *res, const cha
 
 /* ---- is the checked hash still the account's ----------------------------- */
 
-static bool phc_digest(const char *phc, uint8_t out[32])
+static bool phc_digest(const char *phc, uint8_t out[CRYPTO_SHA256_LEN])
 {
     return crypto_sha256(phc, strnlen(phc, STORE_PHC_MAX), out) == 0;
 }
@@ -249,12 +249,12 @@ void api_auth_note_upgrade(struct app *app, int64_t user_id, const char *from, c
 
 static bool upgraded(const struct app *app, int64_t user_id, const char *from, const char *to)
 {
-    uint8_t f[32], t[32];
-    if (!phc_digest(from, f) || !phc_digest(to, t))
+    uint8_t f[CRYPTO_SHA256_LEN], t[CRYPTO_SHA256_LEN];
+    if (user_id == 0 || !phc_digest(from, f) || !phc_digest(to, t))
         return false;
     for (size_t i = 0; i < APP_UPGRADES; i++) {
         const struct app_upgrade *u = &app->upgrades[i];
-        if (u->user_id == user_id && user_id != 0 && memcmp(u->from, f, 32) == 0 && memcmp(u->to, t, 32) == 0)
+        if (u->user_id == user_id && memcmp(u->from, f, sizeof(f)) == 0 && memcmp(u->to, t, sizeof(t)) == 0)
             return true;
     }
     return false;

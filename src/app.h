@@ -36,7 +36,7 @@ struct app {
      * A ring: an upgrade pushed out only costs a spurious 401. */
     struct app_upgrade {
         int64_t user_id;
-        uint8_t from[32], to[32];
+        uint8_t from[CRYPTO_SHA256_LEN], to[CRYPTO_SHA256_LEN];
     } upgrades[APP_UPGRADES];
     unsigned upgrades_next;
     /* Abuse limits (NULL: that limit is off). */
