@@ -1013,6 +1013,23 @@ Test(audit, a_file_the_sync_cannot_delete_is_not_retried_by_every_sync)
     audit_close(a);
 }
 
+/* At most AUDIT_DOOMED_MAX pruned files wait for one sync; retention
+ * holds off past that and catches up once a sync has deleted them. */
+Test(audit, at_most_sixteen_pruned_files_wait_for_a_sync)
+{
+    struct audit *a = pruning_log(2, 300);     /* ~25 files, no sync */
+    size_t named = 0, there = pruned_still_there(&named);
+    cr_assert_eq(there, named);
+    cr_assert_eq(there, AUDIT_DOOMED_MAX, "%zu pruned files wait for one sync", there);
+    cr_assert_gt(count_rotated(), AUDIT_DOOMED_MAX + 1, "retention did not hold off");
+    cr_assert_eq(audit_sync(a), 0);
+    cr_assert_eq(audit_enforce_retention(a, time(NULL)), 0);
+    cr_assert_eq(audit_sync(a), 0);
+    cr_assert_eq(count_rotated(), 1, "%zu rotated files left, max_files 2", count_rotated());
+    audit_close(a);
+    assert_verifies();
+}
+
 Test(audit, without_sync_a_pruned_file_goes_at_once)
 {
     cfg.audit_sync = CONFIG_AUDIT_SYNC_OFF;
@@ -1812,6 +1829,13 @@ Test(audit, cli_verify_takes_an_anchor)
     cr_assert_eq(cli_audit(3, bad, envp), 64);
     char *missing[] = { verb, opt, NULL };
     cr_assert_eq(cli_audit(2, missing, envp), 64);
+    char bogus[] = "--bogus";
+    char *twice[] = { verb, opt, anchor, opt, anchor, NULL };
+    cr_assert_eq(cli_audit(5, twice, envp), 64, "two anchors");
+    char *unknown[] = { verb, bogus, NULL };
+    cr_assert_eq(cli_audit(2, unknown, envp), 64, "an unknown option");
+    char *two_dirs[] = { verb, dir, dir, NULL };
+    cr_assert_eq(cli_audit(3, two_dirs, envp), 64, "two folders");
     char help[] = "--help";
     char *asked[] = { verb, help, NULL };
     cr_assert_eq(cli_audit(2, asked, envp), 0, "verify --help is not an error");
