@@ -2135,26 +2135,35 @@ Test(jobs, passwords_hash_on_a_thread_at_nice_10, .init = prep, .fini = finish, 
  * commit while that check runs. The login must then fail: it used to make
  * a session for the old password after the change had revoked every other
  * one (and, had the hash needed upgrading, write the old password back).
- * Two password changes fill both hashing slots (readiness: the server's
- * debug log says both started), so the login, read at once, is hashed
- * only after the change has committed. */
+ * The login must be hashed only after the victim's change has committed,
+ * or 200 is the right answer. So both hashing slots are filled first (the
+ * server's debug log says when each job started): one by another account's
+ * change whose stored hash was made at 8x the cost, then by the victim's
+ * change. The login, read at once, queues for the slot the victim's change
+ * frees, and the change commits on the loop before that slot's next job can
+ * answer. (With two changes of equal cost, the other one could free the
+ * slot first and the login outrun the victim's change: CI saw a 200.) */
 Test(jobs, a_login_with_a_password_changed_meanwhile_fails, .init = prep, .fini = finish, .timeout = 120)
 {
-    start_for_jobs("12");
+    start_for_jobs("96");
     char victim[40], other[40];
-    harness_marker(victim, sizeof(victim), "victim_");
     harness_marker(other, sizeof(other), "other_");
-    do_register(victim, PW_ALICE, 201, NULL);
     do_register(other, PW_ALICE, 201, NULL);
-    char *tv = do_login(victim, PW_ALICE, 200, NULL);
     char *to = do_login(other, PW_ALICE, 200, NULL);
+    cr_assert_eq(harness_stop(&srv), 0);
+    harness_setenv(&srv, "NOTES_ARGON2_TIME", "12");   /* a login never lowers a hash's cost */
+    harness_start(&srv);
+    harness_marker(victim, sizeof(victim), "victim_");
+    do_register(victim, PW_ALICE, 201, NULL);
+    char *tv = do_login(victim, PW_ALICE, 200, NULL);
     size_t started = jobs_started();
 
-    struct bg_change ch[2] = { { .token = tv, .from = PW_ALICE, .to = PW_ALICE2 },
-                               { .token = to, .from = PW_ALICE, .to = PW_ALICE2 } };
-    for (int i = 0; i < 2; i++)
+    struct bg_change ch[2] = { { .token = to, .from = PW_ALICE, .to = PW_ALICE2 },
+                               { .token = tv, .from = PW_ALICE, .to = PW_ALICE2 } };
+    for (int i = 0; i < 2; i++) {
         cr_assert_eq(pthread_create(&ch[i].thread, NULL, bg_change_run, &ch[i]), 0);
-    await_jobs(started + 2, 60, "the two password changes");
+        await_jobs(started + 1 + (size_t)i, 60, i ? "the victim's password change" : "the slow password change");
+    }
     char *stale = do_login(victim, PW_ALICE, 401, NULL);   /* the old password, read before the change */
     free(stale);
     for (int i = 0; i < 2; i++) {
