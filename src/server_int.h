@@ -108,7 +108,7 @@ struct server {
                                           in the order they were held */
     /* Handler jobs (password hashing) on the pool: at most SERVER_JOBS_MAX
      * at once, the rest wait here in arrival order (server_jobs.c). */
-    unsigned jobs_running;
+    unsigned jobs_running, jobs_waiting;
     struct job_req *jobs_wait, *jobs_wait_tail;
     const struct config *cfg;
     struct tls_ctx *tls;

@@ -58,6 +58,7 @@ static void job_next(struct server *s)
     if (!j || s->jobs_running >= SERVER_JOBS_MAX)
         return;
     s->jobs_wait = j->next;
+    s->jobs_waiting--;
     if (!s->jobs_wait)
         s->jobs_wait_tail = NULL;
     if (job_submit(s, j) == 0)
@@ -103,6 +104,19 @@ static void job_after(uv_work_t *req, int status)
     server_conn_release(c);
 }
 
+/* Every slot is taken: wait at the tail. The debug line is what tests wait
+ * for to know a job is queued (and an operator, how long the queue gets). */
+static void job_enqueue(struct server *s, struct job_req *j)
+{
+    if (s->jobs_wait_tail)
+        s->jobs_wait_tail->next = j;
+    else
+        s->jobs_wait = j;
+    s->jobs_wait_tail = j;
+    s->jobs_waiting++;
+    log_debug("handler job queued (%u waiting)", s->jobs_waiting);
+}
+
 /* A handler deferred work: run it on the thread pool (or queue it for a
  * slot) and stop reading until it answers, so requests behind it wait in
  * order. A closed connection's queued job still runs, as a running one
@@ -127,11 +141,8 @@ int server_conn_start_job(struct conn *c)
             http_conn_cancel_job(c->http);
             return ERR_INTERNAL;
         }
-    } else if (s->jobs_wait_tail) {
-        s->jobs_wait_tail->next = j;
-        s->jobs_wait_tail = j;
     } else {
-        s->jobs_wait = s->jobs_wait_tail = j;
+        job_enqueue(s, j);
     }
     c->handles_open++;
     c->job_running = true;
