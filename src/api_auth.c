@@ -153,8 +153,7 @@ static void login_done(struct http_job *base, struct http_response *res)
         api_auth_job_free(j);
         return;
     }
-    bool as_read;
-    if (!api_auth_still_current(j, &as_read)) {
+    if (!api_auth_still_current(j)) {
         /* The password was changed (or the account disabled) while this
          * login hashed: the password it checked is no longer the one. */
         throttle_failed(j->app->throttle, j->name_key, utc_monotonic_ms());
@@ -165,8 +164,10 @@ static void login_done(struct http_job *base, struct http_response *res)
     throttle_succeeded(j->app->throttle, j->name_key);
     struct app *app = j->app;
     int64_t now = (int64_t)time(NULL);
-    if (j->rehash && j->hash_rc == 0 && as_read && store_user_set_password(app->store, j->user_id, j->new_phc) == 0)
-        api_auth_note_upgrade(app, j->user_id, j->phc, j->new_phc);
+    /* Only over the hash this login read: another login may have upgraded
+     * it first (ERR_NOT_FOUND then, and theirs stands). */
+    if (j->rehash && j->hash_rc == 0)
+        (void)store_user_upgrade_password(app->store, j->user_id, j->phc, j->new_phc);
     char token[CRYPTO_TOKEN_LEN + 1];
     uint8_t hash[CRYPTO_TOKEN_HASH_LEN];
     int64_t expires = now + (int64_t)app->cfg->token_lifetime_s;
@@ -218,6 +219,7 @@ void api_login(struct route_ctx *ctx)
         memcpy(j->name_key, key, sizeof(j->name_key));
         j->user_ok = found && !u.disabled;
         j->user_id = found ? u.id : 0;
+        j->password_gen = found ? u.password_gen : 0;
         j->role = found ? authz_role_parse(u.role) : ROLE_NONE;
         const char *phc = found ? u.password_hash : crypto_dummy_phc(ctx->app->crypto);
         memcpy(j->phc, phc, strnlen(phc, sizeof(j->phc) - 1));

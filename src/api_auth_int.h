@@ -37,6 +37,7 @@ struct pw_job {
     char *new_pw;                       /* password change: the new one */
     size_t new_len;
     char phc[CRYPTO_PHC_MAX];           /* stored hash to verify against */
+    int64_t password_gen;               /* the account's, read with phc */
     const char *dummy_phc;              /* current settings, matches nothing (immutable) */
     uint8_t salt[CRYPTO_SALT_LEN];
     char new_phc[CRYPTO_PHC_MAX];       /* produced by work() */
@@ -73,14 +74,11 @@ void api_auth_job_fail_internal(struct pw_job *j, struct http_response *res, con
  *  freed (done() returns at once); false otherwise. */
 bool api_auth_job_refused(struct pw_job *j, struct http_response *res, const char *event);
 
-/* ---- is the checked hash still the account's (api_auth_jobs.c) ----------- */
+/* ---- is the checked password still the account's (api_auth_jobs.c) ------- */
 
-/** Remember that a login replaced the hash `from` with `to` for `user_id`
- *  (the same password under the current settings), in app->upgrades. */
-void api_auth_note_upgrade(struct app *app, int64_t user_id, const char *from, const char *to);
-/** Inside the guard's write transaction: the account is enabled and holds
- *  the hash the job checked (*as_read true) or a login's upgrade of it. */
-bool api_auth_still_current(const struct pw_job *j, bool *as_read);
+/** Inside the guard's write transaction: the account is enabled and still
+ *  has the password the job checked (its password_gen; a rehash keeps it). */
+bool api_auth_still_current(const struct pw_job *j);
 /** api_auth_still_current(), and the session that asked for the job still
  *  exists. */
 bool api_auth_caller_current(const struct pw_job *j);

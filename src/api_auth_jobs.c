@@ -10,8 +10,8 @@
  * login takes at least a current check's measured time, and an erasure
  * runs on a database connection of its own. The done() callbacks in
  * api_auth.c decide the answer with the shared steps here: the audit line,
- * the 500, the refused or cancelled job, and whether the hash a job checked
- * is still the account's (or a login's upgrade of it). It owns each job
+ * the 500, the refused or cancelled job, and whether the password a job
+ * checked is still the account's. It owns each job
  * from api_auth_job_new() to api_auth_job_free(), which wipes the passwords
  * and the job. The work must never touch anything but its job, the
  * read-only settings, app->check_ms and (erasure) its own connection; and
@@ -67,7 +67,7 @@ static int delete_account(struct pw_job *j)
     int rc = store_open(&own, j->app->cfg->db_path, err, sizeof(err));
     /* Only if the password checked is still the account's, and the asking
      * session still exists: a password change may have finished meanwhile. */
-    rc = rc ? rc : store_user_delete_if_current(own, j->user_id, j->phc, j->token_hash);
+    rc = rc ? rc : store_user_delete_if_current(own, j->user_id, j->password_gen, j->token_hash);
     rc = rc ? rc : store_checkpoint(own);
     store_close(own);
     return rc;
@@ -193,6 +193,7 @@ struct pw_job *api_auth_job_for_caller(struct route_ctx *ctx, enum job_kind kind
         *limited = true;
     } else if ((j = api_auth_job_new(ctx, kind, done)) != NULL) {
         memcpy(j->phc, u.password_hash, strnlen(u.password_hash, sizeof(j->phc) - 1));
+        j->password_gen = u.password_gen;
         memcpy(j->name_key, key, sizeof(j->name_key));
     }
     mbedtls_platform_zeroize(&u, sizeof(u));
@@ -231,46 +232,17 @@ bool api_auth_job_refused(struct pw_job *j, struct http_response *res, const cha
     return true;
 }
 
-/* ---- is the checked hash still the account's ----------------------------- */
+/* ---- is the checked password still the account's ------------------------ */
 
-static bool phc_digest(const char *phc, uint8_t out[CRYPTO_SHA256_LEN])
-{
-    return crypto_sha256(phc, strnlen(phc, STORE_PHC_MAX), out) == 0;
-}
-
-/* A login replaced `from` with `to` (same password, current settings).
- * Without both digests nothing is noted: the next check then fails closed. */
-void api_auth_note_upgrade(struct app *app, int64_t user_id, const char *from, const char *to)
-{
-    struct app_upgrade u = { .user_id = user_id };
-    if (phc_digest(from, u.from) && phc_digest(to, u.to))
-        app->upgrades[app->upgrades_next++ % APP_UPGRADES] = u;
-}
-
-static bool upgraded(const struct app *app, int64_t user_id, const char *from, const char *to)
-{
-    uint8_t f[CRYPTO_SHA256_LEN], t[CRYPTO_SHA256_LEN];
-    if (user_id == 0 || !phc_digest(from, f) || !phc_digest(to, t))
-        return false;
-    for (size_t i = 0; i < APP_UPGRADES; i++) {
-        const struct app_upgrade *u = &app->upgrades[i];
-        if (u->user_id == user_id && memcmp(u->from, f, sizeof(f)) == 0 && memcmp(u->to, t, sizeof(t)) == 0)
-            return true;
-    }
-    return false;
-}
-
-/* Inside the guard's write transaction: the account still holds the hash
- * this job verified (`as_read`), or the upgrade a login made of it (the
- * same password under the current settings), and is still enabled. */
-bool api_auth_still_current(const struct pw_job *j, bool *as_read)
+/* Inside the guard's write transaction: the account still has the password
+ * this job checked (the same password_gen: a login's upgrade of the hash
+ * keeps it, a change does not) and is still enabled. */
+bool api_auth_still_current(const struct pw_job *j)
 {
     struct store_user u;
-    *as_read = false;
     if (store_user_get(j->app->store, j->user_id, &u) != 0)
         return false;
-    *as_read = strncmp(u.password_hash, j->phc, sizeof(u.password_hash)) == 0;
-    bool same = !u.disabled && (*as_read || upgraded(j->app, j->user_id, j->phc, u.password_hash));
+    bool same = !u.disabled && u.password_gen == j->password_gen;
     mbedtls_platform_zeroize(&u, sizeof(u));
     return same;
 }
@@ -280,7 +252,6 @@ bool api_auth_still_current(const struct pw_job *j, bool *as_read)
 bool api_auth_caller_current(const struct pw_job *j)
 {
     struct store_session s;
-    bool as_read;
-    return api_auth_still_current(j, &as_read) && store_session_get(j->app->store, j->token_hash, &s) == 0 &&
+    return api_auth_still_current(j) && store_session_get(j->app->store, j->token_hash, &s) == 0 &&
            s.user_id == j->user_id;
 }

@@ -19,8 +19,6 @@ struct audit;
 struct ratelimit;
 struct throttle;
 
-#define APP_UPGRADES 8
-
 struct app {
     const struct config *cfg;
     struct store *store;
@@ -30,15 +28,6 @@ struct app {
     /* How long a password check under `argon2` takes here (a running mean,
      * ms; 0 until measured). Written and read by pool threads. */
     _Atomic uint64_t check_ms;
-    /* The last hash upgrades logins made (SHA-256 of the PHC strings, from
-     * and to; loop thread), so a login that checked a hash another login
-     * upgraded meanwhile is not taken for one that raced a password change.
-     * A ring: an upgrade pushed out only costs a spurious 401. */
-    struct app_upgrade {
-        int64_t user_id;
-        uint8_t from[CRYPTO_SHA256_LEN], to[CRYPTO_SHA256_LEN];
-    } upgrades[APP_UPGRADES];
-    unsigned upgrades_next;
     /* Abuse limits (NULL: that limit is off). */
     struct ratelimit *rl_ip;       /* every request, per client address */
     struct ratelimit *rl_auth_ip;  /* login and register, per client address */

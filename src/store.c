@@ -26,7 +26,7 @@
 
 /* ---- all statements ------------------------------------------------------ */
 /* Column lists shared by the readers below (read_user, read_note). */
-#define USER_COLS "id, username, role, password_hash, created_at, disabled"
+#define USER_COLS "id, username, role, password_hash, created_at, disabled, password_gen"
 /* The CASE keeps SQLite from even reading the content blob (and its overflow
  * pages) when the caller asked for titles only. */
 #define NOTE_LIST_COLS \
@@ -45,11 +45,12 @@ const char *const store_stmt_sql[ST_COUNT] = {
                        " VALUES (?1, ?2, ?3, ?4) RETURNING id",
     [ST_USER_GET] = "SELECT " USER_COLS " FROM users WHERE id = ?1",
     [ST_USER_GET_BY_NAME] = "SELECT " USER_COLS " FROM users WHERE username = ?1",
-    [ST_USER_SET_PASSWORD] = "UPDATE users SET password_hash = ?2 WHERE id = ?1",
+    [ST_USER_SET_PASSWORD] = "UPDATE users SET password_hash = ?2, password_gen = password_gen + 1 WHERE id = ?1",
+    [ST_USER_UPGRADE_PASSWORD] = "UPDATE users SET password_hash = ?3 WHERE id = ?1 AND password_hash = ?2",
     [ST_USER_SET_ROLE] = "UPDATE users SET role = ?2 WHERE id = ?1",
     [ST_USER_SET_DISABLED] = "UPDATE users SET disabled = ?2 WHERE id = ?1",
     [ST_USER_DELETE] = "DELETE FROM users WHERE id = ?1",
-    [ST_USER_DELETE_IF_CURRENT] = "DELETE FROM users WHERE id = ?1 AND password_hash = ?2 AND disabled = 0"
+    [ST_USER_DELETE_IF_CURRENT] = "DELETE FROM users WHERE id = ?1 AND password_gen = ?2 AND disabled = 0"
                                   " AND EXISTS (SELECT 1 FROM sessions WHERE token_hash = ?3 AND user_id = ?1)",
     [ST_SESSION_INSERT] = "INSERT INTO sessions (token_hash, user_id, created_at, last_seen, expires_at)"
                           " VALUES (?1, ?2, ?3, ?3, ?4)",
@@ -244,6 +245,7 @@ int sq_read_user(sqlite3_stmt *st, struct store_user *u)
     rc = rc ? rc : sq_read_str(st, 3, u->password_hash, sizeof(u->password_hash));
     u->created_at = sqlite3_column_int64(st, 4);
     u->disabled = sqlite3_column_int64(st, 5) != 0;
+    u->password_gen = sqlite3_column_int64(st, 6);
     return rc;
 }
 

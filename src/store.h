@@ -87,6 +87,7 @@ struct store_user {
     char password_hash[STORE_PHC_MAX];
     int64_t created_at;              /* Unix seconds, UTC */
     bool disabled;
+    int64_t password_gen;            /* +1 at each password change, not at a rehash */
 };
 
 /** ERR_EXISTS when the username is taken; ERR_INVALID for an empty or
@@ -98,18 +99,25 @@ int store_user_insert(struct store *s, const char *username, const char *role, c
  *  the caller canonicalises them (validate.c) before insert and lookup. */
 int store_user_get(struct store *s, int64_t id, struct store_user *out);
 int store_user_get_by_name(struct store *s, const char *username, struct store_user *out);
-/** Setters: ERR_NOT_FOUND when no user has that id; ERR_INVALID as for insert. */
+/** Setters: ERR_NOT_FOUND when no user has that id; ERR_INVALID as for insert.
+ *  store_user_set_password() is a password change: password_gen goes up. */
 int store_user_set_password(struct store *s, int64_t id, const char *phc);
+/** A rehash of the same password (new settings): `to` replaces `from` only
+ *  while the account still holds `from`; password_gen stays. ERR_NOT_FOUND
+ *  when it no longer does (changed, or another login upgraded it first). */
+int store_user_upgrade_password(struct store *s, int64_t id, const char *from, const char *to);
 int store_user_set_role(struct store *s, int64_t id, const char *role);
 int store_user_set_disabled(struct store *s, int64_t id, bool disabled);
 /** Delete the user; notes and sessions go with it (ON DELETE CASCADE), and
  *  secure_delete zeroes the freed bytes. ERR_NOT_FOUND for an unknown id.
  *  Follow with store_checkpoint() so no copy survives in the WAL. */
 int store_user_delete(struct store *s, int64_t id);
-/** The same, only while the account still has password hash `phc`, is
- *  enabled, and holds the session of `token_hash` (what an erasure checked
- *  when it was asked). ERR_NOT_FOUND when any of these changed. */
-int store_user_delete_if_current(struct store *s, int64_t id, const char *phc, const uint8_t token_hash[STORE_HASH_LEN]);
+/** The same, only while the account still has password `password_gen`
+ *  (a rehash keeps it), is enabled, and holds the session of `token_hash`
+ *  (what an erasure checked when it was asked). ERR_NOT_FOUND when any of
+ *  these changed. */
+int store_user_delete_if_current(struct store *s, int64_t id, int64_t password_gen,
+                                 const uint8_t token_hash[STORE_HASH_LEN]);
 
 /* ---- sessions (bearer tokens; only their HMAC is stored) ----------------- */
 

@@ -62,8 +62,20 @@ static const char *const migration_v1_sql[] = {
     NULL,
 };
 
+/* v2: which password an account has, as a number a rehash leaves alone.
+ * A password job remembers it on arrival and acts only if it is unchanged:
+ * a login's upgrade of the hash (same password, current settings) must not
+ * look like a password change to a job that read the old hash. Existing
+ * accounts start at 1, as new ones do. */
+static const char *const migration_v2_sql[] = {
+    "ALTER TABLE users ADD COLUMN password_gen INTEGER NOT NULL DEFAULT 1 CHECK (password_gen >= 1)",
+    "PRAGMA user_version = 2",
+    NULL,
+};
+
 static const char *const *const migration_sql[] = {
     migration_v1_sql,
+    migration_v2_sql,
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migration_sql) / sizeof(migration_sql[0])))

@@ -90,6 +90,22 @@ int store_user_set_password(struct store *s, int64_t id, const char *phc)
     return user_set_str(s, ST_USER_SET_PASSWORD, id, phc, STORE_PHC_MAX - 1);
 }
 
+int store_user_upgrade_password(struct store *s, int64_t id, const char *from, const char *to)
+{
+    sqlite3_stmt *st = sq_take(s, ST_USER_UPGRADE_PASSWORD);
+    if (!st)
+        return ERR_INTERNAL;
+    int bad = 0;
+    int rc = sqlite3_bind_int64(st, 1, id);
+    rc = rc ? rc : sq_bind_str(st, 2, from, STORE_PHC_MAX - 1, &bad);
+    rc = rc ? rc : sq_bind_str(st, 3, to, STORE_PHC_MAX - 1, &bad);
+    if (bad) {
+        sq_release(st);
+        return bad;
+    }
+    return sq_run_change(s, st, rc);
+}
+
 int store_user_set_role(struct store *s, int64_t id, const char *role)
 {
     return user_set_str(s, ST_USER_SET_ROLE, id, role, STORE_ROLE_MAX - 1);
@@ -113,15 +129,16 @@ int store_user_delete(struct store *s, int64_t id)
     return sq_run_change(s, st, sqlite3_bind_int64(st, 1, id));
 }
 
-int store_user_delete_if_current(struct store *s, int64_t id, const char *phc, const uint8_t token_hash[STORE_HASH_LEN])
+int store_user_delete_if_current(struct store *s, int64_t id, int64_t password_gen,
+                                 const uint8_t token_hash[STORE_HASH_LEN])
 {
     sqlite3_stmt *st = sq_take(s, ST_USER_DELETE_IF_CURRENT);
     if (!st)
         return ERR_INTERNAL;
-    if (!phc || !token_hash)
+    if (!token_hash)
         return ERR_INVALID;
     int rc = sqlite3_bind_int64(st, 1, id);
-    rc = rc ? rc : sqlite3_bind_text(st, 2, phc, -1, SQLITE_STATIC);
+    rc = rc ? rc : sqlite3_bind_int64(st, 2, password_gen);
     rc = rc ? rc : sqlite3_bind_blob(st, 3, token_hash, STORE_HASH_LEN, SQLITE_STATIC);
     return sq_run_change(s, st, rc);
 }

@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "err.h"
 #include "store.h"
 
@@ -272,7 +274,7 @@ Test(store, user_version_is_set)
 {
     store_close(open_db());
     /* The header keeps PRAGMA user_version at offset 60, big-endian. */
-    cr_assert_eq(be32_at(dbpath, 60), 1);
+    cr_assert_eq(be32_at(dbpath, 60), 2);
 }
 
 Test(store, refuses_newer_schema_and_leaves_it_alone)
@@ -361,7 +363,7 @@ Test(store, concurrent_first_opens_all_succeed)
     struct store *s = open_db();
     add_user(s, "alice", "user");
     store_close(s);
-    cr_assert_eq(be32_at(dbpath, 60), 1);
+    cr_assert_eq(be32_at(dbpath, 60), 2);
 }
 
 /* Run fn in a child process (its own connection, like the CLI) and return
@@ -1432,24 +1434,85 @@ Test(store, sql_injection_strings_are_plain_data)
 }
 
 /* An erasure deletes the account only while what it checked still holds:
- * the same password hash, an enabled account, and the asking session. */
+ * the same password (a rehash keeps it), an enabled account, and the
+ * asking session. */
 Test(store, an_erasure_deletes_only_the_account_it_checked, .init = setup, .fini = teardown)
 {
     struct store *s = open_db();
     int64_t id = 0;
     cr_assert_eq(store_user_insert(s, "erin", "user", "$argon2id$old", 1, &id), 0);
+    struct store_user u;
+    cr_assert_eq(store_user_get(s, id, &u), 0);
+    int64_t gen = u.password_gen;
     uint8_t tok[STORE_HASH_LEN], other[STORE_HASH_LEN];
     memset(tok, 0x11, sizeof(tok));
     memset(other, 0x22, sizeof(other));
     cr_assert_eq(store_session_insert(s, tok, id, 1, 100), 0);
+    cr_assert_eq(store_user_upgrade_password(s, id, "$argon2id$old", "$argon2id$rehashed"), 0);
     cr_assert_eq(store_user_set_password(s, id, "$argon2id$new"), 0);
-    cr_assert_eq(store_user_delete_if_current(s, id, "$argon2id$old", tok), ERR_NOT_FOUND, "a changed password");
-    cr_assert_eq(store_user_delete_if_current(s, id, "$argon2id$new", other), ERR_NOT_FOUND, "another session");
+    cr_assert_eq(store_user_delete_if_current(s, id, gen, tok), ERR_NOT_FOUND, "a changed password");
+    cr_assert_eq(store_user_delete_if_current(s, id, gen + 1, other), ERR_NOT_FOUND, "another session");
     cr_assert_eq(store_user_set_disabled(s, id, true), 0);
-    cr_assert_eq(store_user_delete_if_current(s, id, "$argon2id$new", tok), ERR_NOT_FOUND, "a disabled account");
+    cr_assert_eq(store_user_delete_if_current(s, id, gen + 1, tok), ERR_NOT_FOUND, "a disabled account");
     cr_assert_eq(store_user_set_disabled(s, id, false), 0);
-    cr_assert_eq(store_user_delete_if_current(s, id, "$argon2id$new", tok), 0);
-    struct store_user u;
+    cr_assert_eq(store_user_upgrade_password(s, id, "$argon2id$new", "$argon2id$new-rehashed"), 0);
+    cr_assert_eq(store_user_delete_if_current(s, id, gen + 1, tok), 0, "the password checked, rehashed since");
     cr_assert_eq(store_user_get(s, id, &u), ERR_NOT_FOUND);
     store_close(s);
+}
+
+/* password_gen says which password an account has: a change moves it on,
+ * a rehash of the same password does not, and a rehash applies only over
+ * the hash it was made from (the first of two racing upgrades wins). */
+Test(store, a_password_change_moves_the_generation_and_a_rehash_keeps_it, .init = setup, .fini = teardown)
+{
+    struct store *s = open_db();
+    int64_t id = 0;
+    cr_assert_eq(store_user_insert(s, "gene", "user", "$argon2id$a", 1, &id), 0);
+    struct store_user u;
+    cr_assert_eq(store_user_get(s, id, &u), 0);
+    cr_assert_eq(u.password_gen, 1);
+    cr_assert_eq(store_user_upgrade_password(s, id, "$argon2id$a", "$argon2id$a2"), 0);
+    cr_assert_eq(store_user_upgrade_password(s, id, "$argon2id$a", "$argon2id$a3"), ERR_NOT_FOUND,
+                 "a second upgrade of the same old hash");
+    cr_assert_eq(store_user_get(s, id, &u), 0);
+    cr_assert_str_eq(u.password_hash, "$argon2id$a2");
+    cr_assert_eq(u.password_gen, 1);
+    cr_assert_eq(store_user_set_password(s, id, "$argon2id$b"), 0);
+    cr_assert_eq(store_user_get(s, id, &u), 0);
+    cr_assert_str_eq(u.password_hash, "$argon2id$b");
+    cr_assert_eq(u.password_gen, 2);
+    cr_assert_eq(store_user_upgrade_password(s, id, "$argon2id$a2", "$argon2id$a4"), ERR_NOT_FOUND,
+                 "an upgrade of a hash a change replaced");
+    cr_assert_eq(store_user_upgrade_password(s, 9999, "$argon2id$b", "$argon2id$b2"), ERR_NOT_FOUND);
+    cr_assert_eq(store_user_upgrade_password(s, id, "$argon2id$b", ""), ERR_INVALID);
+    cr_assert_eq(store_user_get(s, id, &u), 0);
+    cr_assert_str_eq(u.password_hash, "$argon2id$b");
+    store_close(s);
+}
+
+/* A database of schema 1 (before password_gen) opens at schema 2 with its
+ * accounts intact, each at generation 1. */
+Test(store, a_schema_1_database_migrates_with_its_accounts_at_generation_1, .init = setup, .fini = teardown)
+{
+    struct store *s = open_db();
+    int64_t id = 0;
+    cr_assert_eq(store_user_insert(s, "olde", "user", "$argon2id$v1", 1, &id), 0);
+    store_close(s);
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, "ALTER TABLE users DROP COLUMN password_gen; PRAGMA user_version = 1", NULL, NULL,
+                              NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    cr_assert_eq(be32_at(dbpath, 60), 1);
+    s = open_db();
+    struct store_user u;
+    cr_assert_eq(store_user_get(s, id, &u), 0);
+    cr_assert_str_eq(u.password_hash, "$argon2id$v1");
+    cr_assert_eq(u.password_gen, 1);
+    cr_assert_eq(store_user_set_password(s, id, "$argon2id$v2"), 0);
+    cr_assert_eq(store_user_get(s, id, &u), 0);
+    cr_assert_eq(u.password_gen, 2);
+    store_close(s);
+    cr_assert_eq(be32_at(dbpath, 60), 2);
 }

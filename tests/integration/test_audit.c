@@ -2035,6 +2035,8 @@ static void start_for_jobs(const char *passes)
 
 /* ---- a login that overlaps a password change ------------------------------- */
 
+/* A password change (`from` to `to`) or, with `to` NULL, an erasure
+ * (DELETE /v1/me confirmed with `from`), sent with `token`. */
 struct bg_change {
     pthread_t thread;
     const char *token, *from, *to;
@@ -2044,38 +2046,50 @@ struct bg_change {
 static void *bg_change_run(void *arg)
 {
     struct bg_change *c = arg;
-    char *body = body2("current_password", c->from, "new_password", c->to);
+    char *body = c->to ? body2("current_password", c->from, "new_password", c->to) : body2("password", c->from, NULL, NULL);
     char auth[256];
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", c->token);
     const char *hdrs[] = { "Expect:", "Content-Type: application/json", auth, NULL };
-    struct request_opts o = { .method = "POST", .body = body, .headers = hdrs };
+    struct request_opts o = { .method = c->to ? "POST" : "DELETE", .body = body, .headers = hdrs };
     struct response r;
-    harness_request(&srv, "/v1/auth/password", &o, &r);
+    harness_request(&srv, c->to ? "/v1/auth/password" : "/v1/me", &o, &r);
     c->status = r.curl_code == CURLE_OK ? r.status : -1;
     response_free(&r);
     free(body);
     return NULL;
 }
 
-/* Handler jobs the server has started on its pool so far (debug log). */
-static size_t jobs_started(void)
+/* Times the server's debug log says `what` so far. */
+static size_t log_count(const char *what)
 {
     char *err = harness_stderr(&srv);
     size_t n = 0;
-    for (const char *p = err ? strstr(err, "handler job started") : NULL; p; p = strstr(p + 1, "handler job started"))
+    for (const char *p = err ? strstr(err, what) : NULL; p; p = strstr(p + 1, what))
         n++;
     free(err);
     return n;
 }
 
+/* Handler jobs the server has started on its pool so far. */
+static size_t jobs_started(void)
+{
+    return log_count("handler job started");
+}
+
+/* Wait (bounded) until the server's debug log says `line` `want` times. */
+static void await_log(const char *line, size_t want, long secs, const char *what)
+{
+    time_t until = time(NULL) + secs;
+    while (log_count(line) < want) {
+        cr_assert(time(NULL) < until, "%s never happened", what);
+        nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+    }
+}
+
 /* Wait (bounded) until the server has started `want` handler jobs in all. */
 static void await_jobs(size_t want, long secs, const char *what)
 {
-    time_t until = time(NULL) + secs;
-    while (jobs_started() < want) {
-        cr_assert(time(NULL) < until, "%s never started", what);
-        nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
-    }
+    await_log("handler job started", want, secs, what);
 }
 
 /* Does a thread of `pid` run at nice `nice`? (/proc/PID/task/TID/stat,
@@ -2202,6 +2216,53 @@ Test(jobs, of_two_overlapping_password_changes_only_one_succeeds, .init = prep, 
     free(fresh);
     free(t1);
     free(t2);
+}
+
+/* An erasure checks the password it read on arrival; a login may upgrade
+ * that hash (same password, current settings) meanwhile. The erasure must
+ * still go through: it used to compare the stored hash itself and answer
+ * 403 "changed meanwhile" for a password nobody changed. Order: a slow job
+ * (an account hashed at 8x the cost) and a fast one (an unknown name) fill
+ * both hashing slots; the login queues, then the erasure, which reads the
+ * old hash now. The fast slot frees first and takes the login, and the
+ * erasure takes the login's slot, whose upgrade commits on the loop as that
+ * slot is handed on: before the erasure's own check can end. */
+Test(jobs, an_erasure_survives_a_login_upgrading_the_hash, .init = prep, .fini = finish, .timeout = 120)
+{
+    start_for_jobs("2");                       /* the minimum: the hash made now is old later */
+    char user[40], slow[40];
+    harness_marker(user, sizeof(user), "erased_");
+    do_register(user, PW_ALICE, 201, NULL);
+    char *token = do_login(user, PW_ALICE, 200, NULL);   /* before the restart: no upgrade yet */
+    cr_assert_eq(harness_stop(&srv), 0);
+    harness_setenv(&srv, "NOTES_ARGON2_TIME", "96");
+    harness_start(&srv);
+    harness_marker(slow, sizeof(slow), "slow_");
+    do_register(slow, PW_ALICE, 201, NULL);
+    cr_assert_eq(harness_stop(&srv), 0);
+    harness_setenv(&srv, "NOTES_ARGON2_TIME", "12");
+    harness_start(&srv);
+
+    size_t started = jobs_started();
+    struct bg_login block[2], up;
+    bg_login_start(&block[0], slow, "Not-the-password-0", NULL);   /* 96 passes */
+    await_jobs(started + 1, 60, "the slow job");
+    bg_login_start(&block[1], NULL, NULL, NULL);                     /* 12 passes */
+    await_jobs(started + 2, 60, "the fast job");
+    size_t queued = log_count("handler job queued");
+    bg_login_start(&up, user, PW_ALICE, NULL);
+    await_log("handler job queued", queued + 1, 60, "the queued login");
+    struct bg_change erase = { .token = token, .from = PW_ALICE };
+    cr_assert_eq(pthread_create(&erase.thread, NULL, bg_change_run, &erase), 0);
+    pthread_join(up.thread, NULL);
+    pthread_join(erase.thread, NULL);
+    for (int i = 0; i < 2; i++)
+        pthread_join(block[i].thread, NULL);
+    cr_assert_eq(up.status, 200, "the upgrading login: %ld", up.status);
+    cr_assert_eq(erase.status, 204, "the erasure after the upgrade: %ld", erase.status);
+    char *gone = do_login(user, PW_ALICE, 401, NULL);
+    free(gone);
+    free(token);
 }
 
 /* The guard opens a second transaction when a password job finishes. If
