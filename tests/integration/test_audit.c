@@ -2322,8 +2322,11 @@ Test(jobs, two_logins_upgrading_one_old_hash_both_succeed, .init = prep, .fini =
     for (int i = 0; i < 2; i++)
         bg_login_start(&block[i], NULL, NULL, NULL);
     await_jobs(started + 2, 60, "the two blocking logins");
-    for (int i = 0; i < 2; i++)
+    size_t queued = log_count("handler job queued");
+    for (int i = 0; i < 2; i++) {              /* both read the old hash on arrival */
         bg_login_start(&l[i], user, PW_ALICE, NULL);
+        await_log("handler job queued", queued + 1 + (size_t)i, 60, "a queued login");
+    }
     for (int i = 0; i < 2; i++) {
         pthread_join(l[i].thread, NULL);
         pthread_join(block[i].thread, NULL);
