@@ -355,7 +355,7 @@ void harness_request(const struct server *s, const char *path, const struct requ
     curl_easy_setopt(h, CURLOPT_CAINFO, s->cert);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, o->timeout_ms > 0 ? o->timeout_ms : 10000L);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, collect);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &head);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);

@@ -70,6 +70,7 @@ struct request_opts {
     const char *const *headers; /* NULL-terminated "Name: value" list */
     long tls_min, tls_max;   /* CURL_SSLVERSION_* (0: default) */
     const char *cipher_list; /* TLS 1.2 cipher list for the client */
+    long timeout_ms;         /* the whole request (0: 10 s) */
 };
 
 /** One HTTPS request to the server at https://localhost:PORT + path. */
