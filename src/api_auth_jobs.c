@@ -88,32 +88,37 @@ static void lower_priority(void)
 /* Unknown names are checked against a hash made with the current settings,
  * accounts against their own, which may predate a change of the settings
  * and cost less (or more). So a failed login takes at least as long as a
- * check under the current settings, and its time does not tell whether the
- * name exists. Checks under the current settings keep that cost measured;
- * before the first one, one check of the dummy hash measures it. */
+ * check under the current settings (a running mean, measured by the checks
+ * under them), times app->fail_pct when older hashes cost more than that
+ * (app_measure_passwords): its time does not tell whether the name exists.
+ * Before the first check under the current settings, one check of the
+ * dummy hash measures the mean. */
 static void check_login(struct pw_job *j, const struct crypto_argon2 *params)
 {
     uint64_t t0 = utc_monotonic_ms();
     j->verify_rc = crypto_password_verify(j->phc, j->pw, j->pw_len, params, &j->rehash);
     uint64_t took = utc_monotonic_ms() - t0;
+    uint64_t mean = atomic_load(&j->app->check_ms);
+    uint32_t pct = j->app->fail_pct > 100 ? j->app->fail_pct : 100;
     if (crypto_password_same_params(j->phc, params)) {
-        uint64_t mean = atomic_load(&j->app->check_ms);
-        atomic_store(&j->app->check_ms, mean ? (mean * 7 + took) / 8 : took);
-        return;
+        mean = mean ? (mean * 7 + took) / 8 : took;
+        atomic_store(&j->app->check_ms, mean);
+        if (pct == 100)
+            return;                 /* it cost what such a check costs */
     }
     if (j->verify_rc == 0 && j->user_ok)
         return;                     /* the right password: nothing left to hide */
-    uint64_t want = atomic_load(&j->app->check_ms);
-    if (want == 0) {
+    if (mean == 0) {
         bool unused;
-        t0 = utc_monotonic_ms();
+        uint64_t t1 = utc_monotonic_ms();
         (void)crypto_password_verify(j->dummy_phc, j->pw, j->pw_len, params, &unused);
-        atomic_store(&j->app->check_ms, utc_monotonic_ms() - t0);
-        return;
+        mean = utc_monotonic_ms() - t1;
+        atomic_store(&j->app->check_ms, mean);
     }
-    if (took >= want)
+    uint64_t want = mean * pct / 100, spent = utc_monotonic_ms() - t0;
+    if (spent >= want)
         return;
-    struct timespec left = { (time_t)((want - took) / 1000), (long)((want - took) % 1000) * 1000000L };
+    struct timespec left = { (time_t)((want - spent) / 1000), (long)((want - spent) % 1000) * 1000000L };
     while (nanosleep(&left, &left) != 0 && errno == EINTR)
         ;
 }

@@ -28,6 +28,10 @@ struct app {
     /* How long a password check under `argon2` takes here (a running mean,
      * ms; 0 until measured). Written and read by pool threads. */
     _Atomic uint64_t check_ms;
+    /* A failed login takes at least check_ms x fail_pct / 100: above 100
+     * when stored hashes predate lower settings and cost more to check
+     * (app_measure_passwords; set before serving, read-only after). */
+    uint32_t fail_pct;
     /* Abuse limits (NULL: that limit is off). */
     struct ratelimit *rl_ip;       /* every request, per client address */
     struct ratelimit *rl_auth_ip;  /* login and register, per client address */
@@ -47,6 +51,13 @@ struct app {
  * 0, or ERR_CONFIG / ERR_IO with one line in `err`. Blocking (start-up).
  */
 int app_open(struct app *app, const struct config *cfg, char *err, size_t errlen);
+/** Before serving: find the costliest argon2 settings among the stored
+ *  hashes. When they cost more than the current ones (the settings were
+ *  lowered since those accounts last logged in), time one check under each
+ *  (blocking: that long) and set fail_pct and check_ms, so a failed login
+ *  of an unknown name takes as long as one of such an account. 0 or an
+ *  ERR_* code with one line in `err`. */
+int app_measure_passwords(struct app *app, char *err, size_t errlen);
 /** The WAL is checkpointed off the loop every APP_CHECKPOINT_MS, and
  *  sooner once it holds APP_WAL_CHECKPOINT_FRAMES (looked at every
  *  APP_CHECKPOINT_TICK_MS); a checkpoint that finds at least

@@ -18,6 +18,7 @@
  */
 #include "crypto_int.h"
 #include "err.h"
+#include "utc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -255,12 +256,24 @@ static int load_hmac_key(const struct config_secret *s, const char *name, psa_ke
  * set by m, t and p, not by how the hash was made) and fails, as nothing
  * hashes to 32 random bytes. Hashing a real password here instead cost
  * ~80% of start-up for the same effect. */
-static int make_dummy_phc(struct crypto *c)
+static int dummy_phc(const struct crypto_argon2 *params, char phc[CRYPTO_PHC_MAX])
 {
     uint8_t salt[CRYPTO_SALT_LEN], hash[CRYPTO_HASH_LEN];
     int rc = crypto_random(salt, sizeof(salt));
     rc = rc ? rc : crypto_random(hash, sizeof(hash));
-    return rc ? rc : crypto_password_phc(&c->argon2, salt, hash, c->dummy_phc);
+    return rc ? rc : crypto_password_phc(params, salt, hash, phc);
+}
+
+int crypto_password_check_ms(const struct crypto_argon2 *params, uint64_t *ms)
+{
+    char phc[CRYPTO_PHC_MAX];
+    int rc = dummy_phc(params, phc);
+    if (rc)
+        return rc;
+    uint64_t t0 = utc_monotonic_ms();
+    rc = crypto_password_verify(phc, "x", 1, params, NULL);
+    *ms = utc_monotonic_ms() - t0;
+    return rc == ERR_NOMEM ? rc : 0;   /* it fails, as a wrong password does: that is the cost */
 }
 
 int crypto_new(struct crypto **out, const struct config *cfg, char *err, size_t errlen)
@@ -283,7 +296,7 @@ int crypto_new(struct crypto **out, const struct config *cfg, char *err, size_t 
         rc = say(err, errlen, ERR_CRYPTO, "NOTES_AUDIT_KEY: cannot derive the audit chain key");
         goto fail;
     }
-    rc = make_dummy_phc(c);
+    rc = dummy_phc(&c->argon2, c->dummy_phc);
     if (rc == ERR_INVALID)
         rc = say(err, errlen, ERR_CONFIG, "NOTES_ARGON2_*: parameters out of range");
     else if (rc)

@@ -167,5 +167,17 @@ int crypto_password_verify(const char *phc, const char *pw, size_t n,
 /** Whether `phc` is an argon2id string made with exactly `params` (a check
  *  of it costs what a check under the current settings costs). Any thread. */
 bool crypto_password_same_params(const char *phc, const struct crypto_argon2 *params);
+/** What every PHC string this build makes or accepts starts with; its
+ *  parameters ("m=M,t=T,p=P") follow up to the next '$'. */
+#define CRYPTO_PHC_PREFIX "$argon2id$v=19$"
+/** Parse exactly "m=M,t=T,p=P" (decimal, no leading zeros) into `out`, not
+ *  range-checked. 0 or ERR_INVALID. Any thread. */
+int crypto_password_params(const char *text, struct crypto_argon2 *out);
+/** How long one check (a failing verify) under `params` takes here, in
+ *  milliseconds: argon2id against a made-up hash, on the calling thread,
+ *  which it blocks that long. 0 or ERR_INVALID (parameters out of range),
+ *  ERR_NOMEM, ERR_CRYPTO. Uses PSA for the salt: event-loop thread before
+ *  serving (or a CLI command). */
+int crypto_password_check_ms(const struct crypto_argon2 *params, uint64_t *ms);
 
 #endif

@@ -118,6 +118,23 @@ static size_t b64_run(const char **s)
     return n;
 }
 
+/* "m=M,t=T,p=P", the parameters' part of a PHC string. */
+static bool params_parse(const char **s, struct crypto_argon2 *got)
+{
+    return expect(s, "m=") && parse_u32(s, &got->m_kib) && expect(s, ",t=") && parse_u32(s, &got->t) &&
+           expect(s, ",p=") && parse_u32(s, &got->p);
+}
+
+int crypto_password_params(const char *text, struct crypto_argon2 *out)
+{
+    struct crypto_argon2 got = { 0, 0, 0 };
+    const char *s = text;
+    if (!text || !out || !params_parse(&s, &got) || *s != '\0')
+        return ERR_INVALID;
+    *out = got;
+    return 0;
+}
+
 /* Accept exactly "$argon2id$v=19$m=M,t=T,p=P$SALT$HASH" with a 32-byte hash
  * and a salt of at least 16 bytes. libargon2 parses the string again when
  * it verifies; this stricter first pass is what refuses other types and
@@ -125,9 +142,7 @@ static size_t b64_run(const char **s)
 static bool phc_parse(const char *phc, struct crypto_argon2 *got)
 {
     const char *s = phc;
-    if (!expect(&s, "$argon2id$v=19$m=") || !parse_u32(&s, &got->m_kib) || !expect(&s, ",t=") ||
-        !parse_u32(&s, &got->t) || !expect(&s, ",p=") || !parse_u32(&s, &got->p) ||
-        !expect(&s, "$"))
+    if (!expect(&s, CRYPTO_PHC_PREFIX) || !params_parse(&s, got) || !expect(&s, "$"))
         return false;
     size_t salt = b64_run(&s);
     if (salt < SALT_B64_MIN || salt > SALT_B64_MAX || !expect(&s, "$"))

@@ -182,6 +182,11 @@ static int cmd_serve(int argc, char **argv, bool check_only)
         refuse(err);
         goto done;
     }
+    if (app_measure_passwords(&app, err, sizeof(err)) != 0) {
+        app_close(&app);
+        refuse(err);
+        goto done;
+    }
     config_drop_secrets(&cfg, environ);   /* the PSA key store has them now */
     log_info("notesd %s starting (mbedTLS %s, llhttp %s, SQLite %s, libuv %s)", NOTESD_VERSION,
              tls_library_version(), http_parser_version(), store_library_version(),

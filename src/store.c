@@ -47,6 +47,12 @@ const char *const store_stmt_sql[ST_COUNT] = {
     [ST_USER_GET_BY_NAME] = "SELECT " USER_COLS " FROM users WHERE username = ?1",
     [ST_USER_SET_PASSWORD] = "UPDATE users SET password_hash = ?2, password_gen = password_gen + 1 WHERE id = ?1",
     [ST_USER_UPGRADE_PASSWORD] = "UPDATE users SET password_hash = ?3 WHERE id = ?1 AND password_hash = ?2",
+    /* The "m=..,t=..,p=.." of every hash that starts with the prefix ?1
+     * (its length + 1 is where the parameters start), once each. */
+    [ST_USER_PARAM_SETS] = "SELECT DISTINCT substr(h, 1, instr(h, '$') - 1) FROM"
+                           " (SELECT substr(password_hash, length(?1) + 1) AS h FROM users"
+                           "  WHERE substr(password_hash, 1, length(?1)) = ?1)"
+                           " WHERE instr(h, '$') > 1",
     [ST_USER_SET_ROLE] = "UPDATE users SET role = ?2 WHERE id = ?1",
     [ST_USER_SET_DISABLED] = "UPDATE users SET disabled = ?2 WHERE id = ?1",
     [ST_USER_DELETE] = "DELETE FROM users WHERE id = ?1",

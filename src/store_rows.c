@@ -106,6 +106,30 @@ int store_user_upgrade_password(struct store *s, int64_t id, const char *from, c
     return sq_run_change(s, st, rc);
 }
 
+int store_user_param_sets(struct store *s, const char *prefix, int (*cb)(void *arg, const char *params),
+                          void *arg)
+{
+    if (!prefix || !*prefix || !cb)
+        return ERR_INVALID;
+    sqlite3_stmt *st = sq_take(s, ST_USER_PARAM_SETS);
+    if (!st)
+        return ERR_INTERNAL;
+    int rc = sq_map_rc(sqlite3_bind_text(st, 1, prefix, -1, SQLITE_STATIC));
+    while (rc == 0) {
+        int step = sqlite3_step(st);
+        if (step != SQLITE_ROW) {
+            rc = sq_map_rc(step);
+            break;
+        }
+        const unsigned char *text = sqlite3_column_text(st, 0);
+        rc = text ? cb(arg, (const char *)text) : ERR_NOMEM;
+        if (rc)
+            break;
+    }
+    sq_release(st);
+    return rc;
+}
+
 int store_user_set_role(struct store *s, int64_t id, const char *role)
 {
     return user_set_str(s, ST_USER_SET_ROLE, id, role, STORE_ROLE_MAX - 1);

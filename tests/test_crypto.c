@@ -733,6 +733,45 @@ Test(crypto, dummy_phc_is_argon2id_that_matches_nothing)
     crypto_free(c);
 }
 
+/* The parameters' part of a PHC string, parsed as strictly as the whole
+ * string is: start-up reads the stored hashes' settings with it. */
+Test(crypto, password_params_parse_exactly_m_t_p)
+{
+    struct crypto_argon2 p = { 0, 0, 0 };
+    cr_assert_eq(crypto_password_params("m=19456,t=2,p=1", &p), 0);
+    cr_assert_eq(p.m_kib, 19456);
+    cr_assert_eq(p.t, 2);
+    cr_assert_eq(p.p, 1);
+    cr_assert_eq(crypto_password_params("m=65536,t=12,p=4", &p), 0);
+    cr_assert(p.m_kib == 65536 && p.t == 12 && p.p == 4);
+    static const char *const bad[] = {
+        "", "m=19456,t=2", "m=19456,t=2,p=1$", "m=019456,t=2,p=1", "t=2,m=19456,p=1", "m=19456,t=2,p=1x",
+        "m=,t=2,p=1", "m=-1,t=2,p=1", "m=4294967296,t=2,p=1", "M=19456,t=2,p=1", " m=19456,t=2,p=1",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct crypto_argon2 q = { 7, 7, 7 };
+        cr_assert_eq(crypto_password_params(bad[i], &q), ERR_INVALID, "accepted \"%s\"", bad[i]);
+        cr_assert(q.m_kib == 7 && q.t == 7 && q.p == 7, "\"%s\" wrote its output", bad[i]);
+    }
+    cr_assert_eq(crypto_password_params(NULL, &p), ERR_INVALID);
+}
+
+/* A check's cost grows with the settings: what start-up compares to pad
+ * failed logins when old hashes cost more than the current settings. */
+Test(crypto, a_check_under_costlier_settings_takes_longer)
+{
+    struct crypto *c = crypto_seeded(1);     /* PSA is up for the salt */
+    struct crypto_argon2 cheap = { CRYPTO_ARGON2_M_MIN, 2, 1 }, dear = { CRYPTO_ARGON2_M_MIN, 16, 1 };
+    uint64_t cheap_ms = 0, dear_ms = 0;
+    cr_assert_eq(crypto_password_check_ms(&cheap, &cheap_ms), 0);
+    cr_assert_eq(crypto_password_check_ms(&dear, &dear_ms), 0);
+    cr_assert_gt(dear_ms, cheap_ms * 2, "t=16 took %llu ms, t=2 %llu ms", (unsigned long long)dear_ms,
+                 (unsigned long long)cheap_ms);
+    struct crypto_argon2 out = { CRYPTO_ARGON2_M_MIN, 1, 1 };
+    cr_assert_eq(crypto_password_check_ms(&out, &cheap_ms), ERR_INVALID, "t=1 is below the floor");
+    crypto_free(c);
+}
+
 /* ---- mbedTLS's memory (tls_mem.c) ---------------------------------------- */
 
 /* Small blocks come from calloc and go back to free(); large ones are

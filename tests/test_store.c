@@ -1491,6 +1491,58 @@ Test(store, a_password_change_moves_the_generation_and_a_rehash_keeps_it, .init 
     store_close(s);
 }
 
+struct sets {
+    char seen[8][64];
+    size_t n, stop_after;
+};
+
+static int collect_set(void *arg, const char *params)
+{
+    struct sets *c = arg;
+    cr_assert_lt(c->n, 8);
+    snprintf(c->seen[c->n++], sizeof(c->seen[0]), "%s", params);
+    return c->stop_after && c->n == c->stop_after ? 42 : 0;
+}
+
+static bool has_set(const struct sets *c, const char *params)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->seen[i], params) == 0)
+            return true;
+    return false;
+}
+
+/* Start-up reads which argon2 settings the stored hashes were made with:
+ * each once, only of hashes with the prefix asked for. */
+Test(store, the_stored_hashes_settings_are_listed_once_each, .init = setup, .fini = teardown)
+{
+    struct store *s = open_db();
+    int64_t id;
+    static const char *const phc[] = {
+        "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaA", "$argon2id$v=19$m=19456,t=2,p=1$b3RoZXJzYWx0$aGFzaA",
+        "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHRzYWx0$aGFzaA", "$argon2i$v=19$m=1,t=9,p=1$c2FsdA$aGFzaA",
+        "$argon2id$v=19$nodollar",
+    };
+    char name[16];
+    for (size_t i = 0; i < sizeof(phc) / sizeof(phc[0]); i++) {
+        snprintf(name, sizeof(name), "u%zu", i);
+        cr_assert_eq(store_user_insert(s, name, "user", phc[i], 1, &id), 0);
+    }
+    struct sets c = { .n = 0 };
+    cr_assert_eq(store_user_param_sets(s, "$argon2id$v=19$", collect_set, &c), 0);
+    cr_assert_eq(c.n, 2, "%zu sets", c.n);
+    cr_assert(has_set(&c, "m=19456,t=2,p=1"));
+    cr_assert(has_set(&c, "m=65536,t=3,p=4"));
+    struct sets first = { .stop_after = 1 };
+    cr_assert_eq(store_user_param_sets(s, "$argon2id$v=19$", collect_set, &first), 42, "the callback's stop");
+    cr_assert_eq(first.n, 1);
+    struct sets none = { .n = 0 };
+    cr_assert_eq(store_user_param_sets(s, "$scrypt$", collect_set, &none), 0);
+    cr_assert_eq(none.n, 0);
+    cr_assert_eq(store_user_param_sets(s, "", collect_set, &none), ERR_INVALID);
+    store_close(s);
+}
+
 /* A database of schema 1 (before password_gen) opens at schema 2 with its
  * accounts intact, each at generation 1. */
 Test(store, a_schema_1_database_migrates_with_its_accounts_at_generation_1, .init = setup, .fini = teardown)

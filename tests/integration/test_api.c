@@ -2209,6 +2209,41 @@ Test(auth, a_failed_login_takes_as_long_for_an_old_hash_as_for_an_unknown_name, 
                   "name in %ld ms", known[N / 2], unknown[N / 2]);
 }
 
+/* The other way round: after the settings are lowered, an account whose
+ * hash predates that costs more to check than an unknown name's dummy
+ * hash, and its failed logins took longer. At start-up the server times a
+ * check under the costliest stored settings and pads every failed login to
+ * that (it was about 0.15 of it before). Minima: each padded login lasts
+ * at least the running mean of earlier checks times that factor. */
+Test(auth, a_failed_login_takes_as_long_for_an_unknown_name_as_for_a_costlier_old_hash, .init = start_open,
+     .fini = finish, .timeout = 120)
+{
+    char name[40], nobody[40];
+    harness_marker(name, sizeof(name), "dearhash");
+    harness_marker(nobody, sizeof(nobody), "nobody");
+    harness_setenv(&srv, "NOTES_ARGON2_TIME", "16");
+    restart();
+    register_user(name, PW1);
+    harness_setenv(&srv, "NOTES_ARGON2_TIME", "2");
+    restart();
+    char *err = harness_stderr(&srv);
+    cr_assert(err && strstr(err, "stored password hashes up to argon2id m=19456,t=16,p=1 cost"),
+              "no start-up line about the costlier stored hashes");
+    free(err);
+    enum { N = 5 };
+    long known[N], unknown[N];
+    for (int i = 0; i < N; i++) {
+        unknown[i] = elapsed_login_ms(nobody);
+        known[i] = elapsed_login_ms(name);
+    }
+    qsort(known, N, sizeof(long), cmp_long);
+    qsort(unknown, N, sizeof(long), cmp_long);
+    cr_log_info("failed logins, least ms: costlier old hash %ld, unknown name %ld", known[0], unknown[0]);
+    cr_assert_geq(unknown[0] * 10, known[0] * 6,
+                  "a wrong password for an account with a costlier old hash answers in %ld ms at least, for an "
+                  "unknown name in %ld ms", known[0], unknown[0]);
+}
+
 /* ======================================================================== */
 /* Abuse limits                                                                 */
 /* ======================================================================== */
