@@ -2184,8 +2184,16 @@ static int cmp_long(const void *x, const void *y)
 /* After the argon2 settings are raised, an account whose hash predates the
  * raise verifies a wrong password much faster than the check an unknown
  * name gets: the time told which names exist. A failed login now takes at
- * least as long as a check under the current settings. (A ratio of medians
- * with a wide margin: it was about 0.2 before.) */
+ * least as long as a check under the current settings.
+ *
+ * The server pads to a running mean of its earlier current-settings checks
+ * (api_auth_jobs.c check_login), and a mean is never below its smallest
+ * sample: every padded login lasts at least the fastest unknown-name check
+ * before it. So the minima are compared, not the medians: if load rises
+ * during the test, later unknown-name checks slow down while the padding
+ * still follows the older, faster ones, and a median ratio could fail with
+ * the padding working. The margin is wide: unpadded, the ratio is about
+ * 0.2 (t=2 against t=12). */
 Test(auth, a_failed_login_takes_as_long_for_an_old_hash_as_for_an_unknown_name, .init = start_open,
      .fini = finish, .timeout = 120)
 {
@@ -2198,15 +2206,16 @@ Test(auth, a_failed_login_takes_as_long_for_an_old_hash_as_for_an_unknown_name, 
     enum { N = 5 };
     long known[N], unknown[N];
     for (int i = 0; i < N; i++) {
-        unknown[i] = elapsed_login_ms(nobody);
+        unknown[i] = elapsed_login_ms(nobody);   /* first: the padding has a measured target */
         known[i] = elapsed_login_ms(name);
     }
     qsort(known, N, sizeof(long), cmp_long);
     qsort(unknown, N, sizeof(long), cmp_long);
-    cr_log_info("failed logins, median ms: old hash %ld, unknown name %ld", known[N / 2], unknown[N / 2]);
-    cr_assert_geq(known[N / 2] * 10, unknown[N / 2] * 6,
-                  "a wrong password for an existing account with an old hash answers in %ld ms, for an unknown "
-                  "name in %ld ms", known[N / 2], unknown[N / 2]);
+    cr_log_info("failed logins, min/median/max ms: old hash %ld/%ld/%ld, unknown name %ld/%ld/%ld", known[0],
+                known[N / 2], known[N - 1], unknown[0], unknown[N / 2], unknown[N - 1]);
+    cr_assert_geq(known[0] * 10, unknown[0] * 6,
+                  "a wrong password for an existing account with an old hash answers in %ld ms at the fastest, "
+                  "for an unknown name in %ld ms", known[0], unknown[0]);
 }
 
 /* The other way round: after the settings are lowered, an account whose
