@@ -566,7 +566,7 @@ Test(auth, register_login_me_logout, .init = start_open, .fini = finish)
 /* One libcurl handle keeps one TLS connection alive across requests. */
 struct keepalive {
     CURL *c;
-    struct response r;
+    struct response r;   /* the last answer: status, header lines, body */
 };
 
 static size_t ka_body(char *p, size_t size, size_t n, void *arg)
@@ -582,23 +582,53 @@ static size_t ka_body(char *p, size_t size, size_t n, void *arg)
     return len;
 }
 
+/* libcurl hands over one header line at a time; response_header() reads
+ * the block they make. */
+static size_t ka_head(char *p, size_t size, size_t n, void *arg)
+{
+    struct response *r = arg;
+    size_t len = size * n, had = r->headers ? strlen(r->headers) : 0;
+    char *h = realloc(r->headers, had + len + 1);
+    cr_assert_not_null(h);
+    memcpy(h + had, p, len);
+    h[had + len] = 0;
+    r->headers = h;
+    return len;
+}
+
+/* `method` `path` on k's connection with `auth` ("Authorization: ..." or
+ * NULL) and a JSON `body` (or NULL); returns the status, the answer is in
+ * k->r. */
+static long ka_send(struct keepalive *k, const char *method, const char *path, const char *auth, const char *body)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "https://localhost:%d%s", srv.port, path);
+    struct curl_slist *h = curl_slist_append(NULL, "Expect:");
+    if (auth)
+        h = curl_slist_append(h, auth);
+    if (body)
+        h = curl_slist_append(h, "Content-Type: application/json");
+    response_free(&k->r);
+    k->r.body_len = 0;
+    curl_easy_setopt(k->c, CURLOPT_URL, url);
+    curl_easy_setopt(k->c, CURLOPT_HTTPHEADER, h);
+    if (body)
+        curl_easy_setopt(k->c, CURLOPT_POSTFIELDS, body);
+    else
+        curl_easy_setopt(k->c, CURLOPT_HTTPGET, 1L);   /* no body left over from the last request */
+    curl_easy_setopt(k->c, CURLOPT_CUSTOMREQUEST, method);
+    CURLcode rc = curl_easy_perform(k->c);
+    curl_slist_free_all(h);
+    cr_assert_eq(rc, CURLE_OK, "%s %s: %s", method, path, curl_easy_strerror(rc));
+    curl_easy_getinfo(k->c, CURLINFO_RESPONSE_CODE, &k->r.status);
+    return k->r.status;
+}
+
 /* GET `path` with `auth` ("Authorization: ..." or NULL) on k's connection;
  * returns the status and asserts the connection was reused after the first. */
 static long ka_get(struct keepalive *k, const char *path, const char *auth, bool first)
 {
-    char url[256];
-    snprintf(url, sizeof(url), "https://localhost:%d%s", srv.port, path);
-    struct curl_slist *h = auth ? curl_slist_append(NULL, auth) : NULL;
-    free(k->r.body);
-    k->r.body = NULL;
-    k->r.body_len = 0;
-    curl_easy_setopt(k->c, CURLOPT_URL, url);
-    curl_easy_setopt(k->c, CURLOPT_HTTPHEADER, h);
-    CURLcode rc = curl_easy_perform(k->c);
-    curl_slist_free_all(h);
-    cr_assert_eq(rc, CURLE_OK, "GET %s: %s", path, curl_easy_strerror(rc));
-    long status = 0, connects = -1;
-    curl_easy_getinfo(k->c, CURLINFO_RESPONSE_CODE, &status);
+    long status = ka_send(k, "GET", path, auth, NULL), connects = -1;
     curl_easy_getinfo(k->c, CURLINFO_NUM_CONNECTS, &connects);
     cr_assert_eq(connects, first ? 1 : 0, "GET %s: the keep-alive connection was not reused", path);
     return status;
@@ -618,12 +648,14 @@ static void ka_open(struct keepalive *k)
     curl_easy_setopt(k->c, CURLOPT_CAINFO, srv.cert);
     curl_easy_setopt(k->c, CURLOPT_WRITEFUNCTION, ka_body);
     curl_easy_setopt(k->c, CURLOPT_WRITEDATA, &k->r);
+    curl_easy_setopt(k->c, CURLOPT_HEADERFUNCTION, ka_head);
+    curl_easy_setopt(k->c, CURLOPT_HEADERDATA, &k->r);
     curl_easy_setopt(k->c, CURLOPT_TIMEOUT_MS, 10000L);
 }
 
 static void ka_close(struct keepalive *k)
 {
-    free(k->r.body);
+    response_free(&k->r);
     curl_easy_cleanup(k->c);
 }
 
@@ -2268,18 +2300,55 @@ static void start_limited(void)
     harness_start(&srv);
 }
 
+static long now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* The same request on k, as fast as the answers come, until one is not
+ * `ok` (it stays in k->r) or `max` were; returns how many were `ok`. *ms
+ * runs from before the first request to after the last answer. One kept
+ * connection: no handshake per request lets a token refill meanwhile. */
+static int ka_until_refused(struct keepalive *k, const char *method, const char *path, const char *auth,
+                            const char *body, long ok, int max, long *ms)
+{
+    long t0 = now_ms();
+    int n = 0;
+    while (n < max && ka_send(k, method, path, auth, body) == ok)
+        n++;
+    *ms = now_ms() - t0;
+    return n;
+}
+
+/* A fresh token bucket of `burst` refilled at `rate`/s lets the whole burst
+ * through, then only what refilled: every answer that passed took a token,
+ * so however slow the runner, no more than burst + rate * ms can have
+ * passed in ms. What stopped the run is a 429 with Retry-After (at 1/s a
+ * token is back within 1 s; 2 allows rounding). */
+static void assert_bucket(const struct keepalive *k, int passed, long ms, int burst, int rate, const char *what)
+{
+    cr_assert_eq(k->r.status, 429, "%s: %d passed in %ld ms, then %ld (burst %d, %d/s)", what, passed, ms,
+                 k->r.status, burst, rate);
+    cr_assert_geq(passed, burst, "%s: refused after %d, inside the burst of %d", what, passed, burst);
+    cr_assert_leq(passed, burst + rate * ms / 1000, "%s: %d passed in %ld ms (burst %d, %d/s)", what, passed, ms,
+                  burst, rate);
+    char *retry = response_header(&k->r, "Retry-After");
+    cr_assert(retry, "%s: 429 without Retry-After", what);
+    cr_assert(atoi(retry) >= 1 && atoi(retry) <= 2, "%s: Retry-After %s", what, retry);
+    cr_assert(strstr(k->r.body, "\"status\":429"), "%s: %s", what, k->r.body);
+    free(retry);
+}
+
 Test(limits, requests_past_the_burst_get_429_with_retry_after, .init = start_limited, .fini = finish)
 {
-    for (int i = 0; i < 3; i++)
-        call_free("GET", "/healthz", NULL, NULL, 200);
-    struct response r;
-    call("GET", "/healthz", NULL, NULL, 429, &r);
-    char *retry = response_header(&r, "Retry-After");
-    cr_assert(retry, "429 without Retry-After");
-    cr_assert(atoi(retry) >= 1 && atoi(retry) <= 2, "Retry-After %s", retry);
-    cr_assert(strstr(r.body, "\"status\":429"), "%s", r.body);
-    free(retry);
-    response_free(&r);
+    struct keepalive k;
+    ka_open(&k);
+    long ms;
+    int passed = ka_until_refused(&k, "GET", "/healthz", NULL, NULL, 200, 10, &ms);
+    assert_bucket(&k, passed, ms, 3, 1, "GET /healthz");
+    ka_close(&k);
 }
 
 static void start_throttled(void)
@@ -2365,15 +2434,29 @@ Test(limits, wrong_current_passwords_are_throttled_apart_from_logins,
 
 Test(limits, note_writes_are_limited_per_user, .init = start_throttled, .fini = finish)
 {
-    char a[40];
+    char a[40], auth[128];
     harness_marker(a, sizeof(a), "writer");
     register_user(a, PW1);
     char *tok = login(a, PW1);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok);
     char *body = note_body("t", "c");
-    call_free("POST", "/v1/notes", tok, body, 201);
-    call_free("POST", "/v1/notes", tok, body, 201);
-    call_free("POST", "/v1/notes", tok, body, 429);
-    call_free("GET", "/v1/notes", tok, NULL, 200);   /* reads are not write-limited */
+    struct keepalive k;
+    ka_open(&k);
+    long t0 = now_ms(), ms;
+    int passed = ka_until_refused(&k, "POST", "/v1/notes", auth, body, 201, 10, &ms);
+    assert_bucket(&k, passed, ms, 2, 1, "POST /v1/notes");
+    /* Reads are not write-limited. The refusal left less than one token, so
+     * a write limit on reads would pass fewer than 1 + s reads in the s
+     * seconds since t0: read until more than that have passed. */
+    int reads = 0;
+    long since;
+    do {
+        cr_assert_eq(ka_send(&k, "GET", "/v1/notes", auth, NULL), 200, "read %d after the write limit", reads + 1);
+        reads++;
+        since = now_ms() - t0;
+    } while (reads < 20 && reads < 2 + since / 1000);
+    cr_assert_geq(reads, 2 + since / 1000, "%d reads in %ld ms: too slow to tell", reads, since);
+    ka_close(&k);
     free(body);
     free(tok);
 }
