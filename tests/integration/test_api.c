@@ -2366,6 +2366,77 @@ static void start_throttled(void)
     harness_start(&srv);
 }
 
+/* ---- throttles ----
+ * A throttle's delay runs from a failure the server records after its hash
+ * check; the client knows only that this came after the failing request
+ * began. An attempt let through proves the throttle wrong only if it came
+ * before the delay could have run out: after that (a stalled runner) it
+ * proves nothing, and the test runs its round again. */
+
+/* `status` of an attempt the throttle should hold, `delay_ms` after a
+ * failure that began at `since`: true on 429. Otherwise asserts that it got
+ * `late` (the answer when let through) and only after the delay could
+ * have passed, and returns false. Call it as soon as the answer is in. */
+static bool held(long status, long late, long since, long delay_ms, const char *what)
+{
+    if (status == 429)
+        return true;
+    long after = now_ms() - since;
+    cr_assert_eq(status, late, "%s: got %ld", what, status);
+    cr_assert_geq(after, delay_ms, "%s was let through %ld ms after the failure began (delay %ld ms)", what,
+                  after, delay_ms);
+    cr_log_warn("%s came %ld ms after the failure began (delay %ld ms): too late to tell", what, after, delay_ms);
+    return false;
+}
+
+static void assert_retry_after(const struct keepalive *k, const char *what)
+{
+    char *retry = response_header(&k->r, "Retry-After");
+    cr_assert(retry && atoi(retry) >= 1, "%s: Retry-After %s", what, retry ? retry : "(none)");
+    free(retry);
+}
+
+static void swap_pw(const char **pw, const char **next)
+{
+    const char *t = *pw;
+    *pw = *next;
+    *next = t;
+}
+
+/* Ten failed logins for `name` on k; returns when the tenth began. */
+static long ten_failed_logins(struct keepalive *k, const char *name)
+{
+    char *bad = cred_body(name, "not-the-password-at-all");
+    long began = 0;
+    for (int i = 0; i < 10; i++) {
+        began = now_ms();
+        cr_assert_eq(ka_send(k, "POST", "/v1/auth/login", NULL, bad), 401, "failure %d: %s", i, k->r.body);
+    }
+    free(bad);
+    return began;
+}
+
+/* After ten failures the victim waits, even with the right password (429
+ * with Retry-After), while another account logs in from the same address;
+ * the victim still waits after that, so the other login came inside the
+ * delay. false when an attempt came too late to tell (a success then
+ * started the victim's count again). */
+static bool victim_waits_bystander_passes(struct keepalive *k, const char *victim, const char *bystander)
+{
+    char *right = cred_body(victim, PW1), *other = cred_body(bystander, PW2);
+    long since = ten_failed_logins(k, victim);
+    bool ok = held(ka_send(k, "POST", "/v1/auth/login", NULL, right), 200, since, 1000, "the right password");
+    if (ok) {
+        assert_retry_after(k, "the right password");
+        cr_assert_eq(ka_send(k, "POST", "/v1/auth/login", NULL, other), 200,
+                     "another account from the same address waited too: %s", k->r.body);
+        ok = held(ka_send(k, "POST", "/v1/auth/login", NULL, right), 200, since, 1000, "the right password again");
+    }
+    free(other);
+    free(right);
+    return ok;
+}
+
 Test(limits, one_account_is_throttled_while_another_logs_in_from_the_same_address,
      .init = start_throttled, .fini = finish, .timeout = 120)
 {
@@ -2374,17 +2445,85 @@ Test(limits, one_account_is_throttled_while_another_logs_in_from_the_same_addres
     harness_marker(b, sizeof(b), "bystander");
     register_user(a, PW1);
     register_user(b, PW2);
-    for (int i = 0; i < 10; i++)
-        cr_assert_eq(login_status(a, "not-the-password-at-all"), 401, "failure %d", i);
-    struct response r;
-    char *body = cred_body(a, PW1);
-    call("POST", "/v1/auth/login", NULL, body, 429, &r);   /* even the right password waits */
-    char *retry = response_header(&r, "Retry-After");
-    cr_assert(retry && atoi(retry) >= 1, "Retry-After %s", retry ? retry : "(none)");
-    free(retry);
-    free(body);
-    response_free(&r);
-    free(login(b, PW2));   /* same address, other account: unaffected */
+    struct keepalive k;
+    ka_open(&k);
+    bool shown = false;
+    for (int round = 0; round < 3 && !shown; round++)
+        shown = victim_waits_bystander_passes(&k, a, b);
+    cr_assert(shown, "three rounds each came too late after the tenth failure to tell (delay 1 s)");
+    ka_close(&k);
+}
+
+/* Ten wrong current passwords from a token's holder, five password changes
+ * and five erasures (one throttle for both); returns when the tenth began. */
+static long ten_wrong_current(struct keepalive *k, const char *auth, const char *change)
+{
+    long began = 0;
+    for (int i = 0; i < 10; i++) {
+        began = now_ms();
+        long st = i < 5 ? ka_send(k, "POST", "/v1/auth/password", auth, change)
+                        : ka_send(k, "DELETE", "/v1/me", auth, "{\"password\":\"not-the-password-at-all\"}");
+        cr_assert_eq(st, 403, "wrong current password %d: %s", i, k->r.body);
+    }
+    return began;
+}
+
+/* After ten wrong current passwords the token's holder waits: a further
+ * guess gets 429 with Retry-After (a guess let through late counts, and
+ * doubles the delay), so does the right password, and the owner still logs
+ * in; the right password waits after that too, so the login came inside
+ * the delay. false when an attempt came too late to tell: the password
+ * changed then, from *pw to *next, which swap. */
+static bool guesses_wait_owner_logs_in(struct keepalive *k, const char *name, const char *auth, const char **pw,
+                                       const char **next)
+{
+    char *wrong = body2("current_password", "not-the-password-at-all", "new_password", *next);
+    char *right = body2("current_password", *pw, "new_password", *next), *cred = cred_body(name, *pw);
+    long since = ten_wrong_current(k, auth, wrong), delay = 1000;
+    for (int i = 0; i < 4; i++, delay *= 2) {   /* 1, 2, 4, 8 s */
+        long began = now_ms();
+        if (held(ka_send(k, "POST", "/v1/auth/password", auth, wrong), 403, since, delay, "a wrong guess"))
+            break;
+        since = began;
+    }
+    cr_assert_eq(k->r.status, 429, "four wrong guesses in a row were let through late");
+    assert_retry_after(k, "a wrong guess");
+    bool ok = held(ka_send(k, "POST", "/v1/auth/password", auth, right), 204, since, delay, "the right password");
+    if (ok) {
+        cr_assert_eq(ka_send(k, "POST", "/v1/auth/login", NULL, cred), 200,
+                     "wrong current passwords locked the owner out of logging in: %s", k->r.body);
+        ok = held(ka_send(k, "POST", "/v1/auth/password", auth, right), 204, since, delay,
+                  "the right password again");
+    }
+    if (!ok)
+        swap_pw(pw, next);
+    free(cred);
+    free(right);
+    free(wrong);
+    return ok;
+}
+
+/* The other way round: after ten failed logins the owner waits to log in
+ * (429), yet changes the password with the session it has (204); a login
+ * with the new password still waits, so the change came inside the delay.
+ * false when a login came too late to tell; *pw is the password then. */
+static bool logins_wait_owner_changes(struct keepalive *k, const char *name, const char *auth, const char **pw,
+                                      const char **next)
+{
+    char *change = body2("current_password", *pw, "new_password", *next), *cred = cred_body(name, *pw);
+    long since = ten_failed_logins(k, name);
+    bool ok = held(ka_send(k, "POST", "/v1/auth/login", NULL, cred), 200, since, 1000, "the owner's login");
+    if (ok) {
+        cr_assert_eq(ka_send(k, "POST", "/v1/auth/password", auth, change), 204,
+                     "failed logins held up a password change: %s", k->r.body);
+        swap_pw(pw, next);
+        free(cred);
+        cred = cred_body(name, *pw);
+        ok = held(ka_send(k, "POST", "/v1/auth/login", NULL, cred), 200, since, 1000, "a login after the change");
+    }
+    free(cred);
+    free(change);
+    return ok;
 }
 
 /* A stolen token must not let its holder guess the account's password
@@ -2396,40 +2535,32 @@ Test(limits, one_account_is_throttled_while_another_logs_in_from_the_same_addres
 Test(limits, wrong_current_passwords_are_throttled_apart_from_logins,
      .init = start_throttled, .fini = finish, .timeout = 120)
 {
-    char a[40];
+    char a[40], b[40], auth[128];
     harness_marker(a, sizeof(a), "stolen");
-    register_user(a, PW1);
-    char *tok = login(a, PW1);
-    char *change = body2("current_password", "not-the-password-at-all", "new_password", "brand new password 1");
-    for (int i = 0; i < 5; i++)
-        call_free("POST", "/v1/auth/password", tok, change, 403);
-    for (int i = 0; i < 5; i++)
-        call_free("DELETE", "/v1/me", tok, "{\"password\":\"not-the-password-at-all\"}", 403);
-    struct response r;
-    call("POST", "/v1/auth/password", tok, change, 429, &r);
-    char *retry = response_header(&r, "Retry-After");
-    cr_assert(retry && atoi(retry) >= 1, "Retry-After %s", retry ? retry : "(none)");
-    free(retry);
-    response_free(&r);
-    char *right = body2("current_password", PW1, "new_password", "brand new password 1");
-    call_free("POST", "/v1/auth/password", tok, right, 429);   /* even the right one waits */
-    free(login(a, PW1));                                       /* the owner still logs in */
-
-    /* The other way round: failed logins do not hold up a password change. */
-    char b[40];
     harness_marker(b, sizeof(b), "owner");
+    register_user(a, PW1);
     register_user(b, PW2);
-    char *own = login(b, PW2);
-    for (int i = 0; i < 10; i++)
-        cr_assert_eq(login_status(b, "not-the-password-at-all"), 401, "failure %d", i);
-    cr_assert_eq(login_status(b, PW2), 429);
-    char *mine = body2("current_password", PW2, "new_password", "brand new password 2");
-    call_free("POST", "/v1/auth/password", own, mine, 204);
-    free(mine);
-    free(own);
-    free(right);
-    free(change);
+    struct keepalive k;
+    ka_open(&k);
+    const char *pw = PW1, *next = "brand new password 1";
+    char *tok = login(a, pw);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok);
+    bool shown = false;
+    for (int round = 0; round < 3 && !shown; round++)
+        shown = guesses_wait_owner_logs_in(&k, a, auth, &pw, &next);
+    cr_assert(shown, "three rounds each came too late after the tenth wrong password to tell");
     free(tok);
+
+    pw = PW2;
+    next = "brand new password 2";
+    tok = login(b, pw);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok);
+    shown = false;
+    for (int round = 0; round < 3 && !shown; round++)
+        shown = logins_wait_owner_changes(&k, b, auth, &pw, &next);
+    cr_assert(shown, "three rounds each came too late after the tenth failed login to tell");
+    free(tok);
+    ka_close(&k);
 }
 
 Test(limits, note_writes_are_limited_per_user, .init = start_throttled, .fini = finish)
