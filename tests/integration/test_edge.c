@@ -761,13 +761,16 @@ Test(edge, slowloris_header_trickle_is_cut_while_others_are_served, .init = prep
             cut_at = raw_now_ms() - t0;
             break;
         }
+        /* The header deadline runs from the first byte: the clock starts
+         * before it is sent, so a stall after sending cannot make the cut
+         * look early. */
+        if (i == 0)
+            t0 = raw_now_ms();
         if (raw_send(&slow, trickle + i, 1, 1000, NULL) != RAW_OK) {
             cut_at = raw_now_ms() - t0;
             end = RAW_RESET;
             break;
         }
-        if (i == 0)
-            t0 = raw_now_ms();   /* the header deadline runs from the first byte */
         cr_assert_eq(get_status(&good, GOOD), 200, "the well-behaved client was not served at %ld ms",
                      raw_now_ms() - t0);
         served++;
@@ -855,8 +858,11 @@ Test(edge, idle_keepalive_connection_is_closed, .init = prep, .fini = finish)
     start_with((const char *const[]){ "NOTES_TIMEOUT_KEEPALIVE", "1", NULL });
     struct rawconn c;
     tls_open(&c);
-    cr_assert_eq(get_status(&c, GOOD), 200);
+    /* The idle time starts when the server has answered, before the answer
+     * arrives here: the clock starts before the request, so a stall after
+     * the answer cannot make the close look early. */
     long t0 = raw_now_ms();
+    cr_assert_eq(get_status(&c, GOOD), 200);
     struct rawbuf out = { 0 };
     enum raw_io e = raw_read_until_close(&c, &out, 5000);
     long took = raw_now_ms() - t0;
@@ -897,8 +903,10 @@ Test(edge, silent_tcp_connection_is_closed_at_the_handshake_deadline, .init = pr
 {
     start_with((const char *const[]){ "NOTES_TIMEOUT_HANDSHAKE", "1", NULL });
     struct rawconn c;
-    cr_assert_eq(raw_tcp_connect(&c, srv.port), 0, "%s", c.err);
+    /* The handshake deadline runs from the server's accept, which may come
+     * before connect() returns here: the clock starts before it. */
     long t0 = raw_now_ms();
+    cr_assert_eq(raw_tcp_connect(&c, srv.port), 0, "%s", c.err);
     struct rawbuf out = { 0 };
     enum raw_io e = raw_read_until_close(&c, &out, 5000);
     long took = raw_now_ms() - t0;
@@ -915,10 +923,10 @@ Test(edge, partial_client_hello_is_closed_at_the_handshake_deadline, .init = pre
 {
     start_with((const char *const[]){ "NOTES_TIMEOUT_HANDSHAKE", "1", NULL });
     struct rawconn c;
+    long t0 = raw_now_ms();   /* before the connect: the deadline runs from the accept */
     cr_assert_eq(raw_tcp_connect(&c, srv.port), 0, "%s", c.err);
     /* A handshake record header announcing 512 bytes, then 4 of them. */
     static const char hello[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc";
-    long t0 = raw_now_ms();
     cr_assert_eq(raw_send(&c, hello, sizeof(hello) - 1, 2000, NULL), RAW_OK);
     struct rawbuf out = { 0 };
     enum raw_io e = raw_read_until_close(&c, &out, 5000);
@@ -1854,13 +1862,13 @@ Test(edge, redirect_listener_cuts_a_slowloris, .init = prep, .fini = finish)
             cut_at = raw_now_ms() - t0;
             break;
         }
+        if (i == 0)
+            t0 = raw_now_ms();   /* before the first byte, which starts the header deadline */
         if (raw_send(&c, trickle + i, 1, 1000, NULL) != RAW_OK) {
             cut_at = raw_now_ms() - t0;
             end = RAW_RESET;
             break;
         }
-        if (i == 0)
-            t0 = raw_now_ms();
         pace_ms(200);
     }
     if (cut_at < 0 && peek_cut(&c, &out, &end))
