@@ -2242,7 +2242,7 @@ Test(jobs, of_two_overlapping_password_changes_only_one_succeeds, .init = prep, 
  * that hash (same password, current settings) meanwhile. The erasure must
  * still go through: it used to compare the stored hash itself and answer
  * 403 "changed meanwhile" for a password nobody changed. Order: a slow job
- * (an account hashed at 4x the cost) and a fast one (an unknown name) fill
+ * (an account hashed at 4x the cost) and a fast one (a current hash) fill
  * both hashing slots; the login queues, then the erasure, which reads the
  * old hash now. The fast slot frees first and takes the login, and the
  * erasure takes the login's slot, whose upgrade commits on the loop as that
@@ -2250,7 +2250,7 @@ Test(jobs, of_two_overlapping_password_changes_only_one_succeeds, .init = prep, 
 Test(jobs, an_erasure_survives_a_login_upgrading_the_hash, .init = prep, .fini = finish, .timeout = 120)
 {
     start_for_jobs("2");                       /* the minimum: the hash made now is old later */
-    char user[40], slow[40];
+    char user[40], slow[40], fast[40];
     harness_marker(user, sizeof(user), "erased_");
     do_register(user, PW_ALICE, 201, NULL);
     char *token = do_login(user, PW_ALICE, 200, NULL);   /* before the restart: no upgrade yet */
@@ -2262,12 +2262,16 @@ Test(jobs, an_erasure_survives_a_login_upgrading_the_hash, .init = prep, .fini =
     cr_assert_eq(harness_stop(&srv), 0);
     harness_setenv(&srv, "NOTES_ARGON2_TIME", "12");
     harness_start(&srv);
+    harness_marker(fast, sizeof(fast), "fast_");
+    do_register(fast, PW_ALICE, 201, NULL);
 
+    /* Both blockers succeed: a failed login would be padded to the costliest
+     * stored hash's time (48 passes here), the fast one too. */
     size_t started = jobs_started();
     struct bg_login block[2], up;
-    bg_login_start(&block[0], slow, "Not-the-password-0", NULL);   /* 48 passes */
+    bg_login_start(&block[0], slow, PW_ALICE, NULL);                 /* 48 passes */
     await_jobs(started + 1, 60, "the slow job");
-    bg_login_start(&block[1], NULL, NULL, NULL);                     /* 12 passes */
+    bg_login_start(&block[1], fast, PW_ALICE, NULL);                 /* 12 passes */
     await_jobs(started + 2, 60, "the fast job");
     /* The login is in the server, queued or (the fast job already done)
      * hashing: either way the erasure, read now, waits for its slot. */
