@@ -7,15 +7,16 @@
  * api_auth_job_for_caller(), which also throttles guesses at the caller's
  * own password) and moves the passwords into it. pw_work() then runs on a
  * libuv pool thread at nice 10: argon2id verifies and hashes, a failed
- * login takes at least a current check's measured time, and an erasure
- * runs on a database connection of its own. The done() callbacks in
- * api_auth.c decide the answer with the shared steps here: the audit line,
- * the 500, the refused or cancelled job, and whether the password a job
- * checked is still the account's. It owns each job
- * from api_auth_job_new() to api_auth_job_free(), which wipes the passwords
- * and the job. The work must never touch anything but its job, the
- * read-only settings, app->check_ms and (erasure) its own connection; and
- * nothing here may keep a password, or answer a client, past the job.
+ * login sets the time before which its answer may not leave (a current
+ * check's measured time, times app->fail_pct), and an erasure runs on a
+ * database connection of its own. The done() callbacks in api_auth.c
+ * decide the answer with the shared steps here: the audit line, the 500,
+ * the refused or cancelled job, and whether the password a job checked is
+ * still the account's. It owns each job from api_auth_job_new() to
+ * api_auth_job_free(), which wipes the passwords and the job. The work must
+ * never touch anything but its job, the read-only settings, app->check_ms
+ * and (erasure) its own connection; and nothing here may keep a password,
+ * or answer a client, past the job.
  */
 #include "api_auth_int.h"
 #include "app.h"
@@ -25,13 +26,11 @@
 #include "store.h"
 
 #include "utc.h"
-#include <errno.h>
 #include <mbedtls/platform_util.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
 void api_auth_job_free(struct pw_job *j)
 {
@@ -91,6 +90,7 @@ static void lower_priority(void)
  * check under the current settings (a running mean, measured by the checks
  * under them), times app->fail_pct when older hashes cost more than that
  * (app_measure_passwords): its time does not tell whether the name exists.
+ * The job says when its answer may leave; the server holds it until then.
  * Before the first check under the current settings, one check of the
  * dummy hash measures the mean. */
 static void check_login(struct pw_job *j, const struct crypto_argon2 *params)
@@ -115,12 +115,9 @@ static void check_login(struct pw_job *j, const struct crypto_argon2 *params)
         mean = utc_monotonic_ms() - t1;
         atomic_store(&j->app->check_ms, mean);
     }
-    uint64_t want = mean * pct / 100, spent = utc_monotonic_ms() - t0;
-    if (spent >= want)
-        return;
-    struct timespec left = { (time_t)((want - spent) / 1000), (long)((want - spent) % 1000) * 1000000L };
-    while (nanosleep(&left, &left) != 0 && errno == EINTR)
-        ;
+    /* The answer waits on the loop (server_jobs.c), not here: a pool
+     * thread sleeping would hold a hashing slot. */
+    j->base.not_before_ms = t0 + mean * pct / 100;
 }
 
 /* Thread pool: only the job's own memory (and, for erasure, its own

@@ -2210,6 +2210,42 @@ Test(jobs, a_login_with_a_password_changed_meanwhile_fails, .init = prep, .fini 
     free(to);
 }
 
+/* A failed login is padded to what a check of the costliest stored hash
+ * takes (here an account hashed at t=24 under settings now at t=2: ~12x a
+ * current check), so its time does not tell whether the name exists. The
+ * padding must not hold a hashing slot: two failed logins of made-up names
+ * would otherwise keep everyone else's login waiting for it. Both slots
+ * are filled by such logins (readiness: both started); a correct login of
+ * a current hash must then be answered while both still wait. */
+Test(jobs, a_padded_failed_login_leaves_its_slot_to_the_next_job, .init = prep, .fini = finish, .timeout = 120)
+{
+    start_for_jobs("24");
+    char dear[40], quick[40];
+    harness_marker(dear, sizeof(dear), "dear_");
+    do_register(dear, PW_ALICE, 201, NULL);
+    cr_assert_eq(harness_stop(&srv), 0);
+    harness_setenv(&srv, "NOTES_ARGON2_TIME", "2");
+    harness_start(&srv);
+    harness_marker(quick, sizeof(quick), "quick_");
+    do_register(quick, PW_ALICE, 201, NULL);
+
+    atomic_int finished = 0;
+    size_t started = jobs_started();
+    struct bg_login fail[2];
+    for (int i = 0; i < 2; i++)
+        bg_login_start(&fail[i], NULL, NULL, &finished);
+    await_jobs(started + 2, 60, "the two failed logins");
+    char *token = do_login(quick, PW_ALICE, 200, NULL);
+    int answered = atomic_load(&finished);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(fail[i].thread, NULL);
+        cr_assert_eq(fail[i].status, 401, "failed login %d: %ld", i, fail[i].status);
+    }
+    cr_assert_eq(answered, 0, "the login waited for a failed login's padding (%d of 2 answered before it)",
+                 answered);
+    free(token);
+}
+
 /* Two password changes of one account, sent with two of its tokens while
  * both hash at once: the first to finish changes the password and revokes
  * the other session; the second checked a password that is no longer the
