@@ -81,48 +81,6 @@ int app_open(struct app *app, const struct config *cfg, char *err, size_t errlen
     return 0;
 }
 
-/* Keep the costliest parameter set libargon2 will verify (a login refuses
- * hashes past the ceilings at once, and hashes below the floors are cheaper
- * than any current setting). */
-static int costliest(void *arg, const char *text)
-{
-    struct crypto_argon2 *worst = arg, p;
-    if (crypto_password_params(text, &p) != 0 || p.m_kib > CRYPTO_ARGON2_M_MAX || p.t > CRYPTO_ARGON2_T_MAX ||
-        p.p > CRYPTO_ARGON2_P_MAX || p.m_kib < CRYPTO_ARGON2_M_MIN || p.t < CRYPTO_ARGON2_T_MIN ||
-        p.p < CRYPTO_ARGON2_P_MIN)
-        return 0;
-    if ((uint64_t)p.m_kib * p.t > (uint64_t)worst->m_kib * worst->t)
-        *worst = p;
-    return 0;
-}
-
-int app_measure_passwords(struct app *app, char *err, size_t errlen)
-{
-    struct crypto_argon2 worst = app->argon2;
-    app->fail_pct = 100;
-    int rc = store_user_param_sets(app->store, CRYPTO_PHC_PREFIX, costliest, &worst);
-    if (rc) {
-        snprintf(err, errlen, "cannot read the stored password settings (%s)", err_name(rc));
-        return rc;
-    }
-    if (memcmp(&worst, &app->argon2, sizeof(worst)) == 0)
-        return 0;
-    uint64_t now_ms = 0, old_ms = 0;
-    rc = crypto_password_check_ms(&app->argon2, &now_ms);
-    rc = rc ? rc : crypto_password_check_ms(&worst, &old_ms);
-    if (rc) {
-        snprintf(err, errlen, "cannot time a password check (%s)", err_name(rc));
-        return rc;
-    }
-    now_ms = now_ms ? now_ms : 1;
-    uint64_t pct = old_ms * 100 / now_ms;
-    app->fail_pct = pct > 100 ? (uint32_t)(pct < 10000 ? pct : 10000) : 100;
-    atomic_store(&app->check_ms, now_ms);
-    log_info("stored password hashes up to argon2id m=%u,t=%u,p=%u cost %u%% of a check under the current "
-             "settings: failed logins take that long", worst.m_kib, worst.t, worst.p, app->fail_pct);
-    return 0;
-}
-
 void app_close(struct app *app)
 {
     ratelimit_free(app->rl_ip);

@@ -19,6 +19,8 @@ struct audit;
 struct ratelimit;
 struct throttle;
 
+#define APP_PW_SETS 8               /* stored argon2 settings timed at start-up */
+
 struct app {
     const struct config *cfg;
     struct store *store;
@@ -29,9 +31,14 @@ struct app {
      * ms; 0 until measured). Written and read by pool threads. */
     _Atomic uint64_t check_ms;
     /* A failed login takes at least check_ms x fail_pct / 100: above 100
-     * when stored hashes predate lower settings and cost more to check
-     * (app_measure_passwords; set before serving, read-only after). */
-    uint32_t fail_pct;
+     * when stored hashes were made under other settings and cost more to
+     * check (app_passwords.c). Set on the loop, read by pool threads. */
+    _Atomic uint32_t fail_pct;
+    /* Those other settings, costliest first (by m x t), and whether their
+     * checks have been timed (loop thread). */
+    struct crypto_argon2 pw_sets[APP_PW_SETS];
+    size_t n_pw_sets;
+    bool pw_measured;
     /* Abuse limits (NULL: that limit is off). */
     struct ratelimit *rl_ip;       /* every request, per client address */
     struct ratelimit *rl_auth_ip;  /* login and register, per client address */
@@ -51,13 +58,15 @@ struct app {
  * 0, or ERR_CONFIG / ERR_IO with one line in `err`. Blocking (start-up).
  */
 int app_open(struct app *app, const struct config *cfg, char *err, size_t errlen);
-/** Before serving: find the costliest argon2 settings among the stored
- *  hashes. When they cost more than the current ones (the settings were
- *  lowered since those accounts last logged in), time one check under each
- *  (blocking: that long) and set fail_pct and check_ms, so a failed login
- *  of an unknown name takes as long as one of such an account. 0 or an
- *  ERR_* code with one line in `err`. */
-int app_measure_passwords(struct app *app, char *err, size_t errlen);
+/** Before serving (app_passwords.c): read which other argon2 settings the
+ *  stored hashes use and estimate fail_pct from them (no argon2 here). 0 or
+ *  an ERR_* code with one line in `err`. */
+int app_passwords_open(struct app *app, char *err, size_t errlen);
+/** A chore: once, a pool job that times a check under the current and
+ *  each stored setting and sets check_ms and fail_pct from what it
+ *  measured (an untimed setting keeps its estimate). NULL when there is
+ *  nothing (more) to time. */
+struct http_job *app_passwords_chore(void *arg);
 /** The WAL is checkpointed off the loop every APP_CHECKPOINT_MS, and
  *  sooner once it holds APP_WAL_CHECKPOINT_FRAMES (looked at every
  *  APP_CHECKPOINT_TICK_MS); a checkpoint that finds at least

@@ -159,8 +159,10 @@ int crypto_password_hash(const struct crypto_argon2 *params, const char *pw, siz
  * with a 32-byte hash and a salt of at least 16 bytes, or that asks for more
  * than the CRYPTO_ARGON2_* ceilings; ERR_NOMEM when argon2 cannot get its
  * memory. The comparison is constant-time (libargon2). On a match,
- * *needs_rehash (may be NULL) is set when the stored m, t or p is below
- * `params`; it is false otherwise. Blocking: thread pool.
+ * *needs_rehash (may be NULL) is set when the stored m, t or p differs
+ * from `params` (raised settings make old hashes stronger; lowered ones end
+ * the cost, and the padding of failed logins, an old hash still asks for);
+ * it is false otherwise. Blocking: thread pool.
  */
 int crypto_password_verify(const char *phc, const char *pw, size_t n,
                            const struct crypto_argon2 *params, bool *needs_rehash);
@@ -173,11 +175,15 @@ bool crypto_password_same_params(const char *phc, const struct crypto_argon2 *pa
 /** Parse exactly "m=M,t=T,p=P" (decimal, no leading zeros) into `out`, not
  *  range-checked. 0 or ERR_INVALID. Any thread. */
 int crypto_password_params(const char *text, struct crypto_argon2 *out);
-/** How long one check (a failing verify) under `params` takes here, in
- *  milliseconds: argon2id against a made-up hash, on the calling thread,
- *  which it blocks that long. 0 or ERR_INVALID (parameters out of range),
- *  ERR_NOMEM, ERR_CRYPTO. Uses PSA for the salt: event-loop thread before
- *  serving (or a CLI command). */
-int crypto_password_check_ms(const struct crypto_argon2 *params, uint64_t *ms);
+/** A PHC string under `params` with a random salt and hash, as the
+ *  unknown-user hash is made: no password matches it, and checking one
+ *  costs what `params` ask. 0, ERR_INVALID (parameters out of range) or
+ *  ERR_CRYPTO. Uses PSA's RNG: event-loop thread (or a CLI command). */
+int crypto_password_dummy(const struct crypto_argon2 *params, char phc[CRYPTO_PHC_MAX]);
+/** How long one check of a wrong password against `phc` takes here, in
+ *  milliseconds, on the calling thread (which it blocks that long). 0 only
+ *  when the check ran to its end (the password did not match); ERR_NOMEM,
+ *  or ERR_CRYPTO for a string libargon2 refuses. Any thread (no PSA). */
+int crypto_password_check_ms(const char *phc, uint64_t *ms);
 
 #endif

@@ -10,6 +10,7 @@
  */
 #include "crypto_int.h"
 #include "err.h"
+#include "utc.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -170,8 +171,21 @@ int crypto_password_verify(const char *phc, const char *pw, size_t n,
     if (rc != ARGON2_OK)
         return ERR_INVALID;
     if (needs_rehash)
-        *needs_rehash = got.m_kib < params->m_kib || got.t < params->t || got.p < params->p;
+        *needs_rehash = got.m_kib != params->m_kib || got.t != params->t || got.p != params->p;
     return 0;
+}
+
+int crypto_password_check_ms(const char *phc, uint64_t *ms)
+{
+    *ms = 0;
+    if (!phc || strnlen(phc, CRYPTO_PHC_MAX) == CRYPTO_PHC_MAX)
+        return ERR_INVALID;
+    uint64_t t0 = utc_monotonic_ms();
+    int rc = argon2id_verify(phc, "x", 1);
+    *ms = utc_monotonic_ms() - t0;
+    if (rc == ARGON2_MEMORY_ALLOCATION_ERROR)
+        return ERR_NOMEM;
+    return rc == ARGON2_VERIFY_MISMATCH ? 0 : ERR_CRYPTO;   /* anything else did not run the whole check */
 }
 
 bool crypto_password_same_params(const char *phc, const struct crypto_argon2 *params)

@@ -182,7 +182,7 @@ static int cmd_serve(int argc, char **argv, bool check_only)
         refuse(err);
         goto done;
     }
-    if (app_measure_passwords(&app, err, sizeof(err)) != 0) {
+    if (app_passwords_open(&app, err, sizeof(err)) != 0) {
         app_close(&app);
         refuse(err);
         goto done;
@@ -196,8 +196,9 @@ static int cmd_serve(int argc, char **argv, bool check_only)
     log_startup(&cfg);
     struct server_hooks hooks = {
         .chores = { { APP_CHECKPOINT_TICK_MS, app_checkpoint_job, &app },
-                    { AUDIT_RETENTION_MS, app_retention_chore, &app } },
-        .n_chores = 2,
+                    { AUDIT_RETENTION_MS, app_retention_chore, &app },
+                    { APP_CHECKPOINT_TICK_MS, app_passwords_chore, &app } },
+        .n_chores = 3,
         .started = app_started,
         .stopping = app_stopping,
         .arg = &app,

@@ -108,16 +108,16 @@ int store_user_set_password(struct store *s, int64_t id, const char *phc);
 int store_user_upgrade_password(struct store *s, int64_t id, const char *from, const char *to);
 int store_user_set_role(struct store *s, int64_t id, const char *role);
 int store_user_set_disabled(struct store *s, int64_t id, bool disabled);
-/** Delete the user; notes and sessions go with it (ON DELETE CASCADE), and
- *  secure_delete zeroes the freed bytes. ERR_NOT_FOUND for an unknown id.
- *  Follow with store_checkpoint() so no copy survives in the WAL. */
-int store_user_delete(struct store *s, int64_t id);
 /** Call `cb` once for each distinct parameter text of the stored password
  *  hashes that start with `prefix` (what follows it up to the next '$',
  *  e.g. "m=19456,t=2,p=1"), until it returns non-zero (that is returned).
  *  Reads every account: for start-up. 0 or an ERR_* code. */
 int store_user_param_sets(struct store *s, const char *prefix, int (*cb)(void *arg, const char *params),
                           void *arg);
+/** Delete the user; notes and sessions go with it (ON DELETE CASCADE), and
+ *  secure_delete zeroes the freed bytes. ERR_NOT_FOUND for an unknown id.
+ *  Follow with store_checkpoint() so no copy survives in the WAL. */
+int store_user_delete(struct store *s, int64_t id);
 /** The same, only while the account still has password `password_gen`
  *  (a rehash keeps it), is enabled, and holds the session of `token_hash`
  *  (what an erasure checked when it was asked). ERR_NOT_FOUND when any of

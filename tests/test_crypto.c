@@ -756,20 +756,45 @@ Test(crypto, password_params_parse_exactly_m_t_p)
     cr_assert_eq(crypto_password_params(NULL, &p), ERR_INVALID);
 }
 
-/* A check's cost grows with the settings: what start-up compares to pad
- * failed logins when old hashes cost more than the current settings. */
+/* A check's cost grows with the settings: what start-up's timing job
+ * compares to pad failed logins when stored hashes were made under other
+ * settings. Only a check that ran to its end counts as timed. */
 Test(crypto, a_check_under_costlier_settings_takes_longer)
 {
     struct crypto *c = crypto_seeded(1);     /* PSA is up for the salt */
     struct crypto_argon2 cheap = { CRYPTO_ARGON2_M_MIN, 2, 1 }, dear = { CRYPTO_ARGON2_M_MIN, 16, 1 };
+    char cheap_phc[CRYPTO_PHC_MAX], dear_phc[CRYPTO_PHC_MAX];
+    cr_assert_eq(crypto_password_dummy(&cheap, cheap_phc), 0);
+    cr_assert_eq(crypto_password_dummy(&dear, dear_phc), 0);
+    cr_assert_eq(strncmp(dear_phc, "$argon2id$v=19$m=19456,t=16,p=1$", 32), 0, "%s", dear_phc);
     uint64_t cheap_ms = 0, dear_ms = 0;
-    cr_assert_eq(crypto_password_check_ms(&cheap, &cheap_ms), 0);
-    cr_assert_eq(crypto_password_check_ms(&dear, &dear_ms), 0);
+    cr_assert_eq(crypto_password_check_ms(cheap_phc, &cheap_ms), 0);
+    cr_assert_eq(crypto_password_check_ms(dear_phc, &dear_ms), 0);
     cr_assert_gt(dear_ms, cheap_ms * 2, "t=16 took %llu ms, t=2 %llu ms", (unsigned long long)dear_ms,
                  (unsigned long long)cheap_ms);
-    struct crypto_argon2 out = { CRYPTO_ARGON2_M_MIN, 1, 1 };
-    cr_assert_eq(crypto_password_check_ms(&out, &cheap_ms), ERR_INVALID, "t=1 is below the floor");
+    struct crypto_argon2 floor = { CRYPTO_ARGON2_M_MIN, 1, 1 };
+    cr_assert_eq(crypto_password_dummy(&floor, cheap_phc), ERR_INVALID, "t=1 is below the floor");
+    /* A string libargon2 refuses at once is not a timing. */
+    cr_assert_eq(crypto_password_check_ms("$argon2id$v=19$m=19456,t=2,p=1$!!$!!", &cheap_ms), ERR_CRYPTO);
+    cr_assert_eq(crypto_password_check_ms(NULL, &cheap_ms), ERR_INVALID);
     crypto_free(c);
+}
+
+/* Settings changed either way rehash at the next login: raised ones make
+ * the hash stronger, lowered ones end what an old hash costs (and the
+ * padding of failed logins it asks for). */
+Test(crypto, stronger_stored_parameters_are_rehashed_to_the_current_ones)
+{
+    uint8_t salt[CRYPTO_SALT_LEN] = { 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 1, 2, 3, 4, 5, 6 };
+    const struct crypto_argon2 stronger = { 19456, 3, 1 };
+    char phc[CRYPTO_PHC_MAX];
+    cr_assert_eq(crypto_password_hash(&stronger, "correct horse", 13, salt, phc), 0);
+    bool rehash = false;
+    cr_assert_eq(crypto_password_verify(phc, "correct horse", 13, &OWASP, &rehash), 0);
+    cr_assert(rehash, "t=3 stored, t=2 wanted");
+    rehash = true;
+    cr_assert_eq(crypto_password_verify(phc, "correct horse", 13, &stronger, &rehash), 0);
+    cr_assert_not(rehash, "the same settings");
 }
 
 /* ---- mbedTLS's memory (tls_mem.c) ---------------------------------------- */

@@ -299,6 +299,25 @@ char *harness_stderr(const struct server *s)
     return out;
 }
 
+size_t harness_log_count(const struct server *s, const char *what)
+{
+    char *err = harness_stderr(s);
+    size_t n = 0;
+    for (const char *p = err ? strstr(err, what) : NULL; p; p = strstr(p + 1, what))
+        n++;
+    free(err);
+    return n;
+}
+
+void harness_await_log(const struct server *s, const char *what, size_t times, long secs)
+{
+    time_t until = time(NULL) + secs;
+    while (harness_log_count(s, what) < times) {
+        cr_assert(time(NULL) < until, "the server never said \"%s\"", what);
+        nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+    }
+}
+
 /* ---- libcurl client ------------------------------------------------------ */
 
 struct sink {

@@ -53,6 +53,11 @@ int harness_stop(struct server *s);
 void harness_cleanup(struct server *s);
 /** The server's stderr so far, NUL-terminated (caller frees). */
 char *harness_stderr(const struct server *s);
+/** How many times the server's stderr says `what` so far. */
+size_t harness_log_count(const struct server *s, const char *what);
+/** Wait (bounded by `secs`, asserting) until the server's stderr says
+ *  `what` at least `times` times: a readiness signal from its log. */
+void harness_await_log(const struct server *s, const char *what, size_t times, long secs);
 
 struct response {
     long status;

@@ -2075,15 +2075,9 @@ static void *bg_change_run(void *arg)
     return NULL;
 }
 
-/* Times the server's debug log says `what` so far. */
 static size_t log_count(const char *what)
 {
-    char *err = harness_stderr(&srv);
-    size_t n = 0;
-    for (const char *p = err ? strstr(err, what) : NULL; p; p = strstr(p + 1, what))
-        n++;
-    free(err);
-    return n;
+    return harness_log_count(&srv, what);
 }
 
 /* Handler jobs the server has started on its pool so far. */
