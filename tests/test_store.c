@@ -80,6 +80,15 @@ static int64_t add_user(struct store *s, const char *name, const char *role)
     return id;
 }
 
+/* A user with password hash `phc`, read back into *u; returns its id. */
+static int64_t add_user_phc(struct store *s, const char *name, const char *phc, struct store_user *u)
+{
+    int64_t id = 0;
+    cr_assert_eq(store_user_insert(s, name, "user", phc, 1, &id), 0);
+    cr_assert_eq(store_user_get(s, id, u), 0);
+    return id;
+}
+
 /* Insert and fill a note; returns its id. */
 static int64_t add_note(struct store *s, int64_t owner, const char *title, const char *content,
                         uint32_t key_id)
@@ -1439,10 +1448,8 @@ Test(store, sql_injection_strings_are_plain_data)
 Test(store, an_erasure_deletes_only_the_account_it_checked, .init = setup, .fini = teardown)
 {
     struct store *s = open_db();
-    int64_t id = 0;
-    cr_assert_eq(store_user_insert(s, "erin", "user", "$argon2id$old", 1, &id), 0);
     struct store_user u;
-    cr_assert_eq(store_user_get(s, id, &u), 0);
+    int64_t id = add_user_phc(s, "erin", "$argon2id$old", &u);
     int64_t gen = u.password_gen;
     uint8_t tok[STORE_HASH_LEN], other[STORE_HASH_LEN];
     memset(tok, 0x11, sizeof(tok));
@@ -1467,10 +1474,8 @@ Test(store, an_erasure_deletes_only_the_account_it_checked, .init = setup, .fini
 Test(store, a_password_change_moves_the_generation_and_a_rehash_keeps_it, .init = setup, .fini = teardown)
 {
     struct store *s = open_db();
-    int64_t id = 0;
-    cr_assert_eq(store_user_insert(s, "gene", "user", "$argon2id$a", 1, &id), 0);
     struct store_user u;
-    cr_assert_eq(store_user_get(s, id, &u), 0);
+    int64_t id = add_user_phc(s, "gene", "$argon2id$a", &u);
     cr_assert_eq(u.password_gen, 1);
     cr_assert_eq(store_user_upgrade_password(s, id, "$argon2id$a", "$argon2id$a2"), 0);
     cr_assert_eq(store_user_upgrade_password(s, id, "$argon2id$a", "$argon2id$a3"), ERR_NOT_FOUND,

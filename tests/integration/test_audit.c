@@ -2048,6 +2048,18 @@ static void start_for_jobs(const char *passes)
     harness_start(&srv);
 }
 
+/* Register a new account (name from `prefix`, password PW_ALICE) under the
+ * running server's argon2 time, then restart it at `passes`: the account's
+ * hash was made under other settings than the current ones. */
+static void register_then_restart(char *name, size_t cap, const char *prefix, const char *passes)
+{
+    harness_marker(name, cap, prefix);
+    do_register(name, PW_ALICE, 201, NULL);
+    cr_assert_eq(harness_stop(&srv), 0);
+    harness_setenv(&srv, "NOTES_ARGON2_TIME", passes);
+    harness_start(&srv);
+}
+
 /* ---- a login that overlaps a password change ------------------------------- */
 
 /* A password change (`from` to `to`) or, with `to` NULL, an erasure
@@ -2177,9 +2189,9 @@ Test(jobs, a_login_with_a_password_changed_meanwhile_fails, .init = prep, .fini 
     char victim[40], other[40];
     harness_marker(other, sizeof(other), "other_");
     do_register(other, PW_ALICE, 201, NULL);
-    char *to = do_login(other, PW_ALICE, 200, NULL);
+    char *to = do_login(other, PW_ALICE, 200, NULL);   /* now: after the restart it would rehash at 12 */
     cr_assert_eq(harness_stop(&srv), 0);
-    harness_setenv(&srv, "NOTES_ARGON2_TIME", "12");   /* a login never lowers a hash's cost */
+    harness_setenv(&srv, "NOTES_ARGON2_TIME", "12");
     harness_start(&srv);
     harness_marker(victim, sizeof(victim), "victim_");
     do_register(victim, PW_ALICE, 201, NULL);
@@ -2215,11 +2227,7 @@ Test(jobs, a_padded_failed_login_leaves_its_slot_to_the_next_job, .init = prep, 
 {
     start_for_jobs("24");
     char dear[40], quick[40];
-    harness_marker(dear, sizeof(dear), "dear_");
-    do_register(dear, PW_ALICE, 201, NULL);
-    cr_assert_eq(harness_stop(&srv), 0);
-    harness_setenv(&srv, "NOTES_ARGON2_TIME", "2");
-    harness_start(&srv);
+    register_then_restart(dear, sizeof(dear), "dear_", "2");
     harness_marker(quick, sizeof(quick), "quick_");
     do_register(quick, PW_ALICE, 201, NULL);
 
@@ -2287,11 +2295,7 @@ Test(jobs, an_erasure_survives_a_login_upgrading_the_hash, .init = prep, .fini =
     cr_assert_eq(harness_stop(&srv), 0);
     harness_setenv(&srv, "NOTES_ARGON2_TIME", "48");
     harness_start(&srv);
-    harness_marker(slow, sizeof(slow), "slow_");
-    do_register(slow, PW_ALICE, 201, NULL);
-    cr_assert_eq(harness_stop(&srv), 0);
-    harness_setenv(&srv, "NOTES_ARGON2_TIME", "12");
-    harness_start(&srv);
+    register_then_restart(slow, sizeof(slow), "slow_", "12");
     harness_marker(fast, sizeof(fast), "fast_");
     do_register(fast, PW_ALICE, 201, NULL);
 
@@ -2332,11 +2336,7 @@ Test(jobs, a_job_finishing_on_a_busy_store_changes_nothing, .init = prep, .fini 
 {
     start_for_jobs("48");
     char user[40], rid[RID_MAX];
-    harness_marker(user, sizeof(user), "busy_");
-    do_register(user, PW_ALICE, 201, NULL);
-    cr_assert_eq(harness_stop(&srv), 0);
-    harness_setenv(&srv, "NOTES_ARGON2_TIME", "12");   /* a login never lowers a hash's cost */
-    harness_start(&srv);
+    register_then_restart(user, sizeof(user), "busy_", "12");
     char *before = db_text("SELECT count(*) FROM sessions");
     size_t started = jobs_started();
     struct bg_login l;
