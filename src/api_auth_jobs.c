@@ -7,16 +7,17 @@
  * api_auth_job_for_caller(), which also throttles guesses at the caller's
  * own password) and moves the passwords into it. pw_work() then runs on a
  * libuv pool thread at nice 10: argon2id verifies and hashes, a failed
- * login sets the time before which its answer may not leave (a current
- * check's measured time, times app->fail_pct), and an erasure runs on a
- * database connection of its own. The done() callbacks in api_auth.c
- * decide the answer with the shared steps here: the audit line, the 500,
- * the refused or cancelled job, and whether the password a job checked is
- * still the account's. It owns each job from api_auth_job_new() to
- * api_auth_job_free(), which wipes the passwords and the job. The work must
- * never touch anything but its job, the read-only settings, app->check_ms
- * and (erasure) its own connection; and nothing here may keep a password,
- * or answer a client, past the job.
+ * login takes at least a current check's measured time (times
+ * app->fail_pct), holding its hashing slot throughout, and an erasure runs
+ * on a database connection of its own. The done() callbacks in
+ * api_auth.c decide the answer with the shared steps here: the audit line,
+ * the 500, the refused or cancelled job, and whether the password a job
+ * checked is still the account's. It owns each job
+ * from api_auth_job_new() to api_auth_job_free(), which wipes the passwords
+ * and the job. The work must never touch anything but its job, the
+ * read-only settings, app->check_ms, app->fail_pct and (erasure) its own
+ * connection; and
+ * nothing here may keep a password, or answer a client, past the job.
  */
 #include "api_auth_int.h"
 #include "app.h"
@@ -26,11 +27,12 @@
 #include "store.h"
 
 #include "utc.h"
+#include <errno.h>
 #include <mbedtls/platform_util.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
+#include <time.h>
 
 void api_auth_job_free(struct pw_job *j)
 {
@@ -72,34 +74,25 @@ static int delete_account(struct pw_job *j)
     return rc;
 }
 
-/* argon2id runs at nice 10: on a small box a login storm must not take the
- * CPU from the event loop (every other client). Once per pool thread; the
- * thread's other jobs (checkpoints, audit syncs) are background work too. */
-static void lower_priority(void)
-{
-    static _Thread_local bool lowered;
-    /* Linux: PRIO_PROCESS with 0 is the calling thread (nice is per thread);
-     * seccomp allows no other target. */
-    if (!lowered && setpriority(PRIO_PROCESS, 0, 10) == 0)
-        lowered = true;
-}
-
 /* Unknown names are checked against a hash made with the current settings,
  * accounts against their own, which may predate a change of the settings
  * and cost less (or more). So a failed login takes at least as long as a
  * check under the current settings (a running mean, measured by the checks
- * under them), times app->fail_pct when older hashes cost more than that
- * (app_measure_passwords): its time does not tell whether the name exists.
- * The job says when its answer may leave; the server holds it until then.
- * Before the first check under the current settings, one check of the
- * dummy hash measures the mean. */
+ * under them), times app->fail_pct when stored hashes under other settings
+ * cost more (app_passwords.c): its time does not tell whether the name
+ * exists. The padding sleeps here, in the job's hashing slot: a failed
+ * login of an account with a costlier hash holds its slot that long, so
+ * one of an unknown name must too, or the moment a slot comes free would
+ * tell them apart. Before the first check under the current settings, one
+ * check of the dummy hash measures the mean. */
 static void check_login(struct pw_job *j, const struct crypto_argon2 *params)
 {
     uint64_t t0 = utc_monotonic_ms();
     j->verify_rc = crypto_password_verify(j->phc, j->pw, j->pw_len, params, &j->rehash);
     uint64_t took = utc_monotonic_ms() - t0;
     uint64_t mean = atomic_load(&j->app->check_ms);
-    uint32_t pct = j->app->fail_pct > 100 ? j->app->fail_pct : 100;
+    uint32_t pct = atomic_load(&j->app->fail_pct);
+    pct = pct > 100 ? pct : 100;
     if (crypto_password_same_params(j->phc, params)) {
         mean = mean ? (mean * 7 + took) / 8 : took;
         atomic_store(&j->app->check_ms, mean);
@@ -115,9 +108,12 @@ static void check_login(struct pw_job *j, const struct crypto_argon2 *params)
         mean = utc_monotonic_ms() - t1;
         atomic_store(&j->app->check_ms, mean);
     }
-    /* The answer waits on the loop (server_jobs.c), not here: a pool
-     * thread sleeping would hold a hashing slot. */
-    j->base.not_before_ms = t0 + mean * pct / 100;
+    uint64_t want = mean * pct / 100, spent = utc_monotonic_ms() - t0;
+    if (spent >= want)
+        return;
+    struct timespec left = { (time_t)((want - spent) / 1000), (long)((want - spent) % 1000) * 1000000L };
+    while (nanosleep(&left, &left) != 0 && errno == EINTR)
+        ;
 }
 
 /* Thread pool: only the job's own memory (and, for erasure, its own
@@ -125,7 +121,7 @@ static void check_login(struct pw_job *j, const struct crypto_argon2 *params)
 static void pw_work(struct http_job *base)
 {
     struct pw_job *j = (struct pw_job *)base;
-    lower_priority();
+    crypto_password_background();
     struct crypto_argon2 params = j->app->argon2;   /* plain values, read-only */
     if (j->kind == JOB_LOGIN)
         check_login(j, &params);

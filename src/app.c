@@ -218,7 +218,9 @@ int app_started(void *arg)
 
 void app_stopping(void *arg)
 {
-    record_system(arg, "server.stop", NULL);
+    struct app *app = arg;
+    atomic_store(&app->pw_stop, true);   /* the loop waits for the pool's jobs */
+    record_system(app, "server.stop", NULL);
 }
 
 struct http_job *app_retention_chore(void *arg)

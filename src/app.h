@@ -19,7 +19,7 @@ struct audit;
 struct ratelimit;
 struct throttle;
 
-#define APP_PW_SETS 8               /* stored argon2 settings timed at start-up */
+#define APP_PW_SETS 8               /* stored argon2 settings timed after start-up */
 
 struct app {
     const struct config *cfg;
@@ -39,6 +39,7 @@ struct app {
     struct crypto_argon2 pw_sets[APP_PW_SETS];
     size_t n_pw_sets;
     bool pw_measured;
+    _Atomic bool pw_stop;          /* the timing job stops between checks */
     /* Abuse limits (NULL: that limit is off). */
     struct ratelimit *rl_ip;       /* every request, per client address */
     struct ratelimit *rl_auth_ip;  /* login and register, per client address */

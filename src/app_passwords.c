@@ -13,11 +13,14 @@
  * At start-up app_passwords_open() reads which settings the stored hashes
  * use (one query, no argon2: start-up must stay quick and must not
  * allocate what old settings may ask) and sets fail_pct from their m x t
- * against the current settings. Then app_passwords_chore() times one check
+ * against the current settings. Then app_passwords_chore() times checks
  * under the current settings and under each stored one, once, on the thread
- * pool, and replaces the estimate by what it measured. A set it cannot time
- * (out of memory, say) keeps its estimate. Nothing here ever lowers
- * fail_pct below 100 or fails the server: the worst outcome is the
+ * pool at nice 10, and replaces the estimate by what it measured. A set it
+ * cannot time (out of memory, say), or whose estimate is already the cap,
+ * keeps its estimate; the job stops between checks when the server stops.
+ * Settings that cannot cost more than the current ones (none of m or t
+ * higher, p not lower: raised settings) are left out. Nothing here ever
+ * lowers fail_pct below 100 or fails the server: the worst outcome is the
  * estimate.
  */
 #include "app.h"
@@ -52,10 +55,12 @@ static int keep_set(void *arg, const char *text)
 {
     struct app *app = arg;
     struct crypto_argon2 p;
+    const struct crypto_argon2 *cur = &app->argon2;
     if (crypto_password_params(text, &p) != 0 || p.m_kib == 0 || p.t == 0 || p.p == 0 ||
-        p.m_kib > CRYPTO_ARGON2_M_MAX || p.t > CRYPTO_ARGON2_T_MAX || p.p > CRYPTO_ARGON2_P_MAX ||
-        same(&p, &app->argon2))
+        p.m_kib > CRYPTO_ARGON2_M_MAX || p.t > CRYPTO_ARGON2_T_MAX || p.p > CRYPTO_ARGON2_P_MAX || same(&p, cur))
         return 0;
+    if (p.m_kib <= cur->m_kib && p.t <= cur->t && p.p >= cur->p)
+        return 0;                             /* never costlier: nothing to pad for */
     size_t n = app->n_pw_sets, at = n;
     while (at > 0 && estimate(&app->argon2, &app->pw_sets[at - 1]) < estimate(&app->argon2, &p))
         at--;
@@ -100,11 +105,14 @@ struct timing_job {
     uint64_t cur_ms, ms[APP_PW_SETS];          /* 0: not timed */
 };
 
-/* The least of `runs` checks: the first run also pays for cold caches. */
-static uint64_t least_ms(const char *phc, int runs)
+/* The least of `runs` checks: the first run also pays for cold caches.
+ * 0 when one fails or the server is stopping. */
+static uint64_t least_ms(const struct app *app, const char *phc, int runs)
 {
     uint64_t best = 0;
     for (int i = 0; i < runs; i++) {
+        if (atomic_load(&app->pw_stop))
+            return 0;
         uint64_t ms = 0;
         if (crypto_password_check_ms(phc, &ms) != 0)
             return 0;
@@ -117,9 +125,10 @@ static uint64_t least_ms(const char *phc, int runs)
 static void timing_work(struct http_job *base)
 {
     struct timing_job *j = (struct timing_job *)base;
-    j->cur_ms = least_ms(j->cur_phc, 3);
+    crypto_password_background();
+    j->cur_ms = least_ms(j->app, j->cur_phc, 3);
     for (size_t i = 0; i < j->n && j->cur_ms; i++)
-        j->ms[i] = j->phc[i][0] ? least_ms(j->phc[i], 2) : 0;
+        j->ms[i] = j->phc[i][0] ? least_ms(j->app, j->phc[i], 2) : 0;
 }
 
 /* Back on the loop: each set's measured factor, or its estimate. */
@@ -136,13 +145,16 @@ static void timing_done(struct http_job *base, struct http_response *res)
         p = p < 100 ? 100 : p > PCT_MAX ? PCT_MAX : p;
         pct = p > pct ? (uint32_t)p : pct;
     }
+    /* Only a first mean: the running one is made of real checks at nice
+     * 10 under load, which this best-of-3 would undercut. */
+    uint64_t none = 0;
     if (j->cur_ms)
-        atomic_store(&app->check_ms, j->cur_ms);
+        atomic_compare_exchange_strong(&app->check_ms, &none, j->cur_ms);
     atomic_store(&app->fail_pct, pct);
     if (untimed)
-        log_warn("could not time a check under %zu stored argon2id setting(s): their estimate stands", untimed);
-    log_info("stored password hashes under other argon2id settings cost up to %" PRIu32 "%% of a current "
-             "check (%" PRIu64 " ms): failed logins take that long", pct, j->cur_ms);
+        log_warn("did not time a check under %zu stored argon2id setting(s): their estimate stands", untimed);
+    log_info("stored password hashes under other argon2id settings cost up to %" PRIu32 "%% of a current check "
+             "(%s): failed logins take that long", pct, untimed == j->n ? "estimated" : "timed");
     if (pct == PCT_MAX)
         log_warn("stored password hashes cost %u times a current check or more: failed logins are padded to "
                  "that cap, beyond it their time still tells",
@@ -167,8 +179,12 @@ struct http_job *app_passwords_chore(void *arg)
     j->n = app->n_pw_sets;
     if (crypto_password_dummy(&app->argon2, j->cur_phc) != 0)
         j->cur_phc[0] = '\0';
-    for (size_t i = 0; i < j->n; i++)
-        if (crypto_password_dummy(&app->pw_sets[i], j->phc[i]) != 0)
+    /* Settings already estimated at the cap are not timed: the padding can
+     * go no higher, and they may ask for gigabytes. */
+    for (size_t i = 0; i < j->n; i++) {
+        bool capped = estimate(&app->argon2, &app->pw_sets[i]) >= PCT_MAX;
+        if (capped || crypto_password_dummy(&app->pw_sets[i], j->phc[i]) != 0)
             j->phc[i][0] = '\0';
+    }
     return &j->base;
 }

@@ -169,6 +169,9 @@ int crypto_password_verify(const char *phc, const char *pw, size_t n,
 /** Whether `phc` is an argon2id string made with exactly `params` (a check
  *  of it costs what a check under the current settings costs). Any thread. */
 bool crypto_password_same_params(const char *phc, const struct crypto_argon2 *params);
+/** Lower the calling thread to nice 10, once per thread: password work
+ *  on the pool must leave the CPU to the event loop. Pool threads. */
+void crypto_password_background(void);
 /** What every PHC string this build makes or accepts starts with; its
  *  parameters ("m=M,t=T,p=P") follow up to the next '$'. */
 #define CRYPTO_PHC_PREFIX "$argon2id$v=19$"
@@ -182,8 +185,9 @@ int crypto_password_params(const char *text, struct crypto_argon2 *out);
 int crypto_password_dummy(const struct crypto_argon2 *params, char phc[CRYPTO_PHC_MAX]);
 /** How long one check of a wrong password against `phc` takes here, in
  *  milliseconds, on the calling thread (which it blocks that long). 0 only
- *  when the check ran to its end (the password did not match); ERR_NOMEM,
- *  or ERR_CRYPTO for a string libargon2 refuses. Any thread (no PSA). */
+ *  when the check ran to its end (the password did not match); ERR_INVALID
+ *  for NULL or an unterminated string, ERR_NOMEM, or ERR_CRYPTO for a
+ *  string libargon2 refuses. Any thread (no PSA). */
 int crypto_password_check_ms(const char *phc, uint64_t *ms);
 
 #endif

@@ -15,6 +15,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <argon2.h>
 #include <mbedtls/base64.h>
@@ -186,6 +187,18 @@ int crypto_password_check_ms(const char *phc, uint64_t *ms)
     if (rc == ARGON2_MEMORY_ALLOCATION_ERROR)
         return ERR_NOMEM;
     return rc == ARGON2_VERIFY_MISMATCH ? 0 : ERR_CRYPTO;   /* anything else did not run the whole check */
+}
+
+/* argon2id runs at nice 10: on a small box a login storm must not take the
+ * CPU from the event loop (every other client). Once per pool thread; the
+ * thread's other jobs (checkpoints, audit syncs) are background work too. */
+void crypto_password_background(void)
+{
+    static _Thread_local bool lowered;
+    /* Linux: PRIO_PROCESS with 0 is the calling thread (nice is per thread);
+     * seccomp allows no other target. */
+    if (!lowered && setpriority(PRIO_PROCESS, 0, 10) == 0)
+        lowered = true;
 }
 
 bool crypto_password_same_params(const char *phc, const struct crypto_argon2 *params)

@@ -109,11 +109,6 @@ struct http_job {
      * begin: `done` must then change nothing and answer itself (a 503,
      * route_refuse_busy()), unless its work already made the change. */
     bool refused;
-    /* Set by `work` when its answer must not leave before this time
-     * (utc_monotonic_ms; 0: at once): a failed login is padded so its time
-     * does not tell whether the name exists. The server waits for it on the
-     * loop, with the job's pool slot already free for the next one. */
-    uint64_t not_before_ms;
 };
 
 /** A response being built by a handler. */

@@ -1,9 +1,7 @@
 /*
  * server_jobs.c - the handler job queue: work a handler deferred (password
  * hashing) runs on libuv's thread pool, at most SERVER_JOBS_MAX at once, the
- * rest waiting in arrival order. A job may ask that its answer wait until
- * a given time (a padded failed login); it waits on a loop timer after its
- * slot has gone to the next job.
+ * rest waiting in arrival order.
  *
  * Owns the job requests and the wait list in struct server; a job's
  * connection stays server.c's, pinned by one handle count while its job
@@ -17,7 +15,6 @@
 #include "server_int.h"
 #include "err.h"
 #include "log.h"
-#include "utc.h"
 
 #include <stdlib.h>
 #include <uv.h>
@@ -32,7 +29,6 @@
 
 struct job_req {
     uv_work_t req;
-    uv_timer_t wait;           /* until the job's not_before_ms, if any */
     struct conn *conn;
     struct http_job *job;
     struct job_req *next;      /* in server.jobs_wait */
@@ -79,12 +75,17 @@ static void job_next(struct server *s)
     server_conn_release(c);
 }
 
-/* Answer, then carry on with the connection, unless it closed meanwhile
- * (the job still finishes so its effects are consistent). */
-static void job_answer(struct job_req *j)
+/* Back on the loop: answer, then carry on with the connection, unless it
+ * closed meanwhile (the job still finishes so its effects are consistent). */
+static void job_after(uv_work_t *req, int status)
 {
+    (void)status;
+    struct job_req *j = req->data;
     struct conn *c = j->conn;
+    struct server *s = c->srv;
     free(j);
+    s->jobs_running--;
+    job_next(s);             /* the longest waiter first, then this one's next */
     c->job_running = false;
     if (c->closing)   /* the client is gone: what it pipelined must not run */
         http_conn_discard_input(c->http);
@@ -101,38 +102,6 @@ static void job_answer(struct job_req *j)
         }
     }
     server_conn_release(c);
-}
-
-static void job_wait_closed(uv_handle_t *h)
-{
-    job_answer(h->data);
-}
-
-static void job_wait_over(uv_timer_t *t)
-{
-    uv_close((uv_handle_t *)t, job_wait_closed);
-}
-
-/* Back on the loop: the pool slot goes to the longest waiter first. The
- * answer follows at once, or when the job's not_before_ms comes: a padded
- * answer must not hold a slot (that would let failed logins of made-up
- * names queue everyone else's behind their padding). */
-static void job_after(uv_work_t *req, int status)
-{
-    (void)status;
-    struct job_req *j = req->data;
-    struct server *s = j->conn->srv;
-    s->jobs_running--;
-    job_next(s);
-    uint64_t now = utc_monotonic_ms(), at = j->job->not_before_ms;
-    if (at > now && uv_timer_init(&s->loop, &j->wait) == 0) {
-        j->wait.data = j;
-        if (uv_timer_start(&j->wait, job_wait_over, at - now, 0) == 0)
-            return;
-        uv_close((uv_handle_t *)&j->wait, job_wait_closed);   /* cannot happen: answer now */
-        return;
-    }
-    job_answer(j);
 }
 
 /* Every slot is taken: wait at the tail. The debug line is what tests wait
