@@ -23,6 +23,7 @@
 
 #include <sqlite3.h>
 
+#include "app.h"
 #include "err.h"
 #include "store.h"
 
@@ -1545,6 +1546,72 @@ Test(store, the_stored_hashes_settings_are_listed_once_each, .init = setup, .fin
     cr_assert_eq(store_user_param_sets(s, "$scrypt$", collect_set, &none), 0);
     cr_assert_eq(none.n, 0);
     cr_assert_eq(store_user_param_sets(s, "", collect_set, &none), ERR_INVALID);
+    store_close(s);
+}
+
+/* A user whose hash has the parameters text `params`. */
+static void add_hash_params(struct store *s, const char *name, const char *params)
+{
+    char phc[128];
+    snprintf(phc, sizeof(phc), "$argon2id$v=19$%s$c2FsdHNhbHRzYWx0c2FsdA$aGFzaA", params);
+    int64_t id;
+    cr_assert_eq(store_user_insert(s, name, "user", phc, 1, &id), 0);
+}
+
+/* Start-up keeps, for the timing job, the stored settings that may cost
+ * more than the current ones, costliest first (m x t), without the current
+ * settings or ones that cannot cost more (raised since: no m or t higher, p
+ * not lower), and pads from the costliest's estimate. */
+Test(store, start_up_keeps_the_costlier_stored_password_settings_costliest_first, .init = setup, .fini = teardown)
+{
+    struct store *s = open_db();
+    static const char *const sets[] = {
+        "m=19456,t=2,p=1",   /* current */
+        "m=19456,t=1,p=1",   /* cheaper */
+        "m=9728,t=2,p=2",    /* cheaper */
+        "m=19456,t=2,p=2",   /* more lanes: not costlier */
+        "m=19456,t=8,p=1",   /* 400% */
+        "m=65536,t=3,p=1",   /* 505% */
+        "m=19456,t=3,p=1",   /* 150% */
+        "m=19456,t=2,p=1,x", /* not argon2id parameters */
+    };
+    char name[16];
+    for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
+        snprintf(name, sizeof(name), "p%zu", i);
+        add_hash_params(s, name, sets[i]);
+    }
+    struct app app = { .store = s, .argon2 = { 19456, 2, 1 } };
+    char err[128] = "";
+    cr_assert_eq(app_passwords_open(&app, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(app.n_pw_sets, 3);
+    cr_assert(app.pw_sets[0].m_kib == 65536 && app.pw_sets[0].t == 3);
+    cr_assert(app.pw_sets[1].m_kib == 19456 && app.pw_sets[1].t == 8);
+    cr_assert(app.pw_sets[2].m_kib == 19456 && app.pw_sets[2].t == 3);
+    cr_assert_eq(atomic_load(&app.fail_pct), 505);
+    store_close(s);
+}
+
+/* At most APP_PW_SETS settings are kept: the costliest; none, and no
+ * padding, when every hash uses the current settings. */
+Test(store, start_up_keeps_at_most_the_costliest_eight_settings, .init = setup, .fini = teardown)
+{
+    struct store *s = open_db();
+    struct app app = { .store = s, .argon2 = { 19456, 2, 1 } };
+    char name[16], params[64], err[128] = "";
+    add_hash_params(s, "current", "m=19456,t=2,p=1");
+    cr_assert_eq(app_passwords_open(&app, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(app.n_pw_sets, 0);
+    cr_assert_eq(atomic_load(&app.fail_pct), 100);
+    for (unsigned t = 20; t < 30; t++) {
+        snprintf(name, sizeof(name), "q%u", t);
+        snprintf(params, sizeof(params), "m=19456,t=%u,p=1", t);
+        add_hash_params(s, name, params);
+    }
+    cr_assert_eq(app_passwords_open(&app, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(app.n_pw_sets, APP_PW_SETS);
+    for (size_t i = 0; i < APP_PW_SETS; i++)     /* t=29 down to t=22 */
+        cr_assert_eq(app.pw_sets[i].t, 29 - i, "set %zu: t=%u", i, app.pw_sets[i].t);
+    cr_assert_eq(atomic_load(&app.fail_pct), 1450, "t=29 against t=2");
     store_close(s);
 }
 
