@@ -34,10 +34,10 @@ struct tls_ctx {
     mbedtls_x509_crt chain;
     mbedtls_pk_context key;
     mbedtls_ssl_ticket_context ticket;
-    uint64_t tickets_accepted;    /* sessions resumed from a ticket */
-    /* The handshake step running now (loop thread only), for the ticket
-     * callback, which mbedTLS gives no connection: its version decides. */
-    const mbedtls_ssl_context *handshaking;
+    /* The connection whose handshake step runs now (loop thread only), for
+     * the ticket callback, which mbedTLS gives no connection: its version
+     * decides, and it is marked resumed when its ticket is taken. */
+    struct tls_conn *handshaking;
 };
 
 struct tls_conn {
@@ -160,11 +160,11 @@ static bool resumable(const mbedtls_ssl_session *session)
  * TLS 1.2 (an abbreviated handshake). No handshake running: no. */
 static bool in_tls13(const struct tls_ctx *ctx)
 {
-    return ctx->handshaking && mbedtls_ssl_get_version_number(ctx->handshaking) == MBEDTLS_SSL_VERSION_TLS1_3;
+    return ctx->handshaking && mbedtls_ssl_get_version_number(&ctx->handshaking->ssl) == MBEDTLS_SSL_VERSION_TLS1_3;
 }
 
-/* mbedTLS gives the ticket callback no session handle, so count accepted
- * tickets here; a handshake step during which the count moved resumed. */
+/* mbedTLS gives the ticket callback no session handle: the connection
+ * whose handshake step runs is the one resumed when its ticket is taken. */
 static int ticket_parse(void *arg, mbedtls_ssl_session *session, unsigned char *buf, size_t len)
 {
     struct tls_ctx *ctx = arg;
@@ -172,7 +172,7 @@ static int ticket_parse(void *arg, mbedtls_ssl_session *session, unsigned char *
     if (rc == 0 && (!resumable(session) || !in_tls13(ctx)))
         rc = MBEDTLS_ERR_SSL_INVALID_MAC;   /* read as "no ticket": a full handshake */
     if (rc == 0)
-        ctx->tickets_accepted++;
+        ctx->handshaking->resumed = true;   /* in_tls13(): not NULL */
     return rc;
 }
 
@@ -350,12 +350,9 @@ int tls_conn_handshake(struct tls_conn *c)
 {
     if (c->handshake_done)
         return 0;
-    uint64_t before = c->ctx->tickets_accepted;
-    c->ctx->handshaking = &c->ssl;
+    c->ctx->handshaking = c;
     int rc = mbedtls_ssl_handshake(&c->ssl);
     c->ctx->handshaking = NULL;
-    if (c->ctx->tickets_accepted != before)
-        c->resumed = true;
     if (rc == 0) {
         c->handshake_done = true;
         return 0;
