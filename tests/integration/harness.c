@@ -33,7 +33,7 @@ const char *harness_bin(void)
     return bin;
 }
 
-static long now_ms(void)
+long harness_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -43,13 +43,13 @@ static long now_ms(void)
 /* Wait for `pid` at most `ms`; returns exit status, -signal, or -1000 on timeout. */
 static int wait_exit(pid_t pid, long ms)
 {
-    long deadline = now_ms() + ms;
+    long deadline = harness_now_ms() + ms;
     for (;;) {
         int st;
         pid_t r = waitpid(pid, &st, WNOHANG);
         if (r == pid)
             return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
-        if (r < 0 || now_ms() > deadline)
+        if (r < 0 || harness_now_ms() > deadline)
             return -1000;
         /* Polling a child's exit: waitpid has no timeout form. */
         struct timespec ts = { 0, 5 * 1000 * 1000 };
@@ -218,9 +218,9 @@ void harness_start(struct server *s)
     int nfd = notify_socket(s);
     s->port = 0;
     s->pid = spawn(s, (const char *[]){ "serve", NULL });
-    long deadline = now_ms() + WAIT_MS;
+    long deadline = harness_now_ms() + WAIT_MS;
     while (s->port == 0) {
-        long left = deadline - now_ms();
+        long left = deadline - harness_now_ms();
         cr_assert_gt(left, 0, "notesd did not become ready in time:\n%s", harness_stderr(s));
         struct pollfd p = { .fd = nfd, .events = POLLIN };
         int r = poll(&p, 1, (int)(left < 200 ? left : 200));

@@ -53,6 +53,8 @@ int harness_stop(struct server *s);
 void harness_cleanup(struct server *s);
 /** The server's stderr so far, NUL-terminated (caller frees). */
 char *harness_stderr(const struct server *s);
+/** CLOCK_MONOTONIC in milliseconds: for timing what the server does. */
+long harness_now_ms(void);
 /** How many times the server's stderr says `what` so far. */
 size_t harness_log_count(const struct server *s, const char *what);
 /** Wait (bounded by `secs`, asserting) until the server's stderr says

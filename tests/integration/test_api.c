@@ -2200,11 +2200,9 @@ Test(auth, login_rehashes_when_argon2_parameters_were_raised, .init = start_open
 
 static long elapsed_login_ms(const char *name)
 {
-    struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
+    long t0 = harness_now_ms();
     cr_assert_eq(login_status(name, "wrong-password-entirely"), 401);
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    return (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+    return harness_now_ms() - t0;
 }
 
 static int cmp_long(const void *x, const void *y)
@@ -2302,13 +2300,6 @@ static void start_limited(void)
     harness_start(&srv);
 }
 
-static long now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 /* The same request on k, as fast as the answers come, until one is not
  * `ok` (it stays in k->r) or `max` were; returns how many were `ok`. *ms
  * runs from before the first request to after the last answer. One kept
@@ -2316,11 +2307,11 @@ static long now_ms(void)
 static int ka_until_refused(struct keepalive *k, const char *method, const char *path, const char *auth,
                             const char *body, long ok, int max, long *ms)
 {
-    long t0 = now_ms();
+    long t0 = harness_now_ms();
     int n = 0;
     while (n < max && ka_send(k, method, path, auth, body) == ok)
         n++;
-    *ms = now_ms() - t0;
+    *ms = harness_now_ms() - t0;
     return n;
 }
 
@@ -2383,7 +2374,7 @@ static bool held(long status, long late, long since, long delay_ms, const char *
 {
     if (status == 429)
         return true;
-    long after = now_ms() - since;
+    long after = harness_now_ms() - since;
     cr_assert_eq(status, late, "%s: got %ld", what, status);
     cr_assert_geq(after, delay_ms, "%s was let through %ld ms after the failure began (delay %ld ms)", what,
                   after, delay_ms);
@@ -2411,7 +2402,7 @@ static long ten_failed_logins(struct keepalive *k, const char *name)
     char *bad = cred_body(name, "not-the-password-at-all");
     long began = 0;
     for (int i = 0; i < 10; i++) {
-        began = now_ms();
+        began = harness_now_ms();
         cr_assert_eq(ka_send(k, "POST", "/v1/auth/login", NULL, bad), 401, "failure %d: %s", i, k->r.body);
     }
     free(bad);
@@ -2462,7 +2453,7 @@ static long ten_wrong_current(struct keepalive *k, const char *auth, const char 
 {
     long began = 0;
     for (int i = 0; i < 10; i++) {
-        began = now_ms();
+        began = harness_now_ms();
         long st = i < 5 ? ka_send(k, "POST", "/v1/auth/password", auth, change)
                         : ka_send(k, "DELETE", "/v1/me", auth, "{\"password\":\"not-the-password-at-all\"}");
         cr_assert_eq(st, 403, "wrong current password %d: %s", i, k->r.body);
@@ -2483,7 +2474,7 @@ static bool guesses_wait_owner_logs_in(struct keepalive *k, const char *name, co
     char *right = body2("current_password", *pw, "new_password", *next), *cred = cred_body(name, *pw);
     long since = ten_wrong_current(k, auth, wrong), delay = 1000;
     for (int i = 0; i < 4; i++, delay *= 2) {   /* 1, 2, 4, 8 s */
-        long began = now_ms();
+        long began = harness_now_ms();
         if (held(ka_send(k, "POST", "/v1/auth/password", auth, wrong), 403, since, delay, "a wrong guess"))
             break;
         since = began;
@@ -2575,7 +2566,7 @@ Test(limits, note_writes_are_limited_per_user, .init = start_throttled, .fini = 
     char *body = note_body("t", "c");
     struct keepalive k;
     ka_open(&k);
-    long t0 = now_ms(), ms;
+    long t0 = harness_now_ms(), ms;
     int passed = ka_until_refused(&k, "POST", "/v1/notes", auth, body, 201, 10, &ms);
     assert_bucket(&k, passed, ms, 2, 1, "POST /v1/notes");
     /* Reads are not write-limited. The refusal left less than one token, so
@@ -2586,7 +2577,7 @@ Test(limits, note_writes_are_limited_per_user, .init = start_throttled, .fini = 
     do {
         cr_assert_eq(ka_send(&k, "GET", "/v1/notes", auth, NULL), 200, "read %d after the write limit", reads + 1);
         reads++;
-        since = now_ms() - t0;
+        since = harness_now_ms() - t0;
     } while (reads < 20 && reads < 2 + since / 1000);
     cr_assert_geq(reads, 2 + since / 1000, "%d reads in %ld ms: too slow to tell", reads, since);
     ka_close(&k);
