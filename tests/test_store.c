@@ -1615,6 +1615,25 @@ Test(store, start_up_keeps_at_most_the_costliest_eight_settings, .init = setup, 
     store_close(s);
 }
 
+/* The padding has a ceiling, 100x a current check, and settings a login
+ * would refuse at once (past the argon2 ceilings) are not kept: they cost
+ * nothing to check, so there is nothing to pad for. */
+Test(store, start_up_caps_the_padding_and_leaves_out_settings_past_the_ceilings, .init = setup, .fini = teardown)
+{
+    struct store *s = open_db();
+    add_hash_params(s, "huge", "m=4194304,t=2,p=1");     /* 215x: the cap */
+    add_hash_params(s, "toolong", "m=19456,t=101,p=1");  /* t past the ceiling */
+    add_hash_params(s, "toomany", "m=19456,t=8,p=17");   /* p past the ceiling */
+    add_hash_params(s, "toobig", "m=4194305,t=2,p=1");   /* m past the ceiling */
+    struct app app = { .store = s, .argon2 = { 19456, 2, 1 } };
+    char err[128] = "";
+    cr_assert_eq(app_passwords_open(&app, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(app.n_pw_sets, 1);
+    cr_assert_eq(app.pw_sets[0].m_kib, CRYPTO_ARGON2_M_MAX);
+    cr_assert_eq(atomic_load(&app.fail_pct), 10000, "100x a current check at most");
+    store_close(s);
+}
+
 /* A database of schema 1 (before password_gen) opens at schema 2 with its
  * accounts intact, each at generation 1. */
 Test(store, a_schema_1_database_migrates_with_its_accounts_at_generation_1, .init = setup, .fini = teardown)
