@@ -371,7 +371,7 @@ static int verify(void)
     size_t report_len = 0;
     FILE *f = open_memstream(&report, &report_len);
     check(f != NULL, "open_memstream");
-    int rc = audit_verify_dir(dir, crypto, f);
+    int rc = audit_verify_dir(dir, crypto, NULL, f);
     check(fclose(f) == 0, "fclose report");
     check(rc == 0 || rc == ERR_INVALID, "audit_verify_dir returned other than 0 or ERR_INVALID");
     check(report_len > 0 && report[report_len - 1] == '\n', "the report does not end a line");

@@ -225,9 +225,17 @@ void audit_close(struct audit *a);
  * interrupted write (explained at FILE:LINE)").
  * 0 when the chain verifies; ERR_INVALID at the first problem (also for a
  * directory holding no audit line); ERR_IO when a file cannot be read.
+ * With `anchor` (NULL: none), also that the chain still holds the anchored
+ * line (struct audit_anchor, below): ERR_INVALID when it ends before that
+ * seq ("missing line(s) after") or holds another line there ("changed").
+ * An anchor before the kept log (pruned on record) is checked against the
+ * first kept line's prev or a prune record's last_hash where one names its
+ * seq, else noted and not checked.
  * Blocking; a CLI command (uses PSA).
  */
-int audit_verify_dir(const char *dir, const struct crypto *crypto, FILE *report);
+struct audit_anchor;
+int audit_verify_dir(const char *dir, const struct crypto *crypto, const struct audit_anchor *anchor,
+                     FILE *report);
 
 /** A line of the trail remembered elsewhere (its seq and the SHA-256 of the
  *  line): the OK report ends in "anchor SEQ:HEX" for the newest line. A
@@ -248,12 +256,6 @@ void audit_anchor_format(const struct audit_anchor *an, char out[AUDIT_ANCHOR_TE
  *  NOTES_AUDIT_SYNC=off, of the newest line written. False before a sync
  *  of this process covered any line. */
 bool audit_anchor_now(const struct audit *a, struct audit_anchor *out);
-/** audit_verify_dir(), and with `anchor` (NULL: none) also that the chain
- *  still holds the anchored line: ERR_INVALID when it ends before that seq
- *  ("missing line(s) after") or holds another line there ("changed"). An
- *  anchor before the kept log (pruned on record) is checked against the
- *  first kept line's prev or a prune record's last_hash where one names
- *  its seq, else noted and not checked. seq 0 names no line. */
-int audit_verify(const char *dir, const struct crypto *crypto, const struct audit_anchor *anchor, FILE *report);
+
 
 #endif

@@ -522,12 +522,8 @@ static int check_anchor(const struct verifier *v, FILE *report)
     return 0;
 }
 
-int audit_verify_dir(const char *dir, const struct crypto *crypto, FILE *report)
-{
-    return audit_verify(dir, crypto, NULL, report);
-}
-
-int audit_verify(const char *dir, const struct crypto *crypto, const struct audit_anchor *anchor, FILE *report)
+int audit_verify_dir(const char *dir, const struct crypto *crypto, const struct audit_anchor *anchor,
+                     FILE *report)
 {
     struct verifier v = { .crypto = crypto, .out = report, .anchor = anchor };
     int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -383,7 +383,7 @@ int cli_audit(int argc, char **argv, char *const *envp)
     if (crypto_new(&crypto, &cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "notesd: %s\n", err);
     } else {
-        int rc = audit_verify(dir ? dir : cfg.audit_dir, crypto, anchored ? &anchor : NULL, stdout);
+        int rc = audit_verify_dir(dir ? dir : cfg.audit_dir, crypto, anchored ? &anchor : NULL, stdout);
         status = rc == 0 ? 0 : rc == ERR_INVALID ? 1 : EX_IOERR;
     }
     crypto_free(crypto);

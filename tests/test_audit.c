@@ -197,7 +197,7 @@ static int verify(char **report)
     size_t n = 0;
     FILE *f = open_memstream(report, &n);
     cr_assert_not_null(f);
-    int rc = audit_verify_dir(dir, crypto, f);
+    int rc = audit_verify_dir(dir, crypto, NULL, f);
     fclose(f);
     return rc;
 }
@@ -1236,7 +1236,7 @@ static int verify_anchored(const char *anchor, char **report)
     size_t n = 0;
     FILE *f = open_memstream(report, &n);
     cr_assert_not_null(f);
-    int rc = audit_verify(dir, crypto, &an, f);
+    int rc = audit_verify_dir(dir, crypto, &an, f);
     fclose(f);
     return rc;
 }
