@@ -8,11 +8,8 @@
  * Argon2 tests are few on purpose: each hash or verify costs ~50 ms.
  */
 #include <criterion/criterion.h>
-#include <malloc.h>
-#include <signal.h>
 
 #include <argon2.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,12 +20,9 @@
 #include <mbedtls/md.h>
 #include <mbedtls/platform.h>
 #include <stdint.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "crypto.h"
 #include "err.h"
-#include "tls.h"
 
 #define BUF_MAX (1u << 20)
 
@@ -796,113 +790,3 @@ Test(crypto, stronger_stored_parameters_are_rehashed_to_the_current_ones)
     cr_assert_eq(crypto_password_verify(phc, "correct horse", 13, &stronger, &rehash), 0);
     cr_assert_not(rehash, "the same settings");
 }
-
-/* ---- mbedTLS's memory (tls_mem.c) ---------------------------------------- */
-
-/* Small blocks come from calloc and go back to free(); large ones are
- * mappings and are unmapped. A block returned the wrong way aborts (glibc)
- * or is reported (ASan). */
-Test(tls_mem, each_block_goes_back_where_it_came_from)
-{
-    cr_assert_eq(tls_mem_install(), 0);
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    void *small[64], *big[8];
-    for (size_t i = 0; i < 64; i++) {
-        small[i] = mbedtls_calloc(1, 8 + i * 97);
-        cr_assert_not_null(small[i]);
-        memset(small[i], 0xa5, 8 + i * 97);
-    }
-    for (size_t i = 0; i < 8; i++) {
-        big[i] = mbedtls_calloc(1, 16384 + i * 1000);
-        cr_assert_not_null(big[i]);
-        cr_assert_eq((uintptr_t)big[i] % page, 0, "a large block is not a mapping");
-        memset(big[i], 0x5a, 16384 + i * 1000);
-    }
-    for (size_t i = 0; i < 64; i++) {
-        mbedtls_free(small[i]);
-        if (i % 8 == 0) {
-            void *b = big[i / 8];
-            mbedtls_free(b);
-            errno = 0;
-            cr_assert_eq(msync(b, page, MS_ASYNC), -1, "a freed large block is still mapped");
-            cr_assert_eq(errno, ENOMEM);
-        }
-    }
-}
-
-/* Small blocks are kept on per-thread lists for reuse: one handed out again
- * is zeroed like calloc's, and blocks alive at once never share bytes. */
-Test(tls_mem, reused_small_blocks_are_zeroed_and_never_shared)
-{
-    cr_assert_eq(tls_mem_install(), 0);
-    enum { N = 300 };
-    static uint8_t *blk[N];
-    static size_t len[N];
-    for (int round = 0; round < 3; round++) {
-        for (size_t i = 0; i < N; i++) {
-            len[i] = (i * 37 + (size_t)round * 11) % 300;   /* 0..299: every class and past the last */
-            blk[i] = mbedtls_calloc(1, len[i]);
-            cr_assert_not_null(blk[i]);
-            for (size_t k = 0; k < len[i]; k++)
-                cr_assert_eq(blk[i][k], 0, "round %d block %zu byte %zu is not zero", round, i, k);
-            memset(blk[i], (int)(i & 0xff), len[i]);
-        }
-        for (size_t i = 0; i < N; i++)
-            for (size_t k = 0; k < len[i]; k++)
-                cr_assert_eq(blk[i][k], (uint8_t)(i & 0xff), "block %zu was overwritten by another", i);
-        for (size_t i = 0; i < N; i++)
-            mbedtls_free(blk[i]);
-    }
-}
-
-/* Under ASan the lists are off and ASan itself reports a double free. */
-#if !defined(__SANITIZE_ADDRESS__)
-Test(tls_mem, a_block_freed_twice_aborts, .signal = SIGABRT)
-{
-    cr_assert_eq(tls_mem_install(), 0);
-    void *p = mbedtls_calloc(1, 40);
-    cr_assert_not_null(p);
-    mbedtls_free(p);
-    mbedtls_free(p);
-}
-
-/* A stale write into a block on a list (a use after free) must not steer
- * the next allocation: the link no longer decodes to what the list holds. */
-Test(tls_mem, a_freed_block_written_to_aborts_the_next_allocation, .signal = SIGABRT)
-{
-    cr_assert_eq(tls_mem_install(), 0);
-    uint8_t *p = mbedtls_calloc(1, 72);
-    cr_assert_not_null(p);
-    mbedtls_free(p);                     /* the only block on its list */
-    memset(p, 0x41, 8);
-    (void)mbedtls_calloc(1, 72);
-}
-
-/* Freed blocks kept for reuse are bounded (64 per class and thread): what
- * is freed past that goes back to malloc, so a burst cannot pin memory. */
-Test(tls_mem, at_most_64_freed_blocks_of_a_class_are_kept)
-{
-    cr_assert_eq(tls_mem_install(), 0);
-    enum { N = 1000, LEN = 40 };
-    static void *blk[N];
-    size_t before = mallinfo2().uordblks;
-    for (size_t i = 0; i < N; i++) {
-        blk[i] = mbedtls_calloc(1, LEN);
-        cr_assert_not_null(blk[i]);
-    }
-    size_t live = mallinfo2().uordblks - before;
-    for (size_t i = 0; i < N; i++)
-        mbedtls_free(blk[i]);
-    size_t each = (live + N - 1) / N, kept = mallinfo2().uordblks - before;
-    cr_assert_gt(kept, 0, "nothing was kept for reuse");
-    cr_assert_leq(kept, 64 * each, "%zu bytes kept after freeing %d blocks of %zu", kept, N, each);
-}
-
-Test(tls_mem, a_pointer_that_never_came_from_here_aborts, .signal = SIGABRT)
-{
-    cr_assert_eq(tls_mem_install(), 0);
-    void *p = malloc(40);
-    cr_assert_not_null(p);
-    mbedtls_free(p);
-}
-#endif

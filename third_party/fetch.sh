@@ -109,6 +109,8 @@ build_mbedtls() {
         CFLAGS="$hardening_cflags -I$here -DMBEDTLS_CONFIG_FILE='<notesd_mbedtls_config.h>'" \
         >"$out/mbedtls-build.log" 2>&1 || die "mbedTLS build failed (see $out/mbedtls-build.log)"
     cp -r "$src/include/mbedtls" "$src/include/psa" "$prefix/include/"
+    # mbedtls/ecdh.h includes everest/everest.h (MBEDTLS_ECDH_VARIANT_EVEREST_ENABLED)
+    cp -r "$src/3rdparty/everest/include/everest" "$prefix/include/"
     cp "$src/library/libmbedtls.a" "$src/library/libmbedx509.a" "$src/library/libmbedcrypto.a" "$prefix/lib/"
 }
 
