@@ -653,6 +653,17 @@ static void ka_open(struct keepalive *k)
     curl_easy_setopt(k->c, CURLOPT_TIMEOUT_MS, 10000L);
 }
 
+/* The same from another loopback source address (127.0.0.0/8 is all the
+ * loopback interface; the server still listens on 127.0.0.1 only): a second
+ * client address for the per-address limits. */
+static void ka_open_from(struct keepalive *k, const char *source)
+{
+    ka_open(k);
+    char iface[64];
+    snprintf(iface, sizeof(iface), "host!%s", source);
+    cr_assert_eq(curl_easy_setopt(k->c, CURLOPT_INTERFACE, iface), CURLE_OK);
+}
+
 static void ka_close(struct keepalive *k)
 {
     response_free(&k->r);
@@ -2554,6 +2565,46 @@ Test(limits, wrong_current_passwords_are_throttled_apart_from_logins,
     cr_assert(shown, "three rounds each came too late after the tenth failed login to tell");
     free(tok);
     ka_close(&k);
+}
+
+/* Rate limits on with the shipped login and register limits (5 a minute,
+ * burst 5), the per-address request limit out of the way. */
+static void start_auth_limited(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    harness_prepare(&srv);
+    harness_setenv(&srv, "NOTES_REGISTRATION", "open");
+    harness_setenv(&srv, "NOTES_RATE_LIMITS", "on");
+    harness_setenv(&srv, "NOTES_RATE_IP", "1000");
+    harness_setenv(&srv, "NOTES_RATE_IP_BURST", "1000");
+    harness_start(&srv);
+}
+
+/* A stranger who spends a username's login limit with wrong passwords must
+ * not lock its owner out: from another address the owner's right password
+ * gets in at once. Guessing from many addresses is bounded by the account's
+ * failure throttle, which counts every address. */
+Test(limits, failed_logins_from_another_address_do_not_lock_the_owner_out, .init = start_auth_limited,
+     .fini = finish, .timeout = 120)
+{
+    char name[40];
+    harness_marker(name, sizeof(name), "owner");
+    register_user(name, PW1);
+    char *bad = cred_body(name, "not-the-password-at-all"), *good = cred_body(name, PW1);
+    struct keepalive stranger, owner;
+    ka_open_from(&stranger, "127.0.0.2");
+    int failed = 0;
+    while (failed < 10 && ka_send(&stranger, "POST", "/v1/auth/login", NULL, bad) == 401)
+        failed++;
+    cr_assert_eq(stranger.r.status, 429, "the stranger was never limited (%d failures): %s", failed,
+                 stranger.r.body);
+    ka_open(&owner);
+    cr_assert_eq(ka_send(&owner, "POST", "/v1/auth/login", NULL, good), 200,
+                 "%d failed logins from another address locked the owner out: %s", failed, owner.r.body);
+    ka_close(&owner);
+    ka_close(&stranger);
+    free(good);
+    free(bad);
 }
 
 Test(limits, note_writes_are_limited_per_user, .init = start_throttled, .fini = finish)
