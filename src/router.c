@@ -259,8 +259,9 @@ static int authenticate(struct route_ctx *ctx)
 
 static bool is_json(const struct http_request *req)
 {
+    /* One field only: with two, which type the body has is not known. */
     const struct http_header *ct = http_find_header(req, "content-type");
-    if (!ct)
+    if (!ct || count_headers(req, "content-type") != 1)
         return false;
     struct slice v = ct->value;
     struct slice base = SLICE_LIT("application/json");

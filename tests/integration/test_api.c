@@ -1117,6 +1117,27 @@ struct vrow {
     const char *detail;    /* substring of that entry's detail, or NULL */
 };
 
+/* Content-Type may appear only once (RFC 9110 §8.3 is no list): a second
+ * one, even the same media type again, means the body's type is not known. */
+Test(validation, a_second_content_type_is_refused, .init = start_open, .fini = finish)
+{
+    char name[40];
+    harness_marker(name, sizeof(name), "ctype");
+    register_user(name, PW1);
+    char *tok = login(name, PW1);
+    const char *second[] = { "Content-Type: text/html", "Content-Type: application/json" };
+    for (size_t i = 0; i < 2; i++) {
+        struct rq q = { .method = "POST", .path = "/v1/notes", .token = tok,
+                        .body = "{\"title\":\"t\",\"content\":\"c\"}", .extra = second[i] };
+        struct response r;
+        do_req(&q, &r);
+        cr_assert_eq(r.status, 415, "application/json and then \"%s\": %ld %s", second[i], r.status, r.body);
+        cr_assert(strstr(r.body, "Content-Type"), "the problem does not name Content-Type: %s", r.body);
+        response_free(&r);
+    }
+    free(tok);
+}
+
 Test(validation, bad_bodies_ids_queries_and_headers, .init = start_open, .fini = finish)
 {
     char name[40];
