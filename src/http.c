@@ -202,12 +202,16 @@ bool http_conn_waiting(const struct http_conn *h)
     return h->waiting;
 }
 
-int http_conn_job_done(struct http_conn *h)
+/* The job's done() makes the answer, or with `refused` set it only frees
+ * the job and a 503 saying `refused` takes the answer's place. */
+static int job_finish(struct http_conn *h, const char *refused, const char *retry_after)
 {
     struct http_job *job = h->res.job;
     h->res.job = NULL;
     h->waiting = false;
     job->done(job, &h->res);
+    if (refused)
+        http_unavailable(&h->res, refused, retry_after);
     int rc = finish_answer(h);
     if (rc)
         return rc;
@@ -217,6 +221,24 @@ int http_conn_job_done(struct http_conn *h)
     rc = http_conn_feed(h, held.data, held.len);
     buf_cleanup_wipe(&held);
     return rc;
+}
+
+int http_conn_job_done(struct http_conn *h)
+{
+    return job_finish(h, NULL, NULL);
+}
+
+int http_conn_refuse_job(struct http_conn *h, const char *detail, const char *retry_after)
+{
+    if (!h->waiting || !h->res.job)
+        return 0;
+    h->res.job->cancelled = true;   /* never ran: done() must change nothing */
+    return job_finish(h, detail, retry_after);
+}
+
+bool http_conn_holds_input(const struct http_conn *h)
+{
+    return h->pending_in.len > 0;
 }
 
 void http_conn_cancel_job(struct http_conn *h)

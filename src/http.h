@@ -181,6 +181,16 @@ bool http_conn_waiting(const struct http_conn *h);
  * the bytes that arrived behind the request. 0 or ERR_NOMEM.
  */
 int http_conn_job_done(struct http_conn *h);
+/**
+ * A job taken with http_conn_take_job() that is not to run (the server is
+ * too busy): it is released as one whose work never ran, a 503 problem
+ * saying `detail` with Retry-After `retry_after` answers its request, and
+ * the bytes behind it are parsed (which may defer again). 0 or ERR_NOMEM.
+ */
+int http_conn_refuse_job(struct http_conn *h, const char *detail, const char *retry_after);
+/** True while input that arrived behind a deferred request is held for
+ *  after its answer. */
+bool http_conn_holds_input(const struct http_conn *h);
 /** Plaintext response bytes waiting to be encrypted; the caller empties it. */
 struct buf *http_conn_output(struct http_conn *h);
 /** True once the connection must close after its output is sent. */

@@ -79,6 +79,7 @@ void server_conn_close(struct conn *c)
         return;
     c->closing = true;
     struct server *s = c->srv;
+    server_conn_cancel_job(c);   /* a job not started yet need not run at all */
     if (c->held)
         unhold(c);
     if (c->prev)
@@ -276,6 +277,16 @@ static void schedule(struct conn *c)
     uv_timer_start(&c->timer, on_timeout, when > now ? when - now : 0, 0);
 }
 
+/* A job waiting for a hashing slot has not started: if its client leaves
+ * (EOF, a reset, close_notify) it is cancelled and never runs. So the
+ * socket is still read then, but only until input arrives behind the
+ * request: that is held (http_conn_holds_input()) and reading stops, as for
+ * a running job, so a pipelining client is held back as before. */
+static bool listening_while_queued(const struct conn *c)
+{
+    return c->job_queued && !http_conn_holds_input(c->http);
+}
+
 /* Read from the socket only while nothing holds us back: a running job
  * (answers stay in order), a response waiting for an audit sync, or a
  * client that is not reading our output. A response waiting for its audit
@@ -287,7 +298,8 @@ void server_conn_update_reading(struct conn *c)
 {
     bool hold_blocks = c->held && (c->srv->cfg->audit_sync == CONFIG_AUDIT_SYNC_ALWAYS ||
                                    tls_conn_unread(c->tls) > 0);
-    bool want = !c->closing && !c->close_after_flush && !c->job_running && !hold_blocks &&
+    bool job_blocks = c->job_running && !(listening_while_queued(c) && tls_conn_unread(c->tls) == 0);
+    bool want = !c->closing && !c->close_after_flush && !job_blocks && !hold_blocks &&
                 uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < WRITE_HIGH_WATER;
     if (want && !c->reading)
         c->reading = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0;
@@ -368,7 +380,7 @@ void server_conn_drive(struct conn *c)
     }
     /* Decrypt and answer until TLS needs more bytes, a job takes over, or
      * the client has too much unread output (then TLS keeps the rest). */
-    while (!http_conn_waiting(c->http) && !c->held &&
+    while ((!http_conn_waiting(c->http) || listening_while_queued(c)) && !c->held &&
            uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < WRITE_HIGH_WATER) {
         size_t got = 0;
         int rc = tls_conn_read(c->tls, s->plain_buf, sizeof(s->plain_buf), &got);

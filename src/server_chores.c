@@ -60,11 +60,12 @@ static void on_chore(uv_timer_t *t)
 
 const int server_reject_statuses[SERVER_REJECT_KINDS] = { 400, 408, 413, 414, 431, 0 };
 
-static void report(struct server *s, const char *event, const char *reason, int status, uint64_t *count)
+static void report(struct server *s, const char *event, enum audit_result result, const char *reason, int status,
+                   uint64_t *count)
 {
     if (*count == 0)
         return;
-    struct audit_event ev = { .event = event, .role = "anonymous", .result = AUDIT_DENY, .status = status,
+    struct audit_event ev = { .event = event, .role = "anonymous", .result = result, .status = status,
                               .reason = reason, .count = *count };
     /* Else kept for the next report. (Queued and then lost to a failed
      * write, the line is counted among the lost events instead.) */
@@ -77,10 +78,13 @@ void server_report_rejects(struct server *s)
     if (!s->app || !s->app->audit)
         return;
     for (size_t i = 0; i < SERVER_REJECT_KINDS; i++)
-        report(s, "http.rejected", server_reject_statuses[i] == 408 ? "timeout" : "framing",
+        report(s, "http.rejected", AUDIT_DENY, server_reject_statuses[i] == 408 ? "timeout" : "framing",
                server_reject_statuses[i], &s->rejected[i]);
-    report(s, "tls.rejected", "handshake", 0, &s->tls_failed);
-    report(s, "conn.refused", "connection_cap", 0, &s->refused);
+    report(s, "tls.rejected", AUDIT_DENY, "handshake", 0, &s->tls_failed);
+    report(s, "conn.refused", AUDIT_DENY, "connection_cap", 0, &s->refused);
+    /* Refused for the server's load, not for the request: an error, as the
+     * router's request.refused lines are, but summed up like these. */
+    report(s, "request.refused", AUDIT_ERROR, "hashing_busy", 503, &s->jobs_refused);
 }
 
 static void on_report_timer(uv_timer_t *t)

@@ -19,6 +19,12 @@
 
 #define SERVER_IP_BUCKETS 1024
 #define READ_CHUNK (16 * 1024)         /* one TLS record at most per read */
+/* Handler jobs waiting for a hashing slot (server_jobs.c), over all
+ * connections; past it a request whose job would wait is answered 503.
+ * Two slots drain 64 jobs in about 32 checks (a few seconds at the default
+ * cost): a legitimate login behind a full queue still gets in within its
+ * client's patience, while a flood pins at most 64 connections' state. */
+#define SERVER_JOBS_WAIT_MAX 64
 
 /** One remote address with open connections. */
 struct server_ip {
@@ -83,7 +89,8 @@ struct conn {
     unsigned writes_pending;
     bool closing;
     bool close_after_flush;
-    bool job_running;
+    bool job_running;           /* waiting for a slot (then job_queued) or running */
+    struct job_req *job_queued; /* its place in server.jobs_wait, not started */
     bool reading;
     bool held;                  /* a response waits for its audit line */
     bool finish_when_released;  /* conn_finish() came while held */
@@ -109,7 +116,7 @@ struct server {
     /* Handler jobs (password hashing) on the pool: at most SERVER_JOBS_MAX
      * at once, the rest wait here in arrival order (server_jobs.c). */
     unsigned jobs_running, jobs_waiting;
-    struct job_req *jobs_wait, *jobs_wait_tail;
+    TAILQ_HEAD(job_list, job_req) jobs_wait;
     const struct config *cfg;
     struct tls_ctx *tls;
     const struct http_limits *limits;
@@ -119,6 +126,7 @@ struct server {
     /* Refusals at the edge, counted and written to the audit trail as one
      * line per kind and period (never one line per hostile byte). */
     uint64_t refused;                  /* connections closed at a cap */
+    uint64_t jobs_refused;             /* requests refused at SERVER_JOBS_WAIT_MAX */
     uint64_t tls_failed;               /* closed before the handshake was done */
     uint64_t rejected[SERVER_REJECT_KINDS]; /* by status, server_reject_statuses */
     struct server_ips ips;
@@ -187,6 +195,11 @@ void server_release_held(struct server *s);
  *  0 (also when there is no job), or ERR_NOMEM / ERR_INTERNAL with the job
  *  cancelled: the caller closes the connection. */
 int server_conn_start_job(struct conn *c);
+/** The connection is closing: a job of its still waiting for a slot has
+ *  not started, so it is taken off the queue and cancelled (nothing ran,
+ *  nothing changed) and lets go of the connection. A running job is left
+ *  to finish. */
+void server_conn_cancel_job(struct conn *c);
 
 /* ---- the plain-HTTP redirect listener (server_redirect.c) ---------------- */
 

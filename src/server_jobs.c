@@ -1,7 +1,8 @@
 /*
  * server_jobs.c - the handler job queue: work a handler deferred (password
  * hashing) runs on libuv's thread pool, at most SERVER_JOBS_MAX at once, the
- * rest waiting in arrival order.
+ * rest waiting in arrival order, at most SERVER_JOBS_WAIT_MAX of them (past
+ * that, the request is answered 503).
  *
  * Owns the job requests and the wait list in struct server; a job's
  * connection stays server.c's, pinned by one handle count while its job
@@ -9,8 +10,9 @@
  * everything else here runs on the event loop. It must never run a
  * handler's work on the loop, let a connection read past a request whose
  * job has not answered (answers stay in order), or free a connection before
- * its job is done: a job whose client left still finishes, so its effects
- * are consistent.
+ * its job is done: a started job whose client left still finishes, so its
+ * effects are consistent. A job still waiting when its client leaves has
+ * done nothing yet: it is cancelled and never runs.
  */
 #include "server_int.h"
 #include "err.h"
@@ -31,7 +33,7 @@ struct job_req {
     uv_work_t req;
     struct conn *conn;
     struct http_job *job;
-    struct job_req *next;      /* in server.jobs_wait */
+    TAILQ_ENTRY(job_req) link; /* in server.jobs_wait while waiting */
 };
 
 static void job_after(uv_work_t *req, int status);
@@ -54,13 +56,13 @@ static int job_submit(struct server *s, struct job_req *j)
 /* A pool slot came free: the longest-waiting job takes it. */
 static void job_next(struct server *s)
 {
-    struct job_req *j = s->jobs_wait;
+    struct job_req *j = TAILQ_FIRST(&s->jobs_wait);
     if (!j || s->jobs_running >= SERVER_JOBS_MAX)
         return;
-    s->jobs_wait = j->next;
+    TAILQ_REMOVE(&s->jobs_wait, j, link);
     s->jobs_waiting--;
-    if (!s->jobs_wait)
-        s->jobs_wait_tail = NULL;
+    j->conn->job_queued = NULL;
+    server_conn_update_reading(j->conn);   /* no longer listening for a hang-up */
     if (job_submit(s, j) == 0)
         return;
     /* uv_queue_work fails only without a work callback: cannot happen.
@@ -108,23 +110,57 @@ static void job_after(uv_work_t *req, int status)
  * for to know a job is queued (and an operator, how long the queue gets). */
 static void job_enqueue(struct server *s, struct job_req *j)
 {
-    if (s->jobs_wait_tail)
-        s->jobs_wait_tail->next = j;
-    else
-        s->jobs_wait = j;
-    s->jobs_wait_tail = j;
+    TAILQ_INSERT_TAIL(&s->jobs_wait, j, link);
     s->jobs_waiting++;
+    j->conn->job_queued = j;
     log_debug("handler job queued (%u waiting)", s->jobs_waiting);
+}
+
+void server_conn_cancel_job(struct conn *c)
+{
+    struct job_req *j = c->job_queued;
+    if (!j)
+        return;
+    struct server *s = c->srv;
+    TAILQ_REMOVE(&s->jobs_wait, j, link);
+    s->jobs_waiting--;
+    c->job_queued = NULL;
+    c->job_running = false;
+    free(j);
+    http_conn_cancel_job(c->http);   /* done() sees `cancelled`: it only frees */
+    log_debug("handler job cancelled (%u waiting)", s->jobs_waiting);
+    server_conn_release(c);          /* the pin the job held */
+}
+
+/* Every slot is taken and SERVER_JOBS_WAIT_MAX wait: answer 503 instead of
+ * queueing (the job is cancelled: nothing ran). The refusals are summed up
+ * in the audit trail like the other refusals under load. */
+static int job_refuse(struct conn *c)
+{
+    struct server *s = c->srv;
+    s->jobs_refused++;
+    log_debug("handler job refused (%u waiting)", s->jobs_waiting);
+    int rc = http_conn_refuse_job(c->http, "The server is busy; try again later.", "5");
+    return rc ? rc : server_conn_send_responses(c);
+}
+
+static bool queue_full(const struct server *s)
+{
+    return s->jobs_running >= SERVER_JOBS_MAX && s->jobs_waiting >= SERVER_JOBS_WAIT_MAX;
 }
 
 /* A handler deferred work: run it on the thread pool (or queue it for a
  * slot) and stop reading until it answers, so requests behind it wait in
- * order. A closed connection's queued job still runs, as a running one
- * still finishes. */
+ * order. A refused request's answer may let one behind it defer again. */
 int server_conn_start_job(struct conn *c)
 {
     struct server *s = c->srv;
-    struct http_job *job = http_conn_take_job(c->http);
+    struct http_job *job;
+    while ((job = http_conn_take_job(c->http)) && queue_full(s)) {
+        int rc = job_refuse(c);
+        if (rc)
+            return rc;
+    }
     if (!job)
         return 0;
     struct job_req *j = calloc(1, sizeof(*j));

@@ -197,6 +197,7 @@ int server_run(const struct config *cfg, struct tls_ctx *tls, const struct http_
     s->app = app;
     s->hooks = hooks;
     TAILQ_INIT(&s->held);
+    TAILQ_INIT(&s->jobs_wait);
     notify_open(s);
     /* A write to a reset peer must fail with EPIPE, not kill the server. */
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR || uv_loop_init(&s->loop) != 0) {

@@ -33,12 +33,14 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
+#include "rawtls.h"
 
 #define RID_MAX 80
 #define PSEUDONYM_HEX 16        /* crypto.h: CRYPTO_PSEUDONYM_LEN */
@@ -2411,4 +2413,142 @@ Test(jobs, two_logins_upgrading_one_old_hash_both_succeed, .init = prep, .fini =
     cr_assert_eq(l[1].status, 200, "second login: %ld", l[1].status);
     char *again = do_login(user, PW_ALICE, 200, NULL);
     free(again);
+}
+
+/* ---- jobs whose clients left, and the cap on waiting ones ----------------- */
+
+/* Handler jobs queued for a hashing slot so far. */
+static size_t jobs_queued(void)
+{
+    return log_count("handler job queued");
+}
+
+/* A login of a made-up name with a wrong password, sent on a raw TLS
+ * connection of its own whose answer is not read yet. */
+static void raw_login(struct rawconn *c)
+{
+    CURLcode rc = raw_tls_connect(c, srv.port, srv.cert, NULL, 5000);
+    cr_assert_eq(rc, CURLE_OK, "TLS connect failed: %s (%s)", curl_easy_strerror(rc), c->err);
+    char name[40];
+    harness_marker(name, sizeof(name), "nobody_");
+    char *body = body2("username", name, "password", "Not-the-password-0");
+    char *msg = fmt("POST /v1/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                    "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
+    cr_assert_eq(raw_send_str(c, msg, 5000), RAW_OK, "sending a login failed");
+    free(msg);
+    free(body);
+}
+
+/* Both hashing slots taken by failed logins of made-up names, padded to the
+ * costliest stored hash (an account hashed at 4x the current cost): they
+ * hold their slots for a while. Returns once both have started. */
+static void fill_slots(struct bg_login block[2])
+{
+    char dear[40];
+    start_for_jobs("48");
+    register_then_restart(dear, sizeof(dear), "dear_", "12");
+    size_t started = jobs_started();
+    for (int i = 0; i < 2; i++)
+        bg_login_start(&block[i], NULL, NULL, NULL);
+    await_jobs(started + 2, 60, "the two blocking logins");
+}
+
+/* Send `n` logins on raw connections and wait until each is queued. */
+static void queue_logins(struct rawconn *c, size_t n)
+{
+    size_t queued = jobs_queued();
+    for (size_t i = 0; i < n; i++) {
+        raw_login(&c[i]);
+        await_count(jobs_queued, queued + i + 1, 30, "a login's place in the queue");
+    }
+}
+
+/* A job still waiting for a hashing slot when its client hangs up has not
+ * started: nothing was checked or changed. It must be taken off the queue,
+ * not hashed later for nobody: a review sent 500 logins whose clients left
+ * at once, and every one of them ran argon2id while a real login waited
+ * 11.9 s behind them. Readiness: the debug lines of queued, cancelled and
+ * started jobs. Every other client resets its connection as it leaves. */
+#define LEAVERS 4
+
+Test(jobs, a_waiting_job_whose_client_left_never_runs, .init = prep, .fini = finish, .timeout = 120)
+{
+    struct bg_login block[2];
+    fill_slots(block);
+    size_t started = jobs_started();
+    struct rawconn gone[LEAVERS];
+    queue_logins(gone, LEAVERS);
+    for (size_t i = 0; i < LEAVERS; i++) {
+        struct linger reset = { 1, 0 };
+        if (i % 2)
+            cr_assert_eq(setsockopt(gone[i].fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset)), 0);
+        raw_close(&gone[i]);
+    }
+    harness_await_log(&srv, "handler job cancelled", LEAVERS, 30);
+    char nobody[40];
+    harness_marker(nobody, sizeof(nobody), "nobody_");
+    char *none = do_login(nobody, "Not-the-password-0", 401, NULL);
+    free(none);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(block[i].thread, NULL);
+        cr_assert_eq(block[i].status, 401, "blocking login %d: %ld", i, block[i].status);
+    }
+    cr_assert_eq(jobs_started(), started + 1, "jobs of clients that had left were hashed: %zu started, not 1",
+                 jobs_started() - started);
+}
+
+/* At most JOBS_WAIT_MAX jobs wait for a hashing slot (server_int.h:
+ * SERVER_JOBS_WAIT_MAX); the next request that would wait is answered 503
+ * at once, with Retry-After and a problem body, and the refusals are
+ * audited summed up (request.refused, hashing_busy). Without the cap a
+ * flood from many addresses queued without bound (memory, and minutes of
+ * argon2 for everyone behind it). The waiting clients then leave, so
+ * their jobs never run. */
+#define JOBS_WAIT_MAX 64
+
+Test(jobs, past_the_wait_cap_a_login_is_refused_at_once, .init = prep, .fini = finish, .timeout = 180)
+{
+    harness_setenv(&srv, "NOTES_MAX_CONNECTIONS_PER_IP", "200");
+    struct bg_login block[2];
+    fill_slots(block);
+    struct rawconn wait[JOBS_WAIT_MAX], extra;
+    queue_logins(wait, JOBS_WAIT_MAX);
+    size_t queued = jobs_queued();
+    raw_login(&extra);
+    struct rawbuf in = { 0 };
+    enum raw_io e = raw_read_responses(&extra, &in, 1, 10000);
+    cr_assert_eq(e, RAW_OK, "a login past %d waiting jobs was not answered at once: %s", JOBS_WAIT_MAX,
+                 raw_io_name(e));
+    struct raw_resp r;
+    cr_assert_gt(raw_parse_response(in.p, in.len, &r), 0);
+    cr_assert_eq(r.status, 503, "a login past the cap: %d\n%s", r.status, r.body);
+    char *retry = raw_header(&r, "Retry-After"), *ctype = raw_header(&r, "Content-Type");
+    cr_assert(retry && *retry, "503 without Retry-After");
+    cr_assert(ctype && strstr(ctype, "application/problem+json"), "503 without a problem body: %s", ctype);
+    cr_assert_eq(jobs_queued(), queued, "the refused login was queued anyway");
+    free(retry);
+    free(ctype);
+    raw_resp_free(&r);
+    rawbuf_free(&in);
+    raw_close(&extra);
+    for (size_t i = 0; i < JOBS_WAIT_MAX; i++)
+        raw_close(&wait[i]);
+    harness_await_log(&srv, "handler job cancelled", JOBS_WAIT_MAX, 30);
+    for (int i = 0; i < 2; i++)
+        pthread_join(block[i].thread, NULL);
+    cr_assert_eq(harness_stop(&srv), 0);
+    struct alog lg;
+    log_load(audit_dir(), &lg);
+    size_t lines = 0;
+    uint64_t count = 0;
+    for (size_t i = 0; i < lg.n; i++) {
+        const char *ev = fstr(lg.l[i].o, "event"), *why = fstr(lg.l[i].o, "reason");
+        if (strcmp(ev, "request.refused") == 0 && why && strcmp(why, "hashing_busy") == 0) {
+            lines++;
+            cr_assert(fnum(lg.l[i].o, "count", &count), "request.refused hashing_busy without a count");
+        }
+    }
+    log_free(&lg);
+    cr_assert_eq(lines, 1, "%zu request.refused hashing_busy lines, not one", lines);
+    cr_assert_eq(count, 1);
 }
