@@ -405,6 +405,14 @@ void server_conn_drive(struct conn *c)
             return;
         }
     }
+    /* TLS may write while it reads (an alert refusing a renegotiation).
+     * Sent now, those bytes count against the write queue's high-water
+     * mark, the send deadline and the output budget like a response;
+     * left in TLS they would wait for the next response or keep-alive. */
+    if (flush(c) != 0) {
+        server_conn_close(c);
+        return;
+    }
     if (s->draining && !http_conn_in_request(c->http) && !http_conn_waiting(c->http)) {
         server_conn_finish(c);
         return;

@@ -9,8 +9,9 @@
  * edge, before authentication; slow clients (header trickle, body stall and
  * trickle, idle keep-alive, silent or partial handshake); the global and
  * per-address connection caps; pipelining and persistence; backpressure
- * against a client that does not read; TLS session resumption; and the
- * plain-HTTP redirect listener.
+ * against a client that does not read; TLS session resumption; TLS 1.2
+ * renegotiation attempts (refused: alert, close); and the plain-HTTP
+ * redirect listener.
  *
  * Every wait is bounded. Sleeps only pace a deliberately slow client.
  */
@@ -30,6 +31,7 @@
 
 #include "harness.h"
 #include "rawtls.h"
+#include "tls12client.h"
 
 static struct server srv;
 
@@ -1747,6 +1749,43 @@ Test(edge, a_tls13_ticket_in_a_tls12_hello_gets_a_full_handshake, .init = prep, 
     cr_assert(!echoed, "the server echoed the session id: it resumed a TLS 1.3 session in TLS 1.2");
     cr_assert_eq(after_hello, 11, "after the ServerHello came %#x, not a Certificate (a full handshake)",
                  (unsigned)after_hello);
+}
+
+/* ---- 8b. TLS 1.2 renegotiation, refused by design ------------------------------------ */
+
+#define ALERT_NO_RENEGOTIATION 100
+
+static void tls12_open(struct tls12client *c)
+{
+    cr_assert_eq(tls12client_connect(c, srv.port, srv.cert, 3000), 0, "TLS 1.2 connect: %s", c->err);
+}
+
+static bool got_alert(const struct tls12client *c, int description)
+{
+    for (size_t i = 0; i < c->n_alerts; i++)
+        if (c->alerts_read[i] == description)
+            return true;
+    return false;
+}
+
+/* A real client's renegotiation (OpenSSL's SSL_renegotiate) hears its
+ * refusal at once, not when the keep-alive timer (15 s) flushes it. */
+Test(edge, tls12_renegotiation_is_refused_with_an_alert_at_once, .init = prep, .fini = finish, .timeout = 60)
+{
+    start_with(NULL);
+    struct tls12client c;
+    tls12_open(&c);
+    long t0 = raw_now_ms();
+    cr_assert_eq(SSL_renegotiate(c.ssl), 1, "SSL_renegotiate refused to start");
+    int rc = SSL_do_handshake(c.ssl);   /* blocks at most the 3 s receive timeout */
+    long took = raw_now_ms() - t0;
+    cr_assert_neq(rc, 1, "the renegotiation succeeded: it must be refused");
+    cr_assert(got_alert(&c, ALERT_NO_RENEGOTIATION),
+              "no no_renegotiation alert within %ld ms (%zu alerts; the server holds its answer until the "
+              "keep-alive timeout)", took, c.n_alerts);
+    cr_assert_lt(took, 2000, "the no_renegotiation alert took %ld ms", took);
+    tls12client_close(&c);
+    cr_assert_eq(healthz_status(), 200);
 }
 
 /* ---- 9. the plain-HTTP redirect listener -------------------------------------------- */
