@@ -70,6 +70,8 @@ static void count_refusal(struct conn *c)
         s->rejected[i]++;
     } else if (c->tls && !tls_conn_handshake_done(c->tls)) {
         s->tls_failed++;
+    } else if (c->tls && tls_conn_renegotiation_refused(c->tls)) {
+        s->tls_renegotiations++;
     }
 }
 
@@ -388,6 +390,10 @@ void server_conn_drive(struct conn *c)
             break;
         if (rc == ERR_CLOSED) {
             server_conn_finish(c);
+            return;
+        }
+        if (rc != 0 && tls_conn_renegotiation_refused(c->tls)) {
+            server_conn_finish(c);   /* the alert leaves, under the send deadline */
             return;
         }
         if (rc != 0) {

@@ -81,6 +81,7 @@ void server_report_rejects(struct server *s)
         report(s, "http.rejected", AUDIT_DENY, server_reject_statuses[i] == 408 ? "timeout" : "framing",
                server_reject_statuses[i], &s->rejected[i]);
     report(s, "tls.rejected", AUDIT_DENY, "handshake", 0, &s->tls_failed);
+    report(s, "tls.rejected", AUDIT_DENY, "renegotiation", 0, &s->tls_renegotiations);
     report(s, "conn.refused", AUDIT_DENY, "connection_cap", 0, &s->refused);
     /* Refused for the server's load, not for the request: an error, as the
      * router's request.refused lines are, but summed up like these. */

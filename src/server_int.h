@@ -128,6 +128,7 @@ struct server {
     uint64_t refused;                  /* connections closed at a cap */
     uint64_t jobs_refused;             /* requests refused at SERVER_JOBS_WAIT_MAX */
     uint64_t tls_failed;               /* closed before the handshake was done */
+    uint64_t tls_renegotiations;       /* closed for a TLS 1.2 renegotiation attempt */
     uint64_t rejected[SERVER_REJECT_KINDS]; /* by status, server_reject_statuses */
     struct server_ips ips;
     struct server_redirect *redirect;

@@ -48,6 +48,11 @@ struct tls_conn {
     size_t in_off;          /* bytes of `in` already given to mbedTLS */
     struct buf out;
     bool handshake_done;
+    /* Writes while mbedtls_ssl_read() runs: see bio_send(). */
+    bool reading;
+    bool wrote_in_read;
+    bool write_refused;
+    bool renegotiation_refused;
 };
 
 /* TLS 1.3 suites first, then the TLS 1.2 ECDHE AEAD suites (Mozilla
@@ -252,9 +257,19 @@ void tls_ctx_free(struct tls_ctx *ctx)
     free(ctx);
 }
 
+/* After the handshake, a server writes while it reads only to answer what
+ * the client sent: a warning alert refusing a renegotiation (a ClientHello),
+ * or a fatal alert before it fails. One such record is all a read may
+ * write: mbedTLS answers every ClientHello of a record, and 16 KiB packed
+ * with 4-byte ClientHellos would otherwise come back as 127 KB of alerts. */
 static int bio_send(void *arg, const unsigned char *p, size_t n)
 {
     struct tls_conn *c = arg;
+    if (c->reading && c->wrote_in_read) {
+        c->write_refused = true;
+        return MBEDTLS_ERR_SSL_BAD_INPUT_DATA;   /* ends the read; the connection closes */
+    }
+    c->wrote_in_read = c->reading;
     if (buf_append(&c->out, p, n) != 0)
         return MBEDTLS_ERR_SSL_ALLOC_FAILED;
     return (int)n;
@@ -365,10 +380,28 @@ bool tls_conn_handshake_done(const struct tls_conn *c)
     return c->handshake_done;
 }
 
+/* Did this read refuse a renegotiation? mbedTLS says so only with the
+ * alert it wrote (no_renegotiation, and then no error of its own, or the
+ * second alert that bio_send() refused). TLS 1.3 has no renegotiation. */
+static bool refused_renegotiation(const struct tls_conn *c, int rc)
+{
+    return c->wrote_in_read && mbedtls_ssl_get_version_number(&c->ssl) == MBEDTLS_SSL_VERSION_TLS1_2 &&
+           (rc >= 0 || rc == MBEDTLS_ERR_SSL_WANT_READ || c->write_refused);
+}
+
 int tls_conn_read(struct tls_conn *c, uint8_t *out, size_t cap, size_t *got)
 {
     *got = 0;
+    c->reading = true;
+    c->wrote_in_read = c->write_refused = false;
     int rc = mbedtls_ssl_read(&c->ssl, out, cap);
+    c->reading = false;
+    if (refused_renegotiation(c, rc)) {
+        /* Renegotiation is refused by design (README, "TLS"): a client
+         * that tries is not one to keep talking to. */
+        c->renegotiation_refused = true;
+        return ERR_TLS;
+    }
     if (rc > 0) {
         *got = (size_t)rc;
         return 0;
@@ -394,13 +427,20 @@ int tls_conn_write(struct tls_conn *c, const uint8_t *p, size_t n)
 
 void tls_conn_close_notify(struct tls_conn *c)
 {
-    if (c->handshake_done)
+    /* After a refused renegotiation mbedTLS may still hold the alert that
+     * bio_send() refused; a close_notify would push it out first. */
+    if (c->handshake_done && !c->renegotiation_refused)
         (void)mbedtls_ssl_close_notify(&c->ssl);
 }
 
 struct buf *tls_conn_output(struct tls_conn *c)
 {
     return &c->out;
+}
+
+bool tls_conn_renegotiation_refused(const struct tls_conn *c)
+{
+    return c->renegotiation_refused;
 }
 
 bool tls_conn_resumed(const struct tls_conn *c)

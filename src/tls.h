@@ -49,11 +49,17 @@ void tls_conn_trim(struct tls_conn *c);
 int tls_conn_handshake(struct tls_conn *c);
 bool tls_conn_handshake_done(const struct tls_conn *c);
 /** Decrypt application data: 0 with *got > 0, ERR_WANT_IO when more
- *  ciphertext is needed, ERR_CLOSED on close_notify or EOF, else ERR_TLS. */
+ *  ciphertext is needed, ERR_CLOSED on close_notify or EOF, else ERR_TLS.
+ *  ERR_TLS also when the client tried to renegotiate (TLS 1.2): then
+ *  tls_conn_renegotiation_refused() is true and the output holds the
+ *  no_renegotiation alert, the only record a read ever writes. */
 int tls_conn_read(struct tls_conn *c, uint8_t *out, size_t cap, size_t *got);
 /** Encrypt all of p into the output buffer. 0, ERR_LIMIT or ERR_TLS. */
 int tls_conn_write(struct tls_conn *c, const uint8_t *p, size_t n);
-/** Queue a close_notify alert. */
+/** Did a read refuse a renegotiation (see tls_conn_read)? */
+bool tls_conn_renegotiation_refused(const struct tls_conn *c);
+/** Queue a close_notify alert (none after a refused renegotiation: its
+ *  alert is the last word). */
 void tls_conn_close_notify(struct tls_conn *c);
 /** Ciphertext waiting to be sent. The caller may swap it out with its own
  *  empty buffer (same max) to hand it to the socket. */

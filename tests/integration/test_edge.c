@@ -1788,6 +1788,85 @@ Test(edge, tls12_renegotiation_is_refused_with_an_alert_at_once, .init = prep, .
     cr_assert_eq(healthz_status(), 200);
 }
 
+/* An empty ClientHello (type 1, length 0): mbedTLS refuses it like a full
+ * one, which makes it the cheapest renegotiation attempt. */
+static const uint8_t empty_hello[4] = { 1, 0, 0, 0 };
+#define ALERT_RECORD_LEN (5 + 8 + 2 + 16)   /* header, explicit nonce, alert, GCM tag */
+
+/* How many audit lines say `event` with `reason`, and their summed count. */
+static size_t audit_reason_lines(const char *event, const char *reason, unsigned long long *sum)
+{
+    char *path = fmt("%s/audit.log", harness_getenv(&srv, "NOTES_AUDIT_DIR"));
+    size_t len = 0;
+    char *log = harness_read_file(path, &len);
+    free(path);
+    cr_assert_not_null(log, "no audit log");
+    char *want_ev = fmt("\"event\":\"%s\"", event), *want_re = fmt("\"reason\":\"%s\"", reason);
+    size_t n = 0;
+    *sum = 0;
+    for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n")) {
+        if (!strstr(line, want_ev) || !strstr(line, want_re))
+            continue;
+        n++;
+        const char *c = strstr(line, "\"count\":");
+        *sum += c ? strtoull(c + 8, NULL, 10) : 1;
+    }
+    free(want_ev);
+    free(want_re);
+    free(log);
+    return n;
+}
+
+/* A client that asks to renegotiate and then waits (no fatal alert of its
+ * own, unlike OpenSSL) gets the alert and a close, not a connection held
+ * open until the keep-alive timeout. */
+Test(edge, tls12_client_hello_after_the_handshake_gets_an_alert_and_a_close, .init = prep, .fini = finish,
+     .timeout = 60)
+{
+    start_with(NULL);
+    struct tls12client c;
+    tls12_open(&c);
+    long t0 = raw_now_ms();
+    cr_assert_eq(tls12client_send_raw(&c, 22, empty_hello, sizeof(empty_hello)), 0, "%s", c.err);
+    size_t got = 0;
+    int closed = tls12client_read_until_close(&c, 3000, &got);
+    long took = raw_now_ms() - t0;
+    cr_assert(closed, "still open %ld ms after a ClientHello (got %zu bytes): a refused renegotiation must "
+              "close the connection", took, got);
+    cr_assert_eq(got, ALERT_RECORD_LEN, "want exactly one alert record (%d bytes) before the close, got %zu",
+                 ALERT_RECORD_LEN, got);
+    tls12client_close(&c);
+    cr_assert_eq(harness_stop(&srv), 0);
+    unsigned long long sum = 0;
+    cr_assert_eq(audit_reason_lines("tls.rejected", "renegotiation", &sum), 1,
+                 "the refused renegotiation is not in the audit trail's refusal report");
+    cr_assert_eq(sum, 1);
+}
+
+/* mbedTLS answers every ClientHello in a record: 16 KiB of 4-byte hellos
+ * made 4096 alerts (127 KB) per record, held for a client that never
+ * reads. One alert, then the close, whatever follows. */
+Test(edge, a_record_packed_with_client_hellos_gets_one_alert, .init = prep, .fini = finish, .timeout = 60)
+{
+    start_with(NULL);
+    struct tls12client c;
+    tls12_open(&c);
+    static uint8_t packed[16384];
+    for (size_t i = 0; i < sizeof(packed); i += sizeof(empty_hello))
+        memcpy(packed + i, empty_hello, sizeof(empty_hello));
+    cr_assert_eq(tls12client_send_raw(&c, 22, packed, sizeof(packed)), 0, "%s", c.err);
+    /* More records may meet a connection already closed: not checked. */
+    for (int i = 0; i < 3; i++)
+        (void)tls12client_send_raw(&c, 22, packed, sizeof(packed));
+    size_t got = 0;
+    int closed = tls12client_read_until_close(&c, 3000, &got);
+    cr_assert_leq(got, ALERT_RECORD_LEN, "%zu bytes answered 4 records of 4096 ClientHellos (one alert is %d)",
+                  got, ALERT_RECORD_LEN);
+    cr_assert(closed, "still open 3 s after 4 records of ClientHellos");
+    tls12client_close(&c);
+    cr_assert_eq(healthz_status(), 200);
+}
+
 /* ---- 9. the plain-HTTP redirect listener -------------------------------------------- */
 
 static const char *const other_security_headers[][2] = {
