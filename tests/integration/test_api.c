@@ -2321,14 +2321,21 @@ Test(auth, a_failed_login_takes_as_long_for_an_unknown_name_as_for_a_costlier_ol
 /* Abuse limits                                                                 */
 /* ======================================================================== */
 
-static void start_limited(void)
+/* Prepared with open registration and the rate limits on, the per-address
+ * request limit at `ip` a second with a burst of `burst`. */
+static void prepare_limits(const char *ip, const char *burst)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     harness_prepare(&srv);
     harness_setenv(&srv, "NOTES_REGISTRATION", "open");
     harness_setenv(&srv, "NOTES_RATE_LIMITS", "on");
-    harness_setenv(&srv, "NOTES_RATE_IP", "1");
-    harness_setenv(&srv, "NOTES_RATE_IP_BURST", "3");
+    harness_setenv(&srv, "NOTES_RATE_IP", ip);
+    harness_setenv(&srv, "NOTES_RATE_IP_BURST", burst);
+}
+
+static void start_limited(void)
+{
+    prepare_limits("1", "3");
     harness_start(&srv);
 }
 
@@ -2378,12 +2385,7 @@ Test(limits, requests_past_the_burst_get_429_with_retry_after, .init = start_lim
 
 static void start_throttled(void)
 {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    harness_prepare(&srv);
-    harness_setenv(&srv, "NOTES_REGISTRATION", "open");
-    harness_setenv(&srv, "NOTES_RATE_LIMITS", "on");
-    harness_setenv(&srv, "NOTES_RATE_IP", "1000");
-    harness_setenv(&srv, "NOTES_RATE_IP_BURST", "1000");
+    prepare_limits("1000", "1000");
     harness_setenv(&srv, "NOTES_RATE_AUTH_PER_MIN", "1000");
     harness_setenv(&srv, "NOTES_RATE_AUTH_BURST", "1000");
     harness_setenv(&srv, "NOTES_RATE_WRITES", "1");
@@ -2592,12 +2594,7 @@ Test(limits, wrong_current_passwords_are_throttled_apart_from_logins,
  * burst 5), the per-address request limit out of the way. */
 static void start_auth_limited(void)
 {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    harness_prepare(&srv);
-    harness_setenv(&srv, "NOTES_REGISTRATION", "open");
-    harness_setenv(&srv, "NOTES_RATE_LIMITS", "on");
-    harness_setenv(&srv, "NOTES_RATE_IP", "1000");
-    harness_setenv(&srv, "NOTES_RATE_IP_BURST", "1000");
+    prepare_limits("1000", "1000");
     harness_start(&srv);
 }
 

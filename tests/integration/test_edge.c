@@ -374,9 +374,10 @@ Test(edge, refusal_after_a_good_request_keeps_the_first_answer, .init = prep, .f
     raw_close(&c);
 }
 
-/* Lines of the audit log naming `event` and `status` ("status":N), and the
- * sum of their counts ("count":N, 1 when absent). */
-static size_t audit_lines(const char *event, int status, unsigned long long *sum)
+/* Lines of the audit log naming `event` and holding `also` (a literal
+ * piece of the line; "" for any), and the sum of their counts ("count":N,
+ * 1 when absent). */
+static size_t audit_lines_with(const char *event, const char *also, unsigned long long *sum)
 {
     char *path = fmt("%s/audit.log", harness_getenv(&srv, "NOTES_AUDIT_DIR"));
     size_t len = 0;
@@ -384,22 +385,29 @@ static size_t audit_lines(const char *event, int status, unsigned long long *sum
     free(path);
     cr_assert_not_null(log, "no audit log");
     char *want_ev = fmt("\"event\":\"%s\"", event);
-    char *want_st = status ? fmt("\"status\":%d,", status) : fmt("%s", "");
     size_t n = 0;
     *sum = 0;
     for (char *line = log, *nl; line && *line; line = nl ? nl + 1 : NULL) {
         nl = strchr(line, '\n');
         if (nl)
             *nl = 0;
-        if (!strstr(line, want_ev) || !strstr(line, want_st))
+        if (!strstr(line, want_ev) || !strstr(line, also))
             continue;
         n++;
         const char *c = strstr(line, "\"count\":");
         *sum += c ? strtoull(c + 8, NULL, 10) : 1;
     }
     free(want_ev);
-    free(want_st);
     free(log);
+    return n;
+}
+
+/* Those naming `event` and `status` ("status":N; 0 for any). */
+static size_t audit_lines(const char *event, int status, unsigned long long *sum)
+{
+    char *want_st = status ? fmt("\"status\":%d,", status) : fmt("%s", "");
+    size_t n = audit_lines_with(event, want_st, sum);
+    free(want_st);
     return n;
 }
 
@@ -1796,24 +1804,9 @@ static const uint8_t empty_hello[4] = { 1, 0, 0, 0 };
 /* How many audit lines say `event` with `reason`, and their summed count. */
 static size_t audit_reason_lines(const char *event, const char *reason, unsigned long long *sum)
 {
-    char *path = fmt("%s/audit.log", harness_getenv(&srv, "NOTES_AUDIT_DIR"));
-    size_t len = 0;
-    char *log = harness_read_file(path, &len);
-    free(path);
-    cr_assert_not_null(log, "no audit log");
-    char *want_ev = fmt("\"event\":\"%s\"", event), *want_re = fmt("\"reason\":\"%s\"", reason);
-    size_t n = 0;
-    *sum = 0;
-    for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n")) {
-        if (!strstr(line, want_ev) || !strstr(line, want_re))
-            continue;
-        n++;
-        const char *c = strstr(line, "\"count\":");
-        *sum += c ? strtoull(c + 8, NULL, 10) : 1;
-    }
-    free(want_ev);
+    char *want_re = fmt("\"reason\":\"%s\"", reason);
+    size_t n = audit_lines_with(event, want_re, sum);
     free(want_re);
-    free(log);
     return n;
 }
 
