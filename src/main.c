@@ -177,6 +177,10 @@ static int cmd_serve(int argc, char **argv, bool check_only)
         status = 0;
         goto done;
     }
+    if (server_fit_file_limit(&cfg, err, sizeof(err)) != 0) {
+        refuse(err);
+        goto done;
+    }
     struct app app = { .cfg = &cfg };
     if (app_open(&app, &cfg, err, sizeof(err)) != 0) {
         refuse(err);

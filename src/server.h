@@ -57,5 +57,14 @@ int server_run(const struct config *cfg, struct tls_ctx *tls, const struct http_
 
 /** The linked libuv version. */
 const char *server_loop_version(void);
+/**
+ * Make room for the connection caps among the open files: each connection
+ * is a socket (the redirect listener's as many again) besides a reserve for
+ * SQLite, the audit trail and libuv. Raises the soft RLIMIT_NOFILE up to the
+ * hard one when short; 0, or ERR_CONFIG with `err` naming
+ * NOTES_MAX_CONNECTIONS when the hard limit is too low. Call before the
+ * sandbox (it forbids setrlimit).
+ */
+int server_fit_file_limit(const struct config *cfg, char *err, size_t errlen);
 
 #endif

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -183,6 +184,41 @@ static int start_serving(struct server *s)
              port, redirect_port, (long)getpid());
     notify(s, msg);
     return 0;
+}
+
+/* Files besides the connections' sockets: the database with its WAL and
+ * shared memory, the audit file, folder and lock, a rotated file being
+ * read, the listeners, libuv's epoll, signal and async descriptors, and
+ * the pool's. Generous: running out means accept() fails and the audit
+ * trail cannot open its next file, which refuses every change. */
+#define SERVER_FILES_RESERVE 64
+
+int server_fit_file_limit(const struct config *cfg, char *err, size_t errlen)
+{
+    rlim_t per_listener = cfg->max_connections, listeners = cfg->redirect_listen ? 2 : 1;
+    rlim_t need = per_listener * listeners + SERVER_FILES_RESERVE;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        snprintf(err, errlen, "cannot read the open-file limit: %s", strerror(errno));
+        return ERR_CONFIG;
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+        return 0;
+    if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = need;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0) {
+            log_info("open-file limit raised from %llu to %llu for the connection caps",
+                     (unsigned long long)was, (unsigned long long)need);
+            return 0;
+        }
+    }
+    snprintf(err, errlen,
+             "NOTES_MAX_CONNECTIONS (%u%s) needs %llu open files, but the limit is %llu: raise it "
+             "(LimitNOFILE=, ulimit -n) or lower NOTES_MAX_CONNECTIONS",
+             cfg->max_connections, cfg->redirect_listen ? ", and as many for the redirect listener" : "",
+             (unsigned long long)need, (unsigned long long)rl.rlim_max);
+    return ERR_CONFIG;
 }
 
 int server_run(const struct config *cfg, struct tls_ctx *tls, const struct http_limits *limits,

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -253,6 +254,57 @@ static void assert_refused(const char *var, const char *why)
         free(keys[i]);
     }
     free(err);
+}
+
+/* ---- open files: every connection is a socket --------------------------- */
+
+/* This test process (and so the server it starts) gets `soft` and `hard`
+ * open files. */
+static void limit_files(rlim_t soft, rlim_t hard)
+{
+    struct rlimit rl = { soft, hard };
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0, "setrlimit(%llu, %llu)", (unsigned long long)soft,
+                 (unsigned long long)hard);
+}
+
+/* The soft open-file limit of process `pid`, from /proc/PID/limits. */
+static unsigned long long files_soft_limit(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%ld/limits", (long)pid);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s", path);
+    unsigned long long soft = 0;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "Max open files %llu", &soft) == 1)
+            break;
+    fclose(f);
+    return soft;
+}
+
+/* Past the open-file limit accept() fails and so does the audit trail's
+ * next file: caps that cannot be met are refused at start-up, by name. */
+Test(refuse, connection_caps_past_the_open_file_limit, .init = prepare_only, .fini = finish)
+{
+    limit_files(512, 512);
+    harness_setenv(&srv, "NOTES_MAX_CONNECTIONS", "1000");
+    assert_refused("NOTES_MAX_CONNECTIONS", "open files");
+}
+
+/* The same caps under a soft limit the hard one allows to raise: the server
+ * raises it to what they need (1000 sockets and a reserve) and serves. */
+Test(server, the_soft_open_file_limit_is_raised_to_what_the_caps_need, .init = prepare_only, .fini = finish)
+{
+    struct rlimit rl;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    cr_assert(rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= 2048, "hard open-file limit %llu is too low here",
+              (unsigned long long)rl.rlim_max);
+    limit_files(256, rl.rlim_max);
+    harness_setenv(&srv, "NOTES_MAX_CONNECTIONS", "1000");
+    harness_start(&srv);
+    cr_assert_geq(files_soft_limit(srv.pid), 1000, "the server serves 1000 connections with %llu open files",
+                  files_soft_limit(srv.pid));
+    cr_assert_eq(harness_stop(&srv), 0);
 }
 
 Test(refuse, missing_token_key_exits_78_naming_it, .init = prepare_only, .fini = finish)
