@@ -786,8 +786,8 @@ def setup(h):
            "NOTES_DB": os.path.join(h.tmp, "data", "notes.db"),
            "NOTES_AUDIT_DIR": os.path.join(h.tmp, "data", "audit"),
            "NOTES_LISTEN": "127.0.0.1:0", "NOTES_LOG_LEVEL": "debug",
-           "NOTES_RATE_LIMITS": "off", "NOTES_MAX_CONNECTIONS": "20000",
-           "NOTES_MAX_CONNECTIONS_PER_IP": "20000", "NOTES_TIMEOUT_KEEPALIVE": "600",
+           "NOTES_RATE_LIMITS": "off", "NOTES_MAX_CONNECTIONS": str(h.max_conns),
+           "NOTES_MAX_CONNECTIONS_PER_IP": str(h.max_conns), "NOTES_TIMEOUT_KEEPALIVE": "600",
            "NOTES_SHUTDOWN_GRACE": "2"}
     env.update(secrets)
     h.notesd_env = env
@@ -1122,6 +1122,10 @@ def main():
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         if soft < need:
             die("RLIMIT_NOFILE %d is below the %d the idle scenario needs" % (soft, need))
+    # Raised caps, but within the open files notesd can have: it refuses to
+    # start when its caps and a reserve of 64 (server_life.c) exceed the
+    # hard limit.
+    h.max_conns = 20000 if hard == resource.RLIM_INFINITY else max(need, min(20000, hard - 64))
 
     h.tmp = tempfile.mkdtemp(prefix="notesd-bench-")
     # A root-started notesd drops to NOTES_USER and gets a folder of its own
