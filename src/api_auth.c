@@ -33,11 +33,11 @@
 #define LOGIN_PASSWORD_MAX 1024   /* bytes accepted at login: policy applies at set time */
 
 /* Limits keyed by the name a client tried (a keyed hash: the table never
- * holds usernames): the per-name rate and, for logins, the per-account
- * failure throttle. A login's rate counts the name per client address:
- * counted per name alone, five wrong passwords a minute from anywhere
- * would keep the owner's right one at 429 for good. Guessing one account
- * from many addresses is bounded by the throttle, which counts them all.
+ * holds usernames). A registration takes a token of the per-name rate; a
+ * login meets the account's failure throttle instead, which counts every
+ * address. A login bucket per name would let anyone hold the owner's right
+ * password at 429 with five wrong ones a minute, and one per name and
+ * address could never refuse what the per-address limit let through.
  * 0 when allowed; otherwise the 429 is written. */
 static int name_limits(struct route_ctx *ctx, const char *name, size_t n, bool login,
                        uint8_t key[RATELIMIT_KEY_LEN])
@@ -46,20 +46,10 @@ static int name_limits(struct route_ctx *ctx, const char *name, size_t n, bool l
     if (crypto_token_hash(ctx->app->crypto, name, n, hash) != 0)
         memset(hash, 0, sizeof(hash));
     memcpy(key, hash, RATELIMIT_KEY_LEN);
-    uint8_t rate_key[RATELIMIT_KEY_LEN];
-    memcpy(rate_key, key, sizeof(rate_key));
-    if (login && ctx->req->peer) {
-        /* The keyed hash is uniform and secret, so its XOR with the address
-         * key neither collides with another name's key nor can be aimed. */
-        uint8_t addr[RATELIMIT_KEY_LEN];
-        ratelimit_addr_key(ctx->req->peer, addr);
-        for (size_t i = 0; i < sizeof(rate_key); i++)
-            rate_key[i] ^= addr[i];
-    }
     uint32_t retry = 0;
     bool first = false;
     uint64_t now = utc_monotonic_ms();
-    if (!ratelimit_take_ex(ctx->app->rl_auth_name, rate_key, now, &retry, &first)) {
+    if (!login && !ratelimit_take_ex(ctx->app->rl_auth_name, key, now, &retry, &first)) {
         route_fail_rate(ctx, retry, first, "rate_limited");
         return ERR_LIMIT;
     }

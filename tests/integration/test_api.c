@@ -2625,6 +2625,30 @@ Test(limits, failed_logins_from_another_address_do_not_lock_the_owner_out, .init
     free(bad);
 }
 
+/* Registrations of one name are limited per name, whichever address they
+ * come from (5 a minute, burst 5): six attempts alternated between two
+ * addresses, three from each (inside the per-address limit), meet a 429 at
+ * the sixth. */
+Test(limits, registrations_of_one_name_are_limited_across_addresses, .init = start_auth_limited,
+     .fini = finish, .timeout = 120)
+{
+    char name[40];
+    harness_marker(name, sizeof(name), "taken");
+    char *cred = cred_body(name, PW1);
+    struct keepalive here, there;
+    ka_open(&here);
+    ka_open_from(&there, "127.0.0.2");
+    for (int i = 0; i < 6; i++) {
+        struct keepalive *k = i % 2 ? &there : &here;
+        long want = i == 0 ? 201 : i < 5 ? 409 : 429;
+        cr_assert_eq(ka_send(k, "POST", "/v1/auth/register", NULL, cred), want, "registration %d of one name: %s",
+                     i + 1, k->r.body);
+    }
+    ka_close(&there);
+    ka_close(&here);
+    free(cred);
+}
+
 Test(limits, note_writes_are_limited_per_user, .init = start_throttled, .fini = finish)
 {
     char a[40], auth[128];
