@@ -53,15 +53,21 @@ static int job_submit(struct server *s, struct job_req *j)
     return 0;
 }
 
+/* Off the wait list: to run, or cancelled. */
+static void job_unqueue(struct server *s, struct job_req *j)
+{
+    TAILQ_REMOVE(&s->jobs_wait, j, link);
+    s->jobs_waiting--;
+    j->conn->job_queued = NULL;
+}
+
 /* A pool slot came free: the longest-waiting job takes it. */
 static void job_next(struct server *s)
 {
     struct job_req *j = TAILQ_FIRST(&s->jobs_wait);
     if (!j || s->jobs_running >= SERVER_JOBS_MAX)
         return;
-    TAILQ_REMOVE(&s->jobs_wait, j, link);
-    s->jobs_waiting--;
-    j->conn->job_queued = NULL;
+    job_unqueue(s, j);
     server_conn_update_reading(j->conn);   /* no longer listening for a hang-up */
     if (job_submit(s, j) == 0)
         return;
@@ -122,9 +128,7 @@ void server_conn_cancel_job(struct conn *c)
     if (!j)
         return;
     struct server *s = c->srv;
-    TAILQ_REMOVE(&s->jobs_wait, j, link);
-    s->jobs_waiting--;
-    c->job_queued = NULL;
+    job_unqueue(s, j);
     c->job_running = false;
     free(j);
     http_conn_cancel_job(c->http);   /* done() sees `cancelled`: it only frees */
