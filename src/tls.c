@@ -48,10 +48,9 @@ struct tls_conn {
     size_t in_off;          /* bytes of `in` already given to mbedTLS */
     struct buf out;
     bool handshake_done;
-    /* Writes while mbedtls_ssl_read() runs: see bio_send(). */
+    /* Records mbedtls_ssl_read() asked to write: see bio_send(). */
     bool reading;
-    bool wrote_in_read;
-    bool write_refused;
+    unsigned read_writes;   /* the first is written, any further refused */
     bool renegotiation_refused;
 };
 
@@ -265,11 +264,8 @@ void tls_ctx_free(struct tls_ctx *ctx)
 static int bio_send(void *arg, const unsigned char *p, size_t n)
 {
     struct tls_conn *c = arg;
-    if (c->reading && c->wrote_in_read) {
-        c->write_refused = true;
+    if (c->reading && c->read_writes++ > 0)
         return MBEDTLS_ERR_SSL_BAD_INPUT_DATA;   /* ends the read; the connection closes */
-    }
-    c->wrote_in_read = c->reading;
     if (buf_append(&c->out, p, n) != 0)
         return MBEDTLS_ERR_SSL_ALLOC_FAILED;
     return (int)n;
@@ -385,15 +381,15 @@ bool tls_conn_handshake_done(const struct tls_conn *c)
  * second alert that bio_send() refused). TLS 1.3 has no renegotiation. */
 static bool refused_renegotiation(const struct tls_conn *c, int rc)
 {
-    return c->wrote_in_read && mbedtls_ssl_get_version_number(&c->ssl) == MBEDTLS_SSL_VERSION_TLS1_2 &&
-           (rc >= 0 || rc == MBEDTLS_ERR_SSL_WANT_READ || c->write_refused);
+    return c->read_writes > 0 && mbedtls_ssl_get_version_number(&c->ssl) == MBEDTLS_SSL_VERSION_TLS1_2 &&
+           (rc >= 0 || rc == MBEDTLS_ERR_SSL_WANT_READ || c->read_writes > 1);
 }
 
 int tls_conn_read(struct tls_conn *c, uint8_t *out, size_t cap, size_t *got)
 {
     *got = 0;
     c->reading = true;
-    c->wrote_in_read = c->write_refused = false;
+    c->read_writes = 0;
     int rc = mbedtls_ssl_read(&c->ssl, out, cap);
     c->reading = false;
     if (refused_renegotiation(c, rc)) {
