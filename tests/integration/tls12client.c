@@ -6,6 +6,7 @@
  * indistinguishable from OpenSSL's own.
  */
 #include "tls12client.h"
+#include "harness.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,7 +21,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
 
 #define KEY_LEN 16      /* AES-128 */
@@ -185,19 +185,12 @@ int tls12client_send_raw(struct tls12client *c, uint8_t type, const uint8_t *p, 
     return 0;
 }
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int tls12client_read_until_close(struct tls12client *c, long timeout_ms, size_t *got)
 {
     uint8_t buf[16384];
-    long end = now_ms() + timeout_ms;
+    long end = harness_now_ms() + timeout_ms;
     *got = 0;
-    for (long left = timeout_ms; left > 0; left = end - now_ms()) {
+    for (long left = timeout_ms; left > 0; left = end - harness_now_ms()) {
         struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
         if (poll(&pfd, 1, (int)left) <= 0)
             continue;
