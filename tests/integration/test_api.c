@@ -566,6 +566,7 @@ Test(auth, register_login_me_logout, .init = start_open, .fini = finish)
 /* One libcurl handle keeps one TLS connection alive across requests. */
 struct keepalive {
     CURL *c;
+    struct curl_slist *resolve;   /* its own: curl reads it at each request */
     struct response r;   /* the last answer: status, header lines, body */
 };
 
@@ -638,13 +639,11 @@ static void ka_open(struct keepalive *k)
 {
     char resolve[64];
     snprintf(resolve, sizeof(resolve), "localhost:%d:127.0.0.1", srv.port);
-    static struct curl_slist *rs;
-    curl_slist_free_all(rs);
-    rs = curl_slist_append(NULL, resolve);
+    k->resolve = curl_slist_append(NULL, resolve);
     k->c = curl_easy_init();
     cr_assert_not_null(k->c);
     memset(&k->r, 0, sizeof(k->r));
-    curl_easy_setopt(k->c, CURLOPT_RESOLVE, rs);
+    curl_easy_setopt(k->c, CURLOPT_RESOLVE, k->resolve);
     curl_easy_setopt(k->c, CURLOPT_CAINFO, srv.cert);
     curl_easy_setopt(k->c, CURLOPT_WRITEFUNCTION, ka_body);
     curl_easy_setopt(k->c, CURLOPT_WRITEDATA, &k->r);
@@ -668,6 +667,7 @@ static void ka_close(struct keepalive *k)
 {
     response_free(&k->r);
     curl_easy_cleanup(k->c);
+    curl_slist_free_all(k->resolve);
 }
 
 /* The server may remember a connection's token between requests (router.c);
