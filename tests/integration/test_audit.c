@@ -1142,6 +1142,29 @@ Test(rotation, files_rotate_before_the_cap_and_the_chain_verifies, .init = prep,
     log_free(&lg);
 }
 
+/* glibc's qsort() asks the kernel for the memory size (sysinfo) the first
+ * time it sorts 60 or more of the trail's file entries; past the sandbox,
+ * the seccomp filter killed the server for it when the 61st rotated file
+ * came while it served. */
+Test(rotation, more_than_sixty_rotated_files_keep_the_sandboxed_server_up, .init = prep, .fini = finish,
+     .timeout = 90)
+{
+    harness_setenv(&srv, "NOTES_AUDIT_MAX_BYTES", "4096");
+    harness_setenv(&srv, "NOTES_AUDIT_MAX_FILES", "100");
+    harness_start(&srv);
+    blast("/v1/notes", NULL, 900, NULL);   /* ~12 lines a file: ~75 files */
+    int status = harness_stop(&srv);
+    char *err = harness_stderr(&srv);
+    cr_assert_eq(status, 0, "the server did not stop cleanly (%d):\n%s", status, err);
+    free(err);
+
+    struct alog lg;
+    log_load(audit_dir(), &lg);
+    cr_assert_gt(lg.n_files, 62, "only %zu file(s)", lg.n_files);
+    cr_assert_eq(count_event(&lg, "authz.deny"), 900);
+    log_free(&lg);
+}
+
 /* ======================================================================== */
 /* 3. Retention                                                              */
 /* ======================================================================== */
