@@ -240,6 +240,8 @@ int cli_user(int argc, char **argv, char *const *envp)
 struct rekey_state {
     struct app *app;
     int done, failed;
+    int64_t last_id;           /* the listing goes on after this note */
+    int store_rc;              /* a failed update: the batch rolls back */
 };
 
 static int reseal_field(struct app *app, const struct store_note *n, const char *column,
@@ -254,6 +256,9 @@ static int reseal_field(struct app *app, const struct store_note *n, const char 
     return rc;
 }
 
+/* A note that does not open (tampered, or under a key no longer listed) is
+ * counted and passed over: stopping there would leave every later note under
+ * its old key too. A failed update stops the batch, which rolls back. */
 static int rekey_note(void *arg, const struct store_note *n)
 {
     struct rekey_state *st = arg;
@@ -261,19 +266,49 @@ static int rekey_note(void *arg, const struct store_note *n)
     struct buf t, c;
     buf_init(&t, n->title.len + 64);
     buf_init(&c, n->content.len + 64);
+    st->last_id = n->id;
     int rc = reseal_field(app, n, "title", &n->title, &t);
     rc = rc ? rc : reseal_field(app, n, "content", &n->content, &c);
-    /* Keep the original times: re-encryption is not an edit. */
-    rc = rc ? rc : store_note_update(app->store, n->id, n->owner_id, slice_of(&t), slice_of(&c),
-                                     crypto_active_key_id(app->crypto), n->updated_at);
-    buf_cleanup(&t);
-    buf_cleanup(&c);
     if (rc) {
         st->failed++;
         fprintf(stderr, "notesd rekey: note %lld cannot be re-encrypted (%s)\n", (long long)n->id, err_name(rc));
-        return rc;
+    } else {
+        /* Keep the original times: re-encryption is not an edit. */
+        st->store_rc = store_note_update(app->store, n->id, n->owner_id, slice_of(&t), slice_of(&c),
+                                         crypto_active_key_id(app->crypto), n->updated_at);
+        st->done += st->store_rc == 0;
     }
-    st->done++;
+    buf_cleanup(&t);
+    buf_cleanup(&c);
+    return st->store_rc;
+}
+
+/* After the passes: notes still under another key are the ones that did
+ * not open, or ones a server still holding the old key as its active one
+ * wrote meanwhile. Either way the old key must stay. */
+static int rekey_report(struct app *app, const struct rekey_state *st, uint32_t active)
+{
+    int64_t left = 0;
+    int rc = store_note_count_not_key(app->store, active, &left);
+    if (rc)
+        return rc;
+    bool complete = left == 0;
+    struct audit_event ev = { .event = "key.rekey", .role = "cli",
+                              .result = complete ? AUDIT_SUCCESS : AUDIT_ERROR,
+                              .reason = complete ? NULL : "incomplete", .count = (uint64_t)st->done };
+    if (audit_record(app->audit, &ev) != 0) {
+        fprintf(stderr, "notesd rekey: the notes are re-encrypted but the audit trail cannot be written\n");
+        return ERR_IO;
+    }
+    if (!complete) {
+        fprintf(stderr,
+                "notesd rekey: %d notes re-encrypted under key %08x, but %lld are still under older keys "
+                "(%d could not be opened, listed above): keep those keys in NOTES_DATA_KEY_PREVIOUS, and "
+                "restart the server with this NOTES_DATA_KEY before running rekey again\n",
+                st->done, (unsigned)active, (long long)left, st->failed);
+        return ERR_INVALID;
+    }
+    printf("rekey finished: %d notes re-encrypted under key %08x\n", st->done, (unsigned)active);
     return 0;
 }
 
@@ -283,7 +318,8 @@ int cli_rekey(int argc, char **argv, char *const *envp)
         bool help = strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0;
         fprintf(help ? stdout : stderr,
                 "usage: notesd rekey\n\nRe-encrypt every note under the active NOTES_DATA_KEY. Older keys must be\n"
-                "listed in NOTES_DATA_KEY_PREVIOUS until this finishes. Safe while serving.\n");
+                "listed in NOTES_DATA_KEY_PREVIOUS until this exits 0. Safe while a server with the\n"
+                "same keys serves: restart it with the new NOTES_DATA_KEY first.\n");
         return help ? 0 : EX_USAGE;
     }
     struct app app = { 0 };
@@ -291,36 +327,30 @@ int cli_rekey(int argc, char **argv, char *const *envp)
     int rc = open_app(&app, &cfg, envp);
     if (rc)
         return rc;
-    struct rekey_state st = { &app, 0, 0 };
+    struct rekey_state st = { .app = &app };
     uint32_t active = crypto_active_key_id(app.crypto);
     for (;;) {
-        int before = st.done;
+        int before = st.done, failed = st.failed;
+        int64_t after = st.last_id;
         rc = api_reserve_encryptions(&app, 2 * REKEY_BATCH);
         rc = rc ? rc : store_begin(app.store);
         if (rc == 0) {
-            rc = store_note_list_not_key(app.store, active, REKEY_BATCH, rekey_note, &st);
+            rc = store_note_list_not_key(app.store, active, after, REKEY_BATCH, rekey_note, &st);
+            rc = rc ? rc : st.store_rc;
             rc = rc ? (store_rollback(app.store), rc) : store_commit(app.store);
         }
         if (rc) {
             st.done = before;
             break;
         }
-        if (st.done == before)
-            break;
-        fprintf(stderr, "notesd rekey: %d notes re-encrypted\n", st.done);
+        if (st.last_id == after)
+            break;             /* nothing left past the last note seen */
+        if (st.done > before || st.failed > failed)
+            fprintf(stderr, "notesd rekey: %d notes re-encrypted\n", st.done);
     }
-    if (rc == 0) {
-        struct audit_event ev = { .event = "key.rekey", .role = "cli", .result = AUDIT_SUCCESS,
-                                  .count = (uint64_t)st.done };
-        if (audit_record(app.audit, &ev) != 0) {
-            fprintf(stderr, "notesd rekey: the notes are re-encrypted but the audit trail cannot be written\n");
-            close_app(&app, &cfg);
-            return EX_IOERR;
-        }
-        printf("rekey finished: %d notes re-encrypted under key %08x\n", st.done, (unsigned)active);
-    }
+    rc = rc ? rc : rekey_report(&app, &st, active);
     close_app(&app, &cfg);
-    return rc ? EX_SOFTWARE : 0;
+    return rc == 0 ? 0 : rc == ERR_INVALID ? EX_DATAERR : rc == ERR_IO ? EX_IOERR : EX_SOFTWARE;
 }
 
 /* ---- audit verify --------------------------------------------------------- */

@@ -84,7 +84,8 @@ const char *const store_stmt_sql[ST_COUNT] = {
     [ST_NOTE_LIST_ALL] = "SELECT " NOTE_LIST_COLS " FROM notes"
                          " WHERE ?1 = 0 AND id < ?2 ORDER BY id DESC LIMIT ?3",
     [ST_NOTE_LIST_NOT_KEY] = "SELECT " NOTE_COLS " FROM notes"
-                             " WHERE key_id != ?1 ORDER BY id LIMIT ?2",
+                             " WHERE key_id != ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+    [ST_NOTE_COUNT_NOT_KEY] = "SELECT count(*) FROM notes WHERE key_id != ?1",
     [ST_KEY_USE] = "INSERT INTO key_usage (key_id, encryptions) VALUES (?1, ?2)"
                    " ON CONFLICT (key_id) DO UPDATE SET encryptions = encryptions + excluded.encryptions"
                    " RETURNING encryptions",

@@ -204,10 +204,13 @@ typedef int (*store_note_cb)(void *arg, const struct store_note *n);
  */
 int store_note_list(struct store *s, int64_t owner_id, int64_t before_id, int limit,
                     bool with_content, store_note_cb cb, void *arg);
-/** Up to `limit` notes sealed by a key other than `key_id`, with content,
- *  oldest first. The callback may store_note_update() the note it is given. */
-int store_note_list_not_key(struct store *s, uint32_t key_id, int limit, store_note_cb cb,
-                            void *arg);
+/** Up to `limit` notes with id > after_id sealed by a key other than
+ *  `key_id`, with content, oldest first. The callback may
+ *  store_note_update() the note it is given. */
+int store_note_list_not_key(struct store *s, uint32_t key_id, int64_t after_id, int limit,
+                            store_note_cb cb, void *arg);
+/** How many notes a key other than `key_id` sealed. */
+int store_note_count_not_key(struct store *s, uint32_t key_id, int64_t *count);
 
 /* ---- data key usage (NIST SP 800-38D invocation limit) ------------------- */
 

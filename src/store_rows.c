@@ -407,8 +407,8 @@ int store_note_list(struct store *s, int64_t owner_id, int64_t before_id, int li
     return each_note(st, rc, cb, arg);
 }
 
-int store_note_list_not_key(struct store *s, uint32_t key_id, int limit, store_note_cb cb,
-                            void *arg)
+int store_note_list_not_key(struct store *s, uint32_t key_id, int64_t after_id, int limit,
+                            store_note_cb cb, void *arg)
 {
     sqlite3_stmt *st = sq_take(s, ST_NOTE_LIST_NOT_KEY);
     if (!st)
@@ -416,6 +416,15 @@ int store_note_list_not_key(struct store *s, uint32_t key_id, int limit, store_n
     if (limit <= 0 || !cb)
         return ERR_INVALID;
     int rc = sqlite3_bind_int64(st, 1, (int64_t)key_id);
-    rc = rc ? rc : sqlite3_bind_int(st, 2, limit);
+    rc = rc ? rc : sqlite3_bind_int64(st, 2, after_id);
+    rc = rc ? rc : sqlite3_bind_int(st, 3, limit);
     return each_note(st, rc, cb, arg);
+}
+
+int store_note_count_not_key(struct store *s, uint32_t key_id, int64_t *count)
+{
+    sqlite3_stmt *st = sq_take(s, ST_NOTE_COUNT_NOT_KEY);
+    if (!st)
+        return ERR_INTERNAL;
+    return sq_run_returning(st, sqlite3_bind_int64(st, 1, (int64_t)key_id), count);
 }

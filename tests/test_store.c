@@ -1012,7 +1012,7 @@ Test(store, note_list_with_content_and_stop)
 
     cr_assert_eq(store_note_list(s, a, INT64_MAX, 0, false, collect_cb, &seen), ERR_INVALID);
     cr_assert_eq(store_note_list(s, a, INT64_MAX, -1, false, collect_cb, &seen), ERR_INVALID);
-    cr_assert_eq(store_note_list_not_key(s, 1, 0, collect_cb, &seen), ERR_INVALID);
+    cr_assert_eq(store_note_list_not_key(s, 1, 0, 0, collect_cb, &seen), ERR_INVALID);
     store_close(s);
 }
 
@@ -1074,26 +1074,38 @@ Test(store, note_list_not_key)
     old[3] = add_note(s, a, "t", "content", 1);
 
     struct seen seen = { 0 };
-    cr_assert_eq(store_note_list_not_key(s, 2, 3, collect_cb, &seen), 0);
+    cr_assert_eq(store_note_list_not_key(s, 2, 0, 3, collect_cb, &seen), 0);
     cr_assert_eq(seen.n, 3);
     for (int i = 0; i < 3; i++) {
         cr_assert_eq(seen.ids[i], old[i], "oldest first, skipping key 2");
         cr_assert_neq(seen.keys[i], 2);
         cr_assert_eq(seen.content_len[i], 7);
     }
+    int64_t count = 0;
+    cr_assert_eq(store_note_count_not_key(s, 2, &count), 0);
+    cr_assert_eq(count, 4);
+
+    /* After a note (one rekey could not open, say): only those past it. */
+    struct seen after = { 0 };
+    cr_assert_eq(store_note_list_not_key(s, 2, old[1], 100, collect_cb, &after), 0);
+    cr_assert_eq(after.n, 2);
+    cr_assert_eq(after.ids[0], old[2]);
+    cr_assert_eq(after.ids[1], old[3]);
 
     /* Rekey in batches, updating from inside the callback. */
     struct rekey r = { .s = s, .to = 2 };
     for (int round = 0; round < 5; round++) {
         int before = r.done;
-        cr_assert_eq(store_note_list_not_key(s, 2, 3, rekey_cb, &r), 0);
+        cr_assert_eq(store_note_list_not_key(s, 2, 0, 3, rekey_cb, &r), 0);
         if (r.done == before)
             break;
     }
     cr_assert_eq(r.done, 4);
     struct seen left = { 0 };
-    cr_assert_eq(store_note_list_not_key(s, 2, 100, collect_cb, &left), 0);
+    cr_assert_eq(store_note_list_not_key(s, 2, 0, 100, collect_cb, &left), 0);
     cr_assert_eq(left.n, 0);
+    cr_assert_eq(store_note_count_not_key(s, 2, &count), 0);
+    cr_assert_eq(count, 0);
     store_close(s);
 }
 

@@ -2090,6 +2090,52 @@ Test(security, tampered_row_is_a_generic_500, .init = start_open, .fini = finish
     free(tok);
 }
 
+/* A note rekey cannot open must not stop it: the notes after it (by id)
+ * were left under the old key while rekey said "finished" and exited 0, so
+ * an operator who then dropped the old key lost them. */
+Test(keys, rekey_carries_on_past_an_unreadable_note_and_fails, .init = start_open, .fini = finish)
+{
+    char name[40];
+    harness_marker(name, sizeof(name), "rk_");
+    register_user(name, PW1);
+    char *tok = login(name, PW1);
+    int64_t id[4];
+    char title[4][32], content[4][32];
+    for (int i = 0; i < 4; i++) {
+        snprintf(title[i], sizeof(title[i]), "rekey title %d", i);
+        snprintf(content[i], sizeof(content[i]), "rekey content %d", i);
+        id[i] = create_note(tok, title[i], content[i]);
+    }
+    char *old_key = harness_strdup(harness_getenv(&srv, "NOTES_DATA_KEY"));
+    char *new_key = fresh_key("NOTES_DATA_KEY");
+    cr_assert_eq(harness_stop(&srv), 0);
+    tamper_title(id[1]);
+    harness_setenv(&srv, "NOTES_DATA_KEY", new_key);
+    harness_setenv(&srv, "NOTES_DATA_KEY_PREVIOUS", old_key);
+
+    int st = harness_run(&srv, (const char *[]){ "rekey", NULL });
+    char *err = harness_stderr(&srv);
+    cr_assert_neq(st, 0, "rekey exited 0 with a note it could not open:\n%s", err);
+    char want[64];
+    snprintf(want, sizeof(want), "note %lld", (long long)id[1]);
+    cr_assert(strstr(err, want), "rekey does not name %s:\n%s", want, err);
+    cr_assert(strstr(err, "NOTES_DATA_KEY_PREVIOUS"), "rekey does not say to keep the old key:\n%s", err);
+    free(err);
+
+    /* only the new key: every note but the tampered one still reads */
+    harness_setenv(&srv, "NOTES_DATA_KEY_PREVIOUS", NULL);
+    harness_start(&srv);
+    for (int i = 0; i < 4; i++)
+        if (i != 1)
+            assert_note(tok, id[i], title[i], content[i]);
+    char path[64];
+    note_path(path, sizeof(path), id[1]);
+    call_free("GET", path, tok, NULL, 500);
+    free(old_key);
+    free(new_key);
+    free(tok);
+}
+
 /* ======================================================================== */
 /* 13. expired tokens (absolute and idle lifetimes)                            */
 /* ======================================================================== */
