@@ -321,6 +321,11 @@ static void delete_me_done(struct http_job *base, struct http_response *res)
     } else {
         res->status = 204;   /* account, notes and sessions are gone */
         api_auth_job_audit(j, "user.delete", AUDIT_SUCCESS, 204, NULL);
+        if (j->scrub_rc != 0) {
+            app_wal_changed(j->app);
+            log_warn("account erased, but a reader kept the WAL from being truncated (%s); the checkpoint job "
+                     "truncates it", err_name(j->scrub_rc));
+        }
     }
     api_auth_job_free(j);
 }

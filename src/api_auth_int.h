@@ -42,6 +42,7 @@ struct pw_job {
     uint8_t salt[CRYPTO_SALT_LEN];
     char new_phc[CRYPTO_PHC_MAX];       /* produced by work() */
     int verify_rc, hash_rc, delete_rc;
+    int scrub_rc;                       /* the erasure's WAL truncation */
     bool rehash;
     uint8_t name_key[RATELIMIT_KEY_LEN];   /* login throttling key */
 };

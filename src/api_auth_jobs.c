@@ -59,7 +59,10 @@ void api_auth_job_audit(struct pw_job *j, const char *event, int result, int sta
 /*
  * Erasure runs here, on its own database connection, because it ends with a
  * blocking WAL checkpoint: after it, neither the database file nor the -wal
- * file holds the account's pages (secure_delete zeroed the freed ones).
+ * file holds the account's pages (secure_delete zeroed the freed ones). A
+ * reader that outlasts the wait keeps the WAL from being truncated; the
+ * erasure is done by then, and the checkpoint job truncates later
+ * (j->scrub_rc).
  */
 static int delete_account(struct pw_job *j)
 {
@@ -69,7 +72,8 @@ static int delete_account(struct pw_job *j)
     /* Only if the password checked is still the account's, and the asking
      * session still exists: a password change may have finished meanwhile. */
     rc = rc ? rc : store_user_delete_if_current(own, j->user_id, j->password_gen, j->token_hash);
-    rc = rc ? rc : store_checkpoint(own);
+    if (rc == 0)
+        j->scrub_rc = store_checkpoint(own);
     store_close(own);
     return rc;
 }

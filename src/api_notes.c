@@ -146,6 +146,7 @@ void api_note_update(struct route_ctx *ctx)
     rc = rc ? rc : api_reserve_encryptions(app, 2);
     rc = rc ? rc : seal_and_store(app, ctx->path_id, owner, &in, now);
     if (rc == 0) {
+        app_wal_changed(app);      /* the old values stay in the WAL until then */
         store_note_cleanup(&n);
         store_note_init(&n);
         rc = store_note_get_own(app->store, ctx->path_id, owner, &n);
@@ -173,6 +174,7 @@ void api_note_delete(struct route_ctx *ctx)
         api_fail_internal(ctx, "note.delete");
         return;
     }
+    app_wal_changed(ctx->app);
     ctx->res->status = 204;
     api_audit(ctx, "note.delete", "note", ctx->path_id, AUDIT_SUCCESS, 204, NULL);
 }

@@ -103,6 +103,8 @@ struct checkpoint_job {
     struct app *app;
     const char *db_path;
     bool purge;                /* the periodic run also purges sessions */
+    bool scrub;                /* truncate: notes changed or deleted */
+    uint64_t changes;          /* app->wal_changes when the job was made */
     int64_t now, idle_cutoff;
     int rc;
 };
@@ -123,7 +125,9 @@ static void checkpoint_work(struct http_job *base)
      * enough for PASSIVE to catch up) is started over, at the price of that
      * next write waiting for the frames added since and one fsync. */
     int frames = 0;
-    if (j->rc == 0)
+    if (j->rc == 0 && j->scrub)
+        j->rc = store_checkpoint_brief(own);
+    else if (j->rc == 0)
         j->rc = store_checkpoint_passive(own, &frames);
     if (j->rc == 0 && frames >= APP_WAL_RESTART_FRAMES)
         j->rc = store_checkpoint_restart(own);
@@ -138,7 +142,17 @@ static void checkpoint_done(struct http_job *base, struct http_response *res)
     if (j->rc)
         log_warn("WAL checkpoint failed (%s); will retry", err_name(j->rc));
     app->checkpoint_failed = j->rc != 0;
+    if (j->rc == 0 && j->scrub) {
+        app->wal_scrubbed = j->changes;
+        log_debug("WAL truncated: no old note values left in it (changes up to %llu)",
+                  (unsigned long long)j->changes);
+    }
     free(j);
+}
+
+void app_wal_changed(struct app *app)
+{
+    app->wal_changes++;
 }
 
 /* Every APP_CHECKPOINT_MS, or sooner when the WAL has grown: a busy writer
@@ -151,7 +165,10 @@ struct http_job *app_checkpoint_job(void *arg)
     /* After a failed run (a reader that stays, a full disk) only the
      * periodic one tries again, not one every tick, until one succeeds. */
     bool grown = app->wal_frames >= APP_WAL_CHECKPOINT_FRAMES && !app->checkpoint_failed;
-    if (!periodic && !grown)
+    /* Old values of changed and deleted notes leave the -wal file by a
+     * truncation, at the next tick (after a failure: at the periodic run). */
+    bool scrub = app->wal_changes != app->wal_scrubbed;
+    if (!periodic && !grown && !(scrub && !app->checkpoint_failed))
         return NULL;
     struct checkpoint_job *j = calloc(1, sizeof(*j));
     if (!j)
@@ -163,6 +180,8 @@ struct http_job *app_checkpoint_job(void *arg)
     j->base.done = checkpoint_done;
     j->app = app;
     j->purge = periodic;
+    j->scrub = scrub;
+    j->changes = app->wal_changes;
     j->db_path = app->cfg->db_path;
     j->now = (int64_t)time(NULL);
     j->idle_cutoff = j->now - (int64_t)app->cfg->token_idle_s;

@@ -51,6 +51,10 @@ struct app {
     int wal_frames;
     uint64_t last_periodic_ms;
     bool checkpoint_failed;        /* the last run failed: only the periodic one retries */
+    /* Notes changed or deleted (counted) and how many of those changes a
+     * truncated WAL has caught up with: until then the -wal file may hold
+     * their old sealed values (loop thread). */
+    uint64_t wal_changes, wal_scrubbed;
 };
 
 /**
@@ -81,6 +85,9 @@ struct http_job;
 /** A job that checkpoints the WAL on its own connection (thread pool), so
  *  the loop's connection never fsyncs. Its done() takes a NULL response. */
 struct http_job *app_checkpoint_job(void *app);
+/** A note was changed or deleted: the next checkpoint job truncates the WAL,
+ *  so its old value does not stay in the -wal file (loop thread). */
+void app_wal_changed(struct app *app);
 
 /** The server's `started` hook: enter the sandbox (sandbox.h), then record
  *  server.start (with a digest of the non-secret settings); non-zero when

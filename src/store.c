@@ -473,17 +473,29 @@ void store_on_commit(struct store *s, void (*fn)(void *arg, int log_frames), voi
 
 /* The PASSIVE pass first leaves the TRUNCATE (which holds the writer lock
  * while it fsyncs) only the frames written in between. */
-int store_checkpoint(struct store *s)
+static int checkpoint_truncate(struct store *s, int wait_cap_ms)
 {
     int rc = store_checkpoint_passive(s, NULL);
     sqlite3_stmt *st = rc ? NULL : sq_take(s, ST_CHECKPOINT);
     if (!st)
         return rc ? rc : ERR_INTERNAL;
+    s->busy_cap_ms = wait_cap_ms;
     rc = sq_first_row(st, SQLITE_OK);
+    s->busy_cap_ms = 0;
     /* The row is (busy, log frames, checkpointed frames); busy means a
      * reader kept the WAL from being copied back and truncated. */
     if (rc == 0 && sqlite3_column_int(st, 0) != 0)
         rc = ERR_IO;
     sq_release(st);
     return rc;
+}
+
+int store_checkpoint(struct store *s)
+{
+    return checkpoint_truncate(s, 0);
+}
+
+int store_checkpoint_brief(struct store *s)
+{
+    return checkpoint_truncate(s, STORE_RESTART_WAIT_MS);
 }

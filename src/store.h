@@ -251,5 +251,9 @@ void store_on_commit(struct store *s, void (*fn)(void *arg, int log_frames), voi
  *  ERR_IO when a reader kept the checkpoint from completing: then the WAL
  *  may still hold old pages, so callers erasing data retry later. */
 int store_checkpoint(struct store *s);
+/** store_checkpoint() waiting at most STORE_RESTART_WAIT_MS for the lock and
+ *  for readers, as store_checkpoint_restart() does: the periodic job's
+ *  truncation, which the event loop's next write may wait for. */
+int store_checkpoint_brief(struct store *s);
 
 #endif

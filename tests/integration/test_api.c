@@ -364,10 +364,10 @@ static void db_path(char *out, size_t cap, const char *suffix)
 }
 
 /* Occurrences of `needle` in notes.db plus notes.db-wal (when present). */
-static size_t db_hits(const char *needle)
+static size_t db_hits_bytes(const void *needle, size_t nl)
 {
     static const char *const suffixes[] = { "", "-wal" };
-    size_t hits = 0, nl = strlen(needle);
+    size_t hits = 0;
     for (size_t i = 0; i < 2; i++) {
         char path[600];
         db_path(path, sizeof(path), suffixes[i]);
@@ -387,6 +387,11 @@ static size_t db_hits(const char *needle)
         free(data);
     }
     return hits;
+}
+
+static size_t db_hits(const char *needle)
+{
+    return db_hits_bytes(needle, strlen(needle));
 }
 
 /* Run one statement with up to two integer parameters on the server's
@@ -1937,6 +1942,37 @@ Test(account, cli_and_server_share_the_database_after_an_erasure, .init = start_
     free(tc);
 }
 
+/* A reader (a backup, the CLI) that outlasts the erasure's wait kept its
+ * WAL truncation from completing: the account was gone, yet the answer was
+ * a 500 and the audit trail said the erasure failed. */
+Test(account, an_erasure_behind_a_reader_answers_204_and_truncates_later, .init = start_open, .fini = finish,
+     .timeout = 60)
+{
+    char name[40];
+    harness_marker(name, sizeof(name), "eraser_");
+    register_user(name, PW1);
+    char *tok = login(name, PW1);
+    create_note(tok, "held", "behind a reader");
+
+    char path[600];
+    db_path(path, sizeof(path), "");
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK, "open %s", path);
+    cr_assert_eq(sqlite3_exec(db, "BEGIN; SELECT count(*) FROM notes;", NULL, NULL, NULL), SQLITE_OK);
+    size_t truncated = harness_log_count(&srv, "WAL truncated");
+
+    char *b = body2("password", PW1, NULL, NULL);
+    call_free("DELETE", "/v1/me", tok, b, 204);
+    free(b);
+    cr_assert_eq(login_status(name, PW1), 401, "the erased account can log in");
+
+    cr_assert_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    harness_await_log(&srv, "WAL truncated", truncated + 1, 20);
+    cr_assert_eq(db_hits(name), 0, "the erased username is still in notes.db or its -wal");
+    free(tok);
+}
+
 /* ======================================================================== */
 /* 10. no plaintext at rest                                                    */
 /* ======================================================================== */
@@ -1971,6 +2007,60 @@ Test(at_rest, titles_and_contents_are_encrypted_on_disk, .init = start_open, .fi
     cr_assert_gt(db_hits(name), 0);
     for (size_t i = 0; i < 4; i++)
         cr_assert_eq(db_hits(markers[i]), 0, "plaintext %s found after shutdown", markers[i]);
+    free(tok);
+}
+
+/* A note's content as stored (sealed), read over a connection of our own
+ * that is closed again before returning. */
+static uint8_t *sealed_content(int64_t id, size_t *n)
+{
+    char path[600];
+    db_path(path, sizeof(path), "");
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK, "open %s", path);
+    sqlite3_stmt *st = NULL;
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT content FROM notes WHERE id = ?", -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_int64(st, 1, id);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "note %lld not in the table", (long long)id);
+    *n = (size_t)sqlite3_column_bytes(st, 0);
+    cr_assert_gt(*n, 16, "the content is not a sealed blob");
+    uint8_t *blob = malloc(*n);
+    memcpy(blob, sqlite3_column_blob(st, 0), *n);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return blob;
+}
+
+/* A passive checkpoint copies the WAL back but keeps it: the old sealed
+ * values of a changed or deleted note stayed in the -wal file until later
+ * writes happened to overwrite their frames. */
+Test(at_rest, old_values_of_changed_and_deleted_notes_leave_the_wal, .init = start_open, .fini = finish)
+{
+    char name[40];
+    harness_marker(name, sizeof(name), "wal_");
+    register_user(name, PW1);
+    char *tok = login(name, PW1);
+    int64_t changed = create_note(tok, "to be changed", "the old content");
+    int64_t deleted = create_note(tok, "to be deleted", "the deleted content");
+    size_t lc, ld;
+    uint8_t *vc = sealed_content(changed, &lc), *vd = sealed_content(deleted, &ld);
+    cr_assert_gt(db_hits_bytes(vc, lc), 0, "the sealed value is not in notes.db / -wal: the search is blind");
+    size_t truncated = harness_log_count(&srv, "WAL truncated");
+
+    char path[64];
+    note_path(path, sizeof(path), changed);
+    char *b = note_body("changed", "the new content");
+    call_free("PUT", path, tok, b, 200);
+    free(b);
+    harness_await_log(&srv, "WAL truncated", truncated + 1, 10);
+    cr_assert_eq(db_hits_bytes(vc, lc), 0, "the old value of a changed note is still in notes.db or its -wal");
+
+    note_path(path, sizeof(path), deleted);
+    call_free("DELETE", path, tok, NULL, 204);
+    harness_await_log(&srv, "WAL truncated", truncated + 2, 10);
+    cr_assert_eq(db_hits_bytes(vd, ld), 0, "a deleted note's value is still in notes.db or its -wal");
+    free(vc);
+    free(vd);
     free(tok);
 }
 
