@@ -28,8 +28,14 @@ static int json_escape_byte(struct buf *b, unsigned char c)
         char esc[2] = { '\\', (char)c };
         return buf_append(b, esc, 2);
     }
+    /* The controls a note may hold (validate.h) in two bytes each, so an
+     * export is at most twice the size of what it holds. */
     if (c == '\n')
         return buf_append(b, "\\n", 2);
+    if (c == '\t')
+        return buf_append(b, "\\t", 2);
+    if (c == '\r')
+        return buf_append(b, "\\r", 2);
     char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
     return buf_append(b, esc, 6);
 }

@@ -84,6 +84,16 @@ Test(json, escapes_what_json_requires_and_copies_the_rest)
     }
 }
 
+/* A note's content may hold TAB and CR: as six-byte \u escapes they made
+ * an export up to six times the content's size, past its bound with a
+ * few megabytes of notes. Every byte a note may hold now costs at most two. */
+Test(json, the_line_breaks_a_note_may_hold_cost_two_bytes)
+{
+    int rc;
+    cr_assert_str_eq(json_str("a\tb\rc\nd", 7, 64, &rc), "\"a\\tb\\rc\\nd\"");
+    cr_assert_eq(rc, 0);
+}
+
 Test(json, a_string_past_the_buffer_bound_is_refused)
 {
     int rc;
