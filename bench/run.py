@@ -48,6 +48,13 @@ SERVER_CPU = "0"
 CLIENT_CPU = "1"
 USER = "benchuser"
 PASSWORD = "bench correct horse battery staple"
+# The storm logs in as its own user: an account keeps its newest 16 tokens
+# (NOTES_USER_MAX_SESSIONS), and the GETs' token must not be one it ends.
+STORM_USER = "benchstorm"
+# Scenario 2 spreads its notes over this many accounts (at most 10,000 notes
+# each, NOTES_USER_MAX_NOTES): room for 1.28 M POSTs, some 25,000/s over the
+# warm-ups and runs.
+POST_USERS = 128
 NGINX_BODY_BYTES = 200
 
 
@@ -516,7 +523,7 @@ def scenario_env(h, target, scn):
         return dict(BENCH_MODE="get", BENCH_PATH="/v1/notes/", BENCH_IDS=h.ids_file,
                     BENCH_TOKEN=h.token), h.conns
     if scn == "post":
-        return dict(BENCH_MODE="post", BENCH_PATH="/v1/notes", BENCH_TOKEN=h.token), h.conns
+        return dict(BENCH_MODE="post", BENCH_PATH="/v1/notes", BENCH_TOKENS=h.post_tokens), h.conns
     if scn in ("full", "resumed"):
         return dict(BENCH_MODE="plain", BENCH_PATH="/healthz", BENCH_CLOSE="1",
                     BENCH_TLS_RESUME="0" if scn == "full" else "1"), h.hs_conns
@@ -532,7 +539,7 @@ def one_run(h, srv, scn, rep):
         Wrk(h, srv.port, env, conns, h.warmup, out, stats).wait()
     storm = None
     if scn == "storm":
-        lenv = dict(BENCH_MODE="login", BENCH_PATH="/v1/auth/login", BENCH_USER=USER,
+        lenv = dict(BENCH_MODE="login", BENCH_PATH="/v1/auth/login", BENCH_USER=STORM_USER,
                     BENCH_PASSWORD=PASSWORD)
         storm = Wrk(h, srv.port, lenv, 8, h.duration + 30, os.path.join(h.tmp, "wrk-login.json"))
     perf = None
@@ -749,17 +756,38 @@ def run_cmd(args, env=None, input=None):
     return r.stdout.decode()
 
 
-def api_login(h, port):
-    """A keep-alive connection logged in as USER, and its request headers."""
-    c = http.client.HTTPSConnection("localhost", port, context=https_ctx(h.cafile), timeout=60)
+def api_login(h, port, user=USER, c=None):
+    """A keep-alive connection logged in as user, and its request headers."""
+    c = c or http.client.HTTPSConnection("localhost", port, context=https_ctx(h.cafile), timeout=60)
     hdr = {"Content-Type": "application/json"}
-    c.request("POST", "/v1/auth/login", json.dumps({"username": USER, "password": PASSWORD}), hdr)
+    c.request("POST", "/v1/auth/login", json.dumps({"username": user, "password": PASSWORD}), hdr)
     r = c.getresponse()
     body = r.read()
     if r.status != 200:
         die("login answered %d: %s" % (r.status, body[:200]))
     hdr["Authorization"] = "Bearer " + json.loads(body)["token"]
     return c, hdr
+
+
+def post_tokens(h, port, n):
+    """n accounts registered and logged in: their tokens, one per line, in a
+    file for wrk.lua (BENCH_TOKENS)."""
+    c = http.client.HTTPSConnection("localhost", port, context=https_ctx(h.cafile), timeout=60)
+    tokens = []
+    for i in range(n):
+        name = "benchpost%d" % i
+        c.request("POST", "/v1/auth/register", json.dumps({"username": name, "password": PASSWORD}),
+                  {"Content-Type": "application/json"})
+        r = c.getresponse()
+        body = r.read()
+        if r.status != 201:
+            die("register answered %d: %s" % (r.status, body[:200]))
+        tokens.append(api_login(h, port, name, c)[1]["Authorization"].split(" ", 1)[1])
+    c.close()
+    path = os.path.join(h.tmp, "post-tokens.txt")
+    with open(path, "w") as f:
+        f.write("".join("%s\n" % t for t in tokens))
+    return path
 
 
 def post_note(c, hdr, title, content):
@@ -791,13 +819,18 @@ def setup(h):
            "NOTES_SHUTDOWN_GRACE": "2"}
     env.update(secrets)
     h.notesd_env = env
-    run_cmd([h.notesd, "user", "add", USER, "--role", "user"], env=env,
-            input=(PASSWORD + "\n").encode())
+    for user in (USER, STORM_USER):
+        run_cmd([h.notesd, "user", "add", user, "--role", "user"], env=env,
+                input=(PASSWORD + "\n").encode())
 
-    # Seed through the API: one login (one token), then the notes.
+    # Seed through the API: one login (one token), then the notes; the
+    # accounts of scenario 2 register (open only while seeding).
+    h.notesd_env = dict(env, NOTES_REGISTRATION="open")
     srv = Notesd(h)
     port = srv.start("seed")
+    h.notesd_env = env
     try:
+        h.post_tokens = post_tokens(h, port, 4 if h.smoke else POST_USERS)
         c, hdr = api_login(h, port)
         h.token = hdr["Authorization"].split(" ", 1)[1]
         # Sized so a note's JSON is about as long as nginx's constant body.
@@ -821,8 +854,10 @@ def setup(h):
     h.ids_file = os.path.join(h.tmp, "ids.txt")
     with open(h.ids_file, "w") as f:
         f.write("".join("%s\n" % i for i in ids))
-    log("seeded 1 user, 1 token, %d notes; a note's JSON is %d bytes, nginx's body %d"
-        % (len(ids), h.note_body_bytes, len(nginx_body())))
+    with open(h.post_tokens) as f:
+        posters = len(f.read().split())
+    log("seeded 1 user, 1 token, %d notes, a storm user and %d accounts for POSTs; a note's JSON is %d bytes, "
+        "nginx's body %d" % (len(ids), posters, h.note_body_bytes, len(nginx_body())))
 
 
 def machine():

@@ -5,6 +5,8 @@
 --                  the bench user's credentials), plain (GET PATH)
 --   BENCH_PATH     request path (prefix for get)
 --   BENCH_TOKEN    bearer token (optional)
+--   BENCH_TOKENS   file with one bearer token per line (post: each in turn,
+--                  so the notes spread over accounts within their caps)
 --   BENCH_IDS      file with one note id per line (get)
 --   BENCH_USER, BENCH_PASSWORD   (login)
 --   BENCH_CLOSE    1: send Connection: close (one request per connection)
@@ -35,10 +37,20 @@ function init(args)
          reqs[#reqs + 1] = wrk.format("GET", path .. id, headers())
       end
    elseif mode == "post" then
-      local h = headers()
-      h["Content-Type"] = "application/json"
-      reqs[1] = wrk.format("POST", path, h,
-         '{"title":"bench post","content":"' .. string.rep("p", 120) .. '"}')
+      local body = '{"title":"bench post","content":"' .. string.rep("p", 120) .. '"}'
+      local list = os.getenv("BENCH_TOKENS")
+      local tokens = {}
+      if list then
+         for t in io.lines(list) do tokens[#tokens + 1] = t end
+      else
+         tokens[1] = token
+      end
+      for _, t in ipairs(tokens) do
+         local h = headers()
+         if t ~= "" then h["Authorization"] = "Bearer " .. t end
+         h["Content-Type"] = "application/json"
+         reqs[#reqs + 1] = wrk.format("POST", path, h, body)
+      end
    elseif mode == "login" then
       local h = headers()
       h["Content-Type"] = "application/json"

@@ -177,7 +177,7 @@ static void login_done(struct http_job *base, struct http_response *res)
     int64_t expires = now + (int64_t)app->cfg->token_lifetime_s;
     int rc = crypto_token_new(token);
     rc = rc ? rc : crypto_token_hash(app->crypto, token, strlen(token), hash);
-    rc = rc ? rc : store_session_insert(app->store, hash, j->user_id, now, expires);
+    rc = rc ? rc : store_session_insert(app->store, hash, j->user_id, now, expires, app->cfg->user_max_sessions);
     if (rc) {
         login_fail(j, res, "session");   /* e.g. the account was deleted meanwhile */
     } else {

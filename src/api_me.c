@@ -16,7 +16,19 @@
 
 /* An export holds every note of a user, so it may be large; it is still
  * bounded (HTTP_BODY_MAX, 16 MiB) so one request cannot take unbounded
- * memory. Past it the export answers 500 and says why. */
+ * memory. What an account may hold is capped (config.h) so that its export
+ * always fits: each note at most twice its sealed bytes in JSON (TAB, LF,
+ * CR, quote and backslash are its only escapes, two bytes each) plus its
+ * ids and times, each session its times, and the account. Past the bound
+ * anyway (a database changed behind our back) the export answers 500 and
+ * says why. */
+#define EXPORT_NOTE_FRAME 256      /* {"id":..,"title":"","content":"",..times} */
+#define EXPORT_SESSION_FRAME 160
+#define EXPORT_ACCOUNT_FRAME 4096
+_Static_assert(2ull * CONFIG_USER_KIB_CAP * 1024 + (unsigned long long)CONFIG_USER_NOTES_CAP * EXPORT_NOTE_FRAME +
+                       (unsigned long long)CONFIG_USER_SESSIONS_CAP * EXPORT_SESSION_FRAME + EXPORT_ACCOUNT_FRAME <=
+                   HTTP_BODY_MAX,
+               "an account at its caps must export in one response");
 
 struct export_state {
     struct app *app;

@@ -81,12 +81,43 @@ static void not_found(struct route_ctx *ctx, const char *event)
     api_audit(ctx, event, "note", ctx->path_id, AUDIT_DENY, 404, "not_found");
 }
 
+/* Whether the owner may store `in` as one more note (add 1) or in place of
+ * one of `old_bytes` (add 0): NOTES_USER_MAX_NOTES and NOTES_USER_MAX_KIB
+ * of sealed values. Answers 409 when not. The bound is on what an account
+ * stores (the disk) and what its export must hold (api_me.c). */
+static bool within_quota(struct route_ctx *ctx, const struct note_input *in, int add, int64_t old_bytes,
+                         const char *event)
+{
+    const struct config *cfg = ctx->app->cfg;
+    struct store_usage u;
+    if (store_usage_get(ctx->app->store, ctx->who.user_id, &u) != 0) {
+        api_fail_internal(ctx, event);
+        return false;
+    }
+    int64_t bytes = u.bytes - old_bytes + (int64_t)(in->title.len + in->content_len + 2 * CRYPTO_SEAL_OVERHEAD);
+    char detail[160];
+    if (u.notes + add > (int64_t)cfg->user_max_notes) {
+        snprintf(detail, sizeof(detail), "The account holds the most notes it may (%u): delete some first.",
+                 cfg->user_max_notes);
+        http_problem(ctx->res, 409, NULL, detail);
+    } else if (bytes > (int64_t)cfg->user_max_kib * 1024) {
+        snprintf(detail, sizeof(detail),
+                 "The account's notes would take more than the %u KiB it may hold: delete or shorten some first.",
+                 cfg->user_max_kib);
+        http_problem(ctx->res, 409, "content", detail);
+    } else {
+        return true;
+    }
+    api_audit(ctx, event, "note", add ? 0 : ctx->path_id, AUDIT_DENY, 409, "quota");
+    return false;
+}
+
 void api_note_create(struct route_ctx *ctx)
 {
     struct app *app = ctx->app;
     struct validate_field f[2];
     struct note_input in;
-    if (read_note_body(ctx, f, &in) != 0)
+    if (read_note_body(ctx, f, &in) != 0 || !within_quota(ctx, &in, 1, 0, "note.create"))
         goto done;
     int64_t now = (int64_t)time(NULL), id = 0, owner = ctx->who.user_id;
     int rc = api_reserve_encryptions(app, 2);
@@ -143,6 +174,8 @@ void api_note_update(struct route_ctx *ctx)
         not_found(ctx, "note.update");
         goto done;
     }
+    if (rc == 0 && !within_quota(ctx, &in, 0, (int64_t)(n.title.len + n.content.len), "note.update"))
+        goto done;
     rc = rc ? rc : api_reserve_encryptions(app, 2);
     rc = rc ? rc : seal_and_store(app, ctx->path_id, owner, &in, now);
     if (rc == 0) {

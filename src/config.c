@@ -54,6 +54,9 @@ static const struct setting settings[] = {
     { "NOTES_ARGON2_PARALLELISM", K_UINT, "1", OFF(argon2_p), 0, 1, 16 },
     { "NOTES_TOKEN_IDLE", K_UINT, "1800", OFF(token_idle_s), 0, 60, 86400 },
     { "NOTES_TOKEN_LIFETIME", K_UINT, "43200", OFF(token_lifetime_s), 0, 300, 2592000 },
+    { "NOTES_USER_MAX_NOTES", K_UINT, "10000", OFF(user_max_notes), 0, 1, CONFIG_USER_NOTES_CAP },
+    { "NOTES_USER_MAX_KIB", K_UINT, "6144", OFF(user_max_kib), 0, 64, CONFIG_USER_KIB_CAP },
+    { "NOTES_USER_MAX_SESSIONS", K_UINT, "16", OFF(user_max_sessions), 0, 1, CONFIG_USER_SESSIONS_CAP },
     /* The edge (see the README): sizes in bytes, times in seconds. */
     { "NOTES_MAX_TARGET", K_UINT, "8192", OFF(max_target), 0, 64, 65536 },
     { "NOTES_MAX_FIELD", K_UINT, "8192", OFF(max_field), 0, 64, 65536 },

@@ -8,6 +8,13 @@
 #ifndef NOTESD_CONFIG_H
 #define NOTESD_CONFIG_H
 
+/* The most one account may hold, whatever the settings: its export (every
+ * note, each at most twice its sealed size in JSON, and every session) must
+ * fit one response (api_me.c checks the sum against HTTP_BODY_MAX). */
+#define CONFIG_USER_NOTES_CAP 10000
+#define CONFIG_USER_KIB_CAP 6144
+#define CONFIG_USER_SESSIONS_CAP 64
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -64,6 +71,8 @@ struct config {
     uint32_t argon2_p;              /* 1..16 */
     uint32_t token_idle_s;          /* idle timeout of a bearer token */
     uint32_t token_lifetime_s;      /* absolute lifetime of a bearer token */
+    /* What one account may hold; capped so its export fits one response */
+    uint32_t user_max_notes, user_max_kib, user_max_sessions;
 
     /* The edge: what a client controls, bounded */
     uint32_t max_target, max_field, max_header_block, max_fields, max_body;

@@ -60,6 +60,10 @@ const char *const store_stmt_sql[ST_COUNT] = {
                                   " AND EXISTS (SELECT 1 FROM sessions WHERE token_hash = ?3 AND user_id = ?1)",
     [ST_SESSION_INSERT] = "INSERT INTO sessions (token_hash, user_id, created_at, last_seen, expires_at)"
                           " VALUES (?1, ?2, ?3, ?3, ?4)",
+    /* All but the newest ?2 sessions of user ?1. */
+    [ST_SESSION_TRIM] = "DELETE FROM sessions WHERE user_id = ?1 AND token_hash IN"
+                        " (SELECT token_hash FROM sessions WHERE user_id = ?1"
+                        "  ORDER BY created_at DESC, last_seen DESC LIMIT -1 OFFSET ?2)",
     [ST_SESSION_GET] = "SELECT s.user_id, u.role, u.disabled, s.created_at, s.last_seen, s.expires_at"
                        " FROM sessions AS s JOIN users AS u ON u.id = s.user_id"
                        " WHERE s.token_hash = ?1",
@@ -77,6 +81,16 @@ const char *const store_stmt_sql[ST_COUNT] = {
     [ST_NOTE_GET_OWN] = "SELECT " NOTE_COLS " FROM notes WHERE id = ?1 AND owner_id = ?2",
     [ST_NOTE_GET_ANY] = "SELECT " NOTE_COLS " FROM notes WHERE id = ?1",
     [ST_NOTE_DELETE_OWN] = "DELETE FROM notes WHERE id = ?1 AND owner_id = ?2",
+    /* An account's usage follows its notes: run before the statement that
+     * changes note ?1 of owner ?2 (the note's old size is read from it). */
+    [ST_USAGE_GET] = "SELECT note_count, note_bytes FROM users WHERE id = ?1",
+    [ST_USAGE_NOTE_ADDED] = "UPDATE users SET note_count = note_count + 1 WHERE id = ?1",
+    [ST_USAGE_NOTE_SET] = "UPDATE users SET note_bytes = note_bytes + ?3"
+                          " - (SELECT length(title) + length(content) FROM notes WHERE id = ?1 AND owner_id = ?2)"
+                          " WHERE id = ?2 AND EXISTS (SELECT 1 FROM notes WHERE id = ?1 AND owner_id = ?2)",
+    [ST_USAGE_NOTE_GONE] = "UPDATE users SET note_count = note_count - 1, note_bytes = note_bytes"
+                           " - (SELECT length(title) + length(content) FROM notes WHERE id = ?1 AND owner_id = ?2)"
+                           " WHERE id = ?2 AND EXISTS (SELECT 1 FROM notes WHERE id = ?1 AND owner_id = ?2)",
     [ST_NOTE_LIST_OWNER] = "SELECT " NOTE_LIST_COLS " FROM notes"
                            " WHERE owner_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
     /* ?1 is bound but unused, so both list statements take the same

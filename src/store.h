@@ -134,10 +134,12 @@ struct store_session {
     int64_t created_at, last_seen, expires_at;
 };
 
-/** created_at = last_seen = now. ERR_EXISTS for a hash already stored,
- *  ERR_NOT_FOUND when the user does not exist. */
+/** created_at = last_seen = now, after ending the user's oldest sessions
+ *  beyond the newest max_sessions - 1 (so it has at most max_sessions).
+ *  ERR_EXISTS for a hash already stored, ERR_NOT_FOUND when the user does
+ *  not exist. */
 int store_session_insert(struct store *s, const uint8_t hash[STORE_HASH_LEN], int64_t user_id,
-                         int64_t now, int64_t expires_at);
+                         int64_t now, int64_t expires_at, uint32_t max_sessions);
 /** Look a session up by token hash, joined with its user. Expiry is the
  *  caller's decision: an expired row is still returned. ERR_NOT_FOUND. */
 int store_session_get(struct store *s, const uint8_t hash[STORE_HASH_LEN], struct store_session *out);
@@ -204,6 +206,12 @@ typedef int (*store_note_cb)(void *arg, const struct store_note *n);
  */
 int store_note_list(struct store *s, int64_t owner_id, int64_t before_id, int limit,
                     bool with_content, store_note_cb cb, void *arg);
+/** What an account stores: its notes and their sealed bytes (title and
+ *  content), kept up to date by store_note_insert/update/delete_own. */
+struct store_usage {
+    int64_t notes, bytes;
+};
+int store_usage_get(struct store *s, int64_t user_id, struct store_usage *out);
 /** Up to `limit` notes with id > after_id sealed by a key other than
  *  `key_id`, with content, oldest first. The callback may
  *  store_note_update() the note it is given. */

@@ -169,15 +169,29 @@ int store_user_delete_if_current(struct store *s, int64_t id, int64_t password_g
 
 /* ---- sessions ------------------------------------------------------------ */
 
-int store_session_insert(struct store *s, const uint8_t hash[STORE_HASH_LEN], int64_t user_id,
-                         int64_t now, int64_t expires_at)
+/* The oldest sessions beyond the newest `keep` of a user end. */
+static int session_trim(struct store *s, int64_t user_id, uint32_t keep)
 {
+    sqlite3_stmt *st = sq_take(s, ST_SESSION_TRIM);
+    if (!st)
+        return ERR_INTERNAL;
+    int rc = sqlite3_bind_int64(st, 1, user_id);
+    rc = rc ? rc : sqlite3_bind_int64(st, 2, keep);
+    return sq_run(st, rc);
+}
+
+int store_session_insert(struct store *s, const uint8_t hash[STORE_HASH_LEN], int64_t user_id,
+                         int64_t now, int64_t expires_at, uint32_t max_sessions)
+{
+    if (!hash || max_sessions == 0)
+        return ERR_INVALID;
+    int rc = session_trim(s, user_id, max_sessions - 1);
+    if (rc)
+        return rc;
     sqlite3_stmt *st = sq_take(s, ST_SESSION_INSERT);
     if (!st)
         return ERR_INTERNAL;
-    if (!hash)
-        return ERR_INVALID;
-    int rc = sq_bind_hash(st, 1, hash);
+    rc = sq_bind_hash(st, 1, hash);
     rc = rc ? rc : sqlite3_bind_int64(st, 2, user_id);
     rc = rc ? rc : sqlite3_bind_int64(st, 3, now);
     rc = rc ? rc : sqlite3_bind_int64(st, 4, expires_at);
@@ -289,6 +303,37 @@ void store_note_cleanup(struct store_note *n)
     buf_cleanup_wipe(&n->content);
 }
 
+/* ---- what an account stores ---------------------------------------------- */
+
+int store_usage_get(struct store *s, int64_t user_id, struct store_usage *out)
+{
+    sqlite3_stmt *st = sq_take(s, ST_USAGE_GET);
+    if (!st)
+        return ERR_INTERNAL;
+    int rc = sq_first_row(st, sqlite3_bind_int64(st, 1, user_id));
+    if (rc == 0) {
+        out->notes = sqlite3_column_int64(st, 0);
+        out->bytes = sqlite3_column_int64(st, 1);
+    }
+    sq_release(st);
+    return rc;
+}
+
+/* Run a usage statement for note `id` of `owner_id` (?1, ?2) or for the
+ * owner alone (id 0: ?1 is the owner), with `bytes` as ?3 when >= 0. */
+static int usage_change(struct store *s, enum stmt which, int64_t id, int64_t owner_id, int64_t bytes)
+{
+    sqlite3_stmt *st = sq_take(s, which);
+    if (!st)
+        return ERR_INTERNAL;
+    int rc = sqlite3_bind_int64(st, 1, id ? id : owner_id);
+    if (rc == 0 && id)
+        rc = sqlite3_bind_int64(st, 2, owner_id);
+    if (rc == 0 && bytes >= 0)
+        rc = sqlite3_bind_int64(st, 3, bytes);
+    return sq_run(st, rc);
+}
+
 int store_note_insert(struct store *s, int64_t owner_id, int64_t now, int64_t *id_out)
 {
     sqlite3_stmt *st = sq_take(s, ST_NOTE_INSERT);
@@ -298,6 +343,7 @@ int store_note_insert(struct store *s, int64_t owner_id, int64_t now, int64_t *i
     rc = rc ? rc : sqlite3_bind_int64(st, 2, now);
     int64_t id = 0;
     int r = sq_run_returning(st, rc, &id);
+    r = r ? r : usage_change(s, ST_USAGE_NOTE_ADDED, 0, owner_id, -1);
     if (r == 0 && id_out)
         *id_out = id;
     return r;
@@ -315,7 +361,10 @@ int store_note_update(struct store *s, int64_t id, int64_t owner_id, struct slic
         return ERR_LIMIT;
     if ((title.len && !title.p) || (content.len && !content.p))
         return ERR_INVALID;
-    int rc = sqlite3_bind_int64(st, 1, id);
+    int rc = usage_change(s, ST_USAGE_NOTE_SET, id, owner_id, (int64_t)(title.len + content.len));
+    if (rc)
+        return rc;
+    rc = sqlite3_bind_int64(st, 1, id);
     rc = rc ? rc : sqlite3_bind_int64(st, 2, owner_id);
     rc = rc ? rc : sq_bind_slice(st, 3, title);
     rc = rc ? rc : sq_bind_slice(st, 4, content);
@@ -358,10 +407,13 @@ int store_note_get_any(struct store *s, int64_t id, struct store_note *out)
 
 int store_note_delete_own(struct store *s, int64_t id, int64_t owner_id)
 {
+    int rc = usage_change(s, ST_USAGE_NOTE_GONE, id, owner_id, -1);
+    if (rc)
+        return rc;
     sqlite3_stmt *st = sq_take(s, ST_NOTE_DELETE_OWN);
     if (!st)
         return ERR_INTERNAL;
-    int rc = sqlite3_bind_int64(st, 1, id);
+    rc = sqlite3_bind_int64(st, 1, id);
     rc = rc ? rc : sqlite3_bind_int64(st, 2, owner_id);
     return sq_run_change(s, st, rc);
 }

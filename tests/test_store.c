@@ -284,7 +284,7 @@ Test(store, user_version_is_set)
 {
     store_close(open_db());
     /* The header keeps PRAGMA user_version at offset 60, big-endian. */
-    cr_assert_eq(be32_at(dbpath, 60), 2);
+    cr_assert_eq(be32_at(dbpath, 60), 3);
 }
 
 Test(store, refuses_newer_schema_and_leaves_it_alone)
@@ -325,7 +325,7 @@ Test(store, foreign_keys_are_enforced)
     uint8_t h[STORE_HASH_LEN];
     hash_of(h, 1);
     int64_t id = 0;
-    cr_assert_eq(store_session_insert(s, h, 4242, 1, 2), ERR_NOT_FOUND);
+    cr_assert_eq(store_session_insert(s, h, 4242, 1, 2, 16), ERR_NOT_FOUND);
     cr_assert_eq(store_note_insert(s, 4242, 1, &id), ERR_NOT_FOUND);
     store_close(s);
 }
@@ -373,7 +373,7 @@ Test(store, concurrent_first_opens_all_succeed)
     struct store *s = open_db();
     add_user(s, "alice", "user");
     store_close(s);
-    cr_assert_eq(be32_at(dbpath, 60), 2);
+    cr_assert_eq(be32_at(dbpath, 60), 3);
 }
 
 /* Run fn in a child process (its own connection, like the CLI) and return
@@ -721,7 +721,7 @@ Test(store, session_insert_get_joins_user)
     uint8_t h[STORE_HASH_LEN], other[STORE_HASH_LEN];
     hash_of(h, 1);
     hash_of(other, 2);
-    cr_assert_eq(store_session_insert(s, h, uid, 100, 500), 0);
+    cr_assert_eq(store_session_insert(s, h, uid, 100, 500, 16), 0);
     struct store_session ss;
     cr_assert_eq(store_session_get(s, h, &ss), 0);
     cr_assert_eq(ss.user_id, uid);
@@ -739,7 +739,7 @@ Test(store, session_insert_get_joins_user)
     cr_assert_str_eq(ss.role, "admin");
     cr_assert(ss.disabled);
 
-    cr_assert_eq(store_session_insert(s, h, uid, 1, 2), ERR_EXISTS);
+    cr_assert_eq(store_session_insert(s, h, uid, 1, 2, 16), ERR_EXISTS);
     store_close(s);
 }
 
@@ -750,7 +750,7 @@ Test(store, session_touch_and_delete)
     uint8_t h[STORE_HASH_LEN], other[STORE_HASH_LEN];
     hash_of(h, 1);
     hash_of(other, 2);
-    cr_assert_eq(store_session_insert(s, h, uid, 100, 500), 0);
+    cr_assert_eq(store_session_insert(s, h, uid, 100, 500, 16), 0);
     cr_assert_eq(store_session_touch(s, h, 250), 0);
     struct store_session ss;
     cr_assert_eq(store_session_get(s, h, &ss), 0);
@@ -773,10 +773,10 @@ Test(store, session_delete_user_all_or_all_but_one)
     uint8_t h[4][STORE_HASH_LEN];
     for (int i = 0; i < 4; i++)
         hash_of(h[i], (uint8_t)(i + 1));
-    cr_assert_eq(store_session_insert(s, h[0], a, 1, 1000), 0);
-    cr_assert_eq(store_session_insert(s, h[1], a, 1, 1000), 0);
-    cr_assert_eq(store_session_insert(s, h[2], a, 1, 1000), 0);
-    cr_assert_eq(store_session_insert(s, h[3], b, 1, 1000), 0);
+    cr_assert_eq(store_session_insert(s, h[0], a, 1, 1000, 16), 0);
+    cr_assert_eq(store_session_insert(s, h[1], a, 1, 1000, 16), 0);
+    cr_assert_eq(store_session_insert(s, h[2], a, 1, 1000, 16), 0);
+    cr_assert_eq(store_session_insert(s, h[3], b, 1, 1000, 16), 0);
     struct store_session ss;
 
     cr_assert_eq(store_session_delete_user(s, a, h[1]), 0);
@@ -786,7 +786,7 @@ Test(store, session_delete_user_all_or_all_but_one)
     cr_assert_eq(store_session_get(s, h[3], &ss), 0, "another user's session was deleted");
 
     /* `keep` naming another user's session protects nothing of alice's. */
-    cr_assert_eq(store_session_insert(s, h[0], a, 1, 1000), 0);
+    cr_assert_eq(store_session_insert(s, h[0], a, 1, 1000, 16), 0);
     cr_assert_eq(store_session_delete_user(s, a, h[3]), 0);
     cr_assert_eq(store_session_get(s, h[0], &ss), ERR_NOT_FOUND);
     cr_assert_eq(store_session_get(s, h[1], &ss), ERR_NOT_FOUND);
@@ -807,10 +807,10 @@ Test(store, session_purge_expired_and_idle)
     hash_of(idle, 3);
     hash_of(edge, 4);
     const int64_t now = 10000, cutoff = 9000;
-    cr_assert_eq(store_session_insert(s, fresh, uid, 9500, now + 100), 0);
-    cr_assert_eq(store_session_insert(s, expired, uid, 9500, now), 0);       /* expires exactly now */
-    cr_assert_eq(store_session_insert(s, idle, uid, 8999, now + 100), 0);    /* last seen before cutoff */
-    cr_assert_eq(store_session_insert(s, edge, uid, 9000, now + 1), 0);      /* exactly at cutoff: kept */
+    cr_assert_eq(store_session_insert(s, fresh, uid, 9500, now + 100, 16), 0);
+    cr_assert_eq(store_session_insert(s, expired, uid, 9500, now, 16), 0);       /* expires exactly now */
+    cr_assert_eq(store_session_insert(s, idle, uid, 8999, now + 100, 16), 0);    /* last seen before cutoff */
+    cr_assert_eq(store_session_insert(s, edge, uid, 9000, now + 1, 16), 0);      /* exactly at cutoff: kept */
     cr_assert_eq(store_session_purge(s, now, cutoff), 0);
     struct store_session ss;
     cr_assert_eq(store_session_get(s, fresh, &ss), 0);
@@ -1121,8 +1121,8 @@ Test(store, user_delete_cascades_to_notes_and_sessions)
     uint8_t ha[STORE_HASH_LEN], hb[STORE_HASH_LEN];
     hash_of(ha, 1);
     hash_of(hb, 2);
-    cr_assert_eq(store_session_insert(s, ha, a, 1, 1000), 0);
-    cr_assert_eq(store_session_insert(s, hb, b, 1, 1000), 0);
+    cr_assert_eq(store_session_insert(s, ha, a, 1, 1000, 16), 0);
+    cr_assert_eq(store_session_insert(s, hb, b, 1, 1000, 16), 0);
 
     cr_assert_eq(store_user_delete(s, a), 0);
     struct store_note n;
@@ -1172,7 +1172,7 @@ Test(store, deleted_user_leaves_no_bytes_in_db_or_wal)
     add_note(s, keeper, "keeper", "keeper content stays", 1);
     uint8_t h[STORE_HASH_LEN];
     hash_of(h, 9);
-    cr_assert_eq(store_session_insert(s, h, victim, 1, 1000), 0);
+    cr_assert_eq(store_session_insert(s, h, victim, 1, 1000, 16), 0);
     cr_assert_eq(store_checkpoint(s), 0);
     store_close(s);
     cr_assert(file_contains(dbpath, MARKER), "marker not in the file: the test could not fail");
@@ -1449,7 +1449,7 @@ Test(store, sql_injection_strings_are_plain_data)
     cr_assert_eq(all.n, 2);
     uint8_t h[STORE_HASH_LEN];
     hash_of(h, 3);
-    cr_assert_eq(store_session_insert(s, h, other, 1, 2), 0);
+    cr_assert_eq(store_session_insert(s, h, other, 1, 2, 16), 0);
     uint64_t total;
     cr_assert_eq(store_key_use(s, 1, 1, &total), 0);
     store_close(s);
@@ -1467,7 +1467,7 @@ Test(store, an_erasure_deletes_only_the_account_it_checked, .init = setup, .fini
     uint8_t tok[STORE_HASH_LEN], other[STORE_HASH_LEN];
     memset(tok, 0x11, sizeof(tok));
     memset(other, 0x22, sizeof(other));
-    cr_assert_eq(store_session_insert(s, tok, id, 1, 100), 0);
+    cr_assert_eq(store_session_insert(s, tok, id, 1, 100, 16), 0);
     cr_assert_eq(store_user_upgrade_password(s, id, "$argon2id$old", "$argon2id$rehashed"), 0);
     cr_assert_eq(store_user_set_password(s, id, "$argon2id$new"), 0);
     cr_assert_eq(store_user_delete_if_current(s, id, gen, tok), ERR_NOT_FOUND, "a changed password");
@@ -1656,8 +1656,11 @@ Test(store, a_schema_1_database_migrates_with_its_accounts_at_generation_1, .ini
     store_close(s);
     sqlite3 *db = NULL;
     cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
-    cr_assert_eq(sqlite3_exec(db, "ALTER TABLE users DROP COLUMN password_gen; PRAGMA user_version = 1", NULL, NULL,
-                              NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    cr_assert_eq(sqlite3_exec(db,
+                              "ALTER TABLE users DROP COLUMN password_gen; ALTER TABLE users DROP COLUMN note_count;"
+                              " ALTER TABLE users DROP COLUMN note_bytes; PRAGMA user_version = 1",
+                              NULL, NULL, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(db));
     sqlite3_close(db);
     cr_assert_eq(be32_at(dbpath, 60), 1);
     s = open_db();
@@ -1669,5 +1672,86 @@ Test(store, a_schema_1_database_migrates_with_its_accounts_at_generation_1, .ini
     cr_assert_eq(store_user_get(s, id, &u), 0);
     cr_assert_eq(u.password_gen, 2);
     store_close(s);
-    cr_assert_eq(be32_at(dbpath, 60), 2);
+    cr_assert_eq(be32_at(dbpath, 60), 3);
+}
+
+/* A database of schema 2 (before the usage columns) opens at schema 3 with
+ * each account's notes counted. */
+Test(store, a_schema_2_database_migrates_with_its_usage_counted, .init = setup, .fini = teardown)
+{
+    struct store *s = open_db();
+    int64_t a = add_user(s, "alice", "user"), b = add_user(s, "bob", "user"), c = add_user(s, "carol", "user");
+    add_note(s, a, "t1", "content", 1);
+    add_note(s, a, "t22", "", 1);
+    add_note(s, b, "title", "x", 1);
+    store_close(s);
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db,
+                              "ALTER TABLE users DROP COLUMN note_count; ALTER TABLE users DROP COLUMN note_bytes;"
+                              " PRAGMA user_version = 2",
+                              NULL, NULL, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    s = open_db();
+    struct store_usage u;
+    cr_assert_eq(store_usage_get(s, a, &u), 0);
+    cr_assert_eq(u.notes, 2);
+    cr_assert_eq(u.bytes, 2 + 7 + 3 + 0);
+    cr_assert_eq(store_usage_get(s, b, &u), 0);
+    cr_assert(u.notes == 1 && u.bytes == 6);
+    cr_assert_eq(store_usage_get(s, c, &u), 0);
+    cr_assert(u.notes == 0 && u.bytes == 0);
+    store_close(s);
+    cr_assert_eq(be32_at(dbpath, 60), 3);
+}
+
+/* The quotas read one row: it must follow every change of the notes. */
+Test(store, usage_follows_notes_added_changed_and_deleted, .init = setup, .fini = teardown)
+{
+    struct store *s = open_db();
+    int64_t a = add_user(s, "alice", "user"), b = add_user(s, "bob", "user");
+    struct store_usage u;
+    cr_assert_eq(store_usage_get(s, a, &u), 0);
+    cr_assert(u.notes == 0 && u.bytes == 0);
+    int64_t n1 = add_note(s, a, "0123456789", "01234567890123456789", 1);
+    cr_assert_eq(store_usage_get(s, a, &u), 0);
+    cr_assert(u.notes == 1 && u.bytes == 30, "%lld notes, %lld bytes", (long long)u.notes, (long long)u.bytes);
+    cr_assert_eq(store_note_update(s, n1, a, slice_str("0123456789"), slice_str("01234"), 1, 5), 0);
+    int64_t n2 = add_note(s, a, "abc", "defg", 1);
+    cr_assert_eq(store_usage_get(s, a, &u), 0);
+    cr_assert(u.notes == 2 && u.bytes == 22, "%lld notes, %lld bytes", (long long)u.notes, (long long)u.bytes);
+
+    /* another owner's note, or none: nothing changes */
+    cr_assert_eq(store_note_update(s, n1, b, slice_str("x"), slice_str("y"), 1, 5), ERR_NOT_FOUND);
+    cr_assert_eq(store_note_delete_own(s, n2, b), ERR_NOT_FOUND);
+    cr_assert_eq(store_note_delete_own(s, 9999, a), ERR_NOT_FOUND);
+    cr_assert_eq(store_usage_get(s, a, &u), 0);
+    cr_assert(u.notes == 2 && u.bytes == 22);
+    cr_assert_eq(store_usage_get(s, b, &u), 0);
+    cr_assert(u.notes == 0 && u.bytes == 0);
+
+    cr_assert_eq(store_note_delete_own(s, n1, a), 0);
+    cr_assert_eq(store_usage_get(s, a, &u), 0);
+    cr_assert(u.notes == 1 && u.bytes == 7, "%lld notes, %lld bytes", (long long)u.notes, (long long)u.bytes);
+    store_close(s);
+}
+
+/* A login past the cap ends the account's oldest sessions, no one else's. */
+Test(store, a_session_past_the_cap_ends_the_oldest, .init = setup, .fini = teardown)
+{
+    struct store *s = open_db();
+    int64_t a = add_user(s, "alice", "user"), b = add_user(s, "bob", "user");
+    uint8_t h[6][STORE_HASH_LEN];
+    for (int i = 0; i < 6; i++)
+        hash_of(h[i], (uint8_t)(i + 1));
+    cr_assert_eq(store_session_insert(s, h[5], b, 1, 1000, 3), 0);
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(store_session_insert(s, h[i], a, 10 + i, 1000, 3), 0);
+    struct store_session ss;
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(store_session_get(s, h[i], &ss), ERR_NOT_FOUND, "session %d of 5 outlived the cap of 3", i);
+    for (int i = 2; i < 6; i++)
+        cr_assert_eq(store_session_get(s, h[i], &ss), 0, "session %d is gone", i);
+    store_close(s);
 }

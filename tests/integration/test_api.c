@@ -2323,16 +2323,23 @@ Test(account, large_export_arrives_complete, .init = start_open, .fini = finish,
 Test(at_rest, the_wal_stays_bounded_under_continuous_writes, .init = start_open, .fini = finish,
      .timeout = 240)
 {
-    char name[40];
-    harness_marker(name, sizeof(name), "wal");
-    register_user(name, "wal-Granite-4471-spruce");
-    char *tok = login(name, "wal-Granite-4471-spruce");
+    /* 84 MB of notes: spread over accounts, each below its 6 MiB cap, and
+     * only created (a change or deletion has the WAL truncated). */
+    enum { NOTES = 1400, PER_ACCOUNT = 90 };
+    char *tok = NULL;
     char *content = repeat('w', 60000);
     char *body = note_body("bulk", content);
     char wal[512];
     db_path(wal, sizeof(wal), "-wal");
     off_t peak = 0;
-    for (int i = 0; i < 1400; i++) {
+    for (int i = 0; i < NOTES; i++) {
+        if (i % PER_ACCOUNT == 0) {
+            char name[40];
+            harness_marker(name, sizeof(name), "wal");
+            register_user(name, "wal-Granite-4471-spruce");
+            free(tok);
+            tok = login(name, "wal-Granite-4471-spruce");
+        }
         struct response r;
         call("POST", "/v1/notes", tok, body, 201, &r);
         response_free(&r);
@@ -2811,5 +2818,142 @@ Test(limits, note_writes_are_limited_per_user, .init = start_throttled, .fini = 
     cr_assert_geq(reads, 2 + since / 1000, "%d reads in %ld ms: too slow to tell", reads, since);
     ka_close(&k);
     free(body);
+    free(tok);
+}
+
+/* ======================================================================== */
+/* 14. what one account may hold                                               */
+/* ======================================================================== */
+
+static void start_small_caps(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    harness_prepare(&srv);
+    harness_setenv(&srv, "NOTES_REGISTRATION", "open");
+    harness_setenv(&srv, "NOTES_USER_MAX_NOTES", "3");
+    harness_setenv(&srv, "NOTES_USER_MAX_KIB", "64");
+    harness_setenv(&srv, "NOTES_USER_MAX_SESSIONS", "2");
+    harness_start(&srv);
+}
+
+static char *repeated(char c, size_t n)
+{
+    char *s = malloc(n + 1);
+    cr_assert(s);
+    memset(s, c, n);
+    s[n] = 0;
+    return s;
+}
+
+/* POST a note, expecting `want`; the problem's field when it is a 409. */
+static void create_expect(const char *tok, const char *title, const char *content, long want, const char *field)
+{
+    char *b = note_body(title, content);
+    struct response r;
+    call("POST", "/v1/notes", tok, b, want, &r);
+    if (want == 409) {
+        cJSON *j = json_of(&r);
+        cr_assert_eq(jint(j, "status"), 409);
+        if (field)
+            cr_assert_str_eq(jstr(j, "field"), field, "%s", r.body);
+        else
+            cr_assert_null(cJSON_GetObjectItemCaseSensitive(j, "field"), "%s", r.body);
+        cJSON_Delete(j);
+    }
+    response_free(&r);
+    free(b);
+}
+
+/* Nothing bounded what an account stored: the disk, and its export, which
+ * must fit one response, were the client's to fill. */
+Test(quota, notes_past_the_account_caps_get_409_and_change_nothing, .init = start_small_caps, .fini = finish)
+{
+    char name[40];
+    harness_marker(name, sizeof(name), "quota_");
+    register_user(name, PW1);
+    char *tok = login(name, PW1);
+    char *big = repeated('a', 30000), *bigger = repeated('b', 36000), *mid = repeated('c', 10000);
+    int64_t first = create_note(tok, "one", big);
+    int64_t second = create_note(tok, "two", big);
+    create_expect(tok, "three", mid, 409, "content");   /* ~70 KB of the 64 KiB */
+    int64_t third = create_note(tok, "three", "small");
+    create_expect(tok, "four", "small", 409, NULL);     /* the fourth note */
+
+    /* an update may not grow past the bytes; the note stays as it was */
+    char path[64];
+    note_path(path, sizeof(path), first);
+    char *b = note_body("one", bigger);
+    call_free("PUT", path, tok, b, 409);
+    free(b);
+    assert_note(tok, first, "one", big);
+    b = note_body("one", "shrunk");
+    call_free("PUT", path, tok, b, 200);
+    free(b);
+    create_expect(tok, "four", "small", 409, NULL);     /* still three notes */
+
+    note_path(path, sizeof(path), second);
+    call_free("DELETE", path, tok, NULL, 204);
+    int64_t fourth = create_note(tok, "four", mid);
+    cr_assert_gt(fourth, third);
+    free(big);
+    free(bigger);
+    free(mid);
+    free(tok);
+}
+
+/* Sessions too: a login past the cap ends an older one, never the new. */
+Test(quota, a_login_past_the_session_cap_ends_an_older_session, .init = start_small_caps, .fini = finish)
+{
+    char name[40];
+    harness_marker(name, sizeof(name), "sess_");
+    register_user(name, PW1);
+    char *tok[3];
+    for (int i = 0; i < 3; i++)
+        tok[i] = login(name, PW1);
+    int alive = 0;
+    for (int i = 0; i < 3; i++) {
+        struct rq q = { .path = "/v1/me", .token = tok[i] };
+        struct response r;
+        do_req(&q, &r);
+        cr_assert(r.status == 200 || r.status == 401, "token %d: %ld", i, r.status);
+        alive += r.status == 200;
+        if (i == 2)
+            cr_assert_eq(r.status, 200, "the newest session was ended");
+        response_free(&r);
+    }
+    cr_assert_eq(alive, 2, "%d of 3 sessions live under a cap of 2", alive);
+    for (int i = 0; i < 3; i++)
+        free(tok[i]);
+}
+
+/* The reviewer's case: notes of 65,536 TABs took the export past its 16 MiB
+ * bound after 44 of them, and it answered 500 for good. At the default caps
+ * an account fills up first, and its export still fits. */
+Test(quota, an_account_filled_to_its_caps_still_exports, .init = start_open, .fini = finish, .timeout = 120)
+{
+    char name[40];
+    harness_marker(name, sizeof(name), "full_");
+    register_user(name, PW1);
+    char *tok = login(name, PW1);
+    char *tabs = repeated('\t', 65536);
+    char *b = note_body("tabs", tabs);
+    int created = 0;
+    long st = 201;
+    while (st == 201 && created < 200) {
+        struct rq q = { .method = "POST", .path = "/v1/notes", .token = tok, .body = b };
+        struct response r;
+        do_req(&q, &r);
+        st = r.status;
+        response_free(&r);
+        created += st == 201;
+    }
+    cr_assert_eq(st, 409, "note %d: %ld", created + 1, st);
+    cr_assert_gt(created, 44);
+    struct response r;
+    call("GET", "/v1/me/export", tok, NULL, 200, &r);
+    cr_assert_gt(r.body_len, (size_t)created * 131072, "the export holds less than every note");
+    response_free(&r);
+    free(b);
+    free(tabs);
     free(tok);
 }
