@@ -314,12 +314,18 @@ void server_conn_update_reading(struct conn *c)
 /* ---- responses held for their audit lines ------------------------------- */
 
 /* Audit lines up to this seq are as far as a response needs them: in the
- * file (write(2) returned), or on disk with NOTES_AUDIT_SYNC=always. */
+ * file (write(2) returned), or on disk with NOTES_AUDIT_SYNC=always while
+ * the trail is healthy. Once a write or a sync failed, no change commits
+ * until one works again (router.c: guard_end()), and the changes already
+ * made are released with the failure (threat model §6): a response then
+ * waits for its line's write alone, as under batch. Waiting for the sync
+ * instead would hold every answer, reads and refusals too, for as long as
+ * the disk fails. */
 static uint64_t audit_reached(const struct server *s)
 {
     const struct audit *a = s->app ? s->app->audit : NULL;
-    return s->cfg->audit_sync == CONFIG_AUDIT_SYNC_ALWAYS ? audit_synced_seq(a)
-                                                            : audit_written_seq(a);
+    return s->cfg->audit_sync == CONFIG_AUDIT_SYNC_ALWAYS && audit_healthy(a) ? audit_synced_seq(a)
+                                                                               : audit_written_seq(a);
 }
 
 static void hold(struct conn *c, uint64_t seq)
@@ -533,20 +539,22 @@ void server_release_held(struct server *s)
     if (TAILQ_EMPTY(&s->held))
         return;
     uint64_t reached = audit_reached(s), seq = audit_seq(s->app->audit);
-    bool failed = !audit_healthy(s->app->audit);
     /* Those held before this call, oldest first: one released here may be
      * held again (at the tail) for the next request it answers. */
     struct conn *last = TAILQ_LAST(&s->held, conn_list), *next;
     for (struct conn *c = TAILQ_FIRST(&s->held); c; c = next) {
         next = c == last ? NULL : TAILQ_NEXT(c, held_link);
-        /* A failed write or sync releases too: a change it reports is
-         * already decided, reads may go on, and the failure now refuses
-         * every further change. So does a line that a failed write took
-         * back (seq went below it; it is counted as lost) even if the
-         * trail has recovered since. */
-        if (c->held && (c->hold_seq <= reached || c->hold_seq > seq || failed))
+        /* A failed write or sync releases too (audit_reached() is then the
+         * written seq): a change it reports is already decided, reads may
+         * go on, and the failure now refuses every further change. So does
+         * a line that a failed write took back (seq went below it; it is
+         * counted as lost) even if the trail has recovered since. */
+        if (c->held && (c->hold_seq <= reached || c->hold_seq > seq))
             release_one(c);
     }
-    if (!TAILQ_EMPTY(&s->held) && s->cfg->audit_sync == CONFIG_AUDIT_SYNC_ALWAYS)
+    /* An unhealthy trail holds nothing for a sync: what is still held waits
+     * for on_prepare()'s write, and a failed sync is tried again from its
+     * timer (server_chores.c), not from here. */
+    if (!TAILQ_EMPTY(&s->held) && s->cfg->audit_sync == CONFIG_AUDIT_SYNC_ALWAYS && audit_healthy(s->app->audit))
         server_audit_kick(s);
 }

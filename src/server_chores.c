@@ -95,6 +95,8 @@ static void on_report_timer(uv_timer_t *t)
 
 /* ---- audit syncs --------------------------------------------------------- */
 
+static void on_sync_retry(uv_timer_t *t);
+
 struct audit_req {
     uv_work_t req;
     struct server *srv;
@@ -107,28 +109,41 @@ static void audit_work(uv_work_t *req)
     audit_sync_run(&r->sync);
 }
 
+/* A failed sync releases what it held (server_release_held(): the trail is
+ * unhealthy, so answers wait only for their lines' write) and is tried
+ * again from this timer. Started straight from the failure instead, the
+ * next sync would fail at once too, and the loop would do nothing else. */
+static void sync_done(struct server *s, const struct audit_sync *sync)
+{
+    struct server_chores *ch = &s->chores;
+    audit_sync_end(s->app->audit, sync);
+    if (sync->rc != 0 && ch->audit_retry_on && !uv_is_closing((uv_handle_t *)&ch->audit_retry_timer))
+        uv_timer_start(&ch->audit_retry_timer, on_sync_retry, AUDIT_BATCH_MS, 0);
+    server_release_held(s);
+}
+
 static void audit_after(uv_work_t *req, int status)
 {
     (void)status;
     struct audit_req *r = req->data;
     struct server *s = r->srv;
-    audit_sync_end(s->app->audit, &r->sync);
     s->chores.audit_running = false;
+    sync_done(s, &r->sync);
     free(r);
-    server_release_held(s);
 }
 
-void server_audit_kick(struct server *s)
+/* False only when out of memory: nothing started, nothing to wait for. */
+static bool kick(struct server *s)
 {
     struct audit *a = s->app ? s->app->audit : NULL;
     if (!a || s->chores.audit_running)
-        return;
+        return true;
     struct audit_req *r = malloc(sizeof(*r));
     if (!r)
-        return;   /* the batch timer or the next response tries again */
+        return false;   /* a timer or the next response tries again */
     if (!audit_sync_begin(a, &r->sync)) {
         free(r);
-        return;
+        return true;
     }
     r->srv = s;
     r->req.data = r;
@@ -136,12 +151,24 @@ void server_audit_kick(struct server *s)
         /* Cannot hand it over: sync here rather than lose the durability
          * promise (only when the thread pool is gone, i.e. never in use). */
         audit_sync_run(&r->sync);
-        audit_sync_end(a, &r->sync);
+        sync_done(s, &r->sync);
         free(r);
-        server_release_held(s);
-        return;
+        return true;
     }
     s->chores.audit_running = true;
+    return true;
+}
+
+void server_audit_kick(struct server *s)
+{
+    (void)kick(s);
+}
+
+static void on_sync_retry(uv_timer_t *t)
+{
+    struct server *s = t->data;
+    if (!kick(s))
+        uv_timer_start(t, on_sync_retry, AUDIT_BATCH_MS, 0);
 }
 
 /* Runs right before the loop waits for I/O. The audit lines this iteration
@@ -198,6 +225,11 @@ void server_chores_start(struct server *s)
         uv_timer_start(&ch->audit_timer, on_audit_timer, AUDIT_BATCH_MS, AUDIT_BATCH_MS);
         ch->audit_timer_on = true;
     }
+    if (s->app && s->app->audit && s->cfg->audit_sync == CONFIG_AUDIT_SYNC_ALWAYS) {
+        uv_timer_init(&s->loop, &ch->audit_retry_timer);   /* started by a failed sync */
+        ch->audit_retry_timer.data = s;
+        ch->audit_retry_on = true;
+    }
 }
 
 static void close_timer(uv_timer_t *t)
@@ -213,6 +245,8 @@ void server_chores_stop(struct server *s)
         close_timer(&ch->slot[i].timer);
     if (ch->audit_timer_on)
         close_timer(&ch->audit_timer);
+    if (ch->audit_retry_on)
+        close_timer(&ch->audit_retry_timer);
     if (ch->report_timer_on)
         close_timer(&ch->report_timer);
     if (ch->audit_prepare_on && !uv_is_closing((uv_handle_t *)&ch->audit_prepare)) {

@@ -70,8 +70,10 @@ struct server_chores {
     struct server_chore_slot slot[SERVER_CHORES_MAX];
     size_t n;
     uv_timer_t audit_timer;            /* NOTES_AUDIT_SYNC=batch */
+    uv_timer_t audit_retry_timer;      /* always: the next try after a failed sync */
     uv_timer_t report_timer;           /* refusals, summed up */
     bool audit_timer_on;
+    bool audit_retry_on;
     bool report_timer_on;
     uv_prepare_t audit_prepare;        /* gives the audit lock back before */
     bool audit_prepare_on;             /* each poll (audit_hold) */
@@ -180,7 +182,9 @@ void server_chores_start(struct server *s);
 /** Stop and close the timers (a job in flight still finishes). */
 void server_chores_stop(struct server *s);
 /** Start an audit sync now unless one is in flight (always mode: a
- *  response is held for it). */
+ *  response is held for it). After a failed sync, always mode tries again
+ *  from a timer every AUDIT_BATCH_MS until one works, never straight from
+ *  the failure (batch mode's own timer does the same). */
 void server_audit_kick(struct server *s);
 /** Write what was refused since the last report (one audit line per kind
  *  with its count) and reset the counts. */
