@@ -6,7 +6,9 @@
  * collide. A miss with a full window replaces the bucket in the window that
  * was refilled least recently: memory is fixed at start, whatever the
  * number of clients. Tokens are kept as doubles: the rates are small and
- * exactness to a millitoken does not matter.
+ * exactness to a millitoken does not matter. The login throttle uses the
+ * same layout, but chooses what to evict by what it still enforces (see
+ * evict_before()).
  */
 #include "ratelimit.h"
 #include "crypto.h"
@@ -187,12 +189,65 @@ void throttle_free(struct throttle *t)
     free(t);
 }
 
+#define HOUR_MS 3600000u
+
+/* When the key's restriction ends: its backoff, or the end of its hour
+ * window once the hourly cap is reached, whichever is later. 0 when the key
+ * may try now. */
+static uint64_t restricted_until(const struct throttle_entry *e, uint64_t now_ms)
+{
+    uint64_t until = e->next_ms;
+    uint64_t hour_end = e->hour_start_ms + HOUR_MS;
+    if (e->hour_failures >= THROTTLE_HOURLY_MAX && now_ms < hour_end && hour_end > until)
+        until = hour_end;
+    return now_ms < until ? until : 0;
+}
+
+/*
+ * Whether `a` is a better victim than `b` when a new key needs a slot.
+ *
+ * An entry whose restriction is in force is never taken while an
+ * unrestricted one is in the window: the account would otherwise get fresh
+ * guesses from failures on any other names (an attacker's own, from many
+ * addresses), and as a refused key is quiet, it was the stalest and went
+ * first. Unrestricted entries go stalest first.
+ *
+ * When every entry in the window is restricted, the one whose restriction
+ * ends soonest goes. That is the least bad choice: the account evicted gives
+ * up the shortest remaining wait of any we could pick (and its count of
+ * failures), every other lock stands; not tracking the new key instead would
+ * let it be guessed without limit, and refusing its logins would let anyone
+ * who fills the table shut every other account out. A window is only all
+ * restricted when about the whole table is: the hash is keyed with a secret,
+ * so nobody can aim at one account's window. With the hourly cap that is 100
+ * evaluated failures per entry, about 1.6 million for the default 16,384
+ * entries, all within one hour (each lock lasts only until its hour ends);
+ * at two argon2id checks at a time the server evaluates far fewer than that
+ * in an hour (bench/RESULTS.md: a few a second; even 100 a second is 360,000).
+ * Backoffs are cheaper to hold (20 failures reach 15 minutes, one more every
+ * 15 minutes keeps it: about 330,000 failures, then 18 a second), but none
+ * lasts more than 15 minutes, so the account they push out loses at most 15
+ * minutes of its wait.
+ *
+ * The window is PROBE_WINDOW slots, so choosing costs the same constant
+ * number of comparisons as the lookup it ends; there is no scan of the table.
+ */
+static bool evict_before(const struct throttle_entry *a, const struct throttle_entry *b, uint64_t now_ms)
+{
+    uint64_t ua = restricted_until(a, now_ms), ub = restricted_until(b, now_ms);
+    if ((ua == 0) != (ub == 0))
+        return ua == 0;
+    if (ua != ub)
+        return ua < ub;
+    return a->last_ms < b->last_ms;
+}
+
 static struct throttle_entry *t_find(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN], bool create,
                                      uint64_t now_ms)
 {
     struct ratelimit probe = { .mask = t->mask, .hash_key = t->hash_key };
     size_t start = slot_of(&probe, key);
-    struct throttle_entry *free_slot = NULL, *stalest = NULL;
+    struct throttle_entry *free_slot = NULL, *victim = NULL;
     for (size_t i = 0; i < PROBE_WINDOW; i++) {
         struct throttle_entry *e = &t->slots[(start + i) & t->mask];
         if (!e->used) {
@@ -201,12 +256,12 @@ static struct throttle_entry *t_find(struct throttle *t, const uint8_t key[RATEL
         }
         if (memcmp(e->key, key, RATELIMIT_KEY_LEN) == 0)
             return e;
-        if (!stalest || e->last_ms < stalest->last_ms)
-            stalest = e;
+        if (!victim || evict_before(e, victim, now_ms))
+            victim = e;
     }
     if (!create)
         return NULL;
-    struct throttle_entry *e = free_slot ? free_slot : stalest;
+    struct throttle_entry *e = free_slot ? free_slot : victim;
     memset(e, 0, sizeof(*e));
     memcpy(e->key, key, RATELIMIT_KEY_LEN);
     e->used = true;
@@ -218,12 +273,8 @@ bool throttle_allowed(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN], 
                       uint32_t *retry_after_s)
 {
     struct throttle_entry *e = t ? t_find(t, key, false, now_ms) : NULL;
-    if (!e)
-        return true;
-    uint64_t until = e->next_ms;
-    if (e->hour_failures >= THROTTLE_HOURLY_MAX && now_ms < e->hour_start_ms + 3600000)
-        until = e->hour_start_ms + 3600000 > until ? e->hour_start_ms + 3600000 : until;
-    if (now_ms >= until)
+    uint64_t until = e ? restricted_until(e, now_ms) : 0;
+    if (until == 0)
         return true;
     if (retry_after_s)
         *retry_after_s = (uint32_t)((until - now_ms + 999) / 1000);
@@ -235,7 +286,7 @@ void throttle_failed(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN], u
     struct throttle_entry *e = t ? t_find(t, key, true, now_ms) : NULL;
     if (!e)
         return;
-    if (now_ms >= e->hour_start_ms + 3600000) {
+    if (now_ms >= e->hour_start_ms + HOUR_MS) {
         e->hour_start_ms = now_ms;
         e->hour_failures = 0;
     }
@@ -258,6 +309,11 @@ void throttle_succeeded(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN]
         e->consecutive = 0;
         e->next_ms = 0;
     }
+}
+
+size_t throttle_capacity(const struct throttle *t)
+{
+    return t->mask + 1;
 }
 
 void ratelimit_addr_key(const uint8_t addr[16], uint8_t out[RATELIMIT_KEY_LEN])

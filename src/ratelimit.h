@@ -53,7 +53,9 @@ size_t ratelimit_capacity(const struct ratelimit *rl);
  * 2^(n-10) seconds (capped at 15 minutes), and at most THROTTLE_HOURLY_MAX
  * failures per hour are ever evaluated. A success resets the count, so a
  * real user gets in as soon as the current delay has passed. Bounded like
- * the buckets: a fixed table, stalest entry evicted.
+ * the buckets, a fixed table, but eviction never drops a key whose delay or
+ * hourly cap is in force while the window holds one that is not; when all
+ * are, the one whose restriction ends soonest goes.
  */
 #define THROTTLE_FREE_FAILURES 10
 #define THROTTLE_HOURLY_MAX 100
@@ -70,5 +72,7 @@ bool throttle_allowed(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN], 
 void throttle_failed(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN], uint64_t now_ms);
 /** Record a success: the count starts again. */
 void throttle_succeeded(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN]);
+/** Fixed capacity in entries (for tests). */
+size_t throttle_capacity(const struct throttle *t);
 
 #endif

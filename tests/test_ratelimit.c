@@ -1,5 +1,6 @@
 /* Unit tests for ratelimit.c: bucket arithmetic, Retry-After, the fixed
- * bound under a flood of distinct keys, and eviction of the stalest. */
+ * bound under a flood of distinct keys, eviction of the stalest bucket, and
+ * the login throttle keeping restricted accounts through a flood. */
 #include <criterion/criterion.h>
 #include <string.h>
 
@@ -180,6 +181,111 @@ Test(throttle, other_accounts_are_unaffected, .init = setup)
         throttle_failed(t, a, 0);
     cr_assert_not(throttle_allowed(t, a, 0, NULL));
     cr_assert(throttle_allowed(t, b, 0, NULL));
+    throttle_free(t);
+}
+
+/* Eviction of throttle entries (security review, issue 6): a table full of
+ * failures for other names must not forget an account whose restriction is
+ * still in force, or an attacker buys fresh guesses with failures on names
+ * that do not matter. Each flood runs against the smallest table (one probe
+ * window, so every name competes with the account) and the default size
+ * (NOTES_RATE_TABLE_SIZE), four tables' worth of names each. */
+static const size_t flood_sizes[] = { 1, 16384 };
+
+static void fail_n(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN], int n, uint64_t now_ms)
+{
+    for (int i = 0; i < n; i++)
+        throttle_failed(t, key, now_ms);
+}
+
+/* One failed login for each of n names never seen before, from now_ms on. */
+static void flood_other_names(struct throttle *t, size_t n, uint64_t now_ms)
+{
+    uint8_t k[RATELIMIT_KEY_LEN];
+    for (size_t i = 0; i < n; i++) {
+        key_of(0x10000000u + (uint32_t)i, k);
+        throttle_failed(t, k, now_ms + i / 64);
+    }
+}
+
+Test(throttle, a_locked_account_stays_locked_after_a_table_of_failures_on_other_names, .init = setup)
+{
+    for (size_t s = 0; s < sizeof(flood_sizes) / sizeof(flood_sizes[0]); s++) {
+        struct throttle *t = throttle_new(flood_sizes[s]);
+        cr_assert_not_null(t);
+        size_t cap = throttle_capacity(t);
+        uint8_t a[RATELIMIT_KEY_LEN];
+        key_of(1, a);
+        uint64_t t0 = 1000000;
+        fail_n(t, a, THROTTLE_HOURLY_MAX, t0);   /* the hourly cap: locked until t0 + 1 h */
+        cr_assert_not(throttle_allowed(t, a, t0, NULL));
+        flood_other_names(t, 4 * cap, t0 + 1000);
+        uint32_t retry = 0;
+        cr_assert_not(throttle_allowed(t, a, t0 + 100000, &retry),
+                      "table of %zu: the locked account was evicted by failures on other names", cap);
+        cr_assert_eq(retry, 3500, "table of %zu: still the same lock (until t0 + 1 h), got %u s", cap, retry);
+        cr_assert(throttle_allowed(t, a, t0 + 3600000, NULL), "and it ends when the hour does");
+        throttle_free(t);
+    }
+}
+
+Test(throttle, an_account_in_backoff_stays_in_backoff_after_a_table_of_failures_on_other_names, .init = setup)
+{
+    for (size_t s = 0; s < sizeof(flood_sizes) / sizeof(flood_sizes[0]); s++) {
+        struct throttle *t = throttle_new(flood_sizes[s]);
+        cr_assert_not_null(t);
+        size_t cap = throttle_capacity(t);
+        uint8_t b[RATELIMIT_KEY_LEN];
+        key_of(2, b);
+        uint64_t t0 = 1000000;
+        fail_n(t, b, 15, t0);   /* 2^5 s of backoff, far below the hourly cap */
+        flood_other_names(t, 4 * cap, t0 + 1000);
+        uint32_t retry = 0;
+        cr_assert_not(throttle_allowed(t, b, t0 + 2000, &retry),
+                      "table of %zu: the account in backoff was evicted by failures on other names", cap);
+        cr_assert_eq(retry, 30, "table of %zu: still the same 32 s backoff, got %u s", cap, retry);
+        cr_assert(throttle_allowed(t, b, t0 + 32000, NULL));
+        throttle_free(t);
+    }
+}
+
+Test(throttle, when_every_entry_is_restricted_the_one_that_ends_soonest_is_evicted, .init = setup)
+{
+    /* The smallest table is one probe window: every key competes for it. */
+    struct throttle *t = throttle_new(1);
+    cr_assert_not_null(t);
+    size_t cap = throttle_capacity(t);
+    uint8_t k[RATELIMIT_KEY_LEN];
+    /* The oldest entry holds the longest lock: the hourly cap, until 3600 s. */
+    key_of(100, k);
+    fail_n(t, k, THROTTLE_HOURLY_MAX, 0);
+    /* Then 15 min backoffs, ending at 901 s, 902 s, ... */
+    for (uint32_t i = 1; i < cap - 1; i++) {
+        key_of(100 + i, k);
+        fail_n(t, k, 20, i * 1000);
+    }
+    /* The newest entry's backoff ends first: 64 s from 7 s. */
+    uint8_t soonest[RATELIMIT_KEY_LEN];
+    key_of(100 + (uint32_t)cap - 1, soonest);
+    fail_n(t, soonest, 16, 7000);
+    cr_assert_not(throttle_allowed(t, soonest, 10000, NULL));
+
+    /* A new name still gets an entry, and is throttled. */
+    uint8_t fresh[RATELIMIT_KEY_LEN];
+    key_of(999, fresh);
+    fail_n(t, fresh, THROTTLE_FREE_FAILURES, 10000);
+    cr_assert_not(throttle_allowed(t, fresh, 10000, NULL), "the new name has no entry: its failures were not counted");
+
+    uint32_t retry = 0;
+    key_of(100, k);
+    cr_assert_not(throttle_allowed(t, k, 10000, &retry), "the longest lock was evicted");
+    cr_assert_eq(retry, 3590, "got %u s", retry);
+    for (uint32_t i = 1; i < cap - 1; i++) {
+        key_of(100 + i, k);
+        cr_assert_not(throttle_allowed(t, k, 10000, &retry), "the backoff ending at %u s was evicted", 900 + i);
+        cr_assert_eq(retry, 900 + i - 10, "got %u s", retry);
+    }
+    cr_assert(throttle_allowed(t, soonest, 10000, NULL), "the restriction ending soonest was the one evicted");
     throttle_free(t);
 }
 
