@@ -203,6 +203,16 @@ static uint64_t restricted_until(const struct throttle_entry *e, uint64_t now_ms
     return now_ms < until ? until : 0;
 }
 
+/* The failures eviction would forget: the consecutive ones, or those of the
+ * current hour window if more. */
+static uint32_t failures_held(const struct throttle_entry *e, uint64_t now_ms)
+{
+    uint32_t n = e->consecutive;
+    if (now_ms < e->hour_start_ms + HOUR_MS && e->hour_failures > n)
+        n = e->hour_failures;
+    return n;
+}
+
 /*
  * Whether `a` is a better victim than `b` when a new key needs a slot.
  *
@@ -210,7 +220,15 @@ static uint64_t restricted_until(const struct throttle_entry *e, uint64_t now_ms
  * unrestricted one is in the window: the account would otherwise get fresh
  * guesses from failures on any other names (an attacker's own, from many
  * addresses), and as a refused key is quiet, it was the stalest and went
- * first. Unrestricted entries go stalest first.
+ * first.
+ *
+ * Among unrestricted entries the one holding the fewest failures goes, the
+ * stalest of equals: eviction forgets the count, and the count is what sets
+ * the next delay and the hourly cap. Stalest first would still hand an
+ * account under attack a fresh count, only at the attacker's pace: between
+ * two of its attempts its delay has passed and it is the stalest entry. To
+ * push out an account holding n failures an attacker must now give about
+ * every entry of the table n or more failures of its own.
  *
  * When every entry in the window is restricted, the one whose restriction
  * ends soonest goes. That is the least bad choice: the account evicted gives
@@ -239,6 +257,11 @@ static bool evict_before(const struct throttle_entry *a, const struct throttle_e
         return ua == 0;
     if (ua != ub)
         return ua < ub;
+    if (ua == 0) {
+        uint32_t fa = failures_held(a, now_ms), fb = failures_held(b, now_ms);
+        if (fa != fb)
+            return fa < fb;
+    }
     return a->last_ms < b->last_ms;
 }
 

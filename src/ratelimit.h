@@ -54,8 +54,9 @@ size_t ratelimit_capacity(const struct ratelimit *rl);
  * failures per hour are ever evaluated. A success resets the count, so a
  * real user gets in as soon as the current delay has passed. Bounded like
  * the buckets, a fixed table, but eviction never drops a key whose delay or
- * hourly cap is in force while the window holds one that is not; when all
- * are, the one whose restriction ends soonest goes.
+ * hourly cap is in force while the window holds one that is not (of
+ * those, the one holding the fewest failures goes); when all are, the one
+ * whose restriction ends soonest goes.
  */
 #define THROTTLE_FREE_FAILURES 10
 #define THROTTLE_HOURLY_MAX 100

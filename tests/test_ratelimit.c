@@ -289,6 +289,31 @@ Test(throttle, when_every_entry_is_restricted_the_one_that_ends_soonest_is_evict
     throttle_free(t);
 }
 
+/* Between two of its attempts an account under attack is not restricted
+ * (its delay has passed) and it is the stalest entry: if stalest went first,
+ * failures on other names would still reset its count, at the attacker's
+ * pace. Fewest failures go first. */
+Test(throttle, an_account_out_of_backoff_keeps_its_count_through_a_flood_of_single_failures, .init = setup)
+{
+    for (size_t s = 0; s < sizeof(flood_sizes) / sizeof(flood_sizes[0]); s++) {
+        struct throttle *t = throttle_new(flood_sizes[s]);
+        cr_assert_not_null(t);
+        size_t cap = throttle_capacity(t);
+        uint8_t c[RATELIMIT_KEY_LEN];
+        key_of(3, c);
+        uint64_t t0 = 1000000, after = t0 + THROTTLE_MAX_DELAY_S * 1000;
+        fail_n(t, c, 20, t0);   /* 15 min of backoff */
+        cr_assert(throttle_allowed(t, c, after, NULL), "the delay has passed");
+        flood_other_names(t, 4 * cap, after);
+        throttle_failed(t, c, after + 10000);   /* the 21st consecutive failure */
+        uint32_t retry = 0;
+        cr_assert_not(throttle_allowed(t, c, after + 10000, &retry),
+                      "table of %zu: the account's 20 failures were evicted by single failures on other names", cap);
+        cr_assert_eq(retry, THROTTLE_MAX_DELAY_S, "table of %zu: got %u s", cap, retry);
+        throttle_free(t);
+    }
+}
+
 Test(ratelimit, only_the_first_refusal_of_a_run_is_flagged, .init = setup)
 {
     struct ratelimit *rl = ratelimit_new(64, 1.0, 1.0);
