@@ -146,7 +146,15 @@ static int append_own(struct audit *a, const char *event, enum audit_result r, c
 
 /* Records owed before the next event: the newline and record that explain a
  * torn line, the first line of a new file naming the file it continues, and
- * the count of events lost while the log could not be written. */
+ * the count of events lost while the log could not be written.
+ *
+ * A torn tail is recorded whenever it is found, at open and while running
+ * (audit_refresh()), whatever its bytes: a running server meets real ones
+ * too (a `notesd user` command that died mid-write, or its own short write
+ * that could not be cut off), and refusing every change until an operator
+ * came would turn a full disk into an outage. The record only says which
+ * bytes were there; verify decides whether a crash could have left them
+ * (audit_verify.c: cut_by_a_crash()), so appended bytes gain nothing. */
 static int flush_pending(struct audit *a)
 {
     int rc = 0;

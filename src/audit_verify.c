@@ -162,7 +162,7 @@ static int next_line(struct reader *r, const uint8_t **p, size_t *n, bool *compl
 {
     for (;;) {
         size_t avail = r->end - r->start;
-        uint8_t *nl = memchr(r->buf + r->start, '\n', avail);
+        uint8_t *nl = avail ? memchr(r->buf + r->start, '\n', avail) : NULL;
         bool last = !nl && r->left == 0 && avail > 0;     /* no newline at the end */
         bool full = !nl && avail == READ_BUF;             /* an over-long line */
         if (nl || last || full) {
@@ -201,10 +201,13 @@ struct rec {
     uint64_t lineno;
     size_t len;
     bool complete;
-    /* Ends like a whole record, MAC field and all: a crash leaves a prefix,
-     * so such a line can be "torn" only if its MAC verifies (cut just
-     * before its newline); otherwise it was written by someone else. */
-    bool whole;
+    /* Could be the start of a line the writer was putting down when it
+     * crashed: see begins_like_a_line(). Only such a line, or one signed
+     * with the seq and prev of the record that replaced it, is "torn". */
+    bool cut_shape;
+    char cut_seq[20];                  /* the digits after "seq":, */
+    size_t cut_digits;                 /* how many (0: none yet), */
+    bool cut_open;                     /* and whether the line ends in them */
 };
 
 struct verifier {
@@ -271,6 +274,65 @@ static bool continues(const struct verifier *v, const struct rec *r)
            memcmp(r->l.prev, v->prev, AUDIT_HASH_LEN) == 0;
 }
 
+/* Whether p[0..n) could be the start of a line cut by a crash: a prefix of
+ * the way every line begins, `{"ts":"<time>","seq":<digits>`, then
+ * printable ASCII only (the writer escapes everything else) and not the
+ * final `}` of a whole object, perhaps followed by the NULs power loss
+ * leaves behind. The digits of its seq, as far as they got, go to r for
+ * check() to compare with the record that replaced the line. */
+static void begins_like_a_line(const uint8_t *p, size_t n, struct rec *r)
+{
+    static const char start[] = "{\"ts\":\"", key[] = "\",\"seq\":";
+    r->cut_shape = false;
+    r->cut_digits = 0;
+    size_t end = 0;
+    while (end < n && p[end] >= 0x20 && p[end] <= 0x7e)
+        end++;
+    for (size_t j = end; j < n; j++)
+        if (p[j] != '\0')
+            return;
+    n = end;
+    if (n > 0 && p[n - 1] == '}')
+        return;
+    size_t i = 0;
+    for (; i < n && i < sizeof(start) - 1; i++)
+        if (p[i] != (uint8_t)start[i])
+            return;
+    while (i < n && ((p[i] >= '0' && p[i] <= '9') || strchr("-:.TZ", p[i])))
+        i++;
+    for (size_t k = 0; i < n && k < sizeof(key) - 1; i++, k++)
+        if (p[i] != (uint8_t)key[k])
+            return;
+    size_t d = 0;
+    while (i + d < n && p[i + d] >= '0' && p[i + d] <= '9')
+        d++;
+    if (d > sizeof(r->cut_seq) || (d == 0 && i < n))
+        return;
+    memcpy(r->cut_seq, p + i, d);
+    r->cut_digits = d;
+    r->cut_open = i + d == n;
+    r->cut_shape = true;
+}
+
+/* Is `cur` a line a crash cut, which the torn_tail record `next` replaced,
+ * taking its seq and prev? A signed line must carry both; an unsigned one
+ * must be the start of a line with that seq (whose digits may be cut too).
+ * Anyone who can write the folder can append bytes after the last line,
+ * and the writer records whatever it finds there: its record says which
+ * bytes were there, never that a crash left them. */
+static bool cut_by_a_crash(const struct rec *cur, const struct rec *next)
+{
+    const struct audit_line *l = &cur->l;
+    if (l->mac_ok)
+        return l->parsed && l->seq == next->l.seq && memcmp(l->prev, next->l.prev, AUDIT_HASH_LEN) == 0;
+    if (!cur->cut_shape)
+        return false;
+    char want[24];
+    size_t w = (size_t)snprintf(want, sizeof(want), "%llu", (unsigned long long)next->l.seq);
+    size_t d = cur->cut_digits;
+    return (d == w || (cur->cut_open && d < w)) && memcmp(want, cur->cut_seq, d) == 0;
+}
+
 /* Judge `cur`, knowing the line after it (NULL at the end). */
 static void check(struct verifier *v, const struct rec *cur, const struct rec *next)
 {
@@ -286,7 +348,7 @@ static void check(struct verifier *v, const struct rec *cur, const struct rec *n
         return;
     }
     if (is(next, AUDIT_EV_TORN) && next->l.has_torn_hash && next->l.bytes == cur->len &&
-        memcmp(next->l.torn_hash, l->hash, AUDIT_HASH_LEN) == 0 && (l->mac_ok || !cur->whole)) {
+        memcmp(next->l.torn_hash, l->hash, AUDIT_HASH_LEN) == 0 && cut_by_a_crash(cur, next)) {
         if (v->out)
             fprintf(v->out, "note: %s: torn line from an interrupted write (explained at %s:%llu)\n",
                     loc(v, cur, at), v->names[next->file], (unsigned long long)next->lineno);
@@ -377,8 +439,7 @@ static int walk_file(struct verifier *v, size_t i, int fd, uint64_t size, struct
         cur.lineno = lineno;
         cur.len = n;
         cur.complete = complete;
-        cur.whole = n > AUDIT_MAC_TAIL && memcmp(p + n - AUDIT_MAC_TAIL, AUDIT_MAC_KEY, sizeof(AUDIT_MAC_KEY) - 1) == 0 &&
-                    p[n - 2] == '"' && p[n - 1] == '}';
+        begins_like_a_line(p, n, &cur);
         if (*have)
             check(v, pending, &cur);
         *pending = cur;

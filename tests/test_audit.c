@@ -743,6 +743,117 @@ Test(audit, a_forged_whole_record_is_not_explained_as_a_torn_line)
     assert_problem("audit.log:7: inserted");
 }
 
+/* Bytes appended after the last line, and a writer that records them as a
+ * torn tail (at open): the audit.torn_tail record names their length and
+ * hash whatever they are, so verify must judge them itself. */
+static void appended_then_recorded(const char *bytes, size_t n)
+{
+    struct lines l;
+    six_lines(&l);
+    free(l.text);
+    FILE *f = fopen(in_dir(AUDIT_CURRENT), "ab");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(bytes, 1, n, f), n);
+    cr_assert_eq(fclose(f), 0);
+    struct audit *a = open_log();
+    record_n(a, 1);
+    audit_close(a);
+}
+
+/* A copy of an earlier signed line, appended without its newline while the
+ * writer runs, is signed: but not with the seq and prev of the record that
+ * takes its place, as a line a crash cut always is. Log tools would read it
+ * as a second genuine event. */
+Test(audit, a_replayed_line_without_its_newline_is_not_explained_as_torn)
+{
+    struct lines l;
+    six_lines(&l);
+    struct audit *a = open_log();
+    record_n(a, 1);                            /* seq 7 */
+    FILE *f = fopen(in_dir(AUDIT_CURRENT), "ab");
+    cr_assert_not_null(f);
+    fputs(l.at[2], f);                         /* seq 3 again, no newline */
+    cr_assert_eq(fclose(f), 0);
+    free(l.text);
+    record_n(a, 1);                            /* the writer notices the size */
+    audit_close(a);
+    read_lines(in_dir(AUDIT_CURRENT), &l);
+    cr_assert_eq(l.n, 10);
+    cJSON *j = parse_line(l.at[8]);
+    cr_assert_str_eq(str_of(j, "event"), AUDIT_EV_TORN);
+    cJSON_Delete(j);
+    free(l.text);
+    assert_problem("audit.log:8: reordered: seq 3 where 8 was expected");
+}
+
+/* A complete JSON object is no crash's prefix, even when it does not end
+ * like a record (here a field after the MAC). */
+Test(audit, a_complete_object_is_not_explained_as_torn)
+{
+    static char forged[1024];
+    int n = snprintf(forged, sizeof(forged),
+                     "{\"ts\":\"2026-01-01T00:00:00.000Z\",\"seq\":7,\"event\":\"user.set_role\","
+                     "\"actor\":\"anonymous\",\"role\":\"system\",\"result\":\"success\",\"prev\":\"%064d\","
+                     "\"mac\":\"%064d\",\"x\":1}", 0, 0);
+    appended_then_recorded(forged, (size_t)n);
+    assert_problem("audit.log:7: inserted");
+}
+
+/* The writer escapes every byte it writes to printable ASCII: raw control
+ * bytes (a terminal's escape sequences) were never part of a line. */
+Test(audit, raw_control_bytes_are_not_explained_as_torn)
+{
+    static const char forged[] = "{\"ts\":\"2026-01-01T00:00:00.000Z\",\"seq\":7,\"event\":\"\x1b[2J\x1b[1;1Huser.set_role";
+    appended_then_recorded(forged, sizeof(forged) - 1);
+    assert_problem("audit.log:7: inserted");
+}
+
+/* A torn line holding another seq than the record that replaced it, or not
+ * beginning as every line does, was not cut by a crash. */
+Test(audit, a_prefix_with_another_seq_or_start_is_not_explained_as_torn)
+{
+    static const char other_seq[] = "{\"ts\":\"2026-01-01T00:00:00.000Z\",\"seq\":3,\"event\":\"note.delete\"";
+    appended_then_recorded(other_seq, sizeof(other_seq) - 1);
+    assert_problem("audit.log:7: inserted");
+    teardown();
+    setup();
+    static const char other_start[] = "note.delete by admin";
+    appended_then_recorded(other_start, sizeof(other_start) - 1);
+    assert_problem("audit.log:7: inserted");
+}
+
+/* What a crash does leave is still explained: a prefix cut inside its seq,
+ * a prefix followed by the NULs power loss leaves, NULs alone, and a whole
+ * signed line cut just before its newline. */
+Test(audit, what_a_crash_leaves_is_still_explained)
+{
+    static const char in_seq[] = "{\"ts\":\"2026-01-01T00:00:00.000Z\",\"se";
+    static const char *const cuts[] = { "{\"ts\":\"2026-01-01T00:00:00.000Z\",\"seq\":7", in_seq, "{\"t", "" };
+    for (size_t i = 0; i < 4; i++) {
+        char bytes[128] = { 0 };
+        size_t n = strlen(cuts[i]);
+        memcpy(bytes, cuts[i], n);
+        appended_then_recorded(bytes, i == 2 || i == 3 ? n + 40 : n);   /* + NULs */
+        char *report = NULL;
+        cr_assert_eq(verify(&report), 0, "cut %zu:\n%s", i, report);
+        cr_assert(strstr(report, "note: audit.log:7: torn line") != NULL, "%s", report);
+        free(report);
+        teardown();
+        setup();
+    }
+    struct lines l;
+    six_lines(&l);
+    write_lines(in_dir(AUDIT_CURRENT), &l, true);
+    free(l.text);
+    struct audit *a = open_log();
+    record_n(a, 1);
+    audit_close(a);
+    char *report = NULL;
+    cr_assert_eq(verify(&report), 0, "%s", report);
+    cr_assert(strstr(report, "note: audit.log:6: torn line") != NULL, "%s", report);
+    free(report);
+}
+
 Test(audit, verify_survives_hostile_files)
 {
     struct lines l;
