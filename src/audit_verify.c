@@ -608,12 +608,18 @@ int audit_verify_dir(const char *dir, const struct crypto *crypto, const struct 
         } else if (v.bad) {
             fprintf(report, "%s\n", v.problem);
             rc = ERR_INVALID;
-        } else if (strcmp(v.names[v.n_files - 1], AUDIT_CURRENT) != 0) {
+        } else if (strcmp(v.names[v.n_files - 1], AUDIT_CURRENT) != 0 || v.linked != v.n_files - 1) {
             /* Nothing then shows whether lines after the newest file were
-             * removed. A crash between a rotation and the next line leaves
-             * this too; the server's next start makes a new one. */
-            fprintf(report, "there is no %s: lines after seq %llu may be gone\n", AUDIT_CURRENT,
-                    (unsigned long long)v.seq);
+             * removed: audit.log is missing, or holds no record that would
+             * name the file before it (emptied). A crash between a rotation
+             * and the next line leaves this too; the server's next start
+             * writes that record. */
+            if (strcmp(v.names[v.n_files - 1], AUDIT_CURRENT) != 0)
+                fprintf(report, "there is no %s: lines after seq %llu may be gone\n", AUDIT_CURRENT,
+                        (unsigned long long)v.seq);
+            else
+                fprintf(report, "%s holds no record: lines after seq %llu may be gone\n", AUDIT_CURRENT,
+                        (unsigned long long)v.seq);
             rc = ERR_INVALID;
         } else if ((rc = check_anchor(&v, report)) == 0) {
             if (v.explained[0])

@@ -1327,6 +1327,22 @@ Test(audit, lines_cut_from_the_newest_file_are_found)
     assert_problem("missing line(s) after");
 }
 
+/* With the newest rotated files removed, audit.log cut to nothing names no
+ * file before it, so the check that each file begins by naming the one
+ * before it never runs: as with a missing audit.log, lines after the last
+ * rotated file may be gone. */
+Test(audit, an_emptied_audit_log_after_rotated_files_is_found)
+{
+    size_t n = rotated_trail(100, 60);
+    cr_assert_geq(n, 3);
+    cr_assert_eq(unlink(in_dir(nth_rotated(n - 1).name)), 0);
+    cr_assert_eq(truncate(in_dir(AUDIT_CURRENT), 0), 0);
+    char want[80];
+    snprintf(want, sizeof(want), "audit.log holds no record: lines after seq %llu may be gone",
+             (unsigned long long)nth_rotated(n - 2).seq);
+    assert_problem(want);
+}
+
 /* ---- anchors: the newest lines, checked against a copy kept elsewhere ---- */
 
 /* The anchor the OK line offers ("anchor SEQ:SHA256"), copied out. */
