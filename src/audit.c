@@ -191,14 +191,21 @@ static int file_ends(int fd, struct audit_line *first, struct audit_tail *t)
     return rc ? rc : audit_read_tail(NULL, fd, (uint64_t)st.st_size, t);
 }
 
-/* The record first, then the deletion: a file is never gone unexplained. */
+/* The record first, then the deletion: a file is never gone unexplained.
+ * Every open for reading here is O_NONBLOCK: a FIFO planted under a file's
+ * name would otherwise stop the event loop until a writer came. */
 static int prune(struct audit *a, const struct audit_file *f, const char *why)
 {
     struct audit_line first;
     struct audit_tail t;
-    int fd = openat(a->dirfd, f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+    struct stat st;
+    int fd = openat(a->dirfd, f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
     if (fd < 0)
         return errno == ENOENT ? 0 : audit_fail(a, ERR_IO, "cannot open %s: %s", f->name, strerror(errno));
+    if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+        close(fd);                     /* replaced since ours() looked: not ours */
+        return 0;
+    }
     int rc = file_ends(fd, &first, &t);
     close(fd);
     if (rc == ERR_NOMEM || rc == ERR_CRYPTO)
@@ -238,7 +245,11 @@ static bool ours(struct audit *a, const struct audit_file *f)
 {
     struct audit_tail t;
     struct stat st;
-    int fd = openat(a->dirfd, f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+    if (!f->regular) {
+        log_warn("audit: %s is not a regular file; retention leaves it to audit verify", f->name);
+        return false;
+    }
+    int fd = openat(a->dirfd, f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
     bool ok = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
               audit_read_tail(a->crypto, fd, (uint64_t)st.st_size, &t) == 0 && t.has_line && !t.torn &&
               t.last.mac_ok && t.last.parsed && t.last.seq == f->seq;

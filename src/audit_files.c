@@ -134,11 +134,16 @@ static int newest_rotated(struct audit *a, struct audit_tail *t, char name[AUDIT
         return 0;
     memcpy(name, f[n - 1].name, AUDIT_NAME_MAX + 1);
     free(f);
-    int fd = openat(a->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+    /* O_NONBLOCK: a FIFO under that name must not block the open. */
+    int fd = openat(a->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
     if (fd < 0 || fstat(fd, &st) != 0) {
         if (fd >= 0)
             close(fd);
         return audit_fail(a, ERR_IO, "cannot read %s: %s", name, strerror(errno));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return audit_fail(a, ERR_IO, "%s is not a regular file (check the folder with notesd audit verify)", name);
     }
     int rc = read_tail(a, a->crypto, fd, (uint64_t)st.st_size, name, t);
     close(fd);
@@ -228,7 +233,8 @@ int audit_open_dir(struct audit *a)
     if (rc == 0 && audit_list_rotated(a->dirfd, &f, &n) != 0)
         rc = audit_fail(a, ERR_IO, "cannot list it");
     for (size_t i = 0; i < n && rc == 0; i++) {
-        int fd = openat(a->dirfd, f[i].name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        /* O_NONBLOCK: a FIFO must be refused here, not wait for a writer. */
+        int fd = openat(a->dirfd, f[i].name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
         rc = fd < 0 ? audit_fail(a, ERR_IO, "cannot open %s: %s", f[i].name, strerror(errno))
                     : check_private(a, fd, f[i].name, false, NULL);
         if (fd >= 0)

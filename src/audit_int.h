@@ -102,6 +102,7 @@ struct audit_file {
     char name[AUDIT_NAME_MAX + 1];
     uint64_t seq;
     int64_t mtime;                    /* seconds since the epoch */
+    bool regular;                     /* not a FIFO, link, folder or device */
 };
 
 /** Append the line of `ev` with `seq` after `prev` to `b` (which may already
@@ -131,8 +132,8 @@ int audit_line_read(const struct crypto *c, const uint8_t *p, size_t n, struct a
 bool audit_name_parse(const char *name, uint64_t *seq);
 
 /** The rotated files in `dirfd`, sorted by seq, in a malloc'd array the
- *  caller frees (NULL when there are none). 0, ERR_IO or ERR_NOMEM.
- *  (audit_verify.c) */
+ *  caller frees (NULL when there are none); entries that are not regular
+ *  files are listed too, marked. 0, ERR_IO or ERR_NOMEM. (audit_verify.c) */
 int audit_list_rotated(int dirfd, struct audit_file **out, size_t *n);
 
 /** Whether rotated file f, read alone, is one this trail wrote whole: every

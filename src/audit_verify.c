@@ -66,6 +66,7 @@ int audit_list_rotated(int dirfd, struct audit_file **out, size_t *n)
             continue;
         memcpy(f.name, e->d_name, AUDIT_NAME_MAX + 1);
         f.mtime = (int64_t)st.st_mtime;
+        f.regular = S_ISREG(st.st_mode);
         if (*n == cap) {
             size_t ncap = cap ? 2 * cap : 16;
             struct audit_file *g = reallocarray(*out, ncap, sizeof(*g));
@@ -226,6 +227,7 @@ struct verifier {
                                         * only to look for prune records */
     char problem[512];
     uint64_t records;
+    size_t foreign;                    /* findings outside the chain (snapshot()) */
     const struct audit_anchor *anchor;  /* NULL: none */
     bool anchor_seen;                  /* the anchored seq was accepted, and matched */
     int anchor_pruned;                 /* a prune record names the anchored seq as a
@@ -448,10 +450,12 @@ static int walk_file(struct verifier *v, size_t i, int fd, uint64_t size, struct
     return got;
 }
 
+/* O_NONBLOCK: opening a FIFO for reading would wait for a writer. Regular
+ * files ignore it; anything else is refused. */
 static int open_file(int dirfd, const char *name, uint64_t *size)
 {
     struct stat st;
-    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
     if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
         close(fd);
         return -1;
@@ -461,32 +465,69 @@ static int open_file(int dirfd, const char *name, uint64_t *size)
     return fd;
 }
 
+static bool not_regular(int dirfd, const char *name)
+{
+    struct stat st;
+    return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode);
+}
+
+/* Something under a name of the trail's that is not one of its files: a
+ * finding, reported before the chain's, and left out of the walk. */
+static void foreign(struct verifier *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void foreign(struct verifier *v, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    (void)vfprintf(v->out, fmt, ap);   /* like every line of the report: the status says it */
+    va_end(ap);
+    v->foreign++;
+}
+
+#define NOT_REGULAR "%s: not a regular file (a FIFO, link, folder or device under a name of the trail's): " \
+                    "not read; move it aside\n"
+
 /* What to read, fixed under a shared lock so no writer is half-way through
- * a line or a rotation: the rotated files and audit.log's current size. */
+ * a line or a rotation: the rotated files and audit.log's current size.
+ * Nothing but regular files is opened for reading (a FIFO would block). */
 static int snapshot(int dirfd, struct verifier *v, int *cur_fd, uint64_t *cur_size)
 {
     struct audit_file *f = NULL;
     size_t n = 0;
-    int lockfd = openat(dirfd, AUDIT_LOCK, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+    struct stat st;
+    int lockfd = openat(dirfd, AUDIT_LOCK, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+    if (lockfd >= 0 && (fstat(lockfd, &st) != 0 || !S_ISREG(st.st_mode))) {
+        close(lockfd);
+        lockfd = -1;
+    }
+    if (lockfd < 0 && not_regular(dirfd, AUDIT_LOCK))
+        foreign(v, NOT_REGULAR, AUDIT_LOCK);
     if (lockfd >= 0)
         while (flock(lockfd, LOCK_SH) != 0 && errno == EINTR)
             ;
     int rc = audit_list_rotated(dirfd, &f, &n);
     *cur_fd = rc ? -1 : open_file(dirfd, AUDIT_CURRENT, cur_size);
+    if (rc == 0 && *cur_fd < 0 && not_regular(dirfd, AUDIT_CURRENT))
+        foreign(v, NOT_REGULAR, AUDIT_CURRENT);
     if (lockfd >= 0)
         close(lockfd);        /* and with it the lock */
     if (rc)
         return rc;
-    v->n_files = n + (*cur_fd >= 0);
-    v->names = calloc(v->n_files ? v->n_files : 1, sizeof(*v->names));
+    v->names = calloc(n + 1, sizeof(*v->names));
     if (!v->names) {
         free(f);
         return ERR_NOMEM;
     }
-    for (size_t i = 0; i < n; i++)
-        memcpy(v->names[i], f[i].name, sizeof(v->names[i]));
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!f[i].regular) {
+            foreign(v, NOT_REGULAR, f[i].name);
+            continue;
+        }
+        memcpy(v->names[k++], f[i].name, sizeof(v->names[0]));
+    }
     if (*cur_fd >= 0)
-        memcpy(v->names[n], AUDIT_CURRENT, sizeof(AUDIT_CURRENT));
+        memcpy(v->names[k++], AUDIT_CURRENT, sizeof(AUDIT_CURRENT));
+    v->n_files = k;
     free(f);
     return 0;
 }
@@ -621,6 +662,8 @@ int audit_verify_dir(const char *dir, const struct crypto *crypto, const struct 
                 fprintf(report, "%s holds no record: lines after seq %llu may be gone\n", AUDIT_CURRENT,
                         (unsigned long long)v.seq);
             rc = ERR_INVALID;
+        } else if (v.foreign) {
+            rc = ERR_INVALID;          /* reported before the walk */
         } else if ((rc = check_anchor(&v, report)) == 0) {
             if (v.explained[0])
                 fprintf(report, "note: %s: head pruned by retention (record at %s)\n",

@@ -1300,6 +1300,78 @@ Test(retention, old_files_and_files_past_the_count_are_pruned_on_record, .init =
     free(report);
 }
 
+/* A FIFO under a trail file's name: opening it for reading waited for a
+ * writer that never comes, so start-up, the CLI and `notesd audit verify`
+ * hung, and the running server's event loop stopped at its next rotation
+ * (only SIGKILL ended it). Planted as the folder's owner (the server runs
+ * as NOTES_USER), with a name that sorts before the real files. */
+#define FIFO_NAME "audit-20000101T000000Z-00000000000000000001.log"
+
+static void plant_fifo(const char *name)
+{
+    char path[700];
+    struct stat st;
+    cr_assert_eq(stat(audit_dir(), &st), 0);
+    snprintf(path, sizeof(path), "%s/%s", audit_dir(), name);
+    cr_assert_eq(mkfifo(path, 0600), 0, "mkfifo %s: %s", path, strerror(errno));
+    cr_assert_eq(chown(path, st.st_uid, st.st_gid), 0, "chown %s: %s", path, strerror(errno));
+}
+
+Test(retention, a_fifo_planted_while_serving_does_not_stop_rotation, .init = prep, .fini = finish, .timeout = 90)
+{
+    harness_setenv(&srv, "NOTES_AUDIT_MAX_BYTES", "4096");
+    harness_setenv(&srv, "NOTES_AUDIT_MAX_FILES", "100");
+    harness_start(&srv);
+    blast("/v1/notes", NULL, 2, NULL);
+    plant_fifo(FIFO_NAME);
+    blast("/v1/notes", NULL, 40, NULL);      /* three rotations or more */
+    int status = harness_stop(&srv);
+    char *err = harness_stderr(&srv);
+    cr_assert_eq(status, 0, "the server did not stop cleanly (%d):\n%s", status, err);
+    cr_assert(strstr(err, FIFO_NAME " is not a regular file") != NULL, "no warning about the FIFO:\n%s", err);
+    free(err);
+    char *report = NULL;
+    cr_assert_eq(verify(audit_dir(), &report), 1, "%s", report);
+    cr_assert(strstr(report, FIFO_NAME ": not a regular file") != NULL, "%s", report);
+    free(report);
+}
+
+Test(retention, a_fifo_in_the_folder_neither_hangs_start_up_nor_verify, .init = prep, .fini = finish,
+     .timeout = 90)
+{
+    harness_start(&srv);
+    cr_assert_eq(harness_stop(&srv), 0);
+    plant_fifo(FIFO_NAME);
+    int status = harness_run(&srv, (const char *[]){ "serve", NULL });
+    char *err = harness_stderr(&srv);
+    cr_assert_neq(status, 0, "the server started with a FIFO in its audit folder:\n%s", err);
+    cr_assert(strstr(err, FIFO_NAME " is not a regular file") != NULL, "%s", err);
+    free(err);
+    char *report = NULL;
+    cr_assert_eq(verify(audit_dir(), &report), 1, "%s", report);
+    cr_assert(strstr(report, FIFO_NAME ": not a regular file") != NULL, "%s", report);
+    free(report);
+    /* audit.log and audit.lock, which verify opens too */
+    char path[700];
+    snprintf(path, sizeof(path), "%s/%s", audit_dir(), FIFO_NAME);
+    cr_assert_eq(unlink(path), 0);
+    for (size_t i = 0; i < 2; i++) {
+        const char *name = i == 0 ? "audit.log" : "audit.lock";
+        snprintf(path, sizeof(path), "%s/%s", audit_dir(), name);
+        char aside[720];
+        snprintf(aside, sizeof(aside), "%s.aside", path);
+        cr_assert_eq(rename(path, aside), 0);
+        plant_fifo(name);
+        cr_assert_eq(verify(audit_dir(), &report), 1, "%s", report);
+        char want[40];
+        snprintf(want, sizeof(want), "%s: not a regular file", name);
+        cr_assert(strstr(report, want) != NULL, "%s", report);
+        free(report);
+        cr_assert_eq(unlink(path), 0);
+        cr_assert_eq(rename(aside, path), 0);
+    }
+}
+
 /* ======================================================================== */
 /* 4. verify pinpoints tampering                                             */
 /* ======================================================================== */
