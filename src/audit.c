@@ -262,13 +262,29 @@ static bool ours(struct audit *a, const struct audit_file *f)
 }
 
 /* Only this trail's files, oldest first, without those already pruned on
- * record and waiting for a sync to delete them. */
-static size_t keep_ours(struct audit *a, struct audit_file *f, size_t n)
+ * record and waiting for a sync to delete them. Files sharing a seq are
+ * copies or hard links of one file under other names (each ends in a line
+ * this trail signed with that seq): none of them counts, none is pruned,
+ * and nothing from the first of them on either, so that only the head of
+ * the chain is ever cut. *before_twins is where that is in the result. */
+static size_t keep_ours(struct audit *a, struct audit_file *f, size_t n, size_t *before_twins)
 {
     size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!is_doomed(a, f[i].name) && ours(a, &f[i]))
+    uint64_t prev_seq = 0;
+    *before_twins = SIZE_MAX;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t seq = f[i].seq;        /* f[i] may be overwritten below */
+        if ((i > 0 && seq == prev_seq) || (i + 1 < n && seq == f[i + 1].seq)) {
+            if (*before_twins == SIZE_MAX) {
+                *before_twins = k;
+                log_warn("audit: %s shares its seq with another file (a copy or link); retention stops "
+                         "before it and leaves it to audit verify", f[i].name);
+            }
+        } else if (!is_doomed(a, f[i].name) && ours(a, &f[i])) {
             f[k++] = f[i];
+        }
+        prev_seq = seq;
+    }
     return k;
 }
 
@@ -278,13 +294,14 @@ static int enforce(struct audit *a, time_t now)
     size_t n = 0;
     if (audit_list_rotated(a->dirfd, &f, &n) != 0)
         return audit_fail(a, ERR_IO, "cannot list the audit directory");
-    n = keep_ours(a, f, n);
+    size_t stop;
+    n = keep_ours(a, f, n, &stop);
     size_t keep = a->max_files - 1;            /* audit.log is one of them */
     int64_t cutoff = (int64_t)now - (int64_t)a->retention_days * SECONDS_PER_DAY;
     int rc = 0;
     /* Oldest first, and only while the oldest must go: what stays is one
      * unbroken run of files, so only the head of the chain is ever cut. */
-    for (size_t i = 0; i < n && rc == 0; i++) {
+    for (size_t i = 0; i < n && i < stop && rc == 0; i++) {
         const char *why = n - i > keep ? "max_files" : f[i].mtime < cutoff ? "retention" : NULL;
         if (!why || a->n_doomed == AUDIT_DOOMED_MAX)
             break;                     /* nothing due, or the rest after the next sync */

@@ -518,11 +518,18 @@ static int snapshot(int dirfd, struct verifier *v, int *cur_fd, uint64_t *cur_si
         return ERR_NOMEM;
     }
     size_t k = 0;
+    uint64_t last = 0;
     for (size_t i = 0; i < n; i++) {
         if (!f[i].regular) {
             foreign(v, NOT_REGULAR, f[i].name);
             continue;
         }
+        /* Two files ending at one seq: a copy or a hard link of one of
+         * them under another name. The walk reads both and shows where. */
+        if (k > 0 && f[i].seq == last)
+            foreign(v, "%s: the same seq %llu as %s (a copy or link under another name: only one of them can "
+                    "be the trail's)\n", f[i].name, (unsigned long long)f[i].seq, v->names[k - 1]);
+        last = f[i].seq;
         memcpy(v->names[k++], f[i].name, sizeof(v->names[0]));
     }
     if (*cur_fd >= 0)

@@ -1343,6 +1343,59 @@ Test(audit, an_emptied_audit_log_after_rotated_files_is_found)
     assert_problem(want);
 }
 
+static size_t count_in(const char *text, const char *needle);
+
+static size_t prunes_in_current(void)
+{
+    char *text = slurp(in_dir(AUDIT_CURRENT), NULL);
+    size_t hits = count_in(text, "\"event\":\"" AUDIT_EV_PRUNE "\"");
+    free(text);
+    return hits;
+}
+
+/* Copies and hard links of a real rotated file under other rotated-file
+ * names (another time, the same seq) end in a line this trail signed with
+ * the seq of their name. They must not count toward max_files, which would
+ * push real files out on genuine prune records, nor be pruned themselves:
+ * verify reports them. */
+Test(audit, copies_of_a_real_file_do_not_push_real_ones_out)
+{
+    size_t real = rotated_trail(5, 40);
+    cr_assert_geq(real, 2);
+    cr_assert_leq(real, 4);
+    size_t prunes = prunes_in_current();
+    struct audit_file f[4];
+    for (size_t i = 0; i < real; i++)
+        f[i] = nth_rotated(i);
+    for (size_t i = 0; i < real; i++) {
+        for (int k = 0; k < 3; k++) {
+            char from[512], to[512];
+            snprintf(from, sizeof(from), "%s/%s", dir, f[i].name);
+            snprintf(to, sizeof(to), "%s/audit-2000010%dT000000Z-%020llu.log", dir, k + 1,
+                     (unsigned long long)f[i].seq);
+            if (k == 0) {
+                cr_assert_eq(link(from, to), 0, "%s", strerror(errno));
+            } else {
+                size_t len;
+                char *copy = slurp(from, &len);
+                spit(to, copy, len);
+                cr_assert_eq(chmod(to, 0600), 0);
+                free(copy);
+            }
+        }
+    }
+    struct audit *a = open_log();          /* retention runs at open */
+    audit_close(a);
+    cr_assert_eq(prunes_in_current(), prunes, "a file was pruned to make room for copies");
+    cr_assert_eq(count_rotated(), 4 * real);
+    for (size_t i = 0; i < real; i++)
+        cr_assert_eq(access(in_dir(f[i].name), F_OK), 0, "%s is gone", f[i].name);
+    char *report = NULL;
+    cr_assert_eq(verify(&report), ERR_INVALID, "%s", report);
+    cr_assert(strstr(report, "the same seq") != NULL, "%s", report);
+    free(report);
+}
+
 /* ---- anchors: the newest lines, checked against a copy kept elsewhere ---- */
 
 /* The anchor the OK line offers ("anchor SEQ:SHA256"), copied out. */
