@@ -82,8 +82,8 @@ static void check(bool ok, const char *what)
     }
 }
 
-/* The generator of fuzz_field_decrypt.c: fixed, fuzz-only, far more than the
- * 8 distinct byte values config.c insists on. */
+/* The generator of fuzz_field_decrypt.c: fixed, fuzz-only, and given to
+ * crypto_new() directly (config.c refuses counters as keys). */
 static void fill(struct config_secret *s, unsigned seed, size_t len)
 {
     for (size_t i = 0; i < len; i++)

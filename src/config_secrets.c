@@ -4,19 +4,22 @@
  *
  * A secret comes from NAME, NAME_FILE or $CREDENTIALS_DIRECTORY/NAME (exactly
  * one of them). It is refused when missing, not strict base64, too short,
- * obviously not random (too few distinct byte values, printable text), or
- * the same key as one for another purpose (compared as HMAC keys). Owns no
- * state: keys are decoded into the caller's struct config, and every scratch
- * copy of a key's text is wiped before it is freed. config.c's table decides
- * which settings are secrets. It must never put a key, or any byte of a
- * secret file, in an error line: errors name the variable and the problem.
+ * obviously not random (one repeated value, mostly printable text, a
+ * counter, too few distinct byte values), or the same key as one for
+ * another purpose (compared as HMAC keys). Owns no state: keys are decoded
+ * into the caller's struct config, and every scratch copy of a key's text
+ * is wiped before it is freed. config.c's table decides which settings are
+ * secrets. It must never put a key, or any byte of a secret file, in an
+ * error line: errors name the variable and the problem.
  */
 #include "config_int.h"
 #include "err.h"
 #include "file.h"
 
 #include <mbedtls/base64.h>
+#include <mbedtls/platform_util.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -27,10 +30,92 @@ static bool is_b64_char(char c)
            c == '+' || c == '/';
 }
 
-/* Strict standard base64 (RFC 4648 section 4) with padding; no whitespace. */
-/* `previous`: an older data key, kept only to read what it sealed. A
- * passphrase is then warned about instead of refused, so a deployment can
- * move it there and rekey under a random key. */
+/* ---- is it random? ------------------------------------------------------ */
+
+/* Each test below refuses n (32..512) random bytes with the probability
+ * its comment gives (exact sums, not estimates); all three together, below
+ * 2^-43. What they catch are keys a person made: placeholders, counters,
+ * passphrases. */
+
+/* Fewer distinct byte values than half the key (a quarter plus 48 past 192
+ * bytes). n random bytes hold about 256 * (1 - (255/256)^n) distinct values
+ * (30 of 32, 221 of 512), and fewer than this floor with probability at
+ * most 2^-54 (n = 32; less for longer keys). */
+static size_t distinct_floor(size_t n)
+{
+    return n / 2 < n / 4 + 48 ? n / 2 : n / 4 + 48;
+}
+
+static size_t distinct_values(const uint8_t *k, size_t n)
+{
+    bool seen[256] = { false };
+    size_t distinct = 0;
+    for (size_t i = 0; i < n; i++) {
+        distinct += !seen[k[i]];
+        seen[k[i]] = true;
+    }
+    /* The table says which byte values the key holds. */
+    mbedtls_platform_zeroize(seen, sizeof(seen));
+    return distinct;
+}
+
+/* Text: a passphrase, words between tabs, a line with its newline. Each
+ * random byte is one of these 98 values with p = 98/256. */
+static bool is_text(uint8_t b)
+{
+    return (b >= 0x20 && b <= 0x7e) || b == '\t' || b == '\n' || b == '\r';
+}
+
+/* Mostly text: at most (n - 32) / 4 other bytes, so every byte of a key of
+ * 32..35 bytes, and at least three quarters plus 8 of longer ones. By the
+ * binomial tail (p = 98/256) random bytes are that much text with
+ * probability at most 2^-43.99 (n = 36; 2^-44.3 for n = 32, 2^-210 for
+ * n = 512). */
+static bool mostly_text(const uint8_t *k, size_t n)
+{
+    size_t other = 0;
+    for (size_t i = 0; i < n; i++)
+        other += !is_text(k[i]);
+    return other <= (n - 32) / 4;
+}
+
+/* A counter: nine bytes in a row that each step from the one before by the
+ * same amount (mod 256), up or down. In random bytes each step equals the
+ * one before with probability 1/256, independently, so 7 such equalities in
+ * a row come with probability at most 2^-47.0 (n = 512; 2^-51.4 for 32). */
+#define COUNTER_STEPS 7
+
+static bool has_counter(const uint8_t *k, size_t n)
+{
+    size_t run = 0;
+    for (size_t i = 2; i < n && run < COUNTER_STEPS; i++)
+        run = (uint8_t)(k[i] - k[i - 1]) == (uint8_t)(k[i - 1] - k[i - 2]) ? run + 1 : 0;
+    return run >= COUNTER_STEPS;
+}
+
+/* Why the n >= CONFIG_SECRET_MIN bytes `k` are not a random key, as the
+ * error's text, or NULL. */
+static const char *weakness(const uint8_t *k, size_t n, size_t distinct)
+{
+    if (distinct == 1)
+        return "weak: every byte has the same value";
+    if (mostly_text(k, n))
+        return "weak: mostly printable text (a passphrase?), not random bytes";
+    if (has_counter(k, n))
+        return "weak: bytes in arithmetic progression (a counter?), not random bytes";
+    if (distinct < distinct_floor(n))
+        return "weak: too few distinct byte values to be random";
+    return NULL;
+}
+
+/* Fewer distinct values than this were refused from the first release, so
+ * no such key ever sealed a note: refused even as an older data key. */
+#define DISTINCT_MIN_EVER 8
+
+/* Strict standard base64 (RFC 4648 section 4) with padding; no whitespace.
+ * `previous`: an older data key, kept only to read what it sealed. A weak
+ * one that notesd once took is then warned about instead of refused, so a
+ * deployment can move it there and rekey under a random key. */
 static int decode_secret(struct config_secret *out, const char *name, const char *text,
                          size_t len, bool previous, char *err, size_t errlen)
 {
@@ -51,29 +136,12 @@ static int decode_secret(struct config_secret *out, const char *name, const char
     out->len = olen;
     if (olen < CONFIG_SECRET_MIN)
         return config_failf(err, errlen, name, "too short: need the base64 of at least 32 random bytes");
-    /* A random 32-byte key has about 30 distinct byte values; fewer than 8
-     * means a placeholder such as all zeros, "aaaa..." or a short repeat. */
-    bool seen[256] = { false };
-    unsigned distinct = 0;
-    for (size_t i = 0; i < olen; i++)
-        if (!seen[out->bytes[i]]) {
-            seen[out->bytes[i]] = true;
-            distinct++;
-        }
-    if (distinct == 1)
-        return config_failf(err, errlen, name, "weak: every byte has the same value");
-    if (distinct < 8)
-        return config_failf(err, errlen, name, "weak: too few distinct byte values to be random");
-    /* A passphrase in base64 decodes to printable text; 32 random bytes are
-     * all printable with probability (95/256)^32, about 2^-46. */
-    bool printable = true;
-    for (size_t i = 0; i < olen && printable; i++)
-        printable = out->bytes[i] >= 0x20 && out->bytes[i] <= 0x7e;
-    if (printable && !previous)
-        return config_failf(err, errlen, name, "weak: printable text (a passphrase?), not random bytes");
-    if (printable)
-        log_warn("%s: a key is printable text (a passphrase?): read old notes with it only, and run "
-                 "notesd rekey", name);
+    size_t distinct = distinct_values(out->bytes, olen);
+    const char *weak = weakness(out->bytes, olen, distinct);
+    if (weak && (!previous || distinct < DISTINCT_MIN_EVER))
+        return config_failf(err, errlen, name, weak);
+    if (weak)
+        log_warn("%s: %s: read old notes with it only, and run notesd rekey", name, weak);
     return 0;
 }
 

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -188,6 +189,16 @@ static void teardown(void)
 static void setup_capture_stderr(void)
 {
     cr_redirect_stderr();
+}
+
+/* Everything written to the redirected stderr so far (the write end is
+ * closed by Criterion when the stream is first taken, so this reads to EOF). */
+static void read_stderr(char *out, size_t cap)
+{
+    fflush(stderr);
+    FILE *f = cr_get_redirected_stderr();
+    size_t n = fread(out, 1, cap - 1, f);
+    out[n] = 0;
 }
 
 TestSuite(config, .init = setup, .fini = teardown);
@@ -429,16 +440,40 @@ Test(config, accepts_512_byte_key)
     assert_secret_is(&cfg.audit_key, raw, 512);
 }
 
-Test(config, accepts_key_with_exactly_8_distinct_values)
+/* `n` bytes holding exactly `values` distinct byte values in no pattern: a
+ * shuffled pick of `values` byte values, each used once, then drawn from
+ * again at random. */
+static void key_with_values(uint8_t *out, size_t n, size_t values, uint32_t seed)
 {
-    uint8_t raw[32];
+    uint8_t pool[256];
+    uint32_t s = seed * 2654435761u + 0x7f4a7c15u;
+    cr_assert(values >= 1 && values <= 256 && values <= n);
+    for (size_t i = 0; i < 256; i++)
+        pool[i] = (uint8_t)i;
+    for (size_t i = 255; i > 0; i--) {
+        size_t j = xorshift(&s) % (i + 1);
+        uint8_t t = pool[i];
+        pool[i] = pool[j];
+        pool[j] = t;
+    }
+    for (size_t i = 0; i < n; i++)
+        out[i] = pool[i < values ? i : xorshift(&s) % values];
+}
+
+/* The floor is half the bytes (a quarter plus 48 past 192 bytes): a key
+ * right at it is taken, whatever its length. */
+Test(config, accepts_key_with_as_many_distinct_values_as_the_floor)
+{
+    static const size_t cases[][2] = { { 32, 16 }, { 100, 50 }, { 256, 112 }, { 512, 176 } };
+    uint8_t raw[512];
     char text[B64_MAX];
-    for (size_t i = 0; i < sizeof(raw); i++)
-        raw[i] = (uint8_t)(0x11 * (i % 8) + 3);
-    b64(text, sizeof(text), raw, sizeof(raw));
-    env_set("NOTES_DATA_KEY", text);
-    assert_loaded(load());
-    assert_secret_is(&cfg.data_key, raw, 32);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        key_with_values(raw, cases[i][0], cases[i][1], 40 + (uint32_t)i);
+        b64(text, sizeof(text), raw, cases[i][0]);
+        env_set("NOTES_DATA_KEY", text);
+        assert_loaded(load());
+        assert_secret_is(&cfg.data_key, raw, cases[i][0]);
+    }
 }
 
 /* ---- missing keys ---------------------------------------------------------- */
@@ -620,6 +655,70 @@ Test(config, refuses_low_variety_key)
     check_bad_key("NOTES_AUDIT_KEY", v, "distinct");
 }
 
+/* 32 random bytes hold about 30 distinct values, and fewer than 16 with
+ * probability 2^-54: a short counter repeated (bytes(range(8)) * 4) is not
+ * a key, nor is one value short of the floor at any length. */
+Test(config, refuses_key_with_fewer_distinct_values_than_the_floor)
+{
+    uint8_t raw[512];
+    char v[B64_MAX];
+    for (size_t i = 0; i < 32; i++)
+        raw[i] = (uint8_t)(i % 8);
+    b64(v, sizeof(v), raw, 32);
+    check_bad_key("NOTES_DATA_KEY", v, "weak: too few distinct");
+    env_set("NOTES_DATA_KEY", data_b64);
+    static const size_t cases[][2] = { { 32, 15 }, { 100, 49 }, { 256, 111 }, { 512, 175 } };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        key_with_values(raw, cases[i][0], cases[i][1], 40 + (uint32_t)i);
+        b64(v, sizeof(v), raw, cases[i][0]);
+        check_bad_key("NOTES_TOKEN_KEY", v, "weak: too few distinct");
+    }
+}
+
+/* Counters: every byte steps from the one before by the same amount, up or
+ * down, for the whole key or for a stretch of nine bytes inside random ones.
+ * They hold 32 distinct values and are not text, so nothing else sees them. */
+Test(config, refuses_key_whose_bytes_run_in_arithmetic_progression)
+{
+    uint8_t raw[64];
+    char v[B64_MAX];
+    for (size_t i = 0; i < 32; i++)
+        raw[i] = (uint8_t)i;                       /* 00 01 02 ... 1f */
+    b64(v, sizeof(v), raw, 32);
+    check_bad_key("NOTES_DATA_KEY", v, "weak: ");
+    cr_assert_not_null(strstr(err, "progression"), "'%s'", err);
+    for (size_t i = 0; i < 32; i++)
+        raw[i] = (uint8_t)(0xff - i);              /* ff fe fd ... e0 */
+    b64(v, sizeof(v), raw, 32);
+    check_bad_key("NOTES_DATA_KEY", v, "progression");
+    for (size_t i = 0; i < 48; i++)
+        raw[i] = (uint8_t)(0x35 + 0x4d * i);       /* wraps around: still a counter */
+    b64(v, sizeof(v), raw, 48);
+    check_bad_key("NOTES_DATA_KEY", v, "progression");
+    key_bytes(raw, 64, 61);
+    for (size_t i = 0; i < 9; i++)
+        raw[20 + i] = (uint8_t)(0x90 + 3 * i);     /* nine bytes: eight equal steps */
+    b64(v, sizeof(v), raw, 64);
+    check_bad_key("NOTES_DATA_KEY", v, "progression");
+}
+
+/* The refusal starts at nine bytes: nine that step alike come by chance
+ * with probability below 2^-47 even among 512 random bytes. Eight are
+ * taken. */
+Test(config, accepts_key_with_eight_bytes_in_arithmetic_progression)
+{
+    uint8_t raw[64];
+    char v[B64_MAX];
+    key_bytes(raw, 64, 61);
+    for (size_t i = 0; i < 8; i++)
+        raw[20 + i] = (uint8_t)(0x90 + 3 * i);
+    raw[28] = (uint8_t)(raw[27] + 4);              /* the ninth steps differently */
+    b64(v, sizeof(v), raw, 64);
+    env_set("NOTES_DATA_KEY", v);
+    assert_loaded(load());
+    assert_secret_is(&cfg.data_key, raw, 64);
+}
+
 /* A passphrase in base64 decodes to printable text: it passes the length
  * and variety checks, and is not a key. Random bytes are all printable
  * with probability (95/256)^32, about 2^-46. */
@@ -638,6 +737,67 @@ Test(config, refuses_a_passphrase_given_as_a_key)
     check_bad_key("NOTES_TOKEN_KEY", v, "printable");
 }
 
+/* `echo 'a passphrase' | base64` keeps the newline echo adds: one byte
+ * that is not 0x20..0x7e must not make text pass for a key. */
+Test(config, refuses_a_passphrase_with_its_trailing_newline)
+{
+    static const char phrase[] = "correct horse battery staple 2024\n";
+    char v[B64_MAX];
+    b64(v, sizeof(v), (const uint8_t *)phrase, strlen(phrase));
+    check_bad_key("NOTES_DATA_KEY", v, "weak: ");
+    cr_assert_not_null(strstr(err, "printable"), "'%s'", err);
+    /* Words between tabs, as a pasted table or a TSV field would be. */
+    char words[8 * 9 + 1];
+    for (size_t i = 0; i < 8; i++)
+        memcpy(words + 9 * i, "password\t", 9);
+    words[8 * 9] = 0;
+    env_set("NOTES_DATA_KEY", data_b64);
+    b64(v, sizeof(v), (const uint8_t *)words, strlen(words));
+    check_bad_key("NOTES_AUDIT_KEY", v, "printable");
+}
+
+/* Most bytes text, not all: a passphrase with accented letters (UTF-8) or
+ * text with a few stray bytes. 3/4 printable with 8 bytes to spare is
+ * reached by 32..512 random bytes with probability below 2^-43. */
+Test(config, refuses_a_key_that_is_mostly_printable_text)
+{
+    uint8_t raw[512];
+    char v[B64_MAX];
+    static const size_t cases[][2] = { { 64, 8 }, { 100, 17 }, { 512, 120 } };
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        size_t n = cases[c][0], odd = cases[c][1];
+        for (size_t i = 0; i < n; i++)
+            raw[i] = (uint8_t)(' ' + (i * 37 + c) % 95);
+        for (size_t i = 0; i < odd; i++)           /* spread out, 0x80..0xff */
+            raw[i * n / odd] = (uint8_t)(0x80 | (i * 29));
+        b64(v, sizeof(v), raw, n);
+        check_bad_key("NOTES_DATA_KEY", v, "printable");
+        env_set("NOTES_DATA_KEY", data_b64);
+    }
+}
+
+/* The other side of every threshold: random keys (the kernel's, as
+ * notesd gen-secrets makes them) are never refused as weak. Each is
+ * refused with probability below 2^-43; one of these 2500, below 2^-31. */
+Test(config, random_keys_are_never_refused_as_weak)
+{
+    uint8_t raw[512];
+    char v[B64_MAX];
+    for (size_t i = 0; i < 2500; i++) {
+        size_t n = 32;
+        if (i >= 2000) {                           /* and 500 of 33..512 bytes */
+            uint16_t r;
+            cr_assert_eq(getrandom(&r, sizeof(r), 0), (ssize_t)sizeof(r));
+            n = 33 + r % 480;
+        }
+        cr_assert_eq(getrandom(raw, n, 0), (ssize_t)n);
+        b64(v, sizeof(v), raw, n);
+        env_set("NOTES_DATA_KEY", v);
+        int rc = load();
+        cr_assert_eq(rc, 0, "random key %zu (%zu bytes) refused: '%s'", i, n, err);
+    }
+}
+
 /* A deployment whose data key was a passphrase must still be able to move
  * it to the previous keys and rekey its notes under a random one: there it
  * is accepted (with a warning), never as the current key. */
@@ -650,6 +810,29 @@ Test(config, a_passphrase_is_still_read_as_a_previous_data_key)
     assert_loaded(load());
     cr_assert_eq(cfg.n_data_key_previous, 1);
     assert_secret_is(&cfg.data_key_previous[0], (const uint8_t *)phrase, strlen(phrase));
+}
+
+/* So is a key the stricter checks refuse that older notesd took (a
+ * counter): it reads old notes, with a warning saying what is wrong. One
+ * that was never accepted (below 8 distinct values) is still refused. */
+Test(config, a_patterned_previous_data_key_is_read_with_a_warning, .init = setup_capture_stderr)
+{
+    uint8_t raw[32];
+    char v[B64_MAX], log[8192];
+    for (size_t i = 0; i < sizeof(raw); i++)
+        raw[i] = (uint8_t)i;
+    b64(v, sizeof(v), raw, sizeof(raw));
+    env_set("NOTES_DATA_KEY_PREVIOUS", v);
+    assert_loaded(load());
+    cr_assert_eq(cfg.n_data_key_previous, 1);
+    assert_secret_is(&cfg.data_key_previous[0], raw, sizeof(raw));
+    read_stderr(log, sizeof(log));
+    cr_assert_not_null(strstr(log, "NOTES_DATA_KEY_PREVIOUS"), "no warning: '%s'", log);
+    cr_assert_not_null(strstr(log, "weak: "), "the warning does not say what is wrong: '%s'", log);
+    assert_no_leak_str(log, v);
+    memset(raw, 0, sizeof(raw));
+    b64(v, sizeof(v), raw, sizeof(raw));
+    check_bad_key("NOTES_DATA_KEY_PREVIOUS", v, "same value");
 }
 
 /* ---- keys shared between purposes ------------------------------------------ */
@@ -1052,16 +1235,6 @@ Test(config, accepts_shutdown_grace_bounds)
 }
 
 /* ---- unknown NOTES_* variables ------------------------------------------------- */
-
-/* Everything written to the redirected stderr so far (the write end is
- * closed by Criterion when the stream is first taken, so this reads to EOF). */
-static void read_stderr(char *out, size_t cap)
-{
-    fflush(stderr);
-    FILE *f = cr_get_redirected_stderr();
-    size_t n = fread(out, 1, cap - 1, f);
-    out[n] = 0;
-}
 
 Test(config, warns_about_unknown_notes_variable, .init = setup_capture_stderr)
 {
