@@ -25,6 +25,25 @@ static int fail_errno(char *why, size_t whylen, const char *what)
     return ERR_IO;
 }
 
+/* A secret's file: no one but its owner may use it, and the owner is the
+ * user reading it or root. Whoever owns it may chmod and rewrite it, so a
+ * server started as root would otherwise take its key from that user. */
+static int check_private(const struct stat *st, char *why, size_t whylen)
+{
+    uid_t me = geteuid();
+    if (st->st_mode & (S_IRWXG | S_IRWXO))
+        return fail(why, whylen, ERR_INVALID, "file is accessible by group or others (chmod 600 it)");
+    if (st->st_uid == me || st->st_uid == 0)
+        return 0;
+    if (me == 0)
+        snprintf(why, whylen, "file belongs to another user (uid %lu), who could replace it: chown it to root",
+                 (unsigned long)st->st_uid);
+    else
+        snprintf(why, whylen, "file belongs to another user (uid %lu), who could replace it: chown it to uid "
+                 "%lu (the user reading it) or root", (unsigned long)st->st_uid, (unsigned long)me);
+    return ERR_INVALID;
+}
+
 int file_read_all(const char *path, size_t max, bool private_only, struct buf *out,
                   char *why, size_t whylen)
 {
@@ -41,11 +60,9 @@ int file_read_all(const char *path, size_t max, bool private_only, struct buf *o
         rc = fail(why, whylen, ERR_INVALID, "not a regular file");
         goto done;
     }
-    if (private_only && (st.st_mode & (S_IRWXG | S_IRWXO))) {
-        rc = fail(why, whylen, ERR_INVALID,
-                  "file is accessible by group or others (chmod 600 it)");
+    rc = private_only ? check_private(&st, why, whylen) : 0;
+    if (rc)
         goto done;
-    }
     if ((uintmax_t)st.st_size > max) {
         rc = fail(why, whylen, ERR_LIMIT, "file is too large");
         goto done;

@@ -16,8 +16,9 @@
  * Read the whole regular file at `path` into the empty buffer `out` (its max
  * is set here; a NUL follows the data but is not counted in len). Fails with ERR_LIMIT when it is larger
  * than `max`, ERR_INVALID when `private_only` and the file is readable or
- * writable by group or others, ERR_IO otherwise; `why` then holds a short
- * English reason without the file's content. Runs on any thread; blocking.
+ * writable by group or others or belongs to neither root nor the effective
+ * user, ERR_IO otherwise; `why` then holds a short English reason without
+ * the file's content. Runs on any thread; blocking.
  */
 int file_read_all(const char *path, size_t max, bool private_only, struct buf *out,
                   char *why, size_t whylen);

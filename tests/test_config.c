@@ -925,6 +925,31 @@ Test(config, refuses_key_file_accessible_by_group_or_others)
     }
 }
 
+/* uid 65534 (nobody): any user but root and the one running the tests. */
+#define OTHER_UID 65534
+
+static void need_root(void)
+{
+    if (geteuid() != 0)
+        cr_skip("needs root to give a file to another user (CI runs as root)");
+}
+
+/* A 0600 file of another user is that user's to rewrite, and so is the
+ * key: a secret file must belong to the user notesd runs as, or to root. */
+Test(config, refuses_key_file_owned_by_another_user)
+{
+    need_root();
+    char path[128], content[FILE_MAX];
+    tmp_path(path, sizeof(path), "data.key");
+    snprintf(content, sizeof(content), "%s\n", data_b64);
+    write_str(path, content, 0600);
+    cr_assert_eq(chown(path, OTHER_UID, OTHER_UID), 0);
+    env_unset("NOTES_DATA_KEY");
+    env_set("NOTES_DATA_KEY_FILE", path);
+    assert_refused(load(), "NOTES_DATA_KEY_FILE", "belongs to");
+    assert_no_leak_str(err, content);
+}
+
 Test(config, accepts_key_file_0600_with_trailing_newline)
 {
     char path[128], content[FILE_MAX];
@@ -1095,6 +1120,41 @@ Test(config, refuses_credential_accessible_by_others)
     assert_refused(load(), "NOTES_DATA_KEY", NULL);
     cr_assert(strstr(err, "group") || strstr(err, "others"), "error '%s'", err);
     assert_no_leak_str(err, data_b64);
+}
+
+/* systemd makes credentials root's (or, where it cannot give the service
+ * user an ACL, that user's); another user's is refused like a _FILE. */
+Test(config, refuses_credential_owned_by_another_user)
+{
+    need_root();
+    char dir[128], path[192];
+    make_cred_dir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/NOTES_TOKEN_KEY", dir);
+    write_str(path, token_b64, 0400);
+    cr_assert_eq(chown(path, OTHER_UID, OTHER_UID), 0);
+    env_unset("NOTES_TOKEN_KEY");
+    assert_refused(load(), "NOTES_TOKEN_KEY", "belongs to");
+    assert_no_leak_str(err, token_b64);
+}
+
+/* ... and one of the user that reads it (notesd started as that user) is
+ * taken: the file is read here with effective uid OTHER_UID. */
+Test(config, accepts_credential_owned_by_the_user_reading_it)
+{
+    need_root();
+    char dir[128], path[192];
+    make_cred_dir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/NOTES_TOKEN_KEY", dir);
+    write_str(path, token_b64, 0400);
+    cr_assert_eq(chown(path, OTHER_UID, OTHER_UID), 0);
+    cr_assert_eq(chown(dir, OTHER_UID, OTHER_UID), 0);
+    cr_assert_eq(chmod(tmpdir, 0711), 0);
+    env_unset("NOTES_TOKEN_KEY");
+    cr_assert_eq(seteuid(OTHER_UID), 0);
+    int rc = load();
+    cr_assert_eq(seteuid(0), 0);
+    assert_loaded(rc);
+    assert_secret_is(&cfg.token_key, token_raw, 32);
 }
 
 Test(config, refuses_invalid_credential_content)

@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "crypto.h"
 #include "harness.h"
@@ -341,6 +342,18 @@ Test(refuse, key_file_readable_by_others, .init = prepare_only, .fini = finish)
 {
     cr_assert_eq(chmod(srv.key, 0644), 0);
     assert_refused("NOTES_TLS_KEY", "group or others");
+}
+
+/* The TLS key is a secret file too: a 0600 key.pem of another user (nobody)
+ * is that user's to replace, so a server started as root refuses it. */
+Test(refuse, key_file_owned_by_another_user, .init = prepare_only, .fini = finish)
+{
+    if (geteuid() != 0)
+        cr_skip("needs root to give a file to another user (CI runs as root)");
+    cr_assert_eq(chown(srv.key, 65534, 65534), 0);
+    assert_refused("NOTES_TLS_KEY", "belongs to");
+    int st = harness_run(&srv, (const char *[]){ "check-config", NULL });
+    cr_assert_eq(st, 78, "check-config exit %d", st);
 }
 
 /* Every handshake message must fit one output record (4 KiB): a chain
