@@ -4,9 +4,10 @@
  *
  * Owns process start-up order: PSA crypto first, then the configuration,
  * the route table check, the TLS context, and only then the network. Any
- * configuration problem exits with status 78 (EX_CONFIG) and one line on
- * stderr that names the variable and never its value. Secrets are never
- * accepted as command-line arguments (argv is visible to every user).
+ * configuration problem (a sandbox step refused once listening included)
+ * exits with status 78 (EX_CONFIG) and one line on stderr that names the
+ * variable and never its value. Secrets are never accepted as command-line
+ * arguments (argv is visible to every user).
  */
 #include "app.h"
 #include "audit.h"
@@ -210,7 +211,10 @@ static int cmd_serve(int argc, char **argv, bool check_only)
     struct http_out_budget budget = { 0, (size_t)cfg.max_output_mib * 1024 * 1024 };
     struct http_limits limits = { cfg.max_target, cfg.max_field, cfg.max_header_block, cfg.max_fields,
                                   cfg.max_body, &budget };
-    status = server_run(&cfg, tls, &limits, &app, &hooks) == 0 ? 0 : 1;
+    int rc = server_run(&cfg, tls, &limits, &app, &hooks);
+    /* A start refused once listening (the privilege drop, the sandbox) is
+     * refused for the configuration's sake, as the refusals above are. */
+    status = rc == 0 ? 0 : rc == ERR_CONFIG ? EX_CONFIG : 1;
     audit_flush(app.audit);               /* the loop is gone: blocking is fine */
     audit_sync(app.audit);
     app_log_anchor(&app, "stop");

@@ -49,7 +49,8 @@ struct server_hooks {
  * AUDIT_BATCH_MS under NOTES_AUDIT_SYNC=batch; under =always a response
  * leaves only once the lines written before it are on disk (group commit).
  * Returns 0 after a clean shutdown, or a negative ERR_* when the listener
- * cannot be set up or `started` refused. Blocks the calling thread for the
+ * cannot be set up or `started` refused (then its own code, unchanged; no
+ * stop signal is logged). Blocks the calling thread for the
  * server's lifetime. `hooks` may be NULL.
  */
 int server_run(const struct config *cfg, struct tls_ctx *tls, const struct http_limits *limits,

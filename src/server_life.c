@@ -90,12 +90,9 @@ static void on_grace_over(uv_timer_t *t)
     server_maybe_finish(s);
 }
 
-static void on_signal(uv_signal_t *sig, int signum)
+/* Stop listening and let the connections finish within the grace period. */
+static void begin_stop(struct server *s)
 {
-    struct server *s = sig->data;
-    if (s->draining)
-        return;
-    log_info("received %s: stopping", signum == SIGINT ? "SIGINT" : "SIGTERM");
     notify(s, "STOPPING=1");
     s->draining = true;
     close_if_open((uv_handle_t *)&s->listener);
@@ -110,6 +107,15 @@ static void on_signal(uv_signal_t *sig, int signum)
     }
     uv_timer_start(&s->grace, on_grace_over, s->cfg->shutdown_grace_ms, 0);
     server_maybe_finish(s);
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    struct server *s = sig->data;
+    if (s->draining)
+        return;
+    log_info("received %s: stopping", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    begin_stop(s);
 }
 
 /* ---- start-up ------------------------------------------------------------ */
@@ -253,7 +259,7 @@ int server_run(const struct config *cfg, struct tls_ctx *tls, const struct http_
         uv_signal_start(&s->sigterm, on_signal, SIGTERM);
         rc = start_serving(s);
         if (rc != 0)
-            on_signal(&s->sigterm, SIGTERM);   /* unwind what started */
+            begin_stop(s);   /* unwind what started; its error is logged, no signal came */
     }
     uv_run(&s->loop, UV_RUN_DEFAULT);
     server_ips_cleanup(&s->ips);

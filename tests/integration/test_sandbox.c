@@ -287,13 +287,36 @@ Test(sandbox, root_cli_rotation_leaves_the_trail_to_the_server_user, .init = pre
     free(note_lifecycle());
 }
 
+/* Runs `cmd`, expects the configuration refusal (78) saying `why`, and no
+ * line about a stop signal nobody sent. */
+static void assert_refused(const char *cmd, const char *why)
+{
+    int st = harness_run(&srv, (const char *[]){ cmd, NULL });
+    char *err = harness_stderr(&srv);
+    cr_assert_eq(st, 78, "%s: exit %d, stderr:\n%s", cmd, st, err);
+    cr_assert(strstr(err, why), "%s: stderr does not say '%s':\n%s", cmd, why, err);
+    cr_assert_null(strstr(err, "received SIGTERM"), "%s: a refused start logs a stop signal:\n%s", cmd, err);
+    free(err);
+}
+
 Test(sandbox, root_start_refuses_an_unknown_user, .init = prepare, .fini = finish)
 {
     need_root();
     harness_setenv(&srv, "NOTES_USER", "no-such-user-notesd");
-    int st = harness_run(&srv, (const char *[]){ "serve", NULL });
-    cr_assert_neq(st, 0);
-    char *err = harness_stderr(&srv);
-    cr_assert(strstr(err, "NOTES_USER: no such user"), "%s", err);
-    free(err);
+    assert_refused("serve", "NOTES_USER: no such user");
+}
+
+/* A step of the sandbox that fails once the server listens (here: handing
+ * a database folder with a stranger's file in it to NOTES_USER) is a
+ * configuration refusal too. */
+Test(sandbox, a_refused_hand_over_exits_78_without_a_stop_signal, .init = prepare, .fini = finish)
+{
+    need_root();
+    harness_setenv(&srv, "NOTES_USER", "nobody");
+    char stray[600];
+    snprintf(stray, sizeof(stray), "%s/data/stray.txt", srv.dir);
+    FILE *f = fopen(stray, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    assert_refused("serve", "not notesd's");
 }
