@@ -3,11 +3,12 @@
  * gen-secrets, user, rekey, audit, --version, --help.
  *
  * Owns process start-up order: PSA crypto first, then the configuration,
- * the route table check, the TLS context, and only then the network. Any
- * configuration problem (a sandbox step refused once listening included)
- * exits with status 78 (EX_CONFIG) and one line on stderr that names the
- * variable and never its value. Secrets are never accepted as command-line
- * arguments (argv is visible to every user).
+ * the route table check, the TLS context, the account a root-started
+ * server drops to, and only then the network. Any configuration problem
+ * (a sandbox step refused once listening included) exits with status 78
+ * (EX_CONFIG) and one line on stderr that names the variable and never its
+ * value. Secrets are never accepted as command-line arguments (argv is
+ * visible to every user).
  */
 #include "app.h"
 #include "audit.h"
@@ -19,6 +20,7 @@
 #include "json.h"
 #include "log.h"
 #include "router.h"
+#include "sandbox.h"
 #include "server.h"
 #include "store.h"
 #include "tls.h"
@@ -169,7 +171,8 @@ static int cmd_serve(int argc, char **argv, bool check_only)
     log_set_level(cfg.log_level);
     int status = EX_CONFIG;
     struct tls_ctx *tls = NULL;
-    if (router_check_table(err, sizeof(err)) != 0 || tls_ctx_new(&tls, &cfg, err, sizeof(err)) != 0) {
+    if (router_check_table(err, sizeof(err)) != 0 || tls_ctx_new(&tls, &cfg, err, sizeof(err)) != 0 ||
+        sandbox_check_user(&cfg, err, sizeof(err)) != 0) {
         refuse(err);
         goto done;
     }

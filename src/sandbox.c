@@ -82,6 +82,12 @@ int sandbox_resolve_user(const struct config *cfg, struct sandbox_user *out, cha
     return 0;
 }
 
+int sandbox_check_user(const struct config *cfg, char *err, size_t errlen)
+{
+    struct sandbox_user u = { 0 };
+    return started_as_root() ? sandbox_resolve_user(cfg, &u, err, errlen) : 0;
+}
+
 uid_t sandbox_run_uid(const struct config *cfg)
 {
     struct sandbox_user u = { 0 };

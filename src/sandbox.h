@@ -51,6 +51,14 @@ int sandbox_started(const struct config *cfg);
 int sandbox_resolve_user(const struct config *cfg, struct sandbox_user *out, char *err, size_t errlen);
 
 /**
+ * When started as root, resolve NOTES_USER as sandbox_enter() will, so a
+ * user it could not drop to is refused before anything is opened (and by
+ * check-config): 0 or ERR_CONFIG with `err` naming NOTES_USER. Otherwise
+ * 0 (NOTES_USER does not apply). Blocking (reads the user database).
+ */
+int sandbox_check_user(const struct config *cfg, char *err, size_t errlen);
+
+/**
  * The user this process serves as: NOTES_USER's uid when started as root
  * (it drops to that user before serving), else the effective uid. Files
  * that user owns are ours too (audit.c's ownership check). Blocking (reads

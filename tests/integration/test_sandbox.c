@@ -306,6 +306,14 @@ Test(sandbox, root_start_refuses_an_unknown_user, .init = prepare, .fini = finis
     assert_refused("serve", "NOTES_USER: no such user");
 }
 
+/* check-config, run as root, checks the account serve would drop to. */
+Test(sandbox, root_check_config_refuses_an_unknown_user, .init = prepare, .fini = finish)
+{
+    need_root();
+    harness_setenv(&srv, "NOTES_USER", "no-such-user-notesd");
+    assert_refused("check-config", "NOTES_USER: no such user");
+}
+
 /* A step of the sandbox that fails once the server listens (here: handing
  * a database folder with a stranger's file in it to NOTES_USER) is a
  * configuration refusal too. */
