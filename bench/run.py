@@ -418,12 +418,16 @@ def startup_db(h, name, mib):
             input=(PASSWORD + "\n").encode())
     if mib:
         srv = Notesd(h)
-        saved, h.notesd_env = h.notesd_env, env
+        saved, h.notesd_env = h.notesd_env, dict(env, NOTES_REGISTRATION="open")
         try:
             port = srv.start("startup-seed")
             c, hdr = api_login(h, port)
             content = "s" * 60000              # near the 64 KiB content limit
             for i in range(mib * 1048576 // len(content) + 1):
+                if i and i % 90 == 0:          # an account holds at most 6 MiB
+                    name = "%s%d" % (USER, i)
+                    register(c, name)
+                    hdr = api_login(h, port, name, c)[1]
                 post_note(c, hdr, "big %d" % i, content)
             c.close()
         finally:
@@ -769,6 +773,15 @@ def api_login(h, port, user=USER, c=None):
     return c, hdr
 
 
+def register(c, name):
+    c.request("POST", "/v1/auth/register", json.dumps({"username": name, "password": PASSWORD}),
+              {"Content-Type": "application/json"})
+    r = c.getresponse()
+    body = r.read()
+    if r.status != 201:
+        die("register answered %d: %s" % (r.status, body[:200]))
+
+
 def post_tokens(h, port, n):
     """n accounts registered and logged in: their tokens, one per line, in a
     file for wrk.lua (BENCH_TOKENS)."""
@@ -776,12 +789,7 @@ def post_tokens(h, port, n):
     tokens = []
     for i in range(n):
         name = "benchpost%d" % i
-        c.request("POST", "/v1/auth/register", json.dumps({"username": name, "password": PASSWORD}),
-                  {"Content-Type": "application/json"})
-        r = c.getresponse()
-        body = r.read()
-        if r.status != 201:
-            die("register answered %d: %s" % (r.status, body[:200]))
+        register(c, name)
         tokens.append(api_login(h, port, name, c)[1]["Authorization"].split(" ", 1)[1])
     c.close()
     path = os.path.join(h.tmp, "post-tokens.txt")
