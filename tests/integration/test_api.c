@@ -2836,15 +2836,6 @@ static void start_small_caps(void)
     harness_start(&srv);
 }
 
-static char *repeated(char c, size_t n)
-{
-    char *s = malloc(n + 1);
-    cr_assert(s);
-    memset(s, c, n);
-    s[n] = 0;
-    return s;
-}
-
 /* POST a note, expecting `want`; the problem's field when it is a 409. */
 static void create_expect(const char *tok, const char *title, const char *content, long want, const char *field)
 {
@@ -2872,7 +2863,7 @@ Test(quota, notes_past_the_account_caps_get_409_and_change_nothing, .init = star
     harness_marker(name, sizeof(name), "quota_");
     register_user(name, PW1);
     char *tok = login(name, PW1);
-    char *big = repeated('a', 30000), *bigger = repeated('b', 36000), *mid = repeated('c', 10000);
+    char *big = repeat('a', 30000), *bigger = repeat('b', 36000), *mid = repeat('c', 10000);
     int64_t first = create_note(tok, "one", big);
     int64_t second = create_note(tok, "two", big);
     create_expect(tok, "three", mid, 409, "content");   /* ~70 KB of the 64 KiB */
@@ -2935,7 +2926,7 @@ Test(quota, an_account_filled_to_its_caps_still_exports, .init = start_open, .fi
     harness_marker(name, sizeof(name), "full_");
     register_user(name, PW1);
     char *tok = login(name, PW1);
-    char *tabs = repeated('\t', 65536);
+    char *tabs = repeat('\t', 65536);
     char *b = note_body("tabs", tabs);
     int created = 0;
     long st = 201;
