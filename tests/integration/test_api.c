@@ -2940,8 +2940,15 @@ Test(quota, an_account_filled_to_its_caps_still_exports, .init = start_open, .fi
     }
     cr_assert_eq(st, 409, "note %d: %ld", created + 1, st);
     cr_assert_gt(created, 44);
+    /* ~12 MB to decrypt and escape: more than the usual 10 s under ASan */
+    const char *hdrs[2] = { NULL, NULL };
+    char auth[300];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok);
+    hdrs[0] = auth;
+    struct request_opts o = { .headers = hdrs, .timeout_ms = 60000 };
     struct response r;
-    call("GET", "/v1/me/export", tok, NULL, 200, &r);
+    harness_request(&srv, "/v1/me/export", &o, &r);
+    cr_assert_eq(r.status, 200, "export: %ld (curl %d)", r.status, r.curl_code);
     cr_assert_gt(r.body_len, (size_t)created * 131072, "the export holds less than every note");
     response_free(&r);
     free(b);
