@@ -81,10 +81,12 @@ const char *const store_stmt_sql[ST_COUNT] = {
     [ST_NOTE_GET_OWN] = "SELECT " NOTE_COLS " FROM notes WHERE id = ?1 AND owner_id = ?2",
     [ST_NOTE_GET_ANY] = "SELECT " NOTE_COLS " FROM notes WHERE id = ?1",
     [ST_NOTE_DELETE_OWN] = "DELETE FROM notes WHERE id = ?1 AND owner_id = ?2",
-    /* An account's usage follows its notes: run before the statement that
-     * changes note ?1 of owner ?2 (the note's old size is read from it). */
+    /* An account's usage follows its notes: for note ?1 of owner ?2, run
+     * after its insert, and before an update or delete (which read its old
+     * size); ?3 is its new sealed size. */
     [ST_USAGE_GET] = "SELECT note_count, note_bytes FROM users WHERE id = ?1",
-    [ST_USAGE_NOTE_ADDED] = "UPDATE users SET note_count = note_count + 1 WHERE id = ?1",
+    [ST_USAGE_NOTE_ADDED] = "UPDATE users SET note_count = note_count + 1"
+                            " WHERE id = ?2 AND EXISTS (SELECT 1 FROM notes WHERE id = ?1 AND owner_id = ?2)",
     [ST_USAGE_NOTE_SET] = "UPDATE users SET note_bytes = note_bytes + ?3"
                           " - (SELECT length(title) + length(content) FROM notes WHERE id = ?1 AND owner_id = ?2)"
                           " WHERE id = ?2 AND EXISTS (SELECT 1 FROM notes WHERE id = ?1 AND owner_id = ?2)",

@@ -319,17 +319,16 @@ int store_usage_get(struct store *s, int64_t user_id, struct store_usage *out)
     return rc;
 }
 
-/* Run a usage statement for note `id` of `owner_id` (?1, ?2) or for the
- * owner alone (id 0: ?1 is the owner), with `bytes` as ?3 when >= 0. */
+/* Run usage statement `which` for note `id` of `owner_id`; `bytes`, the
+ * note's new sealed size, goes to the statement that takes it (?3). */
 static int usage_change(struct store *s, enum stmt which, int64_t id, int64_t owner_id, int64_t bytes)
 {
     sqlite3_stmt *st = sq_take(s, which);
     if (!st)
         return ERR_INTERNAL;
-    int rc = sqlite3_bind_int64(st, 1, id ? id : owner_id);
-    if (rc == 0 && id)
-        rc = sqlite3_bind_int64(st, 2, owner_id);
-    if (rc == 0 && bytes >= 0)
+    int rc = sqlite3_bind_int64(st, 1, id);
+    rc = rc ? rc : sqlite3_bind_int64(st, 2, owner_id);
+    if (rc == 0 && sqlite3_bind_parameter_count(st) == 3)
         rc = sqlite3_bind_int64(st, 3, bytes);
     return sq_run(st, rc);
 }
@@ -343,7 +342,7 @@ int store_note_insert(struct store *s, int64_t owner_id, int64_t now, int64_t *i
     rc = rc ? rc : sqlite3_bind_int64(st, 2, now);
     int64_t id = 0;
     int r = sq_run_returning(st, rc, &id);
-    r = r ? r : usage_change(s, ST_USAGE_NOTE_ADDED, 0, owner_id, -1);
+    r = r ? r : usage_change(s, ST_USAGE_NOTE_ADDED, id, owner_id, 0);
     if (r == 0 && id_out)
         *id_out = id;
     return r;
@@ -407,7 +406,7 @@ int store_note_get_any(struct store *s, int64_t id, struct store_note *out)
 
 int store_note_delete_own(struct store *s, int64_t id, int64_t owner_id)
 {
-    int rc = usage_change(s, ST_USAGE_NOTE_GONE, id, owner_id, -1);
+    int rc = usage_change(s, ST_USAGE_NOTE_GONE, id, owner_id, 0);
     if (rc)
         return rc;
     sqlite3_stmt *st = sq_take(s, ST_NOTE_DELETE_OWN);
