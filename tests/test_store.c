@@ -1646,7 +1646,20 @@ Test(store, start_up_caps_the_padding_and_leaves_out_settings_past_the_ceilings,
     store_close(s);
 }
 
-/* A database of schema 1 (before password_gen) opens at schema 2 with its
+/* Take the closed database back to an older schema: `sql` undoes what the
+ * later migrations added, and user_version says `version`. */
+static void downgrade(const char *sql, int version)
+{
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    char *all = sqlite3_mprintf("%s; PRAGMA user_version = %d", sql, version);
+    cr_assert_eq(sqlite3_exec(db, all, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_free(all);
+    sqlite3_close(db);
+    cr_assert_eq(be32_at(dbpath, 60), (uint32_t)version);
+}
+
+/* A database of schema 1 (before password_gen) opens at schema 3 with its
  * accounts intact, each at generation 1. */
 Test(store, a_schema_1_database_migrates_with_its_accounts_at_generation_1, .init = setup, .fini = teardown)
 {
@@ -1654,15 +1667,8 @@ Test(store, a_schema_1_database_migrates_with_its_accounts_at_generation_1, .ini
     int64_t id = 0;
     cr_assert_eq(store_user_insert(s, "olde", "user", "$argon2id$v1", 1, &id), 0);
     store_close(s);
-    sqlite3 *db = NULL;
-    cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
-    cr_assert_eq(sqlite3_exec(db,
-                              "ALTER TABLE users DROP COLUMN password_gen; ALTER TABLE users DROP COLUMN note_count;"
-                              " ALTER TABLE users DROP COLUMN note_bytes; PRAGMA user_version = 1",
-                              NULL, NULL, NULL),
-                 SQLITE_OK, "%s", sqlite3_errmsg(db));
-    sqlite3_close(db);
-    cr_assert_eq(be32_at(dbpath, 60), 1);
+    downgrade("ALTER TABLE users DROP COLUMN password_gen; ALTER TABLE users DROP COLUMN note_count;"
+              " ALTER TABLE users DROP COLUMN note_bytes", 1);
     s = open_db();
     struct store_user u;
     cr_assert_eq(store_user_get(s, id, &u), 0);
@@ -1685,14 +1691,7 @@ Test(store, a_schema_2_database_migrates_with_its_usage_counted, .init = setup, 
     add_note(s, a, "t22", "", 1);
     add_note(s, b, "title", "x", 1);
     store_close(s);
-    sqlite3 *db = NULL;
-    cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
-    cr_assert_eq(sqlite3_exec(db,
-                              "ALTER TABLE users DROP COLUMN note_count; ALTER TABLE users DROP COLUMN note_bytes;"
-                              " PRAGMA user_version = 2",
-                              NULL, NULL, NULL),
-                 SQLITE_OK, "%s", sqlite3_errmsg(db));
-    sqlite3_close(db);
+    downgrade("ALTER TABLE users DROP COLUMN note_count; ALTER TABLE users DROP COLUMN note_bytes", 2);
     s = open_db();
     struct store_usage u;
     cr_assert_eq(store_usage_get(s, a, &u), 0);
