@@ -1284,6 +1284,30 @@ Test(config, refuses_invalid_shutdown_grace)
     }
 }
 
+/* What one account may hold can go lower, never past what its export can
+ * carry in one response (config.h: CONFIG_USER_*_CAP). */
+Test(config, account_caps_stay_within_what_an_export_carries)
+{
+    static const struct { const char *name, *bad_low, *bad_high, *max; } caps[] = {
+        { "NOTES_USER_MAX_NOTES", "0", "10001", "10000" },
+        { "NOTES_USER_MAX_KIB", "63", "6145", "6144" },
+        { "NOTES_USER_MAX_SESSIONS", "0", "65", "64" },
+    };
+    for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+        env_set(caps[i].name, caps[i].bad_low);
+        assert_refused(load(), caps[i].name, NULL);
+        env_set(caps[i].name, caps[i].bad_high);
+        assert_refused(load(), caps[i].name, NULL);
+        env_set(caps[i].name, caps[i].max);
+        assert_loaded(load());
+        env_unset(caps[i].name);
+    }
+    assert_loaded(load());   /* the defaults */
+    cr_assert_eq(cfg.user_max_notes, CONFIG_USER_NOTES_CAP);
+    cr_assert_eq(cfg.user_max_kib, CONFIG_USER_KIB_CAP);
+    cr_assert_eq(cfg.user_max_sessions, 16);
+}
+
 Test(config, accepts_shutdown_grace_bounds)
 {
     env_set("NOTES_SHUTDOWN_GRACE", "0");
