@@ -10,7 +10,9 @@
  * make cheap; this program measures only what no implementation avoids.
  *
  * The key pair and agreement go through PSA exactly as mbedTLS's TLS 1.3
- * code does (psa_generate_key, psa_export_public_key, psa_raw_key_agreement);
+ * code does (psa_generate_key, psa_export_public_key, psa_raw_key_agreement),
+ * with the X25519 share's export routed to HACL* as in notesd (the Makefile
+ * links src/tls_x25519.c with the same --wrap);
  * the signature goes through mbedtls_pk_sign on the parsed certificate key,
  * the same call path the TLS stack takes.
  *

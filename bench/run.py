@@ -738,9 +738,10 @@ def mbedtls_benchmark(h):
     """Issue 8's floor as it defines it: mbedTLS's own benchmark program
     (programs/test/benchmark.c from the pinned source, built with the
     project's configuration), on the server's core. Its ECDHE-x25519 makes
-    the share and agrees through the legacy ECDH API, both on Everest; the
-    PSA path mbedTLS's TLS code takes (cryptofloor) exports the share
-    through the generic ladder instead, so the two floors differ."""
+    the share and agrees through the legacy ECDH API, both on Everest
+    (HACL*); the PSA path mbedTLS's TLS code takes (cryptofloor) does too
+    since notesd routes the share's export to HACL* (src/tls_x25519.c), so
+    the two floors differ only by PSA's key handling."""
     out = run_cmd(["taskset", "-c", SERVER_CPU, h.mbedtls_benchmark, "ecdh", "ecdsa"])
     rates = {}
     for line in out.splitlines():
@@ -967,9 +968,10 @@ def report(h, results, idle, floor, mach, startup, size):
         b = floor["benchmark"]
         L.append("Scenario 3 against issue 8's floor as mbedTLS's benchmark program measures it "
                  "(ECDHE-x25519 %.0f µs + ECDSA-secp256r1 sign %.0f µs = %.0f µs, at the start of "
-                 "the run): notesd at %.2f×. That program makes the ECDHE share with Everest; "
-                 "mbedTLS's TLS code makes it through PSA, whose export runs the generic "
-                 "Montgomery ladder, which is what the cryptofloor column measures."
+                 "the run): notesd at %.2f×. That program makes the ECDHE share and agrees "
+                 "through the legacy ECDH API; notesd goes through PSA as mbedTLS's TLS code "
+                 "does, with the share's export routed to the same HACL* code "
+                 "(src/tls_x25519.c), which is what the cryptofloor column measures."
                  % (b["ecdhe_x25519_us"], b["ecdsa_p256_sign_us"], b["full_us"],
                     results["full"]["notesd"]["cpu_us_per_req"] / b["full_us"]))
         L.append("")

@@ -223,6 +223,12 @@ fail:
 
 int tls_ctx_new(struct tls_ctx **out, const struct config *cfg, char *err, size_t errlen)
 {
+    /* Every ECDHE share of an X25519 handshake comes from tls_x25519.c: a
+     * build that got it wrong must not serve. */
+    if (tls_x25519_check() != 0) {
+        snprintf(err, errlen, "TLS: the X25519 self-test failed");
+        return ERR_CRYPTO;
+    }
     struct tls_ctx *ctx = calloc(1, sizeof(*ctx));
     if (!ctx) {
         snprintf(err, errlen, "TLS: out of memory");

@@ -70,6 +70,13 @@ bool tls_conn_resumed(const struct tls_conn *c);
 const char *tls_conn_version(const struct tls_conn *c);
 const char *tls_conn_suite(const struct tls_conn *c);
 
+/** Check the X25519 share path (tls_x25519.c) on RFC 7748's first test
+ *  input: 0, or ERR_CRYPTO when the share is wrong or did not come from
+ *  HACL* (the link's --wrap is missing). Needs PSA initialised. */
+int tls_x25519_check(void);
+/** How many X25519 shares HACL* has made since start-up. */
+unsigned long tls_x25519_shares(void);
+
 /** The linked mbedTLS version, e.g. "3.6.6". */
 const char *tls_library_version(void);
 /** Route mbedTLS's large blocks (record buffers) to mmap (tls_mem.c).

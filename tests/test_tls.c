@@ -12,7 +12,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <mbedtls/ecp.h>
 #include <mbedtls/platform.h>
+#include <mbedtls/platform_util.h>
+#include <mbedtls/psa_util.h>
 #include <psa/crypto.h>
 
 #include "crypto.h"
@@ -28,13 +31,14 @@ TestSuite(tls_ecdhe, .init = setup);
 /* ---- X25519 as the handshake runs it (PSA) -------------------------------- */
 
 /* A fresh server key pair and its exported share, as mbedTLS's TLS code
- * makes them for every full or resumed handshake. */
-static psa_key_id_t x25519_pair(uint8_t share[32])
+ * makes them for every full or resumed handshake (which never exports the
+ * private key: `exportable` is for the tests that compare). */
+static psa_key_id_t x25519_key(uint8_t share[32], bool exportable)
 {
     psa_key_attributes_t attr = PSA_KEY_ATTRIBUTES_INIT;
     psa_set_key_type(&attr, PSA_KEY_TYPE_ECC_KEY_PAIR(PSA_ECC_FAMILY_MONTGOMERY));
     psa_set_key_bits(&attr, 255);
-    psa_set_key_usage_flags(&attr, PSA_KEY_USAGE_DERIVE);
+    psa_set_key_usage_flags(&attr, PSA_KEY_USAGE_DERIVE | (exportable ? PSA_KEY_USAGE_EXPORT : 0));
     psa_set_key_algorithm(&attr, PSA_ALG_ECDH);
     psa_key_id_t key = 0;
     cr_assert_eq(psa_generate_key(&attr, &key), PSA_SUCCESS);
@@ -44,9 +48,13 @@ static psa_key_id_t x25519_pair(uint8_t share[32])
     return key;
 }
 
-/* The exported share comes from mbedTLS's Montgomery ladder and the
- * agreement from the verified Everest code (notesd_mbedtls_config.h): two
- * sides reaching one secret shows the two implementations agree. */
+static psa_key_id_t x25519_pair(uint8_t share[32])
+{
+    return x25519_key(share, false);
+}
+
+/* Two sides reaching one secret: the shares (tls_x25519.c) and the
+ * agreement (mbedTLS's Everest variant) fit together. */
 Test(tls_ecdhe, two_x25519_sides_agree_on_one_secret)
 {
     static const uint8_t zero[32];
@@ -92,6 +100,75 @@ Test(tls_ecdhe, an_x25519_share_of_small_order_is_refused)
                                             &len),
                       PSA_SUCCESS, "small-order share %zu was accepted", i);
     }
+    psa_destroy_key(key);
+}
+
+/* ---- the share through HACL* (tls_x25519.c) ------------------------------ */
+
+/* scalar * base point by mbedTLS's generic ladder (ecp.c), from the private
+ * key PSA holds: what psa_export_public_key gave before tls_x25519.c. */
+static void ladder_share(psa_key_id_t key, uint8_t out[32])
+{
+    uint8_t priv[32];
+    size_t len = 0;
+    cr_assert_eq(psa_export_key(key, priv, sizeof(priv), &len), PSA_SUCCESS);
+    cr_assert_eq(len, 32);
+    mbedtls_ecp_keypair kp;
+    mbedtls_ecp_keypair_init(&kp);
+    cr_assert_eq(mbedtls_ecp_read_key(MBEDTLS_ECP_DP_CURVE25519, &kp, priv, len), 0);
+    cr_assert_eq(mbedtls_ecp_mul(&kp.MBEDTLS_PRIVATE(grp), &kp.MBEDTLS_PRIVATE(Q), &kp.MBEDTLS_PRIVATE(d),
+                                 &kp.MBEDTLS_PRIVATE(grp).G, mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE),
+                 0);
+    cr_assert_eq(mbedtls_ecp_point_write_binary(&kp.MBEDTLS_PRIVATE(grp), &kp.MBEDTLS_PRIVATE(Q),
+                                                MBEDTLS_ECP_PF_UNCOMPRESSED, &len, out, 32),
+                 0);
+    cr_assert_eq(len, 32);
+    mbedtls_ecp_keypair_free(&kp);
+    mbedtls_platform_zeroize(priv, sizeof(priv));
+}
+
+/* Every share the handshake exports comes from HACL*, and it is the ladder's
+ * answer byte for byte. */
+Test(tls_ecdhe, x25519_shares_come_from_hacl_and_equal_the_ladders)
+{
+    for (int round = 0; round < 32; round++) {
+        unsigned long before = tls_x25519_shares();
+        uint8_t share[32], want[32];
+        psa_key_id_t key = x25519_key(share, true);
+        cr_assert_eq(tls_x25519_shares(), before + 1, "round %d: the share did not come from HACL*", round);
+        ladder_share(key, want);
+        cr_assert_eq(memcmp(share, want, 32), 0, "round %d: HACL* and the ladder disagree", round);
+        psa_destroy_key(key);
+    }
+}
+
+Test(tls_ecdhe, the_rfc_7748_input_gives_its_answer)
+{
+    cr_assert_eq(tls_x25519_check(), 0);
+}
+
+/* Other keys keep mbedTLS's own export; a short buffer is refused. */
+Test(tls_ecdhe, p256_shares_and_short_buffers_keep_psa_behaviour)
+{
+    psa_key_attributes_t attr = PSA_KEY_ATTRIBUTES_INIT;
+    psa_set_key_type(&attr, PSA_KEY_TYPE_ECC_KEY_PAIR(PSA_ECC_FAMILY_SECP_R1));
+    psa_set_key_bits(&attr, 256);
+    psa_set_key_usage_flags(&attr, PSA_KEY_USAGE_DERIVE);
+    psa_set_key_algorithm(&attr, PSA_ALG_ECDH);
+    psa_key_id_t key = 0;
+    cr_assert_eq(psa_generate_key(&attr, &key), PSA_SUCCESS);
+    unsigned long before = tls_x25519_shares();
+    uint8_t share[65];
+    size_t len = 0;
+    cr_assert_eq(psa_export_public_key(key, share, sizeof(share), &len), PSA_SUCCESS);
+    cr_assert_eq(len, 65);
+    cr_assert_eq(share[0], 0x04);
+    cr_assert_eq(tls_x25519_shares(), before);
+    psa_destroy_key(key);
+
+    uint8_t pub[32];
+    key = x25519_pair(pub);
+    cr_assert_eq(psa_export_public_key(key, share, 31, &len), PSA_ERROR_BUFFER_TOO_SMALL);
     psa_destroy_key(key);
 }
 

@@ -73,7 +73,7 @@
  * Everest) that ships in mbedTLS's own source: ~6x faster here than the
  * generic Montgomery ladder, constant-time, and it refuses an all-zero
  * shared secret (RFC 8446 7.4.2). PSA's key agreement uses it; the
- * public share PSA exports still goes through the ladder. */
+ * public share PSA exports is routed to it by src/tls_x25519.c. */
 #define MBEDTLS_ECDH_VARIANT_EVEREST_ENABLED
 #define MBEDTLS_RSA_C
 #define MBEDTLS_PKCS1_V15
