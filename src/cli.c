@@ -283,6 +283,21 @@ static int rekey_note(void *arg, const struct store_note *n)
     return st->store_rc;
 }
 
+/* Rekey's writes are this process's, and the server truncates its WAL only
+ * after its own changes: the old values would stay in notes.db's pages
+ * until some checkpoint copied the new ones over them, and in older WAL
+ * frames until a truncation. Readers are brief, so a few short waits do. */
+#define REKEY_SCRUB_TRIES 40
+
+static void rekey_scrub(struct app *app)
+{
+    for (int i = 0; i < REKEY_SCRUB_TRIES; i++)
+        if (store_checkpoint_brief(app->store) == 0)
+            return;
+    fprintf(stderr, "notesd rekey: readers kept notes.db-wal from being truncated: values under the old "
+                    "key may stay in the database files until the server's next checkpoint\n");
+}
+
 /* After the passes: notes still under another key are the ones that did
  * not open, or ones a server still holding the old key as its active one
  * wrote meanwhile. Either way the old key must stay. */
@@ -348,6 +363,8 @@ int cli_rekey(int argc, char **argv, char *const *envp)
         if (st.done > before || st.failed > failed)
             fprintf(stderr, "notesd rekey: %d notes re-encrypted\n", st.done);
     }
+    if (st.done > 0)
+        rekey_scrub(&app);
     rc = rc ? rc : rekey_report(&app, &st, active);
     close_app(&app, &cfg);
     return rc == 0 ? 0 : rc == ERR_INVALID ? EX_DATAERR : rc == ERR_IO ? EX_IOERR : EX_SOFTWARE;

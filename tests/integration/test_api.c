@@ -2110,6 +2110,39 @@ Test(keys, data_key_rotation_and_rekey, .init = start_open, .fini = finish)
     free(tok);
 }
 
+/* Rekey runs beside the server, whose WAL truncation follows only its own
+ * changes: the notes' values under the old key stayed in notes.db (and in
+ * the -wal) until some later checkpoint, so dropping the old key from the
+ * environment did not yet put them out of reach of a copy of the files. */
+Test(keys, rekey_leaves_no_old_ciphertext_in_the_files, .init = start_open, .fini = finish)
+{
+    char name[40];
+    harness_marker(name, sizeof(name), "rw_");
+    register_user(name, PW1);
+    char *tok = login(name, PW1);
+    int64_t id = create_note(tok, "sealed under the first key", "rekeyed content");
+    size_t len;
+    uint8_t *old = sealed_content(id, &len);
+
+    char *old_key = harness_strdup(harness_getenv(&srv, "NOTES_DATA_KEY"));
+    char *new_key = fresh_key("NOTES_DATA_KEY");
+    cr_assert_eq(harness_stop(&srv), 0);
+    harness_setenv(&srv, "NOTES_DATA_KEY", new_key);
+    harness_setenv(&srv, "NOTES_DATA_KEY_PREVIOUS", old_key);
+    harness_start(&srv);
+    assert_note(tok, id, "sealed under the first key", "rekeyed content");
+    cr_assert_gt(db_hits_bytes(old, len), 0, "the sealed value is not in notes.db / -wal: the search is blind");
+
+    int st = harness_run(&srv, (const char *[]){ "rekey", NULL });
+    cr_assert_eq(st, 0, "notesd rekey exited %d:\n%s", st, harness_stderr(&srv));
+    cr_assert_eq(db_hits_bytes(old, len), 0, "the value under the old key is still in notes.db or its -wal");
+    assert_note(tok, id, "sealed under the first key", "rekeyed content");
+    free(old);
+    free(old_key);
+    free(new_key);
+    free(tok);
+}
+
 /* ======================================================================== */
 /* 12. a tampered row                                                          */
 /* ======================================================================== */
