@@ -136,6 +136,24 @@ bool audit_name_parse(const char *name, uint64_t *seq);
  *  files are listed too, marked. 0, ERR_IO or ERR_NOMEM. (audit_verify.c) */
 int audit_list_rotated(int dirfd, struct audit_file **out, size_t *n);
 
+/** Checking rotated file f alone, in steps: is it one this trail wrote
+ *  whole? Every line's MAC verifies, each chains to the one before, the
+ *  last is complete and has the seq in f's name. (audit_verify.c) */
+struct audit_walk;
+/** Start a walk of `fd` (borrowed, positioned at the start of f, `size`
+ *  bytes are read). 0 or ERR_NOMEM (then *out is NULL). */
+int audit_walk_new(const struct crypto *c, const struct audit_file *f, int fd, uint64_t size,
+                   struct audit_walk **out);
+/** Read the next bytes (at most 64 KiB) with one read(2). Touches nothing
+ *  but `w` and its descriptor (no PSA): any thread. 0 or ERR_IO. */
+int audit_walk_read(struct audit_walk *w);
+/** Judge the complete lines read so far (MACs and hashes through PSA: the
+ *  thread that owns `c`). 1 when it needs audit_walk_read() again; 0 at
+ *  the end, with *intact; ERR_CRYPTO. */
+int audit_walk_lines(struct audit_walk *w, bool *intact);
+/** NULL is a no-op. */
+void audit_walk_free(struct audit_walk *w);
+
 /** Whether rotated file f, read alone, is one this trail wrote whole: every
  *  line's MAC verifies, each chains to the one before, the last is complete
  *  and has the seq in f's name. 0 (with *intact set), or ERR_IO/ERR_NOMEM/

@@ -154,11 +154,15 @@ struct reader {
     uint8_t *buf;
     size_t start, end;
     bool skipping;                     /* inside an over-long line */
+    uint64_t lineno;                   /* of the last line handed out */
 };
 
-/* 1 with the next line (without its newline), 0 at the end, ERR_IO. A line
- * longer than the buffer comes back as its first READ_BUF bytes (they
- * cannot carry a valid MAC) and the rest of it is skipped. */
+#define NEED_BYTES 2
+
+/* 1 with the next line (without its newline), 0 at the end, NEED_BYTES
+ * when what was read holds no further line: fill() first. A line longer
+ * than the buffer comes back as its first READ_BUF bytes (they cannot
+ * carry a valid MAC) and the rest of it is skipped. */
 static int next_line(struct reader *r, const uint8_t **p, size_t *n, bool *complete)
 {
     for (;;) {
@@ -166,32 +170,37 @@ static int next_line(struct reader *r, const uint8_t **p, size_t *n, bool *compl
         uint8_t *nl = avail ? memchr(r->buf + r->start, '\n', avail) : NULL;
         bool last = !nl && r->left == 0 && avail > 0;     /* no newline at the end */
         bool full = !nl && avail == READ_BUF;             /* an over-long line */
-        if (nl || last || full) {
-            size_t len = nl ? (size_t)(nl - (r->buf + r->start)) : avail;
-            bool skip = r->skipping;
-            *p = r->buf + r->start;
-            *n = len;
-            *complete = !last;
-            r->start += len + (nl != NULL);
-            r->skipping = full;
-            if (!skip)
-                return 1;
-            continue;
-        }
-        if (r->left == 0)
-            return 0;
-        memmove(r->buf, r->buf + r->start, r->end - r->start);
-        r->end -= r->start;
-        r->start = 0;
-        size_t want = READ_BUF - r->end < r->left ? READ_BUF - r->end : (size_t)r->left;
-        ssize_t got = read(r->fd, r->buf + r->end, want);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            return ERR_IO;
-        r->end += (size_t)got;
-        r->left -= (uint64_t)got;
+        if (!nl && !last && !full)
+            return r->left == 0 ? 0 : NEED_BYTES;
+        size_t len = nl ? (size_t)(nl - (r->buf + r->start)) : avail;
+        bool skip = r->skipping;
+        *p = r->buf + r->start;
+        *n = len;
+        *complete = !last;
+        r->start += len + (nl != NULL);
+        r->skipping = full;
+        if (!skip)
+            return 1;
     }
+}
+
+/* One read(2) after what is left of the buffer: no PSA, no state but the
+ * reader's, so it may run on any thread. 0 or ERR_IO. */
+static int fill(struct reader *r)
+{
+    memmove(r->buf, r->buf + r->start, r->end - r->start);
+    r->end -= r->start;
+    r->start = 0;
+    size_t want = READ_BUF - r->end < r->left ? READ_BUF - r->end : (size_t)r->left;
+    ssize_t got;
+    do
+        got = read(r->fd, r->buf + r->end, want);
+    while (got < 0 && errno == EINTR);
+    if (got <= 0)
+        return ERR_IO;
+    r->end += (size_t)got;
+    r->left -= (uint64_t)got;
+    return 0;
 }
 
 /* ---- the walk ------------------------------------------------------------ */
@@ -424,21 +433,20 @@ static void check(struct verifier *v, const struct rec *cur, const struct rec *n
                 "%llu (lines were cut from its end)", (unsigned long long)named, (unsigned long long)l->seq);
 }
 
-/* Feed every line of file `i` through check(), one line behind. */
-static int walk_file(struct verifier *v, size_t i, int fd, uint64_t size, struct rec *pending,
-                     bool *have, uint8_t *buf)
+/* Feed the lines read of file `i` through check(), one line behind: 0 at
+ * the file's end, NEED_BYTES, or ERR_CRYPTO. At most a buffer's worth. */
+static int walk_lines(struct verifier *v, size_t i, struct reader *r, struct rec *pending, bool *have)
 {
-    struct reader r = { .fd = fd, .left = size, .buf = buf };
     struct rec cur;
     const uint8_t *p;
     size_t n;
     bool complete;
     int got;
-    for (uint64_t lineno = 1; (got = next_line(&r, &p, &n, &complete)) == 1; lineno++) {
+    while ((got = next_line(r, &p, &n, &complete)) == 1) {
         if (audit_line_read(v->crypto, p, n, &cur.l) != 0)
             return ERR_CRYPTO;
         cur.file = i;
-        cur.lineno = lineno;
+        cur.lineno = ++r->lineno;
         cur.len = n;
         cur.complete = complete;
         begins_like_a_line(p, n, &cur);
@@ -448,6 +456,18 @@ static int walk_file(struct verifier *v, size_t i, int fd, uint64_t size, struct
         *have = true;
     }
     return got;
+}
+
+/* Every line of file `i`. 0, ERR_IO or ERR_CRYPTO. */
+static int walk_file(struct verifier *v, size_t i, int fd, uint64_t size, struct rec *pending,
+                     bool *have, uint8_t *buf)
+{
+    struct reader r = { .fd = fd, .left = size, .buf = buf };
+    int rc;
+    while ((rc = walk_lines(v, i, &r, pending, have)) == NEED_BYTES)
+        if ((rc = fill(&r)) != 0)
+            return rc;
+    return rc;
 }
 
 /* O_NONBLOCK: opening a FIFO for reading would wait for a writer. Regular
@@ -572,27 +592,74 @@ static int walk(int dirfd, struct verifier *v)
     return rc;
 }
 
-/* One rotated file on its own: every line signed and chained to the one
- * before it, the last one complete and carrying the seq of the name. */
+/* ---- one rotated file on its own ----------------------------------------- */
+
+/* Whether one rotated file is whole: every line signed and chained to the
+ * one before it, the last one complete and carrying the seq of its name.
+ * In steps, so that retention can read on the thread pool and judge on the
+ * loop (audit_retention.c), a buffer at a time. */
+struct audit_walk {
+    struct verifier v;
+    char names[1][AUDIT_NAME_MAX + 1];
+    uint64_t seq;                      /* what the name promises */
+    struct reader r;
+    struct rec pending;
+    bool have;
+    uint8_t buf[READ_BUF];
+};
+
+int audit_walk_new(const struct crypto *c, const struct audit_file *f, int fd, uint64_t size,
+                   struct audit_walk **out)
+{
+    struct audit_walk *w = calloc(1, sizeof(*w));
+    *out = w;
+    if (!w)
+        return ERR_NOMEM;
+    memcpy(w->names[0], f->name, sizeof(w->names[0]));
+    w->v = (struct verifier){ .crypto = c, .names = w->names, .n_files = 1 };
+    w->seq = f->seq;
+    w->r = (struct reader){ .fd = fd, .left = size, .buf = w->buf };
+    return 0;
+}
+
+int audit_walk_read(struct audit_walk *w)
+{
+    return w->r.left ? fill(&w->r) : 0;    /* an empty file: nothing to read */
+}
+
+int audit_walk_lines(struct audit_walk *w, bool *intact)
+{
+    *intact = false;
+    int rc = walk_lines(&w->v, 0, &w->r, &w->pending, &w->have);
+    if (rc == NEED_BYTES)
+        return 1;
+    if (rc)
+        return rc;
+    if (w->have)
+        check(&w->v, &w->pending, NULL);
+    w->have = false;
+    *intact = w->v.started && !w->v.bad && w->v.seq == w->seq;
+    return 0;
+}
+
+void audit_walk_free(struct audit_walk *w)
+{
+    free(w);
+}
+
 int audit_file_intact(const struct crypto *c, int dirfd, const struct audit_file *f, bool *intact)
 {
     *intact = false;
-    char names[1][AUDIT_NAME_MAX + 1];
-    memcpy(names[0], f->name, sizeof(names[0]));
-    struct verifier v = { .crypto = c, .names = names, .n_files = 1 };
     uint64_t size = 0;
     int fd = open_file(dirfd, f->name, &size);
     if (fd < 0)
         return ERR_IO;
-    uint8_t *buf = malloc(READ_BUF);
-    struct rec pending;
-    bool have = false;
-    int rc = buf ? walk_file(&v, 0, fd, size, &pending, &have, buf) : ERR_NOMEM;
+    struct audit_walk *w;
+    int rc = audit_walk_new(c, f, fd, size, &w);
+    while (rc == 0 && (rc = audit_walk_lines(w, intact)) == 1)
+        rc = audit_walk_read(w);
+    audit_walk_free(w);
     close(fd);
-    free(buf);
-    if (rc == 0 && have)
-        check(&v, &pending, NULL);
-    *intact = rc == 0 && have && v.started && !v.bad && v.seq == f->seq;
     return rc;
 }
 
