@@ -1,8 +1,9 @@
 /*
  * audit.c - the audit trail's writer: builds each event's signed line,
- * appends it, rotates the file and enforces retention. Its files (opening,
- * checking, finding the chain head again) and the descriptors a sync takes
- * to the thread pool are audit_files.c's.
+ * appends it and rotates the file. Its files (opening, checking, finding
+ * the chain head again) and the descriptors a sync takes to the thread
+ * pool are audit_files.c's; which rotated files go, and when, is
+ * audit_retention.c's.
  *
  * Owns the chain head (the seq and hash of the last line) and, with
  * audit_files.c, the audit directory's descriptors. Before each line it takes an flock on audit.lock
@@ -34,11 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/stat.h>
 #include <unistd.h>
-
-#define SECONDS_PER_DAY 86400
-
 
 /* Whole lines, one write(2). A short write (disk full, file-size limit) is
  * cut off again so the file still ends on a whole line; if even that fails,
@@ -136,8 +133,8 @@ static int append(struct audit *a, const struct audit_event *ev, const struct au
     return rc || (may_rotate && a->hold) ? rc : write_batch(a);
 }
 
-static int append_own(struct audit *a, const char *event, enum audit_result r, const char *reason,
-                      const char *detail, uint64_t count, const struct audit_extra *x, bool end_torn)
+int audit_append_own(struct audit *a, const char *event, enum audit_result r, const char *reason,
+                     const char *detail, uint64_t count, const struct audit_extra *x, bool end_torn)
 {
     struct audit_event ev = { .event = event, .role = "system", .result = r, .reason = reason,
                               .detail = detail, .count = count };
@@ -162,9 +159,9 @@ static int flush_pending(struct audit *a)
     if (a->torn) {
         x.bytes = a->torn_bytes;
         x.torn_hash = a->torn_hash;
-        rc = append_own(a, AUDIT_EV_TORN, AUDIT_ERROR, "torn_line", NULL, 0, &x, true);
+        rc = audit_append_own(a, AUDIT_EV_TORN, AUDIT_ERROR, "torn_line", NULL, 0, &x, true);
     } else if (x.file) {
-        rc = append_own(a, AUDIT_EV_ROTATE, AUDIT_SUCCESS, NULL, NULL, 0, &x, false);
+        rc = audit_append_own(a, AUDIT_EV_ROTATE, AUDIT_SUCCESS, NULL, NULL, 0, &x, false);
     }
     if (rc)
         return rc;
@@ -173,158 +170,14 @@ static int flush_pending(struct audit *a)
     a->torn = false;
     a->continues[0] = '\0';
     if (a->lost) {
-        rc = append_own(a, AUDIT_EV_RECOVERED, AUDIT_ERROR, "write_failed", NULL, a->lost, NULL, false);
+        rc = audit_append_own(a, AUDIT_EV_RECOVERED, AUDIT_ERROR, "write_failed", NULL, a->lost, NULL, false);
         if (rc == 0)
             a->lost = 0;
     }
     return rc;
 }
 
-/* ---- rotation and retention --------------------------------------------- */
-
-static int file_ends(int fd, struct audit_line *first, struct audit_tail *t)
-{
-    struct stat st;
-    if (fstat(fd, &st) != 0)
-        return ERR_IO;
-    int rc = audit_read_first(fd, (uint64_t)st.st_size, first);
-    return rc ? rc : audit_read_tail(NULL, fd, (uint64_t)st.st_size, t);
-}
-
-/* The record first, then the deletion: a file is never gone unexplained.
- * Every open for reading here is O_NONBLOCK: a FIFO planted under a file's
- * name would otherwise stop the event loop until a writer came. */
-static int prune(struct audit *a, const struct audit_file *f, const char *why)
-{
-    struct audit_line first;
-    struct audit_tail t;
-    struct stat st;
-    int fd = openat(a->dirfd, f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0)
-        return errno == ENOENT ? 0 : audit_fail(a, ERR_IO, "cannot open %s: %s", f->name, strerror(errno));
-    if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
-        close(fd);                     /* replaced since ours() looked: not ours */
-        return 0;
-    }
-    int rc = file_ends(fd, &first, &t);
-    close(fd);
-    if (rc == ERR_NOMEM || rc == ERR_CRYPTO)
-        return audit_fail(a, rc, "cannot read back %s (%s)", f->name, err_name(rc));
-    /* A file that cannot be read back still goes when its time is up; its
-     * record says so, and verify will not take it as the head's excuse. */
-    struct audit_extra x = { .file = f->name, .first_seq = rc ? 0 : first.seq,
-                             .last_seq = rc ? 0 : t.last.seq,
-                             .last_hash = !rc && t.has_line ? t.last.hash : audit_zero_hash };
-    rc = append_own(a, AUDIT_EV_PRUNE, AUDIT_SUCCESS, why, rc ? "unreadable" : NULL, 0, &x, false);
-    if (rc)
-        return rc;
-    if (a->sync_mode != CONFIG_AUDIT_SYNC_OFF) {
-        /* The record is written, not yet on disk: the sync deletes. */
-        memcpy(a->doomed[a->n_doomed++], f->name, sizeof(a->doomed[0]));
-        return 0;
-    }
-    if (unlinkat(a->dirfd, f->name, 0) != 0 && errno != ENOENT)
-        log_warn("audit: cannot delete %s (%s); retention will try again", f->name, strerror(errno));
-    a->dir_dirty = true;
-    return 0;
-}
-
-static bool is_doomed(const struct audit *a, const char *name)
-{
-    for (size_t i = 0; i < a->n_doomed; i++)
-        if (strcmp(a->doomed[i], name) == 0)
-            return true;
-    return false;
-}
-
-/* A rotated file this trail wrote ends in a line it signed, with the seq
- * of the file's name. Anything else under such a name (planted, copied,
- * cut) is neither counted nor pruned: nothing signs its deletion, and
- * `audit verify` reports it. Reads the file's last 64 KiB only. */
-static bool ours(struct audit *a, const struct audit_file *f)
-{
-    struct audit_tail t;
-    struct stat st;
-    if (!f->regular) {
-        log_warn("audit: %s is not a regular file; retention leaves it to audit verify", f->name);
-        return false;
-    }
-    int fd = openat(a->dirfd, f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
-    bool ok = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-              audit_read_tail(a->crypto, fd, (uint64_t)st.st_size, &t) == 0 && t.has_line && !t.torn &&
-              t.last.mac_ok && t.last.parsed && t.last.seq == f->seq;
-    if (fd >= 0)
-        close(fd);
-    if (!ok)
-        log_warn("audit: %s does not end in a line of this trail; retention leaves it to audit verify",
-                 f->name);
-    return ok;
-}
-
-/* Only this trail's files, oldest first, without those already pruned on
- * record and waiting for a sync to delete them. Files sharing a seq are
- * copies or hard links of one file under other names (each ends in a line
- * this trail signed with that seq): none of them counts, none is pruned,
- * and nothing from the first of them on either, so that only the head of
- * the chain is ever cut. *before_twins is where that is in the result. */
-static size_t keep_ours(struct audit *a, struct audit_file *f, size_t n, size_t *before_twins)
-{
-    size_t k = 0;
-    uint64_t prev_seq = 0;
-    *before_twins = SIZE_MAX;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t seq = f[i].seq;        /* f[i] may be overwritten below */
-        if ((i > 0 && seq == prev_seq) || (i + 1 < n && seq == f[i + 1].seq)) {
-            if (*before_twins == SIZE_MAX) {
-                *before_twins = k;
-                log_warn("audit: %s shares its seq with another file (a copy or link); retention stops "
-                         "before it and leaves it to audit verify", f[i].name);
-            }
-        } else if (!is_doomed(a, f[i].name) && ours(a, &f[i])) {
-            f[k++] = f[i];
-        }
-        prev_seq = seq;
-    }
-    return k;
-}
-
-static int enforce(struct audit *a, time_t now)
-{
-    struct audit_file *f = NULL;
-    size_t n = 0;
-    if (audit_list_rotated(a->dirfd, &f, &n) != 0)
-        return audit_fail(a, ERR_IO, "cannot list the audit directory");
-    size_t stop;
-    n = keep_ours(a, f, n, &stop);
-    size_t keep = a->max_files - 1;            /* audit.log is one of them */
-    int64_t cutoff = (int64_t)now - (int64_t)a->retention_days * SECONDS_PER_DAY;
-    int rc = 0;
-    /* Oldest first, and only while the oldest must go: what stays is one
-     * unbroken run of files, so only the head of the chain is ever cut. */
-    for (size_t i = 0; i < n && i < stop && rc == 0; i++) {
-        const char *why = n - i > keep ? "max_files" : f[i].mtime < cutoff ? "retention" : NULL;
-        if (!why || a->n_doomed == AUDIT_DOOMED_MAX)
-            break;                     /* nothing due, or the rest after the next sync */
-        /* Age is the file's modification time, which its owner can set:
-         * a file goes by age only if every line of it still verifies, so a
-         * backdated edit stays as evidence rather than leave on a signed
-         * record. (By count, only the trail's own rotations push it out.) */
-        bool intact = true;
-        if (strcmp(why, "retention") == 0) {
-            rc = audit_file_intact(a->crypto, a->dirfd, &f[i], &intact);
-            if (rc == ERR_NOMEM || rc == ERR_CRYPTO)
-                break;
-            if (rc != 0 || !intact) {
-                log_warn("audit: %s is due for retention but does not verify; kept for audit verify", f[i].name);
-                rc = 0;
-                break;
-            }
-        }
-        rc = prune(a, &f[i], why);
-    }
-    free(f);
-    return rc == ERR_NOMEM || rc == ERR_CRYPTO ? audit_fail(a, rc, "cannot check a file for retention") : rc;
-}
+/* ---- rotation ------------------------------------------------------------ */
 
 static int rotate(struct audit *a)
 {
@@ -348,7 +201,7 @@ static int rotate(struct audit *a)
     a->dir_dirty = true;
     int rc = audit_load_head(a);           /* a new audit.log that continues `name` */
     rc = rc ? rc : flush_pending(a);
-    rc = rc ? rc : enforce(a, now);
+    rc = rc ? rc : audit_enforce(a, now);
     if (rc == 0)
         a->floor = a->size;
     return rc;
@@ -415,7 +268,7 @@ static int locked(struct audit *a, const struct audit_event *ev, time_t now)
     }
     int rc = flush_pending(a);
     if (rc == 0)
-        rc = ev ? append(a, ev, NULL, true, false) : enforce(a, now);
+        rc = ev ? append(a, ev, NULL, true, false) : audit_enforce(a, now);
     if (rc || !a->hold)
         release(a);
     return rc;
@@ -551,7 +404,7 @@ int audit_open(struct audit **out, const struct config *cfg, const struct crypto
             /* Writing is not: a full disk at start-up leaves the trail
              * unhealthy (changes refused) until it has room, as later. */
             int wrc = flush_pending(a);
-            wrc = wrc ? wrc : enforce(a, time(NULL));
+            wrc = wrc ? wrc : audit_enforce(a, time(NULL));
             settle(a, wrc, false, false);
         }
         flock(a->lockfd, LOCK_UN);

@@ -1,7 +1,8 @@
 /*
- * audit_int.h - what the audit module's three files share: audit.c (the
- * writer), audit_line.c (the line format, both ways) and audit_verify.c
- * (listing the files and walking the chain). File names, the line format's
+ * audit_int.h - what the audit module's files share: audit.c (the
+ * writer), with audit_files.c and audit_retention.c, audit_line.c (the line
+ * format, both ways) and audit_verify.c (listing the files and walking the
+ * chain). File names, the line format's
  * fixed parts, building and reading one line. Not for use outside the audit
  * module (its unit test excepted).
  */
@@ -165,7 +166,8 @@ extern const uint8_t audit_zero_hash[AUDIT_HASH_LEN];
 
 /* ---- the writer (audit.c: lines, rotation, retention, the public face;
  * audit_files.c: opening and checking the files, finding the chain head,
- * the descriptors a sync takes) ------------------------------------------ */
+ * the descriptors a sync takes; audit_retention.c: which rotated files go)
+ * ------------------------------------------------------------------------ */
 
 #define AUDIT_BATCH_BYTES (64 * 1024)     /* queued lines written at once, at most */
 #define AUDIT_PENDING_MAX (AUDIT_SYNC_FDS - 2)   /* rotated files waiting for a sync: the
@@ -235,5 +237,12 @@ void audit_written_head(const struct audit *a, uint64_t *seq, uint8_t hash[AUDIT
 /** Stop writing to the current file; its descriptor waits for the next
  *  sync. (audit_files.c) */
 void audit_retire(struct audit *a);
+/** Append one of the module's own records (rotate, prune, torn tail,
+ *  recovered) at once, after what is queued. (audit.c) */
+int audit_append_own(struct audit *a, const char *event, enum audit_result r, const char *reason,
+                     const char *detail, uint64_t count, const struct audit_extra *x, bool end_torn);
+/** Under the lock: prune what is due, oldest first (audit_enforce_retention()).
+ *  (audit_retention.c) */
+int audit_enforce(struct audit *a, time_t now);
 
 #endif
