@@ -21,7 +21,8 @@
  * pseudonym (a keyed hash of the user id), so is a "user" resource.
  *
  * Threads: everything runs on the event-loop thread (it uses crypto.c's PSA
- * keys), except audit_sync_run(), which is meant for the thread pool. Several
+ * keys), except audit_sync_run() and audit_check_read(), which are meant
+ * for the thread pool. Several
  * processes (the server and `notesd user ...`) may append to one directory:
  * each line is written under an flock(2) on NOTES_AUDIT_DIR/audit.lock, held
  * for a few system calls.
@@ -203,11 +204,50 @@ int audit_sync(struct audit *a);
  * hash of its last line is written BEFORE it is unlinked (no record, no
  * deletion), and the unlink waits for the sync that puts that line on disk
  * (audit_sync_run(); at once with NOTES_AUDIT_SYNC=off), so a crash cannot
- * keep the deletion and lose the record. audit.log is never deleted. 0 or
- * the first error.
+ * keep the deletion and lose the record. audit.log is never deleted. A file
+ * due by age goes only once every line of it verifies (audit_check_begin()
+ * below). 0 or the first error.
  * Loop thread (hourly timer; also run at open and at every rotation).
  */
 int audit_enforce_retention(struct audit *a, time_t now);
+
+/**
+ * A file due by age goes only once every line of it verifies: a check that
+ * reads and MACs the whole file. Until audit_defer_checks(), retention
+ * makes it in place (start-up, CLI commands). After it, retention stops at
+ * a due file without a verdict, and the caller (the server) runs the check
+ * it wants, never more than one at a time:
+ *
+ *   c = audit_check_begin(a)            loop; NULL: nothing wanted
+ *   do audit_check_read(c)              thread pool: one read(2)
+ *   while (audit_check_next(c))         loop: the MACs of what was read
+ *   if (audit_check_end(a, c, false))   loop: the verdict is kept
+ *       audit_enforce_retention(a, now) ... and acted on
+ *
+ * The verdict holds for the file as it was read (device, inode, size,
+ * mtime, ctime): a file changed since is checked again before it may go.
+ */
+struct audit_check;
+/** From now on, no whole file is read on the calling thread. Loop thread,
+ *  before serving. NULL is a no-op. */
+void audit_defer_checks(struct audit *a);
+/** The check retention waits for, with its file open: owned by the caller
+ *  until audit_check_end(). NULL when none is wanted, one is in flight,
+ *  or the file cannot be opened (warned; retention's next run asks again).
+ *  Logs at debug level that it starts. Loop thread. */
+struct audit_check *audit_check_begin(struct audit *a);
+/** Read the next part of the file (64 KiB at most). Touches only `c` (no
+ *  PSA, no struct audit): run it on the thread pool. */
+void audit_check_read(struct audit_check *c);
+/** Check the lines read so far (PSA: loop thread, at most 64 KiB of lines
+ *  a call). True while more is to be read: audit_check_read() again. */
+bool audit_check_next(struct audit_check *c);
+/** Keep the verdict of a check that ran to its end (logged at debug
+ *  level), or drop one `cancelled` (never read, or not to be acted on);
+ *  close and free `c`. A check that could not read its file is warned
+ *  about and keeps no verdict. True when a verdict was kept: run
+ *  retention again to act on it. Loop thread. */
+bool audit_check_end(struct audit *a, struct audit_check *c, bool cancelled);
 
 /** Sync (unless NOTES_AUDIT_SYNC=off; blocking: after the loop stopped),
  *  close and free. NULL is a no-op. */

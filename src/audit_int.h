@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include "audit.h"
 #include "buf.h"
@@ -155,19 +156,21 @@ int audit_walk_lines(struct audit_walk *w, bool *intact);
 /** NULL is a no-op. */
 void audit_walk_free(struct audit_walk *w);
 
-/** Whether rotated file f, read alone, is one this trail wrote whole: every
- *  line's MAC verifies, each chains to the one before, the last is complete
- *  and has the seq in f's name. 0 (with *intact set), or ERR_IO/ERR_NOMEM/
- *  ERR_CRYPTO when it could not be read. Reads the whole file. */
-int audit_file_intact(const struct crypto *c, int dirfd, const struct audit_file *f, bool *intact);
-
 /** The chain's `prev` before the very first line: 64 zeros. (audit_line.c) */
 extern const uint8_t audit_zero_hash[AUDIT_HASH_LEN];
 
 /* ---- the writer (audit.c: lines, rotation, retention, the public face;
  * audit_files.c: opening and checking the files, finding the chain head,
- * the descriptors a sync takes; audit_retention.c: which rotated files go)
- * ------------------------------------------------------------------------ */
+ * the descriptors a sync takes; audit_retention.c: which rotated files go,
+ * and the checks of those due by age) ------------------------------------- */
+
+/** What a whole-file check of a rotated file found, and about which
+ *  version of it: its stat when it was checked (audit_retention.c). */
+struct audit_verdict {
+    bool valid, intact;
+    char name[AUDIT_NAME_MAX + 1];
+    struct stat st;                        /* dev, ino, size, mtime, ctime compared */
+};
 
 #define AUDIT_BATCH_BYTES (64 * 1024)     /* queued lines written at once, at most */
 #define AUDIT_PENDING_MAX (AUDIT_SYNC_FDS - 2)   /* rotated files waiting for a sync: the
@@ -218,6 +221,13 @@ struct audit {
     size_t n_doomed;                                      /* deleted by the next sync */
     char why[256];                         /* the last failure, for one log line */
     struct buf line;
+    /* Whole-file checks of files due by age (audit_retention.c). */
+    bool defer_checks;                     /* not on this thread: audit_check_begin() */
+    bool check_wanted;                     /* check_next is due and has no verdict */
+    struct audit_file check_next;
+    bool check_running;                    /* one in flight at most, */
+    char check_name[AUDIT_NAME_MAX + 1];   /* of this file */
+    struct audit_verdict verdict;          /* the last one */
 };
 
 /** Keep why it failed (for the one log line) and return rc. (audit_files.c) */
@@ -242,7 +252,8 @@ void audit_retire(struct audit *a);
 int audit_append_own(struct audit *a, const char *event, enum audit_result r, const char *reason,
                      const char *detail, uint64_t count, const struct audit_extra *x, bool end_torn);
 /** Under the lock: prune what is due, oldest first (audit_enforce_retention()).
- *  (audit_retention.c) */
+ *  A file due by age without a verdict stops it: checked here, or wanted
+ *  for audit_check_begin() once checks are deferred. (audit_retention.c) */
 int audit_enforce(struct audit *a, time_t now);
 
 #endif

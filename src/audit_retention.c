@@ -1,13 +1,28 @@
 /*
  * audit_retention.c - which rotated files of the audit trail go, and when:
- * past NOTES_AUDIT_MAX_FILES, and older than NOTES_AUDIT_RETENTION_DAYS
- * once every line of the file verifies (age is the file's mtime, which
- * its owner can set). Only the head of the chain is ever cut, oldest
- * first, each file on a signed record first.
+ * past NOTES_AUDIT_MAX_FILES at once, and older than
+ * NOTES_AUDIT_RETENTION_DAYS only once every line of the file verifies
+ * (age is the file's mtime, which its owner can set). Only the head of the
+ * chain is ever cut, oldest first, each file on a signed record first.
+ *
+ * That whole-file check reads and MACs every line: hundreds of
+ * milliseconds for a 10 MiB file, and as long as the disk takes. Once the
+ * server asked (audit_defer_checks()), it never runs on the event loop in
+ * one piece: retention stops at a due file without a verdict and wants a
+ * check, which the server starts (audit_check_begin()). Its reads run on
+ * the thread pool; its MACs run on the loop a buffer (64 KiB) at a time,
+ * because PSA is built without threading support (crypto.h) and a MAC
+ * takes a reference on the key's slot, which the loop's own audit lines
+ * take too. The verdict is kept for the file as it was checked, named by
+ * its (device, inode, size, mtime, ctime): any write or utime sets the
+ * ctime to now, so a file changed after its check is checked again. At
+ * start-up and in CLI commands (no loop to keep free) the same check runs
+ * in place.
  *
  * Shares struct audit with audit.c (audit_int.h). Must never: delete a
- * file before the record of its deletion is written, or cut a file after
- * one that stays.
+ * file before the record of its deletion is written, cut a file after one
+ * that stays, prune by age on a verdict about another version of the
+ * file, or read a whole file on the loop thread once checks are deferred.
  */
 #include "audit.h"
 #include "audit_int.h"
@@ -23,32 +38,175 @@
 
 #define SECONDS_PER_DAY 86400
 
-static int file_ends(int fd, struct audit_line *first, struct audit_tail *t)
+/* O_NONBLOCK on every open for reading: a FIFO planted under a file's name
+ * would otherwise stop the event loop until a writer came. */
+#define READ_FLAGS (O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK)
+
+struct audit_check {
+    struct audit_file file;            /* a copy: retention's list is gone by then */
+    int fd;
+    struct stat at_start;
+    struct audit_walk *walk;
+    int rc;                            /* of the last read, then of the walk */
+    bool done, intact;
+};
+
+/* ---- verdicts --------------------------------------------------------------- */
+
+static bool same_time(const struct timespec *x, const struct timespec *y)
+{
+    return x->tv_sec == y->tv_sec && x->tv_nsec == y->tv_nsec;
+}
+
+static bool same_version(const struct stat *x, const struct stat *y)
+{
+    return x->st_dev == y->st_dev && x->st_ino == y->st_ino && x->st_size == y->st_size &&
+           same_time(&x->st_mtim, &y->st_mtim) && same_time(&x->st_ctim, &y->st_ctim);
+}
+
+/* Is there a verdict on file `f` as `st` says it is now? */
+static bool verdict_for(const struct audit *a, const struct audit_file *f, const struct stat *st)
+{
+    const struct audit_verdict *v = &a->verdict;
+    return v->valid && strcmp(v->name, f->name) == 0 && same_version(&v->st, st);
+}
+
+/* ---- one whole-file check ------------------------------------------------ */
+
+static int check_open(const struct audit *a, const struct audit_file *f, struct audit_check **out)
+{
+    *out = NULL;
+    struct audit_check *c = calloc(1, sizeof(*c));
+    if (!c)
+        return ERR_NOMEM;
+    c->file = *f;
+    c->fd = openat(a->dirfd, f->name, READ_FLAGS);
+    int rc = c->fd < 0 ? (errno == ENOENT ? ERR_NOT_FOUND : ERR_IO) : 0;
+    if (rc == 0 && (fstat(c->fd, &c->at_start) != 0 || !S_ISREG(c->at_start.st_mode)))
+        rc = ERR_IO;
+    rc = rc ? rc : audit_walk_new(a->crypto, f, c->fd, (uint64_t)c->at_start.st_size, &c->walk);
+    if (rc) {
+        if (c->fd >= 0)
+            close(c->fd);
+        audit_walk_free(c->walk);
+        free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+void audit_check_read(struct audit_check *c)
+{
+    c->rc = audit_walk_read(c->walk);
+}
+
+bool audit_check_next(struct audit_check *c)
+{
+    int rc = c->rc ? c->rc : audit_walk_lines(c->walk, &c->intact);
+    if (rc == 1)
+        return true;
+    c->rc = rc;
+    c->done = true;
+    return false;
+}
+
+/* Keep what a finished check found. A file changed while it was read
+ * (its stat now is not the one it began with) is judged as not intact,
+ * for the version it is now: a file the trail wrote is never changed. */
+static bool conclude(struct audit *a, const struct audit_check *c)
 {
     struct stat st;
-    if (fstat(fd, &st) != 0)
-        return ERR_IO;
-    int rc = audit_read_first(fd, (uint64_t)st.st_size, first);
-    return rc ? rc : audit_read_tail(NULL, fd, (uint64_t)st.st_size, t);
+    if (!c->done || c->rc || fstat(c->fd, &st) != 0)
+        return false;
+    bool same = same_version(&st, &c->at_start);
+    struct audit_verdict *v = &a->verdict;
+    v->valid = true;
+    v->intact = same && c->intact;
+    memcpy(v->name, c->file.name, sizeof(v->name));
+    v->st = st;
+    log_debug("audit: checked %s for retention: %s", c->file.name,
+              !same ? "it changed while it was read" : v->intact ? "every line verifies" : "it does not verify");
+    return true;
+}
+
+static void check_free(struct audit_check *c)
+{
+    if (!c)
+        return;
+    close(c->fd);
+    audit_walk_free(c->walk);
+    free(c);
+}
+
+/* Without a loop to keep free: the whole check now, on this thread. */
+static int check_here(struct audit *a, const struct audit_file *f)
+{
+    struct audit_check *c;
+    int rc = check_open(a, f, &c);
+    if (rc)
+        return rc;
+    do
+        audit_check_read(c);
+    while (audit_check_next(c));
+    rc = conclude(a, c) ? 0 : c->rc ? c->rc : ERR_IO;
+    check_free(c);
+    return rc;
+}
+
+void audit_defer_checks(struct audit *a)
+{
+    if (a)
+        a->defer_checks = true;
+}
+
+struct audit_check *audit_check_begin(struct audit *a)
+{
+    if (!a || !a->check_wanted || a->check_running)
+        return NULL;
+    a->check_wanted = false;
+    struct audit_check *c;
+    int rc = check_open(a, &a->check_next, &c);
+    if (rc) {
+        if (rc != ERR_NOT_FOUND)
+            log_warn("audit: cannot check %s for retention (%s); retention tries again at its next run",
+                     a->check_next.name, err_name(rc));
+        return NULL;
+    }
+    a->check_running = true;
+    memcpy(a->check_name, c->file.name, sizeof(a->check_name));
+    log_debug("audit: %s is due for retention: checking it on the thread pool", c->file.name);
+    return c;
+}
+
+bool audit_check_end(struct audit *a, struct audit_check *c, bool cancelled)
+{
+    bool kept = !cancelled && conclude(a, c);
+    if (!cancelled && !kept)
+        log_warn("audit: cannot check %s for retention (%s); retention tries again at its next run",
+                 c->file.name, err_name(c->rc ? c->rc : ERR_IO));
+    if (cancelled)
+        log_debug("audit: the check of %s for retention was cancelled", c->file.name);
+    a->check_running = false;
+    check_free(c);
+    return kept;
+}
+
+/* ---- pruning ------------------------------------------------------------- */
+
+static int file_ends(int fd, uint64_t size, struct audit_line *first, struct audit_tail *t)
+{
+    int rc = audit_read_first(fd, size, first);
+    return rc ? rc : audit_read_tail(NULL, fd, size, t);
 }
 
 /* The record first, then the deletion: a file is never gone unexplained.
- * Every open for reading here is O_NONBLOCK: a FIFO planted under a file's
- * name would otherwise stop the event loop until a writer came. */
-static int prune(struct audit *a, const struct audit_file *f, const char *why)
+ * `fd` is the file, open for reading, `size` bytes long. */
+static int prune(struct audit *a, const struct audit_file *f, const char *why, int fd, uint64_t size)
 {
     struct audit_line first;
     struct audit_tail t;
-    struct stat st;
-    int fd = openat(a->dirfd, f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0)
-        return errno == ENOENT ? 0 : audit_fail(a, ERR_IO, "cannot open %s: %s", f->name, strerror(errno));
-    if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
-        close(fd);                     /* replaced since ours() looked: not ours */
-        return 0;
-    }
-    int rc = file_ends(fd, &first, &t);
-    close(fd);
+    int rc = file_ends(fd, size, &first, &t);
     if (rc == ERR_NOMEM || rc == ERR_CRYPTO)
         return audit_fail(a, rc, "cannot read back %s (%s)", f->name, err_name(rc));
     /* A file that cannot be read back still goes when its time is up; its
@@ -90,7 +248,7 @@ static bool ours(struct audit *a, const struct audit_file *f)
         log_warn("audit: %s is not a regular file; retention leaves it to audit verify", f->name);
         return false;
     }
-    int fd = openat(a->dirfd, f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+    int fd = openat(a->dirfd, f->name, READ_FLAGS);
     bool ok = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
               audit_read_tail(a->crypto, fd, (uint64_t)st.st_size, &t) == 0 && t.has_line && !t.torn &&
               t.last.mac_ok && t.last.parsed && t.last.seq == f->seq;
@@ -129,6 +287,39 @@ static size_t keep_ours(struct audit *a, struct audit_file *f, size_t n, size_t 
     return k;
 }
 
+/* A file due by age goes only if every line of it still verifies, so a
+ * backdated edit stays as evidence rather than leave on a signed record.
+ * *go when a verdict on the file as `st` shows it says so. Without one,
+ * a check is wanted (deferred) or made here; a failed or negative check
+ * keeps the file, with the warning. ERR_NOMEM or ERR_CRYPTO from a check
+ * made here. */
+static int judge(struct audit *a, const struct audit_file *f, const struct stat *st, bool *go)
+{
+    *go = false;
+    if (!verdict_for(a, f, st)) {
+        if (a->defer_checks) {
+            if (!a->check_running || strcmp(a->check_name, f->name) != 0) {
+                a->check_wanted = true;
+                a->check_next = *f;
+            }
+            return 0;
+        }
+        int rc = check_here(a, f);
+        if (rc == ERR_NOMEM || rc == ERR_CRYPTO)
+            return rc;
+        if (rc || !verdict_for(a, f, st)) {
+            log_warn("audit: %s is due for retention but does not verify; kept for audit verify", f->name);
+            return 0;
+        }
+    }
+    if (!a->verdict.intact) {
+        log_warn("audit: %s is due for retention but does not verify; kept for audit verify", f->name);
+        return 0;
+    }
+    *go = true;
+    return 0;
+}
+
 int audit_enforce(struct audit *a, time_t now)
 {
     struct audit_file *f = NULL;
@@ -146,22 +337,27 @@ int audit_enforce(struct audit *a, time_t now)
         const char *why = n - i > keep ? "max_files" : f[i].mtime < cutoff ? "retention" : NULL;
         if (!why || a->n_doomed == AUDIT_DOOMED_MAX)
             break;                     /* nothing due, or the rest after the next sync */
-        /* Age is the file's modification time, which its owner can set:
-         * a file goes by age only if every line of it still verifies, so a
-         * backdated edit stays as evidence rather than leave on a signed
-         * record. (By count, only the trail's own rotations push it out.) */
-        bool intact = true;
-        if (strcmp(why, "retention") == 0) {
-            rc = audit_file_intact(a->crypto, a->dirfd, &f[i], &intact);
-            if (rc == ERR_NOMEM || rc == ERR_CRYPTO)
-                break;
-            if (rc != 0 || !intact) {
-                log_warn("audit: %s is due for retention but does not verify; kept for audit verify", f[i].name);
-                rc = 0;
-                break;
-            }
+        struct stat st;
+        int fd = openat(a->dirfd, f[i].name, READ_FLAGS);
+        if (fd < 0 && errno != ENOENT) {
+            rc = audit_fail(a, ERR_IO, "cannot open %s: %s", f[i].name, strerror(errno));
+            break;
         }
-        rc = prune(a, &f[i], why);
+        if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+            if (fd >= 0)
+                close(fd);             /* gone or replaced since ours() looked: not ours */
+            continue;
+        }
+        /* By count, only the trail's own rotations push a file out: no
+         * check. By age, see judge(). */
+        bool go = true;
+        if (strcmp(why, "retention") == 0)
+            rc = judge(a, &f[i], &st, &go);
+        if (rc == 0 && go)
+            rc = prune(a, &f[i], why, fd, (uint64_t)st.st_size);
+        close(fd);
+        if (!go)
+            break;
     }
     free(f);
     return rc == ERR_NOMEM || rc == ERR_CRYPTO ? audit_fail(a, rc, "cannot check a file for retention") : rc;

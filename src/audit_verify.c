@@ -647,22 +647,6 @@ void audit_walk_free(struct audit_walk *w)
     free(w);
 }
 
-int audit_file_intact(const struct crypto *c, int dirfd, const struct audit_file *f, bool *intact)
-{
-    *intact = false;
-    uint64_t size = 0;
-    int fd = open_file(dirfd, f->name, &size);
-    if (fd < 0)
-        return ERR_IO;
-    struct audit_walk *w;
-    int rc = audit_walk_new(c, f, fd, size, &w);
-    while (rc == 0 && (rc = audit_walk_lines(w, intact)) == 1)
-        rc = audit_walk_read(w);
-    audit_walk_free(w);
-    close(fd);
-    return rc;
-}
-
 /* The walk found no problem: what the anchor says, if there is one. 0 or
  * ERR_INVALID. */
 static int check_anchor(const struct verifier *v, FILE *report)

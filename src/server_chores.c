@@ -1,7 +1,8 @@
 /*
  * server_chores.c - background upkeep on timers (WAL checkpoints, audit
- * retention) and the audit trail's syncs, whose fsync runs on the thread
- * pool so the loop never waits for the disk.
+ * retention), the audit trail's syncs, whose fsync runs on the thread pool
+ * so the loop never waits for the disk, and retention's whole-file checks,
+ * whose reads run there for the same reason.
  */
 #include "server_int.h"
 #include "app.h"
@@ -9,6 +10,7 @@
 #include "log.h"
 
 #include <stdlib.h>
+#include <time.h>
 
 struct chore_req {
     uv_work_t req;
@@ -171,6 +173,65 @@ static void on_sync_retry(uv_timer_t *t)
         uv_timer_start(t, on_sync_retry, AUDIT_BATCH_MS, 0);
 }
 
+/* ---- retention's whole-file checks ---------------------------------------- */
+
+/* A file due by age goes only once every line of it verifies. The reads
+ * run here on the pool, a part at a time; between them, back on the loop,
+ * the part's MACs are checked (PSA has no threading support), so no loop
+ * iteration spends more than one part's worth on it. */
+struct check_req {
+    uv_work_t req;
+    struct server *srv;
+    struct audit_check *check;
+};
+
+static void check_work(uv_work_t *req)
+{
+    struct check_req *r = req->data;
+    audit_check_read(r->check);
+}
+
+/* The verdict is acted on at once (the trail's lock is taken as for any
+ * line), unless the server is stopping: nothing more is pruned then, and a
+ * check still queued at the stop was cancelled (UV_ECANCELED). */
+static void check_after(uv_work_t *req, int status)
+{
+    struct check_req *r = req->data;
+    struct server *s = r->srv;
+    struct audit *a = s->app->audit;
+    bool stop = status != 0 || s->draining;
+    if (!stop && audit_check_next(r->check) && uv_queue_work(&s->loop, &r->req, check_work, check_after) == 0)
+        return;
+    s->chores.check = NULL;
+    bool verdict = audit_check_end(a, r->check, stop);
+    free(r);
+    if (verdict && !s->draining)
+        audit_enforce_retention(a, time(NULL));
+}
+
+/* The check retention waits for, if any, and none in flight. */
+static void check_kick(struct server *s)
+{
+    struct audit *a = s->app->audit;
+    if (s->chores.check || s->draining)
+        return;
+    struct audit_check *c = audit_check_begin(a);
+    if (!c)
+        return;
+    struct check_req *r = malloc(sizeof(*r));
+    if (r) {
+        r->srv = s;
+        r->check = c;
+        r->req.data = r;
+        if (uv_queue_work(&s->loop, &r->req, check_work, check_after) == 0) {
+            s->chores.check = r;
+            return;
+        }
+    }
+    free(r);
+    audit_check_end(a, c, true);       /* wanted again at retention's next run */
+}
+
 /* Runs right before the loop waits for I/O. The audit lines this iteration
  * queued go out in one write(2), then the responses they held; those may
  * answer requests already read and queue lines again, until none is left.
@@ -185,6 +246,7 @@ static void on_prepare(uv_prepare_t *p)
         server_release_held(s);
     } while (audit_written_seq(a) < audit_seq(a));
     audit_release(a);
+    check_kick(s);
 }
 
 static void on_audit_timer(uv_timer_t *t)
@@ -218,6 +280,8 @@ void server_chores_start(struct server *s)
         uv_prepare_start(&ch->audit_prepare, on_prepare);
         ch->audit_prepare_on = true;
         audit_hold(s->app->audit, true);
+        /* Serving: a whole file is read on the pool, never here. */
+        audit_defer_checks(s->app->audit);
     }
     if (s->app && s->app->audit && s->cfg->audit_sync == CONFIG_AUDIT_SYNC_BATCH) {
         uv_timer_init(&s->loop, &ch->audit_timer);
@@ -249,6 +313,10 @@ void server_chores_stop(struct server *s)
         close_timer(&ch->audit_retry_timer);
     if (ch->report_timer_on)
         close_timer(&ch->report_timer);
+    /* A check not started yet never reads; one reading finishes, and the
+     * loop waits for it (uv_run returns only once no request is active). */
+    if (ch->check && uv_cancel((uv_req_t *)&ch->check->req) != 0)
+        log_debug("stopping: waiting for retention's check of a file to finish its read");
     if (ch->audit_prepare_on && !uv_is_closing((uv_handle_t *)&ch->audit_prepare)) {
         uv_close((uv_handle_t *)&ch->audit_prepare, NULL);
         audit_hold(s->app->audit, false);

@@ -78,6 +78,7 @@ struct server_chores {
     uv_prepare_t audit_prepare;        /* gives the audit lock back before */
     bool audit_prepare_on;             /* each poll (audit_hold) */
     bool audit_running;                /* one audit sync in flight at most */
+    struct check_req *check;           /* retention's check in flight, or NULL */
 };
 
 struct conn {
@@ -179,7 +180,8 @@ int server_listen(uv_loop_t *loop, uv_tcp_t *t, const char *host, int port, int 
 
 /** Start every chore's timer and, in batch mode, the audit sync timer. */
 void server_chores_start(struct server *s);
-/** Stop and close the timers (a job in flight still finishes). */
+/** Stop and close the timers (a job in flight still finishes; a
+ *  retention check not yet started is cancelled). */
 void server_chores_stop(struct server *s);
 /** Start an audit sync now unless one is in flight (always mode: a
  *  response is held for it). After a failed sync, always mode tries again

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <mbedtls/base64.h>
@@ -1289,6 +1290,111 @@ Test(audit, an_edited_file_is_kept_for_verify_even_when_due)
     cr_assert_eq(audit_enforce_retention(a, time(NULL)), 0);
     audit_close(a);
     cr_assert_eq(access(in_dir(f0.name), F_OK), 0, "the edited file was deleted by retention");
+    cr_assert_eq(count_events(AUDIT_EV_PRUNE), 0);
+    char want[AUDIT_NAME_MAX + 32];
+    snprintf(want, sizeof(want), "%s:4: changed", f0.name);
+    assert_problem(want);
+}
+
+/* Serving, the whole-file check of a file due by age runs in parts on the
+ * thread pool (audit_check_*, as server_chores.c drives it): retention
+ * prunes nothing before the verdict, then acts on it. */
+static void run_check(struct audit *a)
+{
+    struct audit_check *c = audit_check_begin(a);
+    cr_assert_not_null(c, "retention wants no check");
+    cr_assert_null(audit_check_begin(a), "a second check while one is in flight");
+    do
+        audit_check_read(c);
+    while (audit_check_next(c));
+    cr_assert(audit_check_end(a, c, false), "the check kept no verdict");
+}
+
+Test(audit, a_deferred_check_lets_a_due_file_go_once_it_verifies)
+{
+    cfg.audit_max_bytes = 4096;
+    cfg.audit_max_files = 100;
+    struct audit *a = open_log();
+    record_n(a, 60);
+    size_t n = count_rotated();
+    audit_defer_checks(a);
+    struct audit_file f0 = nth_rotated(0);
+    backdate(f0.name, 120);
+    backdate(nth_rotated(1).name, 120);
+    cr_assert_eq(audit_enforce_retention(a, time(NULL)), 0);
+    cr_assert_eq(count_events(AUDIT_EV_PRUNE), 0, "a file went before its check");
+    run_check(a);
+    cr_assert_eq(audit_enforce_retention(a, time(NULL)), 0);
+    cr_assert_eq(audit_sync(a), 0);          /* which deletes what was pruned */
+    cr_assert_eq(count_rotated(), n - 1);
+    cr_assert_eq(access(in_dir(f0.name), F_OK), -1);
+    /* The next one waits for its own check: one file per verdict. */
+    run_check(a);
+    cr_assert_eq(audit_enforce_retention(a, time(NULL)), 0);
+    cr_assert_eq(audit_sync(a), 0);
+    cr_assert_eq(count_rotated(), n - 2);
+    cr_assert_null(audit_check_begin(a), "a check wanted with nothing due");
+    /* A cancelled check keeps no verdict and is wanted again. */
+    backdate(nth_rotated(0).name, 120);
+    cr_assert_eq(audit_enforce_retention(a, time(NULL)), 0);
+    struct audit_check *c = audit_check_begin(a);
+    cr_assert_not_null(c);
+    cr_assert_not(audit_check_end(a, c, true));
+    cr_assert_eq(audit_enforce_retention(a, time(NULL)), 0);
+    cr_assert_eq(count_rotated(), n - 2);
+    run_check(a);
+    cr_assert_eq(audit_enforce_retention(a, time(NULL)), 0);
+    cr_assert_eq(audit_sync(a), 0);
+    cr_assert_eq(count_rotated(), n - 3);
+    audit_close(a);
+    cr_assert_eq(count_events(AUDIT_EV_PRUNE), 3);
+    assert_verifies();
+}
+
+/* A verdict holds for the file as it was checked. One byte changed after a
+ * good check, with the same size and its mtime put back (only the ctime
+ * tells), and the file is checked again before it may go: it stays. */
+Test(audit, a_file_changed_after_a_good_check_is_checked_again_and_kept)
+{
+    cfg.audit_max_bytes = 4096;
+    cfg.audit_max_files = 100;
+    struct audit *a = open_log();
+    record_n(a, 60);
+    cr_assert_geq(count_rotated(), 3);
+    audit_defer_checks(a);
+    struct audit_file f0 = nth_rotated(0);
+    backdate(f0.name, 120);
+    cr_assert_eq(audit_enforce_retention(a, time(NULL)), 0);
+    run_check(a);                            /* intact */
+
+    struct stat was, now;
+    cr_assert_eq(stat(in_dir(f0.name), &was), 0);
+    /* Until the kernel's (coarse) clock is past the file's ctime, so the
+     * change cannot carry the same one: a few milliseconds at most. */
+    struct timespec t;
+    do
+        cr_assert_eq(clock_gettime(CLOCK_REALTIME_COARSE, &t), 0);
+    while (t.tv_sec < was.st_ctim.tv_sec || (t.tv_sec == was.st_ctim.tv_sec && t.tv_nsec <= was.st_ctim.tv_nsec));
+    struct lines l;
+    read_lines(in_dir(f0.name), &l);
+    char *p = strstr(l.at[3], "note.read");
+    cr_assert_not_null(p);
+    p[5] = 'w';
+    write_lines(in_dir(f0.name), &l, false);
+    free(l.text);
+    struct timespec times[2] = { was.st_atim, was.st_mtim };
+    cr_assert_eq(utimensat(AT_FDCWD, in_dir(f0.name), times, 0), 0);
+    cr_assert_eq(stat(in_dir(f0.name), &now), 0);
+    cr_assert(now.st_size == was.st_size && now.st_ino == was.st_ino &&
+              now.st_mtim.tv_sec == was.st_mtim.tv_sec && now.st_mtim.tv_nsec == was.st_mtim.tv_nsec);
+
+    cr_assert_eq(audit_enforce_retention(a, time(NULL)), 0);
+    cr_assert_eq(count_events(AUDIT_EV_PRUNE), 0, "pruned on the verdict about the file before its change");
+    run_check(a);                            /* checked again: changed */
+    cr_assert_eq(audit_enforce_retention(a, time(NULL)), 0);
+    cr_assert_null(audit_check_begin(a), "the unchanged file is checked again");
+    audit_close(a);
+    cr_assert_eq(access(in_dir(f0.name), F_OK), 0, "the changed file was deleted by retention");
     cr_assert_eq(count_events(AUDIT_EV_PRUNE), 0);
     char want[AUDIT_NAME_MAX + 32];
     snprintf(want, sizeof(want), "%s:4: changed", f0.name);

@@ -20,11 +20,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -371,4 +373,50 @@ Test(retention_check, an_edited_file_due_by_age_is_kept_and_not_read_again, .ini
     cr_assert(exists(names[0]), "the edited file was deleted");
     const char *args[] = { "audit", "verify", audit_dir(), NULL };
     cr_assert_eq(harness_run(&srv, args), 1, "verify does not find the edit");
+}
+
+/* Stopped while a check reads: the server waits for that read (the loop
+ * runs until no pool request is left), acts on no verdict any more, and
+ * stops cleanly; the file stays for the next run. */
+Test(retention_check, a_stop_waits_for_the_check_in_flight_and_prunes_nothing_after_it, .init = prep,
+     .fini = finish, .timeout = 120)
+{
+    char names[MAX_FILES][64], user[40];
+    first_run(names, user, sizeof(user));
+    char size[32];
+    snprintf(size, sizeof(size), "%lld", size_of(names[0]));
+    harness_setenv(&srv, "NOTESD_TEST_READ_SIZE", size);
+    harness_setenv(&srv, "NOTES_AUDIT_RETENTION_DAYS", "1");
+    harness_start(&srv);
+    set_flag(true);
+    backdate(names[0], 3);
+    rotate_until(HOLDING, 1);
+
+    cr_assert_eq(kill(srv.pid, SIGTERM), 0);
+    harness_await_log(&srv, "stopping: waiting for retention's check of a file to finish its read", 1, 10);
+    cr_assert_eq(kill(srv.pid, 0), 0, "the server ended while its check was still reading");
+    set_flag(false);
+    char cancelled[160];
+    snprintf(cancelled, sizeof(cancelled), "audit: the check of %s for retention was cancelled", names[0]);
+    /* Not harness_stop(): a second SIGTERM, once the server closed its
+     * signal handlers, would end it by the default action. */
+    int st = 0;
+    pid_t got = 0;
+    for (long t0 = harness_now_ms(); got == 0 && harness_now_ms() - t0 < 15000;) {
+        got = waitpid(srv.pid, &st, WNOHANG);
+        if (got == 0)
+            nanosleep(&(struct timespec){ 0, 2000000 }, NULL);
+    }
+    cr_assert_eq(got, srv.pid, "the server did not stop within 15 s of its check's read");
+    srv.pid = 0;
+    int status = WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+    char *err = harness_stderr(&srv);
+    cr_assert_eq(status, 0, "the server did not stop cleanly (%d):\n%s", status, err);
+    cr_assert(strstr(err, cancelled) != NULL, "no verdict should be kept while stopping:\n%s", err);
+    free(err);
+    size_t by_age = 0;
+    cr_assert_eq(prune_records(names[0], &by_age), 0, "%s was pruned while the server stopped", names[0]);
+    cr_assert(exists(names[0]));
+    const char *args[] = { "audit", "verify", audit_dir(), NULL };
+    cr_assert_eq(harness_run(&srv, args), 0, "the trail does not verify after the stop");
 }
