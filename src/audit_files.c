@@ -315,9 +315,20 @@ void audit_sync_run(struct audit_sync *s)
  * file succeeds (Linux reports a lost write-back once), and a file that
  * cannot be deleted must not make every sync try again. Retention finds
  * them again on its next run and records them anew. */
+static bool left_behind(const struct audit_sync *s, const char *name)
+{
+    for (size_t i = 0; i < s->n_unlink; i++)
+        if (strcmp(s->unlink[i], name) == 0)
+            return true;
+    return false;
+}
+
 static void drop_pruned(struct audit *a, const struct audit_sync *s)
 {
     size_t taken = s->n_taken < a->n_doomed ? s->n_taken : a->n_doomed;
+    for (size_t i = 0; i < taken && s->rc == 0; i++)
+        if (!left_behind(s, a->doomed[i]))
+            log_debug("audit: deleted %s (pruned on record)", a->doomed[i]);
     memmove(a->doomed, a->doomed[taken], (a->n_doomed - taken) * sizeof(a->doomed[0]));
     a->n_doomed -= taken;
     if (s->n_unlink && s->rc == 0)

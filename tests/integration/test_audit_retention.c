@@ -322,6 +322,36 @@ Test(retention_check, the_server_answers_while_a_due_file_is_checked, .init = pr
     cr_assert_eq(harness_run(&srv, args), 0, "the trail does not verify after the prune");
 }
 
+/* With NOTES_AUDIT_SYNC=always only a held answer started a sync: a prune
+ * made by a check's verdict (or by the hourly run) with no request after it
+ * left its record unsynced and the file undeleted until some client came. */
+Test(retention_check, under_always_sync_a_prune_without_a_request_is_synced_and_done, .init = prep,
+     .fini = finish, .timeout = 120)
+{
+    char names[MAX_FILES][64], user[40];
+    first_run(names, user, sizeof(user));
+    char size[32];
+    snprintf(size, sizeof(size), "%lld", size_of(names[0]));
+    harness_setenv(&srv, "NOTESD_TEST_READ_SIZE", size);
+    harness_setenv(&srv, "NOTES_AUDIT_RETENTION_DAYS", "1");
+    harness_setenv(&srv, "NOTES_AUDIT_SYNC", "always");
+    harness_start(&srv);
+
+    set_flag(true);
+    backdate(names[0], 3);
+    rotate_until(HOLDING, 1);
+    char verdict[160], deleted[160];
+    snprintf(verdict, sizeof(verdict), "audit: checked %s for retention: every line verifies", names[0]);
+    snprintf(deleted, sizeof(deleted), "audit: deleted %s", names[0]);
+    size_t before = harness_log_count(&srv, deleted);
+    set_flag(false);                   /* from here on, no request at all */
+    harness_await_log(&srv, verdict, 1, 30);
+    harness_await_log(&srv, deleted, before + 1, 10);
+    cr_assert(!exists(names[0]), "%s is still there", names[0]);
+    size_t by_age = 0;
+    cr_assert_eq(prune_records(names[0], &by_age), 1, "no single retention_prune record names %s", names[0]);
+}
+
 /* Changed, then backdated: the check on the thread pool finds the change,
  * the file stays as evidence (the warning as before), and the verdict
  * stands for the file as it is: the next rotation does not read it again. */
