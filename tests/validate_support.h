@@ -1,0 +1,20 @@
+/*
+ * Shared helpers of the test_validate program (test_validate_*.c): repeated
+ * strings, and expecting exactly one error naming a field with a fixed
+ * `why`.
+ */
+#ifndef NOTESD_TEST_VALIDATE_SUPPORT_H
+#define NOTESD_TEST_VALIDATE_SUPPORT_H
+
+#include <stddef.h>
+
+#include "json.h"
+#include "validate.h"
+
+/* `unit` repeated `times` times, NUL-terminated; caller frees. */
+char *rep(const char *unit, size_t times);
+
+/* e holds exactly one error, naming `field` with the fixed phrase `why`. */
+void expect_one(const struct validate_errors *e, const char *field, const char *why);
+
+#endif
