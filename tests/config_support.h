@@ -14,6 +14,11 @@
 
 #include "config.h"
 
+/* These helpers were static in one file before it was split: hidden keeps
+ * them out of the executable's dynamic symbol table, where a name such as
+ * login() would otherwise preempt the C library's. */
+#pragma GCC visibility push(hidden)
+
 /* ---- fixture state ----------------------------------------------------- */
 
 #define ENV_MAX 64
@@ -103,5 +108,7 @@ void assert_refused(int rc, const char *name, const char *what);
 
 /* The decoded secret s holds exactly raw[n]. */
 void assert_secret_is(const struct config_secret *s, const uint8_t *raw, size_t n);
+
+#pragma GCC visibility pop
 
 #endif

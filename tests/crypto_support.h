@@ -12,6 +12,11 @@
 #include "config.h"
 #include "crypto.h"
 
+/* These helpers were static in one file before it was split: hidden keeps
+ * them out of the executable's dynamic symbol table, where a name such as
+ * login() would otherwise preempt the C library's. */
+#pragma GCC visibility push(hidden)
+
 /* s holds `len` bytes that depend on `seed`. */
 void fill_secret(struct config_secret *s, unsigned seed, size_t len);
 
@@ -26,5 +31,7 @@ struct crypto *crypto_seeded(unsigned seed);
 
 /* HMAC-SHA256 of msg[n] under key, through mbedTLS directly. */
 void hmac_sha256(const struct config_secret *key, const void *msg, size_t n, uint8_t out[32]);
+
+#pragma GCC visibility pop
 
 #endif

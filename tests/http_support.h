@@ -12,6 +12,11 @@
 #include "buf.h"
 #include "http.h"
 
+/* These helpers were static in one file before it was split: hidden keeps
+ * them out of the executable's dynamic symbol table, where a name such as
+ * login() would otherwise preempt the C library's. */
+#pragma GCC visibility push(hidden)
+
 /* The suite's fixture (TestSuite(http) in http_support.c): crypto_init(). */
 void setup(void);
 
@@ -103,5 +108,7 @@ void expect_refused_lim(const struct http_limits *lim, const void *bad, size_t n
 void expect_refused(const char *bad, size_t n, const char *field);
 
 #define REFUSED(lit) expect_refused((lit), sizeof(lit) - 1, NULL)
+
+#pragma GCC visibility pop
 
 #endif

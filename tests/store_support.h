@@ -13,6 +13,11 @@
 
 #include "store.h"
 
+/* These helpers were static in one file before it was split: hidden keeps
+ * them out of the executable's dynamic symbol table, where a name such as
+ * login() would otherwise preempt the C library's. */
+#pragma GCC visibility push(hidden)
+
 /* The test's mkdtemp() folder, the folder store_open() creates in it, and
  * the database file there: setup() makes them, teardown() removes them
  * (TestSuite(store) in store_support.c). */
@@ -51,5 +56,7 @@ struct seen {
 
 /* store_note_list() callback: records each note into a struct seen. */
 int collect_cb(void *arg, const struct store_note *n);
+
+#pragma GCC visibility pop
 
 #endif

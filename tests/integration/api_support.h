@@ -15,6 +15,11 @@
 
 #include "harness.h"
 
+/* These helpers were static in one file before it was split: hidden keeps
+ * them out of the executable's dynamic symbol table, where a name such as
+ * login() would otherwise preempt the C library's. */
+#pragma GCC visibility push(hidden)
+
 /* ---- fixtures ---------------------------------------------------------- */
 
 /* The server of the running test: start_open() starts it, finish() ends it. */
@@ -149,5 +154,7 @@ void expand(const char *tpl, const struct rbac_ids *ids, char *out, size_t cap);
 
 /* Flip the last byte (inside the GCM tag) of a note's sealed title. */
 void tamper_title(int64_t id);
+
+#pragma GCC visibility pop
 
 #endif

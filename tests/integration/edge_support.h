@@ -12,6 +12,11 @@
 #include "harness.h"
 #include "rawtls.h"
 
+/* These helpers were static in one file before it was split: hidden keeps
+ * them out of the executable's dynamic symbol table, where a name such as
+ * login() would otherwise preempt the C library's. */
+#pragma GCC visibility push(hidden)
+
 /* ---- fixtures ---------------------------------------------------------- */
 
 /* The server of the running test: prep() prepares it, start_with() starts
@@ -84,5 +89,7 @@ bool peek_cut(struct rawconn *c, struct rawbuf *out, enum raw_io *end);
 
 /* After a cut: at most one response, a 408, and then the close. */
 void assert_408_or_close(struct rawconn *c, struct rawbuf *out, enum raw_io end, const char *what);
+
+#pragma GCC visibility pop
 
 #endif
