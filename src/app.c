@@ -34,9 +34,12 @@ static int open_limits(struct app *app, const struct config *cfg, char *err, siz
     }
     if (cfg->rate_writes_per_s)
         app->rl_writes = ratelimit_new(n, cfg->rate_writes_per_s, cfg->rate_writes_burst);
+    if (cfg->rate_exports_per_min)
+        app->rl_exports = ratelimit_new(n, cfg->rate_exports_per_min / 60.0, cfg->rate_exports_burst);
     app->throttle = throttle_new(n);
     if ((cfg->rate_ip_per_s && !app->rl_ip) || (cfg->rate_auth_per_min && (!app->rl_auth_ip || !app->rl_auth_name)) ||
-        (cfg->rate_writes_per_s && !app->rl_writes) || !app->throttle) {
+        (cfg->rate_writes_per_s && !app->rl_writes) || (cfg->rate_exports_per_min && !app->rl_exports) ||
+        !app->throttle) {
         snprintf(err, errlen, "out of memory for the rate-limit tables");
         return ERR_NOMEM;
     }
@@ -87,8 +90,9 @@ void app_close(struct app *app)
     ratelimit_free(app->rl_auth_ip);
     ratelimit_free(app->rl_auth_name);
     ratelimit_free(app->rl_writes);
+    ratelimit_free(app->rl_exports);
     throttle_free(app->throttle);
-    app->rl_ip = app->rl_auth_ip = app->rl_auth_name = app->rl_writes = NULL;
+    app->rl_ip = app->rl_auth_ip = app->rl_auth_name = app->rl_writes = app->rl_exports = NULL;
     app->throttle = NULL;
     store_close(app->store);
     audit_close(app->audit);   /* before the keys it signs with */

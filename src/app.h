@@ -45,6 +45,7 @@ struct app {
     struct ratelimit *rl_auth_ip;  /* login and register, per client address */
     struct ratelimit *rl_auth_name;/* login and register, per username */
     struct ratelimit *rl_writes;   /* note writes, per user */
+    struct ratelimit *rl_exports;  /* exports, per user and per client address */
     struct throttle *throttle;     /* consecutive login failures, per account */
     /* The WAL as the serving connection's last commit left it, and when the
      * last periodic checkpoint job was made (utc_monotonic_ms; loop thread). */

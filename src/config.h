@@ -90,6 +90,7 @@ struct config {
     uint32_t rate_ip_per_s, rate_ip_burst;
     uint32_t rate_auth_per_min, rate_auth_burst;
     uint32_t rate_writes_per_s, rate_writes_burst;
+    uint32_t rate_exports_per_min, rate_exports_burst;
     uint32_t rate_table_size;
 
     /* The audit trail */

@@ -35,7 +35,7 @@ static const struct route routes[] = {
     { HTTP_M_POST, "/v1/auth/password", api_password, PERM_SESSION, true, { NULL }, LIMIT_NONE },
     { HTTP_M_GET, "/v1/me", api_me, PERM_ME_READ, false, { NULL }, LIMIT_NONE },
     { HTTP_M_DELETE, "/v1/me", api_me_delete, PERM_ME_DELETE, true, { NULL }, LIMIT_NONE },
-    { HTTP_M_GET, "/v1/me/export", api_me_export, PERM_ME_EXPORT, false, { NULL }, LIMIT_NONE },
+    { HTTP_M_GET, "/v1/me/export", api_me_export, PERM_ME_EXPORT, false, { NULL }, LIMIT_EXPORT },
     { HTTP_M_POST, "/v1/notes", api_note_create, PERM_NOTE_CREATE, true, { NULL }, LIMIT_WRITE },
     { HTTP_M_GET, "/v1/notes", api_note_list, PERM_NOTE_READ_OWN, false, { "limit", "cursor", NULL }, LIMIT_NONE },
     { HTTP_M_GET, "/v1/notes/{id}", api_note_get, PERM_NOTE_READ_OWN, false, { NULL }, LIMIT_NONE },
@@ -311,6 +311,13 @@ static bool take(struct route_ctx *ctx, struct ratelimit *rl, const uint8_t key[
     return false;
 }
 
+static bool take_addr(struct route_ctx *ctx, struct ratelimit *rl)
+{
+    uint8_t key[RATELIMIT_KEY_LEN];
+    ratelimit_addr_key(ctx->req->peer, key);
+    return take(ctx, rl, key, "rate_limited");
+}
+
 static void user_key(int64_t user_id, uint8_t key[RATELIMIT_KEY_LEN])
 {
     memset(key, 0, RATELIMIT_KEY_LEN);
@@ -427,6 +434,11 @@ static bool admit(struct route_ctx *ctx, const struct route *found, struct slice
     uint8_t key[RATELIMIT_KEY_LEN];
     user_key(ctx->who.user_id, key);
     if (found->limit == LIMIT_WRITE && app && !take(ctx, app->rl_writes, key, "rate_limited"))
+        return false;
+    /* An export is built on the loop (PSA is loop-only): up to ~90 ms for
+     * a full account. Per user, and per address for many accounts. */
+    if (found->limit == LIMIT_EXPORT && app && !(take(ctx, app->rl_exports, key, "rate_limited") &&
+                                                 (!ctx->req->peer || take_addr(ctx, app->rl_exports))))
         return false;
     if (!authz_allows(ctx->who.role, found->perm)) {
         http_problem(ctx->res, 403, NULL, "You are not allowed to do this.");

@@ -50,6 +50,7 @@ enum route_limit {
     LIMIT_NONE = 0,
     LIMIT_AUTH,                /* login/register: per address (+ per name in the handler) */
     LIMIT_WRITE,               /* note writes: per user */
+    LIMIT_EXPORT,              /* exports: per user and per address */
 };
 
 struct route {

@@ -1,7 +1,8 @@
 /*
  * Integration tests of rate limits (suite limits): the per-address burst,
  * login and password-change throttling per account, registrations per name
- * and note writes per user. Fixtures and helpers: api_support.h.
+ * note writes per user, and exports per user and address. Fixtures and
+ * helpers: api_support.h.
  */
 #include <criterion/criterion.h>
 #include <curl/curl.h>
@@ -377,4 +378,58 @@ Test(limits, note_writes_are_limited_per_user, .init = start_throttled, .fini = 
     ka_close(&k);
     free(body);
     free(tok);
+}
+
+/* An export is built on the event loop: a full account's is ~90 ms, and
+ * nothing but the per-address request limit (20/s) bounded how often one
+ * could be asked for, so one signed-in client stalled every other for
+ * seconds. Now a bucket per user and one per address. */
+static void start_export_limited(void)
+{
+    prepare_limits("1000", "1000");
+    harness_setenv(&srv, "NOTES_RATE_AUTH_PER_MIN", "1000");
+    harness_setenv(&srv, "NOTES_RATE_AUTH_BURST", "1000");
+    harness_setenv(&srv, "NOTES_RATE_EXPORTS_PER_MIN", "1");
+    harness_setenv(&srv, "NOTES_RATE_EXPORTS_BURST", "2");
+    harness_start(&srv);
+}
+
+static char *auth_of(const char *user, char *auth, size_t cap)
+{
+    register_user(user, PW1);
+    char *tok = login(user, PW1);
+    snprintf(auth, cap, "Authorization: Bearer %s", tok);
+    return tok;
+}
+
+Test(limits, exports_are_limited_per_user_and_per_address, .init = start_export_limited, .fini = finish)
+{
+    char a[40], b[40], c[40], auth_a[128], auth_b[128], auth_c[128];
+    harness_marker(a, sizeof(a), "expa");
+    harness_marker(b, sizeof(b), "expb");
+    harness_marker(c, sizeof(c), "expc");
+    char *ta = auth_of(a, auth_a, sizeof(auth_a)), *tb = auth_of(b, auth_b, sizeof(auth_b));
+    char *tc = auth_of(c, auth_c, sizeof(auth_c));
+    struct keepalive k, other;
+    ka_open(&k);
+    long ms;
+    int passed = ka_until_refused(&k, "GET", "/v1/me/export", auth_a, NULL, 200, 10, &ms);
+    cr_assert_lt(ms, 60000, "too slow to tell (%ld ms)", ms);
+    cr_assert_eq(passed, 2, "%d exports passed in %ld ms (burst 2, 1/min)", passed, ms);
+    cr_assert_eq(k.r.status, 429);
+    char *retry = response_header(&k.r, "Retry-After");
+    cr_assert(retry && atoi(retry) >= 1 && atoi(retry) <= 61, "Retry-After %s", retry ? retry : "(none)");
+    free(retry);
+    /* Another account from the same address: that address's bucket is empty. */
+    cr_assert_eq(ka_send(&k, "GET", "/v1/me/export", auth_b, NULL), 429, "a second account exported");
+    /* Other requests of the same user are not export-limited. */
+    cr_assert_eq(ka_send(&k, "GET", "/v1/me", auth_a, NULL), 200);
+    /* Another address and another account export. */
+    ka_open_from(&other, "127.0.0.2");
+    cr_assert_eq(ka_send(&other, "GET", "/v1/me/export", auth_c, NULL), 200);
+    ka_close(&other);
+    ka_close(&k);
+    free(ta);
+    free(tb);
+    free(tc);
 }
