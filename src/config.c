@@ -82,6 +82,8 @@ static const struct setting settings[] = {
     { "NOTES_RATE_AUTH_BURST", K_UINT, "5", OFF(rate_auth_burst), 0, 1, 1000000 },
     { "NOTES_RATE_WRITES", K_UINT, "10", OFF(rate_writes_per_s), 0, 0, 1000000 },
     { "NOTES_RATE_WRITES_BURST", K_UINT, "20", OFF(rate_writes_burst), 0, 1, 1000000 },
+    { "NOTES_RATE_CONNECTIONS", K_UINT, "20", OFF(rate_conn_per_s), 0, 0, 1000000 },
+    { "NOTES_RATE_CONNECTIONS_BURST", K_UINT, "40", OFF(rate_conn_burst), 0, 1, 1000000 },
     { "NOTES_RATE_EXPORTS_PER_MIN", K_UINT, "2", OFF(rate_exports_per_min), 0, 0, 1000000 },
     { "NOTES_RATE_EXPORTS_BURST", K_UINT, "3", OFF(rate_exports_burst), 0, 1, 1000000 },
     { "NOTES_RATE_TABLE_SIZE", K_UINT, "16384", OFF(rate_table_size), 0, 64, 4194304 },

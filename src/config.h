@@ -91,6 +91,7 @@ struct config {
     uint32_t rate_auth_per_min, rate_auth_burst;
     uint32_t rate_writes_per_s, rate_writes_burst;
     uint32_t rate_exports_per_min, rate_exports_burst;
+    uint32_t rate_conn_per_s, rate_conn_burst;   /* new connections per address */
     uint32_t rate_table_size;
 
     /* The audit trail */

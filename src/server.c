@@ -17,6 +17,8 @@
 #include "router.h"
 #include "app.h"
 #include "audit.h"
+#include "ratelimit.h"
+#include "utc.h"
 
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -470,12 +472,22 @@ static bool over_caps(struct server *s, struct conn *c)
 {
     struct sockaddr_storage sa;
     int len = sizeof(sa);
-    if (s->n_conns > s->cfg->max_connections)
+    if (s->n_conns > s->cfg->max_connections || uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) != 0) {
+        s->refused++;
         return true;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) != 0)
-        return true;
-    c->ip = server_ip_acquire(&s->ips, (const struct sockaddr *)&sa, s->cfg->max_connections_per_ip);
+    }
     server_addr_key((const struct sockaddr *)&sa, c->peer);
+    /* A handshake costs most of a millisecond: new connections per address
+     * draw on a bucket, which the open-connection caps do not bound. */
+    uint8_t key[RATELIMIT_KEY_LEN];
+    ratelimit_addr_key(c->peer, key);
+    if (s->rl_conns && !ratelimit_take(s->rl_conns, key, utc_monotonic_ms(), NULL)) {
+        s->refused_rate++;
+        return true;
+    }
+    c->ip = server_ip_acquire(&s->ips, (const struct sockaddr *)&sa, s->cfg->max_connections_per_ip);
+    if (!c->ip)
+        s->refused++;
     return c->ip == NULL;
 }
 
@@ -499,8 +511,9 @@ void server_on_connection(uv_stream_t *listener, int status)
         s->conns->prev = c;
     s->conns = c;
     s->n_conns++;
-    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 || over_caps(s, c)) {
-        s->refused++;
+    bool accepted = uv_accept(listener, (uv_stream_t *)&c->tcp) == 0;
+    s->refused += !accepted;
+    if (!accepted || over_caps(s, c)) {
         server_conn_close(c);
         return;
     }

@@ -85,6 +85,7 @@ void server_report_rejects(struct server *s)
     report(s, "tls.rejected", AUDIT_DENY, "handshake", 0, &s->tls_failed);
     report(s, "tls.rejected", AUDIT_DENY, "renegotiation", 0, &s->tls_renegotiations);
     report(s, "conn.refused", AUDIT_DENY, "connection_cap", 0, &s->refused);
+    report(s, "conn.refused", AUDIT_DENY, "connection_rate", 0, &s->refused_rate);
     /* Refused for the server's load, not for the request: an error, as the
      * router's request.refused lines are, but summed up like these. */
     report(s, "request.refused", AUDIT_ERROR, "hashing_busy", 503, &s->jobs_refused);

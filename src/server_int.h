@@ -129,6 +129,8 @@ struct server {
     /* Refusals at the edge, counted and written to the audit trail as one
      * line per kind and period (never one line per hostile byte). */
     uint64_t refused;                  /* connections closed at a cap */
+    uint64_t refused_rate;             /* ... past the new-connection rate */
+    struct ratelimit *rl_conns;        /* new connections per address, or NULL */
     uint64_t jobs_refused;             /* requests refused at SERVER_JOBS_WAIT_MAX */
     uint64_t tls_failed;               /* closed before the handshake was done */
     uint64_t tls_renegotiations;       /* closed for a TLS 1.2 renegotiation attempt */

@@ -8,6 +8,7 @@
 #include "server_int.h"
 #include "err.h"
 #include "log.h"
+#include "ratelimit.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -240,11 +241,17 @@ int server_run(const struct config *cfg, struct tls_ctx *tls, const struct http_
     s->hooks = hooks;
     TAILQ_INIT(&s->held);
     TAILQ_INIT(&s->jobs_wait);
+    if (cfg->rate_limits_on && cfg->rate_conn_per_s &&
+        !(s->rl_conns = ratelimit_new(cfg->rate_table_size, cfg->rate_conn_per_s, cfg->rate_conn_burst))) {
+        free(s);
+        return ERR_NOMEM;
+    }
     notify_open(s);
     /* A write to a reset peer must fail with EPIPE, not kill the server. */
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR || uv_loop_init(&s->loop) != 0) {
         if (s->notify_fd >= 0)
             close(s->notify_fd);
+        ratelimit_free(s->rl_conns);
         free(s);
         return ERR_INTERNAL;
     }
@@ -263,6 +270,7 @@ int server_run(const struct config *cfg, struct tls_ctx *tls, const struct http_
     }
     uv_run(&s->loop, UV_RUN_DEFAULT);
     server_ips_cleanup(&s->ips);
+    ratelimit_free(s->rl_conns);
     if (uv_loop_close(&s->loop) != 0)
         log_warn("event loop closed with handles still open");
     if (s->notify_fd >= 0)

@@ -307,3 +307,40 @@ Test(edge, per_address_cap_counts_connections_still_in_handshake, .init = prep, 
     raw_close(&a);
     raw_close(&b);
 }
+
+/* The caps count open connections, not new ones: a client that opens and
+ * closes connections costs the server a handshake each (most of a
+ * millisecond of CPU for a full one) as fast as it can loop. New
+ * connections per address now draw on a token bucket; past it they are
+ * closed at once, before any TLS. */
+Test(edge, new_connections_past_the_per_address_rate_are_closed_at_once, .init = prep, .fini = finish)
+{
+    start_with((const char *const[]){ "NOTES_RATE_LIMITS", "on", "NOTES_RATE_IP", "1000", "NOTES_RATE_IP_BURST",
+                                      "1000", "NOTES_RATE_CONNECTIONS", "1", "NOTES_RATE_CONNECTIONS_BURST", "3",
+                                      NULL });
+    long t0 = raw_now_ms();
+    int passed = 0;
+    CURLcode rc = CURLE_OK;
+    struct rawconn c;
+    while (passed < 10) {
+        rc = raw_tls_connect(&c, srv.port, srv.cert, NULL, 5000);
+        if (rc != CURLE_OK)
+            break;
+        cr_assert_eq(get_status(&c, GOOD), 200, "connection %d got no answer", passed + 1);
+        raw_close(&c);
+        passed++;
+    }
+    long ms = raw_now_ms() - t0;
+    raw_close(&c);
+    cr_assert_neq(rc, CURLE_OK, "%d new connections in %ld ms were all served (burst 3, 1/s)", passed, ms);
+    cr_assert_geq(passed, 3, "refused after %d, inside the burst of 3", passed);
+    cr_assert_leq(passed, 3 + ms / 1000, "%d new connections in %ld ms (burst 3, 1/s)", passed, ms);
+    /* A token comes back within a second: a new connection is served again. */
+    bool served = false;
+    for (long start = raw_now_ms(); !served && raw_now_ms() - start < 5000;) {
+        if (raw_tls_connect(&c, srv.port, srv.cert, NULL, 5000) == CURLE_OK)
+            served = get_status(&c, GOOD) == 200;
+        raw_close(&c);
+    }
+    cr_assert(served, "no new connection was served within 5 s of the refusal");
+}
