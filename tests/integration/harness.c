@@ -429,7 +429,7 @@ char *response_header(const struct response *r, const char *name)
     return NULL;
 }
 
-/* ---- helpers added for test_api.c ---------------------------------------- */
+/* ---- helpers added for test_api_*.c ---------------------------------------- */
 
 int harness_run_stdin(struct server *s, const char *const *args, const char *input)
 {

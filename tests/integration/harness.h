@@ -87,7 +87,7 @@ void response_free(struct response *r);
 /** Value of a response header (case-insensitive name), or NULL; caller frees. */
 char *response_header(const struct response *r, const char *name);
 
-/* ---- helpers added for test_api.c ---------------------------------------- */
+/* ---- helpers added for test_api_*.c ---------------------------------------- */
 
 /** Like harness_run, with `input` written to the command's standard input
  *  (e.g. the password for `notesd user add`). */

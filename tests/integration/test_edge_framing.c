@@ -1,6 +1,6 @@
 /*
  * Edge tests of HTTP framing over TLS: the framing refusals of
- * tests/test_http.c and the llhttp CVE patterns through the event loop (one
+ * tests/test_http_*.c and the llhttp CVE patterns through the event loop (one
  * 400, then close, and a request behind the bad one is never answered), how
  * refusals are audited; pipelining and persistence (order, audit lines
  * before answers, records split anywhere, Connection: close, HTTP/1.0).
