@@ -29,12 +29,30 @@ const struct http_limits http_default_limits = {
     .max_body = 256 * 1024,
 };
 
+const struct http_header *http_fields_find(const struct http_header *f, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (slice_eq_nocase(f[i].name, slice_str(name)))
+            return &f[i];
+    return NULL;
+}
+
+size_t http_fields_count(const struct http_header *f, size_t n, const char *name)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += slice_eq_nocase(f[i].name, slice_str(name));
+    return k;
+}
+
 const struct http_header *http_find_header(const struct http_request *req, const char *name)
 {
-    for (size_t i = 0; i < req->n_headers; i++)
-        if (slice_eq_nocase(req->headers[i].name, slice_str(name)))
-            return &req->headers[i];
-    return NULL;
+    return http_fields_find(req->headers, req->n_headers, name);
+}
+
+size_t http_count_headers(const struct http_request *req, const char *name)
+{
+    return http_fields_count(req->headers, req->n_headers, name);
 }
 
 /* ---- connection ---------------------------------------------------------- */

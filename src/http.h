@@ -141,6 +141,8 @@ void http_refuse_busy(struct http_response *res);
 
 /** Find a header by case-insensitive name; NULL if absent. */
 const struct http_header *http_find_header(const struct http_request *req, const char *name);
+/** How many fields of that name (case-insensitive) the request carries. */
+size_t http_count_headers(const struct http_request *req, const char *name);
 /** Add one response header line; name and value must be trusted text. */
 int http_add_header(struct http_response *res, const char *name, const char *value);
 /**

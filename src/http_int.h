@@ -94,6 +94,10 @@ void http_free_request_state(struct http_conn *h);
 
 /** The bytes [off, off + len) of the request head, borrowed from h. */
 struct slice http_head_slice(const struct http_conn *h, size_t off, size_t len);
+/** The first of `n` fields named `name` (case-insensitive), or NULL; how
+ *  many are so named. The request's and the parser's lookups. */
+const struct http_header *http_fields_find(const struct http_header *f, size_t n, const char *name);
+size_t http_fields_count(const struct http_header *f, size_t n, const char *name);
 
 /** Bounds the head on the wire bytes p[0..n) before llhttp sees them;
  *  -1 with h->error_status set when a limit is passed, else 0. */

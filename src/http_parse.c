@@ -237,18 +237,12 @@ struct slice http_head_slice(const struct http_conn *h, size_t off, size_t len)
 
 static size_t count_headers(const struct http_conn *h, const char *name)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < h->n_fields; i++)
-        n += slice_eq_nocase(h->headers[i].name, slice_str(name));
-    return n;
+    return http_fields_count(h->headers, h->n_fields, name);
 }
 
 static const struct http_header *find_in(const struct http_conn *h, const char *name)
 {
-    for (size_t i = 0; i < h->n_fields; i++)
-        if (slice_eq_nocase(h->headers[i].name, slice_str(name)))
-            return &h->headers[i];
-    return NULL;
+    return http_fields_find(h->headers, h->n_fields, name);
 }
 
 static bool valid_host(struct slice v)

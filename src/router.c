@@ -161,14 +161,6 @@ static void deny_401(struct route_ctx *ctx, bool token_given, const char *reason
     route_audit(ctx, token_given ? "token.rejected" : "authz.deny", AUDIT_DENY, 401, reason, NULL);
 }
 
-static size_t count_headers(const struct http_request *req, const char *name)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < req->n_headers; i++)
-        n += slice_eq_nocase(req->headers[i].name, slice_str(name));
-    return n;
-}
-
 /* A keep-alive client sends the same token with every request: the
  * connection's memo keeps the last token that proved valid and its HMAC,
  * so only a different token is hashed. The comparison is constant-time, and
@@ -237,7 +229,7 @@ static int authenticate(struct route_ctx *ctx)
     }
     char token[VALIDATE_TOKEN_LEN + 1];
     uint8_t hash[CRYPTO_TOKEN_HASH_LEN];
-    int rc = count_headers(ctx->req, "authorization") == 1 ? validate_bearer(auth->value, token) : ERR_INVALID;
+    int rc = http_count_headers(ctx->req, "authorization") == 1 ? validate_bearer(auth->value, token) : ERR_INVALID;
     if (rc == 0)
         rc = token_hash(ctx, token, hash);
     if (rc == 0)
@@ -261,7 +253,7 @@ static bool is_json(const struct http_request *req)
 {
     /* One field only: with two, which type the body has is not known. */
     const struct http_header *ct = http_find_header(req, "content-type");
-    if (!ct || count_headers(req, "content-type") != 1)
+    if (!ct || http_count_headers(req, "content-type") != 1)
         return false;
     struct slice v = ct->value;
     struct slice base = SLICE_LIT("application/json");
