@@ -190,6 +190,53 @@ Test(http, a_large_answer_past_the_output_budget_is_a_503)
     http_conn_free(h);
 }
 
+/* One read answers every request it completes before the server sends
+ * anything: each large answer must count against the budget as soon as it
+ * is written, or all of them pass the check against the same empty budget
+ * (three exports of 6 MB pipelined in one record were all answered under 8
+ * MiB). */
+Test(http, large_answers_pipelined_in_one_read_share_the_output_budget)
+{
+    struct http_out_budget budget = { 0, 3 * HTTP_BIG_BODY };
+    struct http_limits lim = http_default_limits;
+    lim.budget = &budget;
+    size_t size = 2 * HTTP_BIG_BODY;   /* one fits, two do not */
+    struct http_conn *h = http_conn_new(&lim, sized_dispatch, &size);
+    cr_assert_not_null(h);
+    char two[2 * sizeof(GOOD)];
+    snprintf(two, sizeof(two), "%s%s", GOOD, GOOD);
+    feed_str(h, two);
+    struct buf *out = http_conn_output(h);
+    cr_assert(out->len > size && memcmp(out->data, "HTTP/1.1 200", 12) == 0, "%.40s", (const char *)out->data);
+    const uint8_t *second = memmem(out->data + 12, out->len - 12, "HTTP/1.1 ", 9);
+    cr_assert_not_null(second, "one answer for two requests");
+    cr_assert(memcmp(second, "HTTP/1.1 503", 12) == 0, "the second large answer: %.12s", (const char *)second);
+    cr_assert_eq(budget.queued, out->len, "the budget counts %zu bytes of %zu built and unsent", budget.queued,
+                 out->len);
+    http_conn_free(h);
+    cr_assert_eq(budget.queued, 0);
+}
+
+/* A connection closed with answers it never sent (held for their audit
+ * line, or its client gone) gives back what they counted: the budget
+ * counts them from the moment they are written. */
+Test(http, a_connection_freed_with_answers_unsent_gives_their_budget_back)
+{
+    struct http_out_budget budget = { 0, 4 * HTTP_BIG_BODY };
+    struct http_limits lim = http_default_limits;
+    lim.budget = &budget;
+    size_t size = HTTP_BIG_BODY;
+    struct http_conn *h = http_conn_new(&lim, sized_dispatch, &size);
+    cr_assert_not_null(h);
+    feed_str(h, GOOD);
+    const struct buf *out = http_conn_output(h);
+    cr_assert(out->len > size && memcmp(out->data, "HTTP/1.1 200", 12) == 0);
+    cr_assert_eq(budget.queued, out->len, "an answer built and unsent counts %zu bytes of %zu", budget.queued,
+                 out->len);
+    http_conn_free(h);
+    cr_assert_eq(budget.queued, 0, "%zu bytes still counted for a connection that is gone", budget.queued);
+}
+
 /* The server took a job and then could not start it (no memory for its
  * queue entry, the pool refused it): the job must still be released, told
  * that its work never ran, and only once. It was left taken and never
