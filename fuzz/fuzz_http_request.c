@@ -266,7 +266,7 @@ static void drain(struct run *r)
     check(out->len <= (r->answers + 1) * RESPONSE_MAX, "output larger than the answers written");
     if (out->len > 0)
         check(out->len >= 9 && memcmp(out->data, "HTTP/1.1 ", 9) == 0, "output starts with a status line");
-    buf_reset(out);
+    http_conn_output_sent(r->h);
     r->answers = 0;
     if (http_conn_should_close(r->h))
         r->closed = true;

@@ -75,6 +75,40 @@ struct http_conn *http_conn_new(const struct http_limits *limits, http_dispatch_
     return h;
 }
 
+/* ---- the output budget ----------------------------------------------------
+ *
+ * An answer counts against the output budget from the moment it is written
+ * into `out` (http_write_response()) until the server has taken it: then
+ * its ciphertext counts where it went (server.c: flush(), on_write()). A
+ * connection gives back exactly what it added (out_counted), on every path
+ * that empties `out`: the server taking it, or the connection freed with
+ * answers unsent (closed while they were held for their audit line, or
+ * while its client read nothing). So the budget cannot drift, and it reads
+ * 0 again once every connection is gone. */
+
+void http_out_count(struct http_conn *h)
+{
+    struct http_out_budget *b = h->limits->budget;
+    if (b) {
+        b->queued -= h->out_counted;   /* never below: it was added before */
+        b->queued += h->out.len;
+    }
+    h->out_counted = b ? h->out.len : 0;
+}
+
+void http_conn_output_sent(struct http_conn *h)
+{
+    buf_reset(&h->out);
+    http_out_count(h);
+}
+
+void http_conn_take_output(struct http_conn *h, struct buf *into)
+{
+    *into = h->out;
+    buf_init(&h->out, into->max);
+    http_out_count(h);
+}
+
 void http_conn_free(struct http_conn *h)
 {
     if (!h)
@@ -82,6 +116,7 @@ void http_conn_free(struct http_conn *h)
     http_free_request_state(h);
     buf_cleanup_wipe(&h->body);
     buf_cleanup_wipe(&h->out);
+    http_out_count(h);   /* answers never sent give their share back */
     buf_cleanup_wipe(&h->pending_in);
     mbedtls_platform_zeroize(&h->memo, sizeof(h->memo));
     if (h->waiting && !h->job_taken && h->res.job) {
@@ -312,7 +347,7 @@ void http_conn_trim(struct http_conn *h)
     if (h->in_message || h->waiting || h->out.len || h->pending_in.len)
         return;
     http_free_request_state(h);
-    buf_cleanup_wipe(&h->out);   /* responses held note content */
+    buf_cleanup_wipe(&h->out);   /* responses held note content; nothing counted */
     buf_cleanup(&h->pending_in);
 }
 

@@ -19,9 +19,11 @@
 #define HTTP_ID_LEN 24           /* hex characters in a request id */
 #define HTTP_BODY_MAX (16u * 1024 * 1024)  /* largest response body (an export) */
 
-/* Answer bytes queued for clients that have not taken them yet, over all
- * connections (the loop thread only): the server counts, and a large
- * answer that would pass `max` is refused (http_response_fits()). */
+/* Answer bytes built for clients that have not taken them yet, over all
+ * connections (the loop thread only): an answer counts from the moment it
+ * is written into its connection's output (http.c), through its audit
+ * hold, until its ciphertext went to the kernel (server.c). A large answer
+ * that would pass `max` is refused (http_response_fits()). */
 struct http_out_budget {
     size_t queued;
     size_t max;
@@ -193,8 +195,19 @@ int http_conn_refuse_job(struct http_conn *h, const char *detail, const char *re
 /** True while input that arrived behind a deferred request is held for
  *  after its answer. */
 bool http_conn_holds_input(const struct http_conn *h);
-/** Plaintext response bytes waiting to be encrypted; the caller empties it. */
+/** Plaintext response bytes waiting to be encrypted. They count against
+ *  the output budget until the caller hands them on with
+ *  http_conn_output_sent() or http_conn_take_output(); the caller never
+ *  empties the buffer itself. */
 struct buf *http_conn_output(struct http_conn *h);
+/** Every byte of http_conn_output() was handed on (encrypted, or given to
+ *  the socket): empty it, keeping its memory for the next answers, and
+ *  take its bytes off the output budget. */
+void http_conn_output_sent(struct http_conn *h);
+/** Move the output's bytes into `into` (which need not be initialised;
+ *  the caller then owns and frees them), leave the output empty, and take
+ *  them off the output budget. */
+void http_conn_take_output(struct http_conn *h, struct buf *into);
 /** True once the connection must close after its output is sent. */
 bool http_conn_should_close(const struct http_conn *h);
 /** True while part of a request has been received but not answered. */

@@ -77,7 +77,15 @@ struct http_conn {
     struct buf pending_in;
 
     struct buf out;
+    /* What this connection added to limits->budget for the answers in
+     * `out`: kept equal to out.len by http_out_count(), given back whole
+     * when the server takes the output or the connection is freed. */
+    size_t out_counted;
 };
+
+/** Bring the output budget up to date with h->out after it changed: what
+ *  the connection counts there becomes h->out.len. (http.c) */
+void http_out_count(struct http_conn *h);
 
 /* ---- http_parse.c -------------------------------------------------------- */
 
@@ -115,7 +123,8 @@ void http_response_init(struct http_response *res, const char *id);
 /** Wipes the body (it may hold note content) and frees both buffers. */
 void http_response_cleanup(struct http_response *res);
 
-/** Appends res, with the security headers, to h->out; one that does not
+/** Appends res, with the security headers, to h->out, where it counts
+ *  against the output budget until the server takes it; one that does not
  *  fit is replaced whole by a 500 and the connection set to close.
  *  0, or the error of writing even the 500. */
 int http_write_response(struct http_conn *h, const struct http_response *res, bool head);

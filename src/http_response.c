@@ -99,17 +99,29 @@ void http_refuse_busy(struct http_response *res)
     http_unavailable(res, "The server is busy sending large answers; try again later.", "5");
 }
 
+static int write_response(struct http_conn *h, const struct http_response *res, bool head);
+
+/* The answer counts against the output budget from here on: the next
+ * request's http_response_fits(), pipelined in the same read or held with
+ * this one for its audit line, sees it before any byte of it is sent. */
+int http_write_response(struct http_conn *h, const struct http_response *res, bool head)
+{
+    int rc = write_response(h, res, head);
+    http_out_count(h);
+    return rc;
+}
+
 /* A response that does not fit is replaced by a 500 (never sent half). A
  * large one past the output budget, which its handler did not ask about,
  * is replaced by a 503. */
-int http_write_response(struct http_conn *h, const struct http_response *res, bool head)
+static int write_response(struct http_conn *h, const struct http_response *res, bool head)
 {
     if (!http_response_fits(res)) {
         struct http_response busy;
         http_response_init(&busy, res->request_id);
         busy.close = res->close;
         http_refuse_busy(&busy);
-        int rc = http_write_response(h, &busy, head);
+        int rc = write_response(h, &busy, head);
         http_response_cleanup(&busy);
         return rc;
     }

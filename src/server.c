@@ -366,7 +366,9 @@ int server_conn_send_responses(struct conn *c)
         rc = tls_conn_write(c->tls, plain->data + off, n);
         rc = rc ? rc : flush(c);
     }
-    buf_reset(plain);
+    /* Counted until now as built; from here its ciphertext counts, while
+     * the socket has not taken it (flush(), on_write()). */
+    http_conn_output_sent(c->http);
     return rc;
 }
 

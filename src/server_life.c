@@ -269,6 +269,13 @@ int server_run(const struct config *cfg, struct tls_ctx *tls, const struct http_
             begin_stop(s);   /* unwind what started; its error is logged, no signal came */
     }
     uv_run(&s->loop, UV_RUN_DEFAULT);
+    /* Every connection is freed now, and each gave back what it counted
+     * (http.c for answers built, on_write() for ciphertext queued): a
+     * budget that still reads more than 0 lost track, and would have
+     * refused large answers for good. Said here, where it shows in tests. */
+    if (limits->budget && limits->budget->queued != 0)
+        log_error("output budget: %zu bytes still counted after every connection closed",
+                  limits->budget->queued);
     server_ips_cleanup(&s->ips);
     ratelimit_free(s->rl_conns);
     if (uv_loop_close(&s->loop) != 0)

@@ -137,15 +137,13 @@ static void rc_on_write(uv_write_t *req, int status)
 
 static int rc_flush(struct redirect_conn *c)
 {
-    struct buf *out = http_conn_output(c->http);
-    if (out->len == 0)
+    if (http_conn_output(c->http)->len == 0)
         return 0;
     struct redirect_write *w = malloc(sizeof(*w));
     if (!w)
         return ERR_NOMEM;
     w->c = c;
-    w->data = *out;
-    buf_init(out, w->data.max);
+    http_conn_take_output(c->http, &w->data);
     uv_buf_t b = uv_buf_init((char *)w->data.data, (unsigned)w->data.len);
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, rc_on_write) != 0) {
         buf_cleanup(&w->data);

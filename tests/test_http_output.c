@@ -183,11 +183,18 @@ Test(http, a_large_answer_past_the_output_budget_is_a_503)
     struct buf *out = http_conn_output(h);
     cr_assert(out->len > 12 && memcmp(out->data, "HTTP/1.1 503", 12) == 0, "%.40s", (const char *)out->data);
     cr_assert_not_null(memmem(out->data, out->len, "Retry-After: 5", 14));
-    buf_reset(out);
+    http_conn_output_sent(h);
+    cr_assert_eq(budget.queued, 10 * HTTP_BIG_BODY, "the 503 sent still counts");
     budget.queued = 0;
     feed_str(h, GOOD);
     cr_assert(out->len > HTTP_BIG_BODY && memcmp(out->data, "HTTP/1.1 200", 12) == 0);
+    struct buf taken;
+    http_conn_take_output(h, &taken);
+    cr_assert_eq(budget.queued, 0, "the answer taken still counts %zu bytes", budget.queued);
+    cr_assert_eq(http_conn_output(h)->len, 0);
+    buf_cleanup(&taken);
     http_conn_free(h);
+    cr_assert_eq(budget.queued, 0);
 }
 
 /* One read answers every request it completes before the server sends

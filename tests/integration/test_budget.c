@@ -374,3 +374,37 @@ Test(budget, unsent_answers_give_the_budget_back_when_their_connections_close, .
     free(get);
     free(token);
 }
+
+/* An answer the client has read in full no longer counts, though its
+ * connection stays open: it counted while built, then while queued for the
+ * socket, and nothing of it after. (The budget gives back what a
+ * connection counts when it is freed, so only a connection kept open
+ * shows a share that the send path forgot.) */
+Test(budget, an_answer_read_in_full_leaves_the_budget_while_its_connection_stays, .init = prep, .fini = finish,
+     .timeout = 180)
+{
+    start_with((const char *const[]){ "NOTES_REGISTRATION", "open", "NOTES_RATE_LIMITS", "off",
+                                      "NOTES_MAX_OUTPUT_MIB", BUDGET_MIB, NULL });
+    char *token = user_with_big_notes("kept", EXPORT_NOTES);
+    char *get = export_request(token);
+    struct rawconn c;
+    tls_open(&c);
+    cr_assert_eq(raw_send_str(&c, get, 5000), RAW_OK);
+    struct rawbuf in = { 0 };
+    enum raw_io e = raw_read_responses(&c, &in, 1, 60000);
+    struct raw_resp r;
+    size_t k = raw_parse_response(in.p, in.len, &r);
+    cr_assert(k != 0 && k != (size_t)-1, "no whole answer (%s, %zu bytes)", raw_io_name(e), in.len);
+    cr_assert_eq(r.status, 200);
+    raw_resp_free(&r);
+    rawbuf_free(&in);
+    /* Every byte arrived, so the server's write completed, and its
+     * callback runs before the loop reads the next request. One try. */
+    int tries = 0;
+    long status = export_until_ok(token, 1, &tries);
+    cr_assert_eq(status, 200, "an export beside a kept connection whose export was read in full: %ld", status);
+    raw_close(&c);
+    cr_assert(server_alive());
+    free(get);
+    free(token);
+}
