@@ -174,6 +174,13 @@ static int flush_pending(struct audit *a)
         if (rc == 0)
             a->lost = 0;
     }
+    /* Lines written while syncs failed may not have reached the disk: the
+     * trail says so itself, not only the log. */
+    if (rc == 0 && a->sync_recovered) {
+        rc = audit_append_own(a, AUDIT_EV_RECOVERED, AUDIT_ERROR, "sync_failed", NULL, 0, NULL, false);
+        if (rc == 0)
+            a->sync_recovered = false;
+    }
     return rc;
 }
 

@@ -345,6 +345,7 @@ void audit_sync_end(struct audit *a, const struct audit_sync *s)
         }
         if (a->sync_failed)
             log_info("audit: the audit log in %s can be synced again", a->dir);
+        a->sync_recovered = a->sync_recovered || a->sync_failed;
         a->sync_failed = false;
         return;
     }

@@ -220,6 +220,12 @@ Test(sync_fails, answers_leave_the_server_rests_and_changes_resume_once_it_syncs
     cr_assert(strstr(refused, "\"reason\":\"audit_unavailable\""));
     const char *created = strstr(refused, "\"event\":\"note.create\"");
     cr_assert(created && strstr(created, "\"result\":\"success\""), "no note.create after the refusal");
+    /* The trail itself says its lines were not durable for a while. */
+    const char *recovered = strstr(refused, "\"event\":\"audit.recovered\"");
+    cr_assert(recovered && recovered < created, "no audit.recovered line between the refusal and the change");
+    const char *eol = strchr(recovered, '\n');
+    const char *why = strstr(recovered, "\"reason\":\"sync_failed\"");
+    cr_assert(why && eol && why < eol, "the audit.recovered line does not say the sync failed");
     free(trail);
     const char *verify[] = { "audit", "verify", harness_getenv(&srv, "NOTES_AUDIT_DIR"), NULL };
     cr_assert_eq(harness_run(&srv, verify), 0, "notesd audit verify failed");
