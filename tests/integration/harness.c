@@ -520,3 +520,49 @@ char *harness_strdup(const char *s)
     cr_assert(d);
     return d;
 }
+
+/* One JSON request over libcurl; the body of the answer (caller frees). */
+static char *json_call(struct server *s, const char *method, const char *path, const char *token,
+                       const char *body, long want)
+{
+    char auth[256];
+    const char *hdrs[3] = { "Content-Type: application/json", NULL, NULL };
+    if (token) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+        hdrs[1] = auth;
+    }
+    struct request_opts o = { .method = method, .body = body, .headers = hdrs };
+    struct response r;
+    harness_request(s, path, &o, &r);
+    cr_assert_eq(r.status, want, "%s %s: %ld %.200s", method, path, r.status, r.body ? r.body : "");
+    char *out = harness_strdup(r.body ? r.body : "");
+    response_free(&r);
+    return out;
+}
+
+char *harness_user_with_big_notes(struct server *s, const char *prefix, int notes)
+{
+    char user[40], cred[160];
+    harness_marker(user, sizeof(user), prefix);
+    snprintf(cred, sizeof(cred), "{\"username\":\"%s\",\"password\":\"violet-Anchor-7392-lamp\"}", user);
+    free(json_call(s, "POST", "/v1/auth/register", NULL, cred, 201));
+    char *login = json_call(s, "POST", "/v1/auth/login", NULL, cred, 200);
+    char *t = strstr(login, "\"token\":\"");
+    cr_assert_not_null(t);
+    t += strlen("\"token\":\"");
+    char *token = strndup(t, strcspn(t, "\""));
+    cr_assert_not_null(token);
+    enum { QUOTES = 60000 };
+    static const char head[] = "{\"title\":\"big\",\"content\":\"", tail[] = "\"}";
+    char *note = malloc(sizeof(head) - 1 + QUOTES + sizeof(tail));
+    cr_assert_not_null(note);
+    memcpy(note, head, sizeof(head) - 1);
+    for (int i = 0; i < QUOTES; i += 2)
+        memcpy(note + sizeof(head) - 1 + i, "\\\"", 2);   /* \" in the JSON body */
+    memcpy(note + sizeof(head) - 1 + QUOTES, tail, sizeof(tail));
+    for (int i = 0; i < notes; i++)
+        free(json_call(s, "POST", "/v1/notes", token, note, 201));
+    free(note);
+    free(login);
+    return token;
+}

@@ -99,6 +99,10 @@ const char *harness_getenv(const struct server *s, const char *name);
 void harness_marker(char *out, size_t cap, const char *prefix);
 /** strdup that asserts. */
 char *harness_strdup(const char *s);
+/** A new user (name `prefix` + random) with `notes` notes of 30,000 quotes
+ *  each: 30 KB stored, 60,000 bytes each in an export (a quote is escaped).
+ *  Needs open registration. Its token (caller frees). */
+char *harness_user_with_big_notes(struct server *s, const char *prefix, int notes);
 /** The whole file (NUL-terminated; may contain NULs), its size in *len;
  *  NULL when it cannot be opened. Caller frees. */
 char *harness_read_file(const char *path, size_t *len);

@@ -102,53 +102,6 @@ static void tls_open_slow(struct rawconn *c)
     cr_assert_eq(setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
 }
 
-/* One JSON request over libcurl; the body of the answer (caller frees). */
-static char *json_call(const char *method, const char *path, const char *token, const char *body, long want)
-{
-    char auth[256];
-    const char *hdrs[3] = { "Content-Type: application/json", NULL, NULL };
-    if (token) {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-        hdrs[1] = auth;
-    }
-    struct request_opts o = { .method = method, .body = body, .headers = hdrs };
-    struct response r;
-    harness_request(&srv, path, &o, &r);
-    cr_assert_eq(r.status, want, "%s %s: %ld %.200s", method, path, r.status, r.body ? r.body : "");
-    char *out = harness_strdup(r.body ? r.body : "");
-    response_free(&r);
-    return out;
-}
-
-/* A new user with `notes` notes of 30,000 quotes each: 30 KB stored, well
- * within the account's cap, and 60,000 bytes each in an export (a quote is
- * escaped). Its token (caller frees). */
-static char *user_with_big_notes(const char *prefix, int notes)
-{
-    char user[40];
-    harness_marker(user, sizeof(user), prefix);
-    char *cred = fmt("{\"username\":\"%s\",\"password\":\"violet-Anchor-7392-lamp\"}", user);
-    free(json_call("POST", "/v1/auth/register", NULL, cred, 201));
-    char *login = json_call("POST", "/v1/auth/login", NULL, cred, 200);
-    char *t = strstr(login, "\"token\":\"");
-    cr_assert_not_null(t);
-    t += strlen("\"token\":\"");
-    char *token = strndup(t, strcspn(t, "\""));
-    char *content = malloc(60001);
-    cr_assert_not_null(content);
-    for (int i = 0; i < 60000; i += 2)
-        memcpy(content + i, "\\\"", 2);   /* \" in the JSON body */
-    content[60000] = 0;
-    char *note = fmt("{\"title\":\"big\",\"content\":\"%s\"}", content);
-    for (int i = 0; i < notes; i++)
-        free(json_call("POST", "/v1/notes", token, note, 201));
-    free(note);
-    free(content);
-    free(login);
-    free(cred);
-    return token;
-}
-
 static char *export_request(const char *token)
 {
     return fmt("GET /v1/me/export HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n\r\n", token);
@@ -218,7 +171,7 @@ Test(budget, pipelined_exports_in_one_record_stay_within_the_budget, .init = pre
 {
     start_with((const char *const[]){ "NOTES_REGISTRATION", "open", "NOTES_RATE_LIMITS", "off",
                                       "NOTES_MAX_OUTPUT_MIB", BUDGET_MIB, NULL });
-    char *token = user_with_big_notes("pipe", EXPORT_NOTES);
+    char *token = harness_user_with_big_notes(&srv, "pipe", EXPORT_NOTES);
     char *get = export_request(token);
     enum { K = 3 };   /* 18 MB: within one connection's 20 MiB of output */
     char *all = fmt("%s%s%s", get, get, get);
@@ -284,7 +237,7 @@ Test(budget, exports_held_for_their_audit_line_stay_within_the_budget, .init = p
 {
     start_with((const char *const[]){ "NOTES_REGISTRATION", "open", "NOTES_RATE_LIMITS", "off",
                                       "NOTES_MAX_OUTPUT_MIB", BUDGET_MIB, "NOTES_AUDIT_SYNC", "always", NULL });
-    char *token = user_with_big_notes("held", EXPORT_NOTES);
+    char *token = harness_user_with_big_notes(&srv, "held", EXPORT_NOTES);
     char *get = export_request(token);
     enum { N = 20 };
     struct rawconn c[N];
@@ -338,7 +291,7 @@ Test(budget, unsent_answers_give_the_budget_back_when_their_connections_close, .
 {
     start_with((const char *const[]){ "NOTES_REGISTRATION", "open", "NOTES_RATE_LIMITS", "off",
                                       "NOTES_MAX_OUTPUT_MIB", BUDGET_MIB, "NOTES_AUDIT_SYNC", "always", NULL });
-    char *token = user_with_big_notes("gone", EXPORT_NOTES);
+    char *token = harness_user_with_big_notes(&srv, "gone", EXPORT_NOTES);
     char *get = export_request(token);
     char *three = fmt("%s%s%s", get, get, get);
     enum { N = 20, K = 3 };
@@ -385,7 +338,7 @@ Test(budget, an_answer_read_in_full_leaves_the_budget_while_its_connection_stays
 {
     start_with((const char *const[]){ "NOTES_REGISTRATION", "open", "NOTES_RATE_LIMITS", "off",
                                       "NOTES_MAX_OUTPUT_MIB", BUDGET_MIB, NULL });
-    char *token = user_with_big_notes("kept", EXPORT_NOTES);
+    char *token = harness_user_with_big_notes(&srv, "kept", EXPORT_NOTES);
     char *get = export_request(token);
     struct rawconn c;
     tls_open(&c);

@@ -211,53 +211,6 @@ Test(edge, redirect_listener_client_that_never_reads_cannot_grow_the_server, .in
     cr_assert(server_alive(), "notesd died");
 }
 
-/* One JSON request over libcurl; the body of the answer (caller frees). */
-static char *json_call(const char *method, const char *path, const char *token, const char *body, long want)
-{
-    char auth[256];
-    const char *hdrs[3] = { "Content-Type: application/json", NULL, NULL };
-    if (token) {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-        hdrs[1] = auth;
-    }
-    struct request_opts o = { .method = method, .body = body, .headers = hdrs };
-    struct response r;
-    harness_request(&srv, path, &o, &r);
-    cr_assert_eq(r.status, want, "%s %s: %ld %.200s", method, path, r.status, r.body ? r.body : "");
-    char *out = harness_strdup(r.body ? r.body : "");
-    response_free(&r);
-    return out;
-}
-
-/* A new user with `notes` notes of 30,000 quotes each: 30 KB stored, well
- * within the account's cap, and 60,000 bytes each in an export (a quote is
- * escaped). Its token (caller frees). */
-static char *user_with_big_notes(const char *prefix, int notes)
-{
-    char user[40];
-    harness_marker(user, sizeof(user), prefix);
-    char *cred = fmt("{\"username\":\"%s\",\"password\":\"violet-Anchor-7392-lamp\"}", user);
-    free(json_call("POST", "/v1/auth/register", NULL, cred, 201));
-    char *login = json_call("POST", "/v1/auth/login", NULL, cred, 200);
-    char *t = strstr(login, "\"token\":\"");
-    cr_assert_not_null(t);
-    t += strlen("\"token\":\"");
-    char *token = strndup(t, strcspn(t, "\""));
-    char *content = malloc(60001);
-    cr_assert_not_null(content);
-    for (int i = 0; i < 60000; i += 2)
-        memcpy(content + i, "\\\"", 2);   /* \" in the JSON body */
-    content[60000] = 0;
-    char *note = fmt("{\"title\":\"big\",\"content\":\"%s\"}", content);
-    for (int i = 0; i < notes; i++)
-        free(json_call("POST", "/v1/notes", token, note, 201));
-    free(note);
-    free(content);
-    free(login);
-    free(cred);
-    return token;
-}
-
 /* An answer that closes the connection, given by a password job while a
  * large answer before it is still queued for a client that reads nothing:
  * the send deadline must still apply. The job had stopped the timer, and
@@ -268,7 +221,7 @@ Test(edge, a_closing_answer_after_a_job_keeps_the_send_deadline, .init = prep, .
 {
     start_with((const char *const[]){ "NOTES_REGISTRATION", "open", "NOTES_TIMEOUT_SEND", "1",
                                       "NOTES_RATE_LIMITS", "off", NULL });
-    char *token = user_with_big_notes("big", 140);   /* an export of ~8.4 MB: more than the kernel buffers hold */
+    char *token = harness_user_with_big_notes(&srv, "big", 140);   /* an export of ~8.4 MB: more than the kernel buffers hold */
 
     static const char nobody[] = "{\"username\":\"nobody-at-all\",\"password\":\"not-a-password\"}";
     char *two = fmt("GET /v1/me/export HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n\r\n"
@@ -299,7 +252,7 @@ Test(edge, queued_large_answers_are_bounded_in_total, .init = prep, .fini = fini
 {
     start_with((const char *const[]){ "NOTES_REGISTRATION", "open", "NOTES_RATE_LIMITS", "off",
                                       "NOTES_MAX_OUTPUT_MIB", "8", NULL });
-    char *token = user_with_big_notes("pin", 100);   /* an export of ~6 MB */
+    char *token = harness_user_with_big_notes(&srv, "pin", 100);   /* an export of ~6 MB */
 
     char *get = fmt("GET /v1/me/export HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n\r\n", token);
     enum { N = 6 };
