@@ -49,6 +49,7 @@ struct audit_check {
     struct audit_walk *walk;
     int rc;                            /* of the last read, then of the walk */
     bool done, intact;
+    bool changed;                      /* its stat moved during the check */
 };
 
 /* ---- verdicts --------------------------------------------------------------- */
@@ -112,21 +113,28 @@ bool audit_check_next(struct audit_check *c)
 }
 
 /* Keep what a finished check found. A file changed while it was read
- * (its stat now is not the one it began with) is judged as not intact,
- * for the version it is now: a file the trail wrote is never changed. */
-static bool conclude(struct audit *a, const struct audit_check *c)
+ * (its stat now is not the one it began with) gets no verdict: what was
+ * read may mix two versions, and a verdict for the new one would stand
+ * for good, though the change may be a chmod or a hard link that left
+ * every byte alone. Retention's next run checks it again. */
+static bool conclude(struct audit *a, struct audit_check *c)
 {
     struct stat st;
     if (!c->done || c->rc || fstat(c->fd, &st) != 0)
         return false;
-    bool same = same_version(&st, &c->at_start);
+    if (!same_version(&st, &c->at_start)) {
+        log_info("audit: %s changed while it was checked for retention; retention checks it again at its "
+                 "next run", c->file.name);
+        c->changed = true;
+        return false;
+    }
     struct audit_verdict *v = &a->verdict;
     v->valid = true;
-    v->intact = same && c->intact;
+    v->intact = c->intact;
     memcpy(v->name, c->file.name, sizeof(v->name));
     v->st = st;
     log_debug("audit: checked %s for retention: %s", c->file.name,
-              !same ? "it changed while it was read" : v->intact ? "every line verifies" : "it does not verify");
+              v->intact ? "every line verifies" : "it does not verify");
     return true;
 }
 
@@ -182,7 +190,7 @@ struct audit_check *audit_check_begin(struct audit *a)
 bool audit_check_end(struct audit *a, struct audit_check *c, bool cancelled)
 {
     bool kept = !cancelled && conclude(a, c);
-    if (!cancelled && !kept)
+    if (!cancelled && !kept && !c->changed)
         log_warn("audit: cannot check %s for retention (%s); retention tries again at its next run",
                  c->file.name, err_name(c->rc ? c->rc : ERR_IO));
     if (cancelled)

@@ -352,6 +352,44 @@ Test(retention_check, under_always_sync_a_prune_without_a_request_is_synced_and_
     cr_assert_eq(prune_records(names[0], &by_age), 1, "no single retention_prune record names %s", names[0]);
 }
 
+/* A file whose ctime moved while it was read (a chmod to its own mode, a
+ * hard link, an xattr: no byte changed) got a verdict of "not intact" for
+ * its new state, which nothing would change again: it stayed for good, and
+ * retention by age stopped behind it for the whole trail. */
+Test(retention_check, a_file_touched_while_it_is_checked_is_checked_again, .init = prep, .fini = finish,
+     .timeout = 120)
+{
+    char names[MAX_FILES][64], user[40];
+    first_run(names, user, sizeof(user));
+    char size[32];
+    snprintf(size, sizeof(size), "%lld", size_of(names[0]));
+    harness_setenv(&srv, "NOTESD_TEST_READ_SIZE", size);
+    harness_setenv(&srv, "NOTES_AUDIT_RETENTION_DAYS", "1");
+    harness_start(&srv);
+    set_flag(true);
+    backdate(names[0], 3);
+    rotate_until(HOLDING, 1);
+    char path[700];
+    in_dir(path, sizeof(path), names[0]);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq(chmod(path, st.st_mode & 07777), 0);   /* the same mode: only the ctime moves */
+    set_flag(false);
+    char changed[200];
+    snprintf(changed, sizeof(changed), "audit: %s changed while it was checked for retention", names[0]);
+    harness_await_log(&srv, changed, 1, 30);
+    /* The next retention run checks it again and, intact, it goes. */
+    char verdict[160];
+    snprintf(verdict, sizeof(verdict), "audit: checked %s for retention: every line verifies", names[0]);
+    rotate_until(verdict, 1);
+    cr_assert_eq(harness_stop(&srv), 0);
+    size_t by_age = 0;
+    cr_assert_eq(prune_records(names[0], &by_age), 1, "no single retention_prune record names %s", names[0]);
+    cr_assert(!exists(names[0]), "the intact file was kept after a chmod during its check");
+    const char *args[] = { "audit", "verify", audit_dir(), NULL };
+    cr_assert_eq(harness_run(&srv, args), 0, "the trail does not verify after the prune");
+}
+
 /* Changed, then backdated: the check on the thread pool finds the change,
  * the file stays as evidence (the warning as before), and the verdict
  * stands for the file as it is: the next rotation does not read it again. */
