@@ -363,8 +363,7 @@ int cli_rekey(int argc, char **argv, char *const *envp)
         if (st.done > before || st.failed > failed)
             fprintf(stderr, "notesd rekey: %d notes re-encrypted\n", st.done);
     }
-    if (st.done > 0)
-        rekey_scrub(&app);
+    rekey_scrub(&app);          /* also after a run a reader held off: cheap */
     rc = rc ? rc : rekey_report(&app, &st, active);
     close_app(&app, &cfg);
     return rc == 0 ? 0 : rc == ERR_INVALID ? EX_DATAERR : rc == ERR_IO ? EX_IOERR : EX_SOFTWARE;

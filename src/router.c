@@ -427,17 +427,18 @@ static bool admit(struct route_ctx *ctx, const struct route *found, struct slice
     user_key(ctx->who.user_id, key);
     if (found->limit == LIMIT_WRITE && app && !take(ctx, app->rl_writes, key, "rate_limited"))
         return false;
-    /* An export is built on the loop (PSA is loop-only): up to ~90 ms for
-     * a full account. Per user, and per address for many accounts. */
-    if (found->limit == LIMIT_EXPORT && app && !(take(ctx, app->rl_exports, key, "rate_limited") &&
-                                                 (!ctx->req->peer || take_addr(ctx, app->rl_exports))))
-        return false;
     if (!authz_allows(ctx->who.role, found->perm)) {
         http_problem(ctx->res, 403, NULL, "You are not allowed to do this.");
         route_audit(ctx, "authz.deny", AUDIT_DENY, 403, "forbidden", NULL);
         return false;
     }
-    return check_input(ctx, found, id) == 0;
+    if (check_input(ctx, found, id) != 0)
+        return false;
+    /* An export is built on the loop (PSA is loop-only): up to ~90 ms for
+     * a full account. Only one that will be built spends a token: per
+     * address (many accounts), then per user. */
+    return found->limit != LIMIT_EXPORT || !app ||
+           ((!ctx->req->peer || take_addr(ctx, app->rl_exports)) && take(ctx, app->rl_exports, key, "rate_limited"));
 }
 
 void router_dispatch(void *arg, const struct http_request *req, struct http_response *res)

@@ -232,6 +232,47 @@ Test(keys, rekey_leaves_no_old_ciphertext_in_the_files, .init = start_open, .fin
     free(tok);
 }
 
+/* A rekey whose truncation a reader held off left the old values in the
+ * files, and running it again, with nothing left to re-encrypt, did not
+ * try again: only a run that re-encrypted something truncated. */
+Test(keys, a_rekey_with_nothing_left_to_do_still_clears_the_old_values, .init = start_open, .fini = finish)
+{
+    char name[40];
+    harness_marker(name, sizeof(name), "rr_");
+    register_user(name, PW1);
+    char *tok = login(name, PW1);
+    int64_t id = create_note(tok, "sealed under the first key", "rekeyed twice");
+    size_t len;
+    uint8_t *old = sealed_content(id, &len);
+    char *old_key = harness_strdup(harness_getenv(&srv, "NOTES_DATA_KEY"));
+    char *new_key = fresh_key("NOTES_DATA_KEY");
+    cr_assert_eq(harness_stop(&srv), 0);
+    harness_setenv(&srv, "NOTES_DATA_KEY", new_key);
+    harness_setenv(&srv, "NOTES_DATA_KEY_PREVIOUS", old_key);
+    harness_start(&srv);
+
+    /* A reader (a backup, say) holds its snapshot through the first run. */
+    char path[600];
+    db_path(path, sizeof(path), "");
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, "BEGIN; SELECT count(*) FROM notes;", NULL, NULL, NULL), SQLITE_OK);
+    int st = harness_run(&srv, (const char *[]){ "rekey", NULL });
+    cr_assert_eq(st, 0, "notesd rekey exited %d:\n%s", st, harness_stderr(&srv));
+    cr_assert_gt(db_hits_bytes(old, len), 0, "the reader did not hold the old value in the files: the test is blind");
+    sqlite3_exec(db, "COMMIT;", NULL, NULL, NULL);
+    sqlite3_close(db);
+
+    st = harness_run(&srv, (const char *[]){ "rekey", NULL });
+    cr_assert_eq(st, 0, "the second notesd rekey exited %d:\n%s", st, harness_stderr(&srv));
+    cr_assert_eq(db_hits_bytes(old, len), 0, "the value under the old key is still in notes.db or its -wal");
+    assert_note(tok, id, "sealed under the first key", "rekeyed twice");
+    free(old);
+    free(old_key);
+    free(new_key);
+    free(tok);
+}
+
 /* A note rekey cannot open must not stop it: the notes after it (by id)
  * were left under the old key while rekey said "finished" and exited 0, so
  * an operator who then dropped the old key lost them. */

@@ -433,3 +433,21 @@ Test(limits, exports_are_limited_per_user_and_per_address, .init = start_export_
     free(tb);
     free(tc);
 }
+
+/* Only an export that will be built spends the limit: refused requests
+ * (here 400 for a query the route does not take) took tokens too, so a
+ * client's own mistakes, or another user's refusals, used up its exports. */
+Test(limits, refused_export_requests_do_not_spend_the_export_limit, .init = start_export_limited, .fini = finish)
+{
+    char a[40], auth_a[128];
+    harness_marker(a, sizeof(a), "expr");
+    char *ta = auth_of(a, auth_a, sizeof(auth_a));
+    struct keepalive k;
+    ka_open(&k);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(ka_send(&k, "GET", "/v1/me/export?format=zip", auth_a, NULL), 400, "refusal %d", i + 1);
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(ka_send(&k, "GET", "/v1/me/export", auth_a, NULL), 200, "export %d of a burst of 2", i + 1);
+    ka_close(&k);
+    free(ta);
+}
