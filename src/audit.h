@@ -207,7 +207,8 @@ int audit_sync(struct audit *a);
  * keep the deletion and lose the record. audit.log is never deleted. A file
  * due by age goes only once every line of it verifies (audit_check_begin()
  * below). 0 or the first error.
- * Loop thread (hourly timer; also run at open and at every rotation).
+ * Loop thread (hourly timer; also run at open, at every rotation and after
+ * a retention check's verdict).
  */
 int audit_enforce_retention(struct audit *a, time_t now);
 

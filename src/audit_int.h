@@ -159,7 +159,7 @@ void audit_walk_free(struct audit_walk *w);
 /** The chain's `prev` before the very first line: 64 zeros. (audit_line.c) */
 extern const uint8_t audit_zero_hash[AUDIT_HASH_LEN];
 
-/* ---- the writer (audit.c: lines, rotation, retention, the public face;
+/* ---- the writer (audit.c: lines, rotation, the public face;
  * audit_files.c: opening and checking the files, finding the chain head,
  * the descriptors a sync takes; audit_retention.c: which rotated files go,
  * and the checks of those due by age) ------------------------------------- */

@@ -78,8 +78,9 @@ struct http_conn {
 
     struct buf out;
     /* What this connection added to limits->budget for the answers in
-     * `out`: kept equal to out.len by http_out_count(), given back whole
-     * when the server takes the output or the connection is freed. */
+     * `out`: out.len (0 without a budget), kept by http_out_count(), given
+     * back whole when the server takes the output or the connection is
+     * freed. */
     size_t out_counted;
 };
 

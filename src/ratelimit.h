@@ -2,8 +2,9 @@
  * ratelimit.h - token buckets in a fixed-size table with eviction.
  *
  * One struct ratelimit per limit (all requests per IP, logins per IP, logins
- * per account, note writes per user). Keys are 16 opaque bytes (an address,
- * or a hash of a name). The table never grows: it holds `capacity` buckets
+ * per account, note writes per user, exports per user and per IP, new
+ * connections per IP). Keys are 16 opaque bytes (an address, a hash of a
+ * name, or a user id tagged 'u'). The table never grows: it holds `capacity` buckets
  * (about 40 bytes each) and, when a new key finds its probe window full,
  * evicts the bucket that was idle longest — a flood from many addresses
  * cannot grow memory, it only forgets the quietest clients first.
