@@ -446,6 +446,7 @@ void audit_close(struct audit *a)
         close(a->dirfd);
     buf_cleanup(&a->line);
     buf_cleanup(&a->batch);
+    free(a->known);
     free(a->dir);
     free(a);
 }

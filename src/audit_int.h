@@ -166,6 +166,14 @@ extern const uint8_t audit_zero_hash[AUDIT_HASH_LEN];
 
 /** What a whole-file check of a rotated file found, and about which
  *  version of it: its stat when it was checked (audit_retention.c). */
+/* A rotated file known to end in a line of this trail, as it was when that
+ * was read: retention does not read it again while it is unchanged. */
+struct audit_known {
+    struct stat st;                        /* dev, ino, size, mtime, ctime compared */
+    uint64_t seq;
+    bool seen;                             /* listed in this retention run */
+};
+
 struct audit_verdict {
     bool valid, intact;
     char name[AUDIT_NAME_MAX + 1];
@@ -229,6 +237,8 @@ struct audit {
     bool check_running;                    /* one in flight at most, */
     char check_name[AUDIT_NAME_MAX + 1];   /* of this file */
     struct audit_verdict verdict;          /* the last one */
+    struct audit_known *known;             /* by seq, ascending (audit_retention.c) */
+    size_t n_known, cap_known;
 };
 
 /** Keep why it failed (for the one log line) and return rc. (audit_files.c) */

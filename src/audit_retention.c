@@ -248,6 +248,60 @@ static bool is_doomed(const struct audit *a, const char *name)
  * of the file's name. Anything else under such a name (planted, copied,
  * cut) is neither counted nor pruned: nothing signs its deletion, and
  * `audit verify` reports it. Reads the file's last 64 KiB only. */
+/* ---- files known to be the trail's ---------------------------------------
+ * Each retention run must know which rotated files end in a line of this
+ * trail. Reading every file's end and checking its MAC at each run (each
+ * rotation) grows with the number of files, on the loop; a file is read
+ * once and then known by its stat, which any change to it moves (ctime). */
+
+static struct audit_known *known_find(struct audit *a, uint64_t seq)
+{
+    size_t lo = 0, hi = a->n_known;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (a->known[mid].seq < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < a->n_known && a->known[lo].seq == seq ? &a->known[lo] : NULL;
+}
+
+/* Remember `f` as `st` says it is. Out of memory, it is just read again. */
+static void known_add(struct audit *a, const struct audit_file *f, const struct stat *st)
+{
+    struct audit_known *k = known_find(a, f->seq);
+    if (!k) {
+        if (a->n_known == a->cap_known) {
+            size_t cap = a->cap_known ? 2 * a->cap_known : 16;
+            struct audit_known *p = realloc(a->known, cap * sizeof(*p));
+            if (!p)
+                return;
+            a->known = p;
+            a->cap_known = cap;
+        }
+        size_t at = 0;
+        while (at < a->n_known && a->known[at].seq < f->seq)
+            at++;
+        memmove(&a->known[at + 1], &a->known[at], (a->n_known - at) * sizeof(*k));
+        a->n_known++;
+        k = &a->known[at];
+    }
+    *k = (struct audit_known){ .st = *st, .seq = f->seq, .seen = true };
+}
+
+/* Forget the files no longer listed (pruned, or gone). */
+static void known_sweep(struct audit *a)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < a->n_known; i++)
+        if (a->known[i].seen) {
+            a->known[i].seen = false;
+            a->known[k++] = a->known[i];
+        }
+    a->n_known = k;
+}
+
 static bool ours(struct audit *a, const struct audit_file *f)
 {
     struct audit_tail t;
@@ -256,12 +310,19 @@ static bool ours(struct audit *a, const struct audit_file *f)
         log_warn("audit: %s is not a regular file; retention leaves it to audit verify", f->name);
         return false;
     }
+    struct audit_known *k = known_find(a, f->seq);
+    if (k && fstatat(a->dirfd, f->name, &st, AT_SYMLINK_NOFOLLOW) == 0 && same_version(&st, &k->st)) {
+        k->seen = true;
+        return true;
+    }
     int fd = openat(a->dirfd, f->name, READ_FLAGS);
     bool ok = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
               audit_read_tail(a->crypto, fd, (uint64_t)st.st_size, &t) == 0 && t.has_line && !t.torn &&
               t.last.mac_ok && t.last.parsed && t.last.seq == f->seq;
     if (fd >= 0)
         close(fd);
+    if (ok)
+        known_add(a, f, &st);
     if (!ok)
         log_warn("audit: %s does not end in a line of this trail; retention leaves it to audit verify",
                  f->name);
@@ -292,6 +353,7 @@ static size_t keep_ours(struct audit *a, struct audit_file *f, size_t n, size_t 
         }
         prev_seq = seq;
     }
+    known_sweep(a);
     return k;
 }
 

@@ -6,6 +6,8 @@
  * reads (sockets, pread(2) of a file's ends) are the C library's
  * (dlsym(RTLD_NEXT)). A held read says "read-shim: holding" on stderr, the
  * server's log, when it starts to wait, so a test knows the read began.
+ * With $NOTESD_TEST_PREAD_LOG set, every pread(2) of that file (the reads
+ * of a file's end) says "read-shim: pread", so a test can count them.
  *
  * The file is picked by its size, not its name: the sandbox gives no
  * /proc/self/fd to read a name back from, and a size the test reads off
@@ -27,8 +29,11 @@
 #include <unistd.h>
 
 typedef ssize_t (*read_fn)(int, void *, size_t);
+typedef ssize_t (*pread_fn)(int, void *, size_t, off_t);
 
 static read_fn real_read;
+static pread_fn real_pread64;
+static int log_preads;
 static char flag[512];
 static long long hold_size = -1;
 
@@ -37,6 +42,9 @@ __attribute__((constructor)) static void shim_init(void)
 {
     void *p = dlsym(RTLD_NEXT, "read");
     memcpy(&real_read, &p, sizeof(real_read));   /* ISO C: no cast from void * to a function */
+    p = dlsym(RTLD_NEXT, "pread64");
+    memcpy(&real_pread64, &p, sizeof(real_pread64));
+    log_preads = getenv("NOTESD_TEST_PREAD_LOG") != NULL;
     const char *f = getenv("NOTESD_TEST_READ_FLAG");
     const char *n = getenv("NOTESD_TEST_READ_SIZE");
     if (f && strlen(f) < sizeof(flag))
@@ -68,4 +76,20 @@ ssize_t read(int fd, void *buf, size_t n)
         return -1;
     }
     return real_read(fd, buf, n);
+}
+
+/* Built with _FILE_OFFSET_BITS=64, as notesd is, pread() is the symbol
+ * pread64, which notesd calls. */
+ssize_t pread(int fd, void *buf, size_t n, off_t off)
+{
+    struct stat st;
+    int saved = errno;
+    if (log_preads && hold_size > 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == hold_size)
+        say("read-shim: pread\n");
+    errno = saved;
+    if (!real_pread64) {
+        errno = ENOSYS;
+        return -1;
+    }
+    return real_pread64(fd, buf, n, off);
 }
