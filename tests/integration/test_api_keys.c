@@ -199,37 +199,60 @@ Test(keys, data_key_rotation_and_rekey, .init = start_open, .fini = finish)
     free(tok);
 }
 
+/* A note sealed under the first key, and the server restarted with a new
+ * NOTES_DATA_KEY and the first one as previous: what rekey starts from.
+ * The note's sealed content (caller frees) is in the files; *tok too. */
+struct rekey_case {
+    char *tok, *old_key, *new_key;
+    int64_t id;
+    uint8_t *old;
+    size_t len;
+};
+
+static void rekey_case_start(struct rekey_case *k, const char *prefix, const char *content)
+{
+    char name[40];
+    harness_marker(name, sizeof(name), prefix);
+    register_user(name, PW1);
+    k->tok = login(name, PW1);
+    k->id = create_note(k->tok, "sealed under the first key", content);
+    k->old = sealed_content(k->id, &k->len);
+    k->old_key = harness_strdup(harness_getenv(&srv, "NOTES_DATA_KEY"));
+    k->new_key = fresh_key("NOTES_DATA_KEY");
+    cr_assert_eq(harness_stop(&srv), 0);
+    harness_setenv(&srv, "NOTES_DATA_KEY", k->new_key);
+    harness_setenv(&srv, "NOTES_DATA_KEY_PREVIOUS", k->old_key);
+    harness_start(&srv);
+    assert_note(k->tok, k->id, "sealed under the first key", content);
+    cr_assert_gt(db_hits_bytes(k->old, k->len), 0, "the sealed value is not in notes.db / -wal: the search is blind");
+}
+
+static void rekey_case_free(struct rekey_case *k)
+{
+    free(k->old);
+    free(k->old_key);
+    free(k->new_key);
+    free(k->tok);
+}
+
+static void run_rekey(const char *which)
+{
+    int st = harness_run(&srv, (const char *[]){ "rekey", NULL });
+    cr_assert_eq(st, 0, "%s notesd rekey exited %d:\n%s", which, st, harness_stderr(&srv));
+}
+
 /* Rekey runs beside the server, whose WAL truncation follows only its own
  * changes: the notes' values under the old key stayed in notes.db (and in
  * the -wal) until some later checkpoint, so dropping the old key from the
  * environment did not yet put them out of reach of a copy of the files. */
 Test(keys, rekey_leaves_no_old_ciphertext_in_the_files, .init = start_open, .fini = finish)
 {
-    char name[40];
-    harness_marker(name, sizeof(name), "rw_");
-    register_user(name, PW1);
-    char *tok = login(name, PW1);
-    int64_t id = create_note(tok, "sealed under the first key", "rekeyed content");
-    size_t len;
-    uint8_t *old = sealed_content(id, &len);
-
-    char *old_key = harness_strdup(harness_getenv(&srv, "NOTES_DATA_KEY"));
-    char *new_key = fresh_key("NOTES_DATA_KEY");
-    cr_assert_eq(harness_stop(&srv), 0);
-    harness_setenv(&srv, "NOTES_DATA_KEY", new_key);
-    harness_setenv(&srv, "NOTES_DATA_KEY_PREVIOUS", old_key);
-    harness_start(&srv);
-    assert_note(tok, id, "sealed under the first key", "rekeyed content");
-    cr_assert_gt(db_hits_bytes(old, len), 0, "the sealed value is not in notes.db / -wal: the search is blind");
-
-    int st = harness_run(&srv, (const char *[]){ "rekey", NULL });
-    cr_assert_eq(st, 0, "notesd rekey exited %d:\n%s", st, harness_stderr(&srv));
-    cr_assert_eq(db_hits_bytes(old, len), 0, "the value under the old key is still in notes.db or its -wal");
-    assert_note(tok, id, "sealed under the first key", "rekeyed content");
-    free(old);
-    free(old_key);
-    free(new_key);
-    free(tok);
+    struct rekey_case k;
+    rekey_case_start(&k, "rw_", "rekeyed content");
+    run_rekey("the");
+    cr_assert_eq(db_hits_bytes(k.old, k.len), 0, "the value under the old key is still in notes.db or its -wal");
+    assert_note(k.tok, k.id, "sealed under the first key", "rekeyed content");
+    rekey_case_free(&k);
 }
 
 /* A rekey whose truncation a reader held off left the old values in the
@@ -237,40 +260,24 @@ Test(keys, rekey_leaves_no_old_ciphertext_in_the_files, .init = start_open, .fin
  * try again: only a run that re-encrypted something truncated. */
 Test(keys, a_rekey_with_nothing_left_to_do_still_clears_the_old_values, .init = start_open, .fini = finish)
 {
-    char name[40];
-    harness_marker(name, sizeof(name), "rr_");
-    register_user(name, PW1);
-    char *tok = login(name, PW1);
-    int64_t id = create_note(tok, "sealed under the first key", "rekeyed twice");
-    size_t len;
-    uint8_t *old = sealed_content(id, &len);
-    char *old_key = harness_strdup(harness_getenv(&srv, "NOTES_DATA_KEY"));
-    char *new_key = fresh_key("NOTES_DATA_KEY");
-    cr_assert_eq(harness_stop(&srv), 0);
-    harness_setenv(&srv, "NOTES_DATA_KEY", new_key);
-    harness_setenv(&srv, "NOTES_DATA_KEY_PREVIOUS", old_key);
-    harness_start(&srv);
-
+    struct rekey_case k;
+    rekey_case_start(&k, "rr_", "rekeyed twice");
     /* A reader (a backup, say) holds its snapshot through the first run. */
     char path[600];
     db_path(path, sizeof(path), "");
     sqlite3 *db = NULL;
     cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     cr_assert_eq(sqlite3_exec(db, "BEGIN; SELECT count(*) FROM notes;", NULL, NULL, NULL), SQLITE_OK);
-    int st = harness_run(&srv, (const char *[]){ "rekey", NULL });
-    cr_assert_eq(st, 0, "notesd rekey exited %d:\n%s", st, harness_stderr(&srv));
-    cr_assert_gt(db_hits_bytes(old, len), 0, "the reader did not hold the old value in the files: the test is blind");
+    run_rekey("the first");
+    cr_assert_gt(db_hits_bytes(k.old, k.len), 0,
+                 "the reader did not hold the old value in the files: the test is blind");
     sqlite3_exec(db, "COMMIT;", NULL, NULL, NULL);
     sqlite3_close(db);
 
-    st = harness_run(&srv, (const char *[]){ "rekey", NULL });
-    cr_assert_eq(st, 0, "the second notesd rekey exited %d:\n%s", st, harness_stderr(&srv));
-    cr_assert_eq(db_hits_bytes(old, len), 0, "the value under the old key is still in notes.db or its -wal");
-    assert_note(tok, id, "sealed under the first key", "rekeyed twice");
-    free(old);
-    free(old_key);
-    free(new_key);
-    free(tok);
+    run_rekey("the second");
+    cr_assert_eq(db_hits_bytes(k.old, k.len), 0, "the value under the old key is still in notes.db or its -wal");
+    assert_note(k.tok, k.id, "sealed under the first key", "rekeyed twice");
+    rekey_case_free(&k);
 }
 
 /* A note rekey cannot open must not stop it: the notes after it (by id)

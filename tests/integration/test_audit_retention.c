@@ -275,6 +275,26 @@ static size_t first_run(char names[][64], char *user, size_t cap)
     return n;
 }
 
+/* The server on a first run's trail, retention by age at one day (and
+ * `extra` settings, name and value pairs); then the oldest file falls due
+ * and its check is held at its first read. How many rotated files the
+ * first run left. */
+static size_t start_with_a_due_file_held(char names[][64], char *user, size_t cap, const char *const *extra)
+{
+    size_t n = first_run(names, user, cap);
+    char size[32];
+    snprintf(size, sizeof(size), "%lld", size_of(names[0]));
+    harness_setenv(&srv, "NOTESD_TEST_READ_SIZE", size);
+    harness_setenv(&srv, "NOTES_AUDIT_RETENTION_DAYS", "1");
+    for (size_t i = 0; extra && extra[i]; i += 2)
+        harness_setenv(&srv, extra[i], extra[i + 1]);
+    harness_start(&srv);
+    set_flag(true);
+    backdate(names[0], 3);
+    rotate_until(HOLDING, 1);
+    return n;
+}
+
 /* ---- the tests ----------------------------------------------------------- */
 
 /* The check of a file due by age read the whole file and checked every
@@ -284,18 +304,9 @@ Test(retention_check, the_server_answers_while_a_due_file_is_checked, .init = pr
      .timeout = 120)
 {
     char names[MAX_FILES][64], user[40];
-    size_t n = first_run(names, user, sizeof(user));
-    char size[32];
-    snprintf(size, sizeof(size), "%lld", size_of(names[0]));
-    harness_setenv(&srv, "NOTESD_TEST_READ_SIZE", size);
-    harness_setenv(&srv, "NOTES_AUDIT_RETENTION_DAYS", "1");
-    harness_start(&srv);
-    char *tok = login(user);
-
     /* The oldest file is due from now on; its check waits for the flag. */
-    set_flag(true);
-    backdate(names[0], 3);
-    rotate_until(HOLDING, 1);
+    size_t n = start_with_a_due_file_held(names, user, sizeof(user), NULL);
+    char *tok = login(user);
 
     free(req("GET", "/healthz", NULL, NULL, 200, PROMPT_MS));
     read_notes(tok);
@@ -329,17 +340,7 @@ Test(retention_check, under_always_sync_a_prune_without_a_request_is_synced_and_
      .fini = finish, .timeout = 120)
 {
     char names[MAX_FILES][64], user[40];
-    first_run(names, user, sizeof(user));
-    char size[32];
-    snprintf(size, sizeof(size), "%lld", size_of(names[0]));
-    harness_setenv(&srv, "NOTESD_TEST_READ_SIZE", size);
-    harness_setenv(&srv, "NOTES_AUDIT_RETENTION_DAYS", "1");
-    harness_setenv(&srv, "NOTES_AUDIT_SYNC", "always");
-    harness_start(&srv);
-
-    set_flag(true);
-    backdate(names[0], 3);
-    rotate_until(HOLDING, 1);
+    start_with_a_due_file_held(names, user, sizeof(user), (const char *const[]){ "NOTES_AUDIT_SYNC", "always", NULL });
     char verdict[160], deleted[160];
     snprintf(verdict, sizeof(verdict), "audit: checked %s for retention: every line verifies", names[0]);
     snprintf(deleted, sizeof(deleted), "audit: deleted %s", names[0]);
@@ -360,15 +361,7 @@ Test(retention_check, a_file_touched_while_it_is_checked_is_checked_again, .init
      .timeout = 120)
 {
     char names[MAX_FILES][64], user[40];
-    first_run(names, user, sizeof(user));
-    char size[32];
-    snprintf(size, sizeof(size), "%lld", size_of(names[0]));
-    harness_setenv(&srv, "NOTESD_TEST_READ_SIZE", size);
-    harness_setenv(&srv, "NOTES_AUDIT_RETENTION_DAYS", "1");
-    harness_start(&srv);
-    set_flag(true);
-    backdate(names[0], 3);
-    rotate_until(HOLDING, 1);
+    start_with_a_due_file_held(names, user, sizeof(user), NULL);
     char path[700];
     in_dir(path, sizeof(path), names[0]);
     struct stat st;
@@ -483,15 +476,7 @@ Test(retention_check, a_stop_waits_for_the_check_in_flight_and_prunes_nothing_af
      .fini = finish, .timeout = 120)
 {
     char names[MAX_FILES][64], user[40];
-    first_run(names, user, sizeof(user));
-    char size[32];
-    snprintf(size, sizeof(size), "%lld", size_of(names[0]));
-    harness_setenv(&srv, "NOTESD_TEST_READ_SIZE", size);
-    harness_setenv(&srv, "NOTES_AUDIT_RETENTION_DAYS", "1");
-    harness_start(&srv);
-    set_flag(true);
-    backdate(names[0], 3);
-    rotate_until(HOLDING, 1);
+    start_with_a_due_file_held(names, user, sizeof(user), NULL);
 
     cr_assert_eq(kill(srv.pid, SIGTERM), 0);
     harness_await_log(&srv, "stopping: waiting for retention's check of a file to finish its read", 1, 10);
