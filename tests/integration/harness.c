@@ -566,3 +566,16 @@ char *harness_user_with_big_notes(struct server *s, const char *prefix, int note
     free(login);
     return token;
 }
+
+void harness_preload_shim(struct server *s, const char *shim_var, const char *flag_var, const char *flag_name,
+                          char *flag, size_t cap)
+{
+    const char *shim = getenv(shim_var);
+    cr_assert(shim && *shim, "%s is not set (meson sets it)", shim_var);
+    snprintf(flag, cap, "%s/%s", s->dir, flag_name);
+    harness_setenv(s, "LD_PRELOAD", shim);
+    harness_setenv(s, flag_var, flag);
+    /* Under ASan (make test-asan) the preloaded shim comes before libasan
+     * in the list of libraries, which ASan refuses unless told. */
+    harness_setenv(s, "ASAN_OPTIONS", "verify_asan_link_order=0");
+}

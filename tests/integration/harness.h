@@ -103,6 +103,13 @@ char *harness_strdup(const char *s);
  *  each: 30 KB stored, 60,000 bytes each in an export (a quote is escaped).
  *  Needs open registration. Its token (caller frees). */
 char *harness_user_with_big_notes(struct server *s, const char *prefix, int notes);
+/** Preload the shim library named by the environment variable `shim_var`
+ *  (meson sets it) into the server, and tell it its flag file: `flag_name`
+ *  in the test's folder, whose path goes to `flag` and to the server's
+ *  `flag_var`. The folder is one NOTES_USER may pass through (0711), so the
+ *  shim finds the flag after the server dropped root. */
+void harness_preload_shim(struct server *s, const char *shim_var, const char *flag_var, const char *flag_name,
+                          char *flag, size_t cap);
 /** The whole file (NUL-terminated; may contain NULs), its size in *len;
  *  NULL when it cannot be opened. Caller frees. */
 char *harness_read_file(const char *path, size_t *len);

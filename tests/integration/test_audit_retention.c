@@ -50,16 +50,7 @@ static void prep(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     harness_prepare(&srv);
-    const char *shim = getenv("NOTESD_READ_SHIM");
-    cr_assert(shim && *shim, "NOTESD_READ_SHIM is not set (meson sets it to read_shim.so)");
-    /* In the test's folder, which NOTES_USER may pass through (0711): the
-     * shim looks for the flag after the server dropped root. */
-    snprintf(flag, sizeof(flag), "%s/reads-stall", srv.dir);
-    harness_setenv(&srv, "LD_PRELOAD", shim);
-    harness_setenv(&srv, "NOTESD_TEST_READ_FLAG", flag);
-    /* Under ASan (make test-asan) the preloaded shim comes before libasan
-     * in the list of libraries, which ASan refuses unless told. */
-    harness_setenv(&srv, "ASAN_OPTIONS", "verify_asan_link_order=0");
+    harness_preload_shim(&srv, "NOTESD_READ_SHIM", "NOTESD_TEST_READ_FLAG", "reads-stall", flag, sizeof(flag));
     harness_setenv(&srv, "NOTES_REGISTRATION", "open");
     harness_setenv(&srv, "NOTES_AUDIT_MAX_BYTES", "4096");
     harness_setenv(&srv, "NOTES_AUDIT_MAX_FILES", "100");
