@@ -521,19 +521,30 @@ char *harness_strdup(const char *s)
     return d;
 }
 
-/* One JSON request over libcurl; the body of the answer (caller frees). */
+void harness_call(const struct server *s, const char *method, const char *path, const char *token,
+                  const char *body, long timeout_ms, struct response *r)
+{
+    const char *hdrs[4];
+    size_t n = 0;
+    char auth[256];
+    hdrs[n++] = "Expect:";
+    if (token) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+        hdrs[n++] = auth;
+    }
+    if (body)
+        hdrs[n++] = "Content-Type: application/json";
+    hdrs[n] = NULL;
+    struct request_opts o = { .method = method, .body = body, .headers = hdrs, .timeout_ms = timeout_ms };
+    harness_request(s, path, &o, r);
+}
+
+/* One JSON request; the body of the answer (caller frees). */
 static char *json_call(struct server *s, const char *method, const char *path, const char *token,
                        const char *body, long want)
 {
-    char auth[256];
-    const char *hdrs[3] = { "Content-Type: application/json", NULL, NULL };
-    if (token) {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-        hdrs[1] = auth;
-    }
-    struct request_opts o = { .method = method, .body = body, .headers = hdrs };
     struct response r;
-    harness_request(s, path, &o, &r);
+    harness_call(s, method, path, token, body, 0, &r);
     cr_assert_eq(r.status, want, "%s %s: %ld %.200s", method, path, r.status, r.body ? r.body : "");
     char *out = harness_strdup(r.body ? r.body : "");
     response_free(&r);

@@ -84,6 +84,10 @@ struct request_opts {
 void harness_request(const struct server *s, const char *path, const struct request_opts *o,
                      struct response *r);
 void response_free(struct response *r);
+/** harness_request() of an API call: `token` (or NULL) as a bearer token,
+ *  a JSON `body` (or NULL), no Expect: 100-continue, `timeout_ms` (0: 10 s). */
+void harness_call(const struct server *s, const char *method, const char *path, const char *token,
+                  const char *body, long timeout_ms, struct response *r);
 /** Value of a response header (case-insensitive name), or NULL; caller frees. */
 char *response_header(const struct response *r, const char *name);
 

@@ -92,20 +92,8 @@ static void in_dir(char *out, size_t cap, const char *name)
 static long try_req(const char *method, const char *path, const char *token, const char *body, long timeout_ms,
                     char **out)
 {
-    const char *hdrs[4];
-    size_t n = 0;
-    char auth[256];
-    hdrs[n++] = "Expect:";
-    if (token) {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-        hdrs[n++] = auth;
-    }
-    if (body)
-        hdrs[n++] = "Content-Type: application/json";
-    hdrs[n] = NULL;
-    struct request_opts o = { .method = method, .body = body, .headers = hdrs, .timeout_ms = timeout_ms };
     struct response r;
-    harness_request(&srv, path, &o, &r);
+    harness_call(&srv, method, path, token, body, timeout_ms, &r);
     long status = r.curl_code == CURLE_OK ? r.status : 0;
     if (out)
         *out = harness_strdup(r.body ? r.body : "");

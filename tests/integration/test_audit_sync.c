@@ -73,21 +73,9 @@ static void set_flag(bool on)
 static char *req(const char *method, const char *path, const char *token, const char *body, long want,
                  long timeout_ms)
 {
-    const char *hdrs[4];
-    size_t n = 0;
-    char auth[256];
-    hdrs[n++] = "Expect:";
-    if (token) {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-        hdrs[n++] = auth;
-    }
-    if (body)
-        hdrs[n++] = "Content-Type: application/json";
-    hdrs[n] = NULL;
-    struct request_opts o = { .method = method, .body = body, .headers = hdrs, .timeout_ms = timeout_ms };
     struct response r;
     long t0 = harness_now_ms();
-    harness_request(&srv, path, &o, &r);
+    harness_call(&srv, method, path, token, body, timeout_ms, &r);
     long took = harness_now_ms() - t0;
     cr_assert_eq(r.curl_code, CURLE_OK, "%s %s: no answer within %ld ms (curl error %d, after %ld ms)",
                  method ? method : "GET", path, timeout_ms, r.curl_code, took);
