@@ -187,30 +187,6 @@ char *refusal_outcome(struct rawconn *c, const char *bad, size_t n, int status, 
     return why;
 }
 
-size_t audit_lines_with(const char *event, const char *also, unsigned long long *sum)
-{
-    char *path = fmt("%s/audit.log", harness_getenv(&srv, "NOTES_AUDIT_DIR"));
-    size_t len = 0;
-    char *log = harness_read_file(path, &len);
-    free(path);
-    cr_assert_not_null(log, "no audit log");
-    char *want_ev = fmt("\"event\":\"%s\"", event);
-    size_t n = 0;
-    *sum = 0;
-    for (char *line = log, *nl; line && *line; line = nl ? nl + 1 : NULL) {
-        nl = strchr(line, '\n');
-        if (nl)
-            *nl = 0;
-        if (!strstr(line, want_ev) || !strstr(line, also))
-            continue;
-        n++;
-        const char *c = strstr(line, "\"count\":");
-        *sum += c ? strtoull(c + 8, NULL, 10) : 1;
-    }
-    free(want_ev);
-    free(log);
-    return n;
-}
 
 /* ---- how a slow connection ends ---------------------------------------------- */
 

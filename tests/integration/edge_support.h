@@ -73,10 +73,6 @@ char *visible(const char *p, size_t n);
  */
 char *refusal_outcome(struct rawconn *c, const char *bad, size_t n, int status, const char *field);
 
-/* Lines of the audit log naming `event` and holding `also` (a literal
- * piece of the line; "" for any), and the sum of their counts ("count":N,
- * 1 when absent). */
-size_t audit_lines_with(const char *event, const char *also, unsigned long long *sum);
 
 /* Wait up to `ms` for what the server sends on a slow connection: a
  * receive returns as the answer or the close comes, so the cut is seen

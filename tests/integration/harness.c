@@ -590,3 +590,27 @@ void harness_preload_shim(struct server *s, const char *shim_var, const char *fl
      * in the list of libraries, which ASan refuses unless told. */
     harness_setenv(s, "ASAN_OPTIONS", "verify_asan_link_order=0");
 }
+
+size_t harness_audit_lines(const struct server *s, const char *event, const char *also, unsigned long long *sum)
+{
+    char path[600], want_ev[128];
+    snprintf(path, sizeof(path), "%s/audit.log", harness_getenv(s, "NOTES_AUDIT_DIR"));
+    snprintf(want_ev, sizeof(want_ev), "\"event\":\"%s\"", event);
+    size_t len = 0;
+    char *log = harness_read_file(path, &len);
+    cr_assert_not_null(log, "no audit log at %s", path);
+    size_t n = 0;
+    *sum = 0;
+    for (char *line = log, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        if (nl)
+            *nl = 0;
+        if (!strstr(line, want_ev) || !strstr(line, also))
+            continue;
+        n++;
+        const char *c = strstr(line, "\"count\":");
+        *sum += c ? strtoull(c + 8, NULL, 10) : 1;
+    }
+    free(log);
+    return n;
+}

@@ -114,6 +114,10 @@ char *harness_user_with_big_notes(struct server *s, const char *prefix, int note
  *  shim finds the flag after the server dropped root. */
 void harness_preload_shim(struct server *s, const char *shim_var, const char *flag_var, const char *flag_name,
                           char *flag, size_t cap);
+/** Lines of the server's audit.log naming `event` and holding `also` (a
+ *  literal piece of the line; "" for any); *sum adds up their "count"
+ *  fields (1 for a line without one). Asserts the log can be read. */
+size_t harness_audit_lines(const struct server *s, const char *event, const char *also, unsigned long long *sum);
 /** The whole file (NUL-terminated; may contain NULs), its size in *len;
  *  NULL when it cannot be opened. Caller frees. */
 char *harness_read_file(const char *path, size_t *len);

@@ -184,7 +184,7 @@ Test(edge, refusal_after_a_good_request_keeps_the_first_answer, .init = prep, .f
 static size_t audit_lines(const char *event, int status, unsigned long long *sum)
 {
     char *want_st = status ? fmt("\"status\":%d,", status) : fmt("%s", "");
-    size_t n = audit_lines_with(event, want_st, sum);
+    size_t n = harness_audit_lines(&srv, event, want_st, sum);
     free(want_st);
     return n;
 }

@@ -336,7 +336,7 @@ static const uint8_t empty_hello[4] = { 1, 0, 0, 0 };
 static size_t audit_reason_lines(const char *event, const char *reason, unsigned long long *sum)
 {
     char *want_re = fmt("\"reason\":\"%s\"", reason);
-    size_t n = audit_lines_with(event, want_re, sum);
+    size_t n = harness_audit_lines(&srv, event, want_re, sum);
     free(want_re);
     return n;
 }
