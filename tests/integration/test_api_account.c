@@ -448,6 +448,11 @@ Test(quota, notes_past_the_account_caps_get_409_and_change_nothing, .init = star
     call_free("DELETE", path, tok, NULL, 204);
     int64_t fourth = create_note(tok, "four", mid);
     cr_assert_gt(fourth, third);
+    /* each refusal is on record as a quota deny */
+    unsigned long long sum;
+    const char *quota = "\"result\":\"deny\",\"status\":409,\"reason\":\"quota\"";
+    cr_assert_eq(harness_audit_lines(&srv, "note.create", quota, &sum), 3, "not 3 note.create quota denies");
+    cr_assert_eq(harness_audit_lines(&srv, "note.update", quota, &sum), 1, "not 1 note.update quota deny");
     free(big);
     free(bigger);
     free(mid);

@@ -286,6 +286,10 @@ Test(edge, per_address_cap_closes_the_next_connection_at_once, .init = prep, .fi
 {
     start_with((const char *const[]){ "NOTES_MAX_CONNECTIONS_PER_IP", "2", NULL });
     check_cap(2);
+    cr_assert_eq(harness_stop(&srv), 0);
+    unsigned long long refused = 0;
+    harness_audit_lines(&srv, "conn.refused", "\"reason\":\"connection_cap\"", &refused);
+    cr_assert_geq(refused, 1, "no conn.refused line counts the connection refused at the cap");
 }
 
 Test(edge, global_cap_closes_the_next_connection_at_once, .init = prep, .fini = finish)
@@ -343,4 +347,9 @@ Test(edge, new_connections_past_the_per_address_rate_are_closed_at_once, .init =
         raw_close(&c);
     }
     cr_assert(served, "no new connection was served within 5 s of the refusal");
+    /* The refusals are summed up in the trail (written at the latest at the stop). */
+    cr_assert_eq(harness_stop(&srv), 0);
+    unsigned long long refused = 0;
+    harness_audit_lines(&srv, "conn.refused", "\"reason\":\"connection_rate\"", &refused);
+    cr_assert_geq(refused, 1, "no conn.refused line counts the connections refused for their rate");
 }
