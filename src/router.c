@@ -303,13 +303,6 @@ static bool take(struct route_ctx *ctx, struct ratelimit *rl, const uint8_t key[
     return false;
 }
 
-static bool take_addr(struct route_ctx *ctx, struct ratelimit *rl)
-{
-    uint8_t key[RATELIMIT_KEY_LEN];
-    ratelimit_addr_key(ctx->req->peer, key);
-    return take(ctx, rl, key, "rate_limited");
-}
-
 static void user_key(int64_t user_id, uint8_t key[RATELIMIT_KEY_LEN])
 {
     memset(key, 0, RATELIMIT_KEY_LEN);
@@ -417,8 +410,9 @@ static void guarded(struct route_ctx *ctx, const struct route *r)
 }
 
 /* Everything between routing and the handler: token, rate limit,
- * permission, input. false when a response has been written. */
-static bool admit(struct route_ctx *ctx, const struct route *found, struct slice id)
+ * permission, input. `addr_key` is the client's address key, NULL without
+ * one. false when a response has been written. */
+static bool admit(struct route_ctx *ctx, const struct route *found, struct slice id, const uint8_t *addr_key)
 {
     struct app *app = ctx->app;
     if (found->perm != PERM_PUBLIC && authenticate(ctx) != 0)
@@ -438,7 +432,8 @@ static bool admit(struct route_ctx *ctx, const struct route *found, struct slice
      * a full account. Only one that will be built spends a token: per
      * address (many accounts), then per user. */
     return found->limit != LIMIT_EXPORT || !app ||
-           ((!ctx->req->peer || take_addr(ctx, app->rl_exports)) && take(ctx, app->rl_exports, key, "rate_limited"));
+           ((!addr_key || take(ctx, app->rl_exports, addr_key, "rate_limited")) &&
+            take(ctx, app->rl_exports, key, "rate_limited"));
 }
 
 void router_dispatch(void *arg, const struct http_request *req, struct http_response *res)
@@ -483,7 +478,7 @@ void router_dispatch(void *arg, const struct http_request *req, struct http_resp
      * A route that changes data leaves it first for the guard's own write
      * transaction. Should it fail to begin, each statement runs alone. */
     bool reading = found->perm != PERM_PUBLIC && store_begin_read(app->store) == 0;
-    bool go = admit(&ctx, found, id);
+    bool go = admit(&ctx, found, id, req->peer ? addr_key : NULL);
     if (go && !changes_or_exports(found))
         found->handler(&ctx);
     if (reading && store_commit(app->store) != 0)
