@@ -567,9 +567,6 @@ void server_release_held(struct server *s)
         if (c->held && (c->hold_seq <= reached || c->hold_seq > seq))
             release_one(c);
     }
-    /* An unhealthy trail holds nothing for a sync: what is still held waits
-     * for on_prepare()'s write, and a failed sync is tried again from its
-     * timer (server_chores.c), not from here. */
-    if (!TAILQ_EMPTY(&s->held) && s->cfg->audit_sync == CONFIG_AUDIT_SYNC_ALWAYS && audit_healthy(s->app->audit))
-        server_audit_kick(s);
+    /* What is still held waits for a sync that on_prepare() starts in
+     * always mode (server_chores.c), or for its line's write. */
 }

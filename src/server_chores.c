@@ -248,9 +248,10 @@ static void on_prepare(uv_prepare_t *p)
     } while (audit_written_seq(a) < audit_seq(a));
     audit_release(a);
     check_kick(s);
-    /* Always mode syncs for held answers; lines no answer waits for (a
-     * prune, the hourly anchor, the reports) are synced from here. Not
-     * while unhealthy: a failed sync is retried from its timer. */
+    /* Always mode: every line written and not yet on disk is synced from
+     * here, whether an answer waits for it or not (a prune, the hourly
+     * anchor, the reports). Not while unhealthy: a failed sync is retried
+     * from its timer. */
     if (s->cfg->audit_sync == CONFIG_AUDIT_SYNC_ALWAYS && audit_healthy(a) &&
         audit_synced_seq(a) < audit_written_seq(a))
         server_audit_kick(s);
