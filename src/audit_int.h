@@ -1,8 +1,7 @@
 /*
  * audit_int.h - what the audit module's files share: audit.c (the
  * writer), with audit_files.c and audit_retention.c, audit_line.c (the line
- * format, both ways) and audit_verify.c (listing the files and walking the
- * chain). File names, the line format's
+ * format, both ways) and audit_verify.c (walking the chain). File names, the line format's
  * fixed parts, building and reading one line. Not for use outside the audit
  * module (its unit test excepted).
  */
@@ -92,11 +91,11 @@ struct audit_tail {
 /** Read the end of file `fd`, `size` bytes long (its last AUDIT_TAIL_MAX
  *  bytes at most), checking the last line's MAC when `c` is not NULL.
  *  0; ERR_LIMIT when the last line or torn part begins before that window;
- *  ERR_IO, ERR_NOMEM or ERR_CRYPTO. (audit_verify.c) */
+ *  ERR_IO, ERR_NOMEM or ERR_CRYPTO. (audit_files.c) */
 int audit_read_tail(const struct crypto *c, int fd, uint64_t size, struct audit_tail *t);
 /** The first line of file `fd` (no MAC check); zeroed and not parsed when
  *  there is none within AUDIT_LINE_MAX bytes. 0, ERR_IO or ERR_CRYPTO.
- *  (audit_verify.c) */
+ *  (audit_files.c) */
 int audit_read_first(int fd, uint64_t size, struct audit_line *l);
 
 /** A rotated file, by name and the seq of its last line. */
@@ -135,7 +134,7 @@ bool audit_name_parse(const char *name, uint64_t *seq);
 
 /** The rotated files in `dirfd`, sorted by seq, in a malloc'd array the
  *  caller frees (NULL when there are none); entries that are not regular
- *  files are listed too, marked. 0, ERR_IO or ERR_NOMEM. (audit_verify.c) */
+ *  files are listed too, marked. 0, ERR_IO or ERR_NOMEM. (audit_files.c) */
 int audit_list_rotated(int dirfd, struct audit_file **out, size_t *n);
 
 /** Checking rotated file f alone, in steps: is it one this trail wrote

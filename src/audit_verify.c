@@ -1,7 +1,7 @@
 /*
- * audit_verify.c - reading the audit trail back: the list of rotated files
- * (shared with the writer) and `notesd audit verify`, which walks the whole
- * chain through audit_line_read().
+ * audit_verify.c - reading the audit trail back: `notesd audit verify`,
+ * which walks the whole chain through audit_line_read(), and the walk of
+ * one file that retention's checks use.
  *
  * Owns nothing past a call. Reads only: it never writes, renames or locks
  * for longer than it takes to list the directory, and it trusts no field of
@@ -34,117 +34,6 @@
 #define READ_BUF 65536                 /* the longest line the walk examines */
 #define LOC_MAX (AUDIT_NAME_MAX + 24)
 
-
-/* ---- the files ----------------------------------------------------------- */
-
-static int by_seq(const void *x, const void *y)
-{
-    const struct audit_file *a = x, *b = y;
-    return a->seq < b->seq ? -1 : a->seq > b->seq;
-}
-
-int audit_list_rotated(int dirfd, struct audit_file **out, size_t *n)
-{
-    *out = NULL;
-    *n = 0;
-    int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-    if (!d) {
-        if (fd >= 0)
-            close(fd);
-        return ERR_IO;
-    }
-    rewinddir(d);
-    size_t cap = 0;
-    int rc = 0;
-    struct dirent *e;
-    while (rc == 0 && (e = readdir(d)) != NULL) {
-        struct audit_file f = { .seq = 0 };
-        struct stat st;
-        if (!audit_name_parse(e->d_name, &f.seq) ||
-            fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-            continue;
-        memcpy(f.name, e->d_name, AUDIT_NAME_MAX + 1);
-        f.mtime = (int64_t)st.st_mtime;
-        f.regular = S_ISREG(st.st_mode);
-        if (*n == cap) {
-            size_t ncap = cap ? 2 * cap : 16;
-            struct audit_file *g = reallocarray(*out, ncap, sizeof(*g));
-            if (!g) {
-                rc = ERR_NOMEM;
-                break;
-            }
-            *out = g, cap = ncap;
-        }
-        (*out)[(*n)++] = f;
-    }
-    closedir(d);
-    if (rc) {
-        free(*out);
-        *out = NULL;
-        *n = 0;
-        return rc;
-    }
-    if (*n)
-        qsort(*out, *n, sizeof(**out), by_seq);
-    return 0;
-}
-
-/* ---- a file's ends ------------------------------------------------------- */
-
-static int pread_all(int fd, uint8_t *p, size_t n, uint64_t off)
-{
-    while (n > 0) {
-        ssize_t r = pread(fd, p, n, (off_t)off);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return ERR_IO;
-        p += r, n -= (size_t)r, off += (uint64_t)r;
-    }
-    return 0;
-}
-
-int audit_read_tail(const struct crypto *c, int fd, uint64_t size, struct audit_tail *t)
-{
-    memset(t, 0, sizeof(*t));
-    if (size == 0)
-        return 0;
-    size_t n = size < AUDIT_TAIL_MAX ? (size_t)size : AUDIT_TAIL_MAX;
-    uint8_t *p = malloc(n);
-    if (!p)
-        return ERR_NOMEM;
-    int rc = pread_all(fd, p, n, size - n);
-    size_t end = n, start;
-    while (end > 0 && p[end - 1] != '\n')
-        end--;
-    for (start = end ? end - 1 : 0; start > 0 && p[start - 1] != '\n';)
-        start--;
-    if (rc == 0 && (end == 0 || start == 0) && size > n)
-        rc = ERR_LIMIT;
-    if (rc == 0 && end < n) {
-        t->torn = true;
-        t->torn_bytes = n - end;
-        rc = crypto_sha256(p + end, n - end, t->torn_hash) ? ERR_CRYPTO : 0;
-    }
-    if (rc == 0 && end > 0) {
-        t->has_line = true;
-        rc = audit_line_read(c, p + start, end - 1 - start, &t->last);
-    }
-    free(p);
-    return rc;
-}
-
-int audit_read_first(int fd, uint64_t size, struct audit_line *l)
-{
-    uint8_t p[AUDIT_LINE_MAX];
-    size_t n = size < sizeof(p) ? (size_t)size : sizeof(p);
-    memset(l, 0, sizeof(*l));
-    if (pread_all(fd, p, n, 0) != 0)
-        return ERR_IO;
-    const uint8_t *nl = memchr(p, '\n', n);
-    return nl ? audit_line_read(NULL, p, (size_t)(nl - p), l) : 0;
-}
 
 /* ---- reading lines ------------------------------------------------------- */
 
