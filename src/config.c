@@ -73,6 +73,10 @@ static const struct setting settings[] = {
     { "NOTES_MAX_CONNECTIONS", K_UINT, "4096", OFF(max_connections), 0, 1, 1000000 },
     { "NOTES_MAX_CONNECTIONS_PER_IP", K_UINT, "64", OFF(max_connections_per_ip), 0, 1, 1000000 },
     { "NOTES_MAX_OUTPUT_MIB", K_UINT, "128", OFF(max_output_mib), 0, 1, 65536 },
+    /* TLS 1.3 allows AES-GCM 2^24.5 records per key (RFC 8446 5.5) and
+     * mbedTLS never updates a connection's keys: past this many records the
+     * next answer closes the connection (server.c). */
+    { "NOTES_TLS_MAX_RECORDS", K_UINT, "16777216", OFF(tls_max_records), 0, 1, CONFIG_TLS_RECORDS_CAP },
     { "NOTES_REDIRECT_LISTEN", K_REDIRECT, "", OFF(redirect_listen), 0, 0, 0 },
     /* Abuse limits (0 disables one limit explicitly). */
     { "NOTES_RATE_LIMITS", K_ON_OFF, "on", OFF(rate_limits_on), 0, 0, 0 },

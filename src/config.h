@@ -14,6 +14,8 @@
 #define CONFIG_USER_NOTES_CAP 10000
 #define CONFIG_USER_KIB_CAP 6144
 #define CONFIG_USER_SESSIONS_CAP 64
+/* Records the server writes under one TLS key at most: 2^24 (server.c). */
+#define CONFIG_TLS_RECORDS_CAP 16777216u
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -80,6 +82,7 @@ struct config {
              timeout_keepalive_s, timeout_send_s;
     uint32_t max_connections, max_connections_per_ip;
     uint32_t max_output_mib;        /* answers queued for clients, all connections */
+    uint32_t tls_max_records;       /* then the next answer closes the connection */
     char *redirect_listen;     /* plain-HTTP redirect listener, or NULL (off) */
     char redirect_host[64];
     uint16_t redirect_port;

@@ -410,6 +410,12 @@ void server_conn_drive(struct conn *c)
             server_conn_close(c);
             return;
         }
+        /* mbedTLS never updates a connection's keys (no TLS 1.3 KeyUpdate),
+         * and TLS 1.3 allows AES-GCM 2^24.5 records per key (RFC 8446
+         * 5.5): past NOTES_TLS_MAX_RECORDS (at most 2^24) the next answer
+         * closes, which leaves a margin of millions of records for it. */
+        if (tls_conn_records_out(c->tls) >= s->cfg->tls_max_records)
+            http_conn_set_draining(c->http);
         if (http_conn_feed(c->http, s->plain_buf, got) != 0 || server_conn_send_responses(c) != 0 ||
             server_conn_start_job(c) != 0) {
             server_conn_close(c);

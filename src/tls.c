@@ -52,6 +52,7 @@ struct tls_conn {
     bool reading;
     unsigned read_writes;   /* the first is written, any further refused */
     bool renegotiation_refused;
+    uint64_t records_out;   /* application records written under the current keys */
 };
 
 /* TLS 1.3 suites first, then the TLS 1.2 ECDHE AEAD suites (Mozilla
@@ -423,8 +424,14 @@ int tls_conn_write(struct tls_conn *c, const uint8_t *p, size_t n)
             return map_error(rc) == ERR_WANT_IO ? ERR_INTERNAL : ERR_TLS;
         p += rc;
         n -= (size_t)rc;
+        c->records_out++;   /* one call writes at most one record */
     }
     return 0;
+}
+
+uint64_t tls_conn_records_out(const struct tls_conn *c)
+{
+    return c->records_out;
 }
 
 void tls_conn_close_notify(struct tls_conn *c)

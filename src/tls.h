@@ -56,6 +56,9 @@ bool tls_conn_handshake_done(const struct tls_conn *c);
 int tls_conn_read(struct tls_conn *c, uint8_t *out, size_t cap, size_t *got);
 /** Encrypt all of p into the output buffer. 0, ERR_LIMIT or ERR_TLS. */
 int tls_conn_write(struct tls_conn *c, const uint8_t *p, size_t n);
+/** Application-data records written so far (one tls_conn_write() call writes
+ *  records of at most MBEDTLS_SSL_OUT_CONTENT_LEN bytes, each counted). */
+uint64_t tls_conn_records_out(const struct tls_conn *c);
 /** Did a read refuse a renegotiation (see tls_conn_read)? */
 bool tls_conn_renegotiation_refused(const struct tls_conn *c);
 /** Queue a close_notify alert (none after a refused renegotiation: its

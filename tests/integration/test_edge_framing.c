@@ -266,6 +266,35 @@ Test(edge, three_pipelined_requests_are_answered_in_order, .init = prep, .fini =
     raw_close(&c);
 }
 
+/* NOTES_TLS_MAX_RECORDS: once the server has written that many records
+ * under a connection's keys, the next answer says Connection: close and the
+ * connection ends (mbedTLS never updates the keys; TLS 1.3 bounds AES-GCM
+ * records per key). A /healthz answer is one record. */
+Test(edge, a_connection_ends_after_its_record_limit, .init = prep, .fini = finish)
+{
+    start_with((const char *const[]){ "NOTES_TLS_MAX_RECORDS", "3", NULL });
+    struct rawconn c;
+    tls_open(&c);
+    for (int i = 1; i <= 4; i++) {
+        struct raw_resp r;
+        exchange(&c, GOOD, sizeof(GOOD) - 1, &r);
+        cr_assert_eq(r.status, 200, "answer %d: %d", i, r.status);
+        char *conn = raw_header(&r, "Connection");
+        if (i <= 3)
+            cr_assert_null(conn, "answer %d closes before the limit: %s", i, conn);
+        else
+            cr_assert(conn && strcmp(conn, "close") == 0, "the answer past the limit does not close:\n%s", r.head);
+        free(conn);
+        raw_resp_free(&r);
+    }
+    struct rawbuf rest = { 0 };
+    enum raw_io end = raw_read_until_close(&c, &rest, 5000);
+    cr_assert_eq(end, RAW_CLOSED, "the connection did not end after its record limit: %s", raw_io_name(end));
+    cr_assert_eq(rest.len, 0, "more came after the closing answer:\n%s", rest.p);
+    rawbuf_free(&rest);
+    raw_close(&c);
+}
+
 /* Send `a` and then `b` (one TLS record each, b may be absent) in as few
  * TCP segments as the kernel allows (TCP_CORK), so the server reads them
  * in one turn of its loop. */
