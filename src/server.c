@@ -20,7 +20,9 @@
 #include "ratelimit.h"
 #include "utc.h"
 
+#include <linux/sockios.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <uv.h>
 
@@ -29,6 +31,7 @@
 #define WRITE_HIGH_WATER (256 * 1024)
 #define SEND_SLICE (128 * 1024)        /* plaintext encrypted per TLS output flush */
 #define WRITE_LOW_WATER (64 * 1024)
+#define LINGER_MS 5000                 /* what a closed connection reads at most, as nginx's lingering_timeout */
 
 struct write_req {
     uv_write_t req;
@@ -100,6 +103,57 @@ void server_conn_close(struct conn *c)
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
 
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    struct conn *c = req->data;
+    if (status < 0 && !c->closing)
+        server_conn_close(c);
+}
+
+/* Is the client perhaps still sending? When its request was refused at the
+ * edge (a 413 before the body, a 400), or it sent more than was answered.
+ * A request answered in full, the client's own Connection: close or an
+ * idle keep-alive leave nothing to come, as nginx judges it too. */
+static bool may_still_send(struct conn *c)
+{
+    return http_conn_rejected(c->http) != 0 || tls_conn_unread(c->tls) > 0 || http_conn_holds_input(c->http);
+}
+
+/* Has the client's kernel acknowledged every byte we sent? Then closing
+ * now is safe even with its input unread (most closes: small answers on a
+ * quick path). SIOCOUTQ counts what is sent but not acknowledged. */
+static bool all_acked(struct conn *c)
+{
+    uv_os_fd_t fd;
+    int queued = -1;
+    return uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 && ioctl(fd, SIOCOUTQ, &queued) == 0 && queued == 0;
+}
+
+/* Everything is handed to the kernel: end our side with a FIN, then read
+ * and drop what the client still sends until it closes or LINGER_MS pass.
+ * Closing a socket whose input is unread resets the connection at once, and
+ * the reset drops whatever of our answers the kernel still held (the 413
+ * refusing a body the client is still sending, behind a large answer), as
+ * nginx's lingering close avoids. Nothing read now is looked at. */
+static void linger(struct conn *c)
+{
+    if (!may_still_send(c) || all_acked(c)) {
+        server_conn_close(c);   /* no input to come, or nothing of ours a reset could drop */
+        return;
+    }
+    c->close_after_flush = false;
+    c->lingering = true;
+    c->linger_until = uv_now(&c->srv->loop) + LINGER_MS;
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        server_conn_close(c);
+        return;
+    }
+    if (!c->reading)
+        c->reading = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0;
+    schedule(c);
+}
+
 static void on_write(uv_write_t *req, int status)
 {
     struct write_req *w = (struct write_req *)req;
@@ -114,12 +168,12 @@ static void on_write(uv_write_t *req, int status)
         server_conn_close(c);
         return;
     }
-    if (c->close_after_flush && c->writes_pending == 0) {
-        server_conn_close(c);
-        return;
-    }
     if (c->closing)
         return;
+    if (c->close_after_flush && c->writes_pending == 0) {
+        linger(c);
+        return;
+    }
     c->last_write = uv_now(&c->srv->loop);
     if (c->close_after_flush) {   /* the rest still owes the send deadline */
         schedule(c);
@@ -140,6 +194,7 @@ static int flush(struct conn *c)
     struct buf *out = tls_conn_output(c->tls);
     if (out->len == 0 || c->closing)
         return 0;
+    c->ticket_held = false;   /* it leaves with whatever is written now */
     size_t sent = 0;
     if (c->writes_pending == 0) {
         uv_buf_t now = uv_buf_init((char *)out->data, (unsigned)out->len);
@@ -179,6 +234,8 @@ static int flush(struct conn *c)
 /* Send close_notify and whatever is queued, then close. */
 void server_conn_finish(struct conn *c)
 {
+    if (c->lingering || c->closing)
+        return;                /* already ending */
     if (c->held) {             /* its last response waits for its audit line */
         c->finish_when_released = true;
         return;
@@ -186,8 +243,12 @@ void server_conn_finish(struct conn *c)
     uv_read_stop((uv_stream_t *)&c->tcp);
     c->reading = false;
     tls_conn_close_notify(c->tls);
-    if (flush(c) != 0 || c->writes_pending == 0) {
+    if (flush(c) != 0) {
         server_conn_close(c);
+        return;
+    }
+    if (c->writes_pending == 0) {
+        linger(c);
         return;
     }
     c->close_after_flush = true;
@@ -229,6 +290,8 @@ static void track_phase(struct conn *c)
 static uint64_t deadline(const struct conn *c)
 {
     const struct config *cfg = c->srv->cfg;
+    if (c->lingering)
+        return c->linger_until;
     if (uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp) > 0)
         return c->last_write + secs(cfg->timeout_send_s);
     if (!tls_conn_handshake_done(c->tls))
@@ -254,6 +317,10 @@ static void on_timeout(uv_timer_t *t)
     struct conn *c = t->data;
     if (c->closing || c->job_running)
         return;
+    if (c->lingering) {
+        server_conn_close(c);
+        return;
+    }
     if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0 || !tls_conn_handshake_done(c->tls)) {
         server_conn_close(c);   /* slow reader or stalled handshake: nothing more to say */
         return;
@@ -303,8 +370,9 @@ void server_conn_update_reading(struct conn *c)
     bool hold_blocks = c->held && (c->srv->cfg->audit_sync == CONFIG_AUDIT_SYNC_ALWAYS ||
                                    tls_conn_unread(c->tls) > 0);
     bool job_blocks = c->job_running && !(listening_while_queued(c) && tls_conn_unread(c->tls) == 0);
-    bool want = !c->closing && !c->close_after_flush && !job_blocks && !hold_blocks &&
-                uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < WRITE_HIGH_WATER;
+    bool want = !c->closing && (c->lingering || (!c->close_after_flush && !job_blocks && !hold_blocks &&
+                                                 uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) <
+                                                     WRITE_HIGH_WATER));
     if (want && !c->reading)
         c->reading = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0;
     else if (!want && c->reading) {
@@ -364,6 +432,10 @@ int server_conn_send_responses(struct conn *c)
     for (size_t off = 0; off < plain->len && rc == 0; off += SEND_SLICE) {
         size_t n = plain->len - off < SEND_SLICE ? plain->len - off : SEND_SLICE;
         rc = tls_conn_write(c->tls, plain->data + off, n);
+        /* The last answer of a closing connection takes its close_notify
+         * along in the same write (server_conn_finish() sends no second). */
+        if (rc == 0 && off + n == plain->len && http_conn_should_close(c->http))
+            tls_conn_close_notify(c->tls);
         rc = rc ? rc : flush(c);
     }
     /* Counted until now as built; from here its ciphertext counts, while
@@ -377,7 +449,13 @@ void server_conn_drive(struct conn *c)
     struct server *s = c->srv;
     if (!tls_conn_handshake_done(c->tls)) {
         int rc = tls_conn_handshake(c->tls);
-        if (flush(c) != 0 || (rc != 0 && rc != ERR_WANT_IO)) {
+        /* Once TLS 1.3's handshake is done, what the server has written
+         * since its Finished is the session ticket, which no client waits
+         * for: it leaves with the first answer, or with the close_notify,
+         * instead of in a write(2) and a TCP segment of its own. (A TLS 1.2
+         * client waits for the server's last flight: that leaves now.) */
+        c->ticket_held = rc == 0 && tls_conn_is_tls13(c->tls);
+        if ((!c->ticket_held && flush(c) != 0) || (rc != 0 && rc != ERR_WANT_IO)) {
             server_conn_close(c);
             return;
         }
@@ -431,7 +509,7 @@ void server_conn_drive(struct conn *c)
      * Sent now, those bytes count against the write queue's high-water
      * mark, the send deadline and the output budget like a response;
      * left in TLS they would wait for the next response or keep-alive. */
-    if (flush(c) != 0) {
+    if (!c->ticket_held && flush(c) != 0) {
         server_conn_close(c);
         return;
     }
@@ -462,8 +540,9 @@ static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *b)
     struct conn *c = stream->data;
     if (n == 0)
         return;
-    if (n < 0) {
-        server_conn_close(c);   /* EOF without close_notify, or a reset */
+    if (n < 0 || c->lingering) {
+        if (n < 0)
+            server_conn_close(c);   /* EOF without close_notify, a reset, or the end of a linger */
         return;
     }
     c->last_read = uv_now(&c->srv->loop);

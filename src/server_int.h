@@ -92,11 +92,15 @@ struct conn {
     unsigned writes_pending;
     bool closing;
     bool close_after_flush;
+    bool lingering;             /* our side ended: input read and dropped */
+    uint64_t linger_until;
+    uv_shutdown_t shutdown_req;
     bool job_running;           /* waiting for a slot (then job_queued) or running */
     struct job_req *job_queued; /* its place in server.jobs_wait, not started */
     bool reading;
     bool held;                  /* a response waits for its audit line */
     bool finish_when_released;  /* conn_finish() came while held */
+    bool ticket_held;           /* TLS 1.3 session ticket waits for the first answer */
     uint64_t hold_seq;          /* ... up to this audit line */
     TAILQ_ENTRY(conn) held_link;        /* in server.held while held */
     struct server_ip *ip;       /* per-address connection count */

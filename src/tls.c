@@ -53,6 +53,7 @@ struct tls_conn {
     unsigned read_writes;   /* the first is written, any further refused */
     bool renegotiation_refused;
     uint64_t records_out;   /* application records written under the current keys */
+    bool close_notified;
 };
 
 /* TLS 1.3 suites first, then the TLS 1.2 ECDHE AEAD suites (Mozilla
@@ -438,8 +439,14 @@ void tls_conn_close_notify(struct tls_conn *c)
 {
     /* After a refused renegotiation mbedTLS may still hold the alert that
      * bio_send() refused; a close_notify would push it out first. */
-    if (c->handshake_done && !c->renegotiation_refused)
+    if (c->handshake_done && !c->renegotiation_refused && !c->close_notified)
         (void)mbedtls_ssl_close_notify(&c->ssl);
+    c->close_notified = true;
+}
+
+bool tls_conn_is_tls13(const struct tls_conn *c)
+{
+    return mbedtls_ssl_get_version_number(&c->ssl) == MBEDTLS_SSL_VERSION_TLS1_3;
 }
 
 struct buf *tls_conn_output(struct tls_conn *c)

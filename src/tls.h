@@ -62,8 +62,10 @@ uint64_t tls_conn_records_out(const struct tls_conn *c);
 /** Did a read refuse a renegotiation (see tls_conn_read)? */
 bool tls_conn_renegotiation_refused(const struct tls_conn *c);
 /** Queue a close_notify alert (none after a refused renegotiation: its
- *  alert is the last word). */
+ *  alert is the last word); once, however often it is called. */
 void tls_conn_close_notify(struct tls_conn *c);
+/** Was TLS 1.3 negotiated? */
+bool tls_conn_is_tls13(const struct tls_conn *c);
 /** Ciphertext waiting to be sent. The caller may swap it out with its own
  *  empty buffer (same max) to hand it to the socket. */
 struct buf *tls_conn_output(struct tls_conn *c);

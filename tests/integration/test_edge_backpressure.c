@@ -298,3 +298,48 @@ Test(edge, queued_large_answers_are_bounded_in_total, .init = prep, .fini = fini
     free(get);
     free(token);
 }
+
+/* A closing answer (here a 413 refusing a body before it is read) must
+ * reach a client that is still sending: the server stops reading, so the
+ * body sits unread in its socket, and closing a socket with unread input
+ * resets the connection at once, dropping whatever the kernel still held
+ * for the client. An export queued before it makes sure some is still
+ * held when the last write is handed over. The server ends its side with a
+ * FIN and reads (and drops) what the client still sends before it closes,
+ * as nginx's lingering close does. */
+Test(edge, a_closing_answer_reaches_a_client_that_is_still_sending, .init = prep, .fini = finish, .timeout = 120)
+{
+    start_with((const char *const[]){ "NOTES_REGISTRATION", "open", "NOTES_RATE_LIMITS", "off", NULL });
+    char *token = harness_user_with_big_notes(&srv, "linger", 100);   /* an export of ~6 MB */
+    char *two = fmt("GET /v1/me/export HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n\r\n"
+                    "POST /v1/notes HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n"
+                    "Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n", token, token);   /* > NOTES_MAX_BODY */
+    char *body = repeat('b', 65536);   /* part of the refused body, sent anyway */
+    struct rawconn c;
+    tls_open(&c);
+    cr_assert_eq(raw_send_str(&c, two, 5000), RAW_OK);
+    cr_assert_eq(raw_send(&c, body, 65536, 5000, NULL), RAW_OK);
+    /* A slow reader (16 KiB a millisecond): when the server hands over its
+     * last bytes, megabytes are still in its socket, not yet with us. */
+    struct rawbuf out = { 0 };
+    enum raw_io e = RAW_OK;
+    for (long t0 = raw_now_ms(); e == RAW_OK && raw_now_ms() - t0 < 30000;) {
+        char tmp[16384];
+        size_t got = 0;
+        e = raw_recv(&c, tmp, sizeof(tmp), &got, 5000);
+        rawbuf_append(&out, tmp, got);
+        pace_ms(1);
+    }
+    size_t rest = 0;
+    bool bad = false;
+    size_t n = raw_count_responses(out.p, out.len, &rest, &bad);
+    cr_log_info("closing answer behind an export: %zu answers in %zu bytes, then %s", n, out.len, raw_io_name(e));
+    cr_assert_eq(n, 2, "%zu of 2 answers arrived (%zu bytes), then %s", n, out.len, raw_io_name(e));
+    cr_assert(strstr(out.p, "HTTP/1.1 413"), "no 413 among the answers");
+    cr_assert_eq(e, RAW_CLOSED, "the connection ended with %s, not a close", raw_io_name(e));
+    rawbuf_free(&out);
+    raw_close(&c);
+    free(body);
+    free(two);
+    free(token);
+}
