@@ -14,7 +14,9 @@
 #define CONFIG_USER_NOTES_CAP 10000
 #define CONFIG_USER_KIB_CAP 6144
 #define CONFIG_USER_SESSIONS_CAP 64
-/* Records the server writes under one TLS key at most: 2^24 (server.c). */
+/* Most a connection's record threshold may be: 2^24 records under one TLS
+ * key, past which its next answer closes it (server.c); what that answer and
+ * the ones built in the same read add stays far below 2^24.5. */
 #define CONFIG_TLS_RECORDS_CAP 16777216u
 
 #include <stdbool.h>

@@ -128,11 +128,13 @@ static int add_narrowed(scmp_filter_ctx ctx)
      * ENOSYS, and glibc falls back to clone, which is checked above. */
     rc = rc ? rc : seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
     /* libuv sets descriptors non-blocking and close-on-exec with ioctl;
-     * server.c asks a socket what it has not had acknowledged (SIOCOUTQ). */
+     * a closing connection asks its socket what input is unread (FIONREAD)
+     * and what output is not acknowledged (SIOCOUTQ), server.c: linger(). */
     struct scmp_arg_cmp fionbio = arg_eq(1, FIONBIO), fioclex = arg_eq(1, FIOCLEX),
-                        outq = arg_eq(1, SIOCOUTQ);
+                        inq = arg_eq(1, FIONREAD), outq = arg_eq(1, SIOCOUTQ);
     rc = rc ? rc : allow(ctx, SCMP_SYS(ioctl), 1, &fionbio);
     rc = rc ? rc : allow(ctx, SCMP_SYS(ioctl), 1, &fioclex);
+    rc = rc ? rc : allow(ctx, SCMP_SYS(ioctl), 1, &inq);
     rc = rc ? rc : allow(ctx, SCMP_SYS(ioctl), 1, &outq);
     /* abort() and raise() signal this process only. */
     struct scmp_arg_cmp us = arg_eq(0, (scmp_datum_t)self);

@@ -31,7 +31,11 @@
 #define WRITE_HIGH_WATER (256 * 1024)
 #define SEND_SLICE (128 * 1024)        /* plaintext encrypted per TLS output flush */
 #define WRITE_LOW_WATER (64 * 1024)
-#define LINGER_MS 5000                 /* what a closed connection reads at most, as nginx's lingering_timeout */
+/* A closing connection reads and drops input until the client has been
+ * silent this long, and no longer than the total: nginx's lingering_timeout
+ * and lingering_time. */
+#define LINGER_IDLE_MS 5000
+#define LINGER_TOTAL_MS 30000
 
 struct write_req {
     uv_write_t req;
@@ -111,12 +115,17 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 }
 
 /* Is the client perhaps still sending? When its request was refused at the
- * edge (a 413 before the body, a 400), or it sent more than was answered.
- * A request answered in full, the client's own Connection: close or an
- * idle keep-alive leave nothing to come, as nginx judges it too. */
+ * edge (a 413 before the body, a 400), or it sent more than was answered:
+ * in TLS or HTTP, or still in the socket (a pipelining client at a close
+ * the server chose). A request answered in full, the client's own
+ * Connection: close or an idle keep-alive leave nothing to come. */
 static bool may_still_send(struct conn *c)
 {
-    return http_conn_rejected(c->http) != 0 || tls_conn_unread(c->tls) > 0 || http_conn_holds_input(c->http);
+    if (http_conn_rejected(c->http) != 0 || tls_conn_unread(c->tls) > 0 || http_conn_holds_input(c->http))
+        return true;
+    uv_os_fd_t fd;
+    int unread = 0;
+    return uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 && ioctl(fd, FIONREAD, &unread) == 0 && unread > 0;
 }
 
 /* Has the client's kernel acknowledged every byte we sent? Then closing
@@ -130,20 +139,23 @@ static bool all_acked(struct conn *c)
 }
 
 /* Everything is handed to the kernel: end our side with a FIN, then read
- * and drop what the client still sends until it closes or LINGER_MS pass.
+ * and drop what the client still sends until it closes or goes quiet.
  * Closing a socket whose input is unread resets the connection at once, and
  * the reset drops whatever of our answers the kernel still held (the 413
  * refusing a body the client is still sending, behind a large answer), as
- * nginx's lingering close avoids. Nothing read now is looked at. */
+ * nginx's lingering close avoids. Nothing read now is looked at. A
+ * connection with a password job (queued or running) closes as before: the
+ * job is cancelled or pins it, and its answer has nowhere to go. */
 static void linger(struct conn *c)
 {
-    if (!may_still_send(c) || all_acked(c)) {
+    if (c->job_running || !may_still_send(c) || all_acked(c)) {
         server_conn_close(c);   /* no input to come, or nothing of ours a reset could drop */
         return;
     }
     c->close_after_flush = false;
     c->lingering = true;
-    c->linger_until = uv_now(&c->srv->loop) + LINGER_MS;
+    c->linger_end = uv_now(&c->srv->loop) + LINGER_TOTAL_MS;
+    c->linger_until = uv_now(&c->srv->loop) + LINGER_IDLE_MS;
     c->shutdown_req.data = c;
     if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
         server_conn_close(c);
@@ -540,9 +552,14 @@ static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *b)
     struct conn *c = stream->data;
     if (n == 0)
         return;
-    if (n < 0 || c->lingering) {
-        if (n < 0)
-            server_conn_close(c);   /* EOF without close_notify, a reset, or the end of a linger */
+    if (n < 0) {
+        server_conn_close(c);   /* EOF without close_notify, a reset, or the end of a linger */
+        return;
+    }
+    if (c->lingering) {         /* dropped; the client may stay quiet LINGER_IDLE_MS more */
+        uint64_t until = uv_now(&c->srv->loop) + LINGER_IDLE_MS;
+        c->linger_until = until < c->linger_end ? until : c->linger_end;
+        schedule(c);
         return;
     }
     c->last_read = uv_now(&c->srv->loop);

@@ -93,7 +93,7 @@ struct conn {
     bool closing;
     bool close_after_flush;
     bool lingering;             /* our side ended: input read and dropped */
-    uint64_t linger_until;
+    uint64_t linger_until, linger_end;   /* idle deadline, and the total's */
     uv_shutdown_t shutdown_req;
     bool job_running;           /* waiting for a slot (then job_queued) or running */
     struct job_req *job_queued; /* its place in server.jobs_wait, not started */

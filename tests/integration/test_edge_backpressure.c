@@ -319,13 +319,18 @@ Test(edge, a_closing_answer_reaches_a_client_that_is_still_sending, .init = prep
     tls_open(&c);
     cr_assert_eq(raw_send_str(&c, two, 5000), RAW_OK);
     cr_assert_eq(raw_send(&c, body, 65536, 5000, NULL), RAW_OK);
-    /* A slow reader (16 KiB a millisecond): when the server hands over its
-     * last bytes, megabytes are still in its socket, not yet with us. */
+    /* A slow reader (16 KiB a millisecond) that goes on sending the body
+     * (1 KiB a read, 256 KiB in all): when the server hands over its last
+     * bytes, megabytes are still in its socket, not yet with us, and more
+     * of the body arrives after the server ended its side. */
     struct rawbuf out = { 0 };
     enum raw_io e = RAW_OK;
+    size_t more = 0;
     for (long t0 = raw_now_ms(); e == RAW_OK && raw_now_ms() - t0 < 30000;) {
         char tmp[16384];
         size_t got = 0;
+        if (more < 262144 && raw_send(&c, body, 1024, 100, NULL) == RAW_OK)
+            more += 1024;
         e = raw_recv(&c, tmp, sizeof(tmp), &got, 5000);
         rawbuf_append(&out, tmp, got);
         pace_ms(1);
@@ -333,7 +338,8 @@ Test(edge, a_closing_answer_reaches_a_client_that_is_still_sending, .init = prep
     size_t rest = 0;
     bool bad = false;
     size_t n = raw_count_responses(out.p, out.len, &rest, &bad);
-    cr_log_info("closing answer behind an export: %zu answers in %zu bytes, then %s", n, out.len, raw_io_name(e));
+    cr_log_info("closing answer behind an export: %zu answers in %zu bytes (%zu more body bytes sent), then %s", n,
+                out.len, more, raw_io_name(e));
     cr_assert_eq(n, 2, "%zu of 2 answers arrived (%zu bytes), then %s", n, out.len, raw_io_name(e));
     cr_assert(strstr(out.p, "HTTP/1.1 413"), "no 413 among the answers");
     cr_assert_eq(e, RAW_CLOSED, "the connection ended with %s, not a close", raw_io_name(e));
