@@ -1,5 +1,6 @@
 /*
- * server.c - connection lifetime: accept, read, TLS, HTTP, write, close.
+ * server.c - connection lifetime: read, TLS, HTTP, write, close (accepting
+ * and the connection caps: server_accept.c).
  *
  * Owns every connection; the loop, the listener and the signals are set up
  * and torn down in server_life.c, and work a handler defers waits for the
@@ -14,11 +15,8 @@
 #include "server_int.h"
 #include "err.h"
 #include "log.h"
-#include "router.h"
 #include "app.h"
 #include "audit.h"
-#include "ratelimit.h"
-#include "utc.h"
 
 #include <linux/sockios.h>
 #include <stdlib.h>
@@ -44,7 +42,6 @@ struct write_req {
     size_t queued;             /* counted in the output budget until written */
 };
 
-static void schedule(struct conn *c);
 static void unhold(struct conn *c);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
 static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *b);
@@ -163,7 +160,7 @@ static void linger(struct conn *c)
     }
     if (!c->reading)
         c->reading = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0;
-    schedule(c);
+    server_conn_schedule(c);
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -188,13 +185,13 @@ static void on_write(uv_write_t *req, int status)
     }
     c->last_write = uv_now(&c->srv->loop);
     if (c->close_after_flush) {   /* the rest still owes the send deadline */
-        schedule(c);
+        server_conn_schedule(c);
         return;
     }
     if (!c->reading && !c->job_running && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < WRITE_LOW_WATER)
         server_conn_drive(c);   /* drains what TLS still holds, then resumes reading */
     else
-        schedule(c);
+        server_conn_schedule(c);
 }
 
 /* Hand the ciphertext TLS produced to the socket, without copying it. Most
@@ -267,7 +264,7 @@ void server_conn_finish(struct conn *c)
     /* Called from a job's or a held answer's completion too, where no
      * deadline runs: a client that stops reading is cut at the send
      * timeout, not kept with its queued output. */
-    schedule(c);
+    server_conn_schedule(c);
 }
 
 static uint64_t secs(uint32_t s)
@@ -347,7 +344,7 @@ static void on_timeout(uv_timer_t *t)
     server_conn_finish(c);
 }
 
-static void schedule(struct conn *c)
+void server_conn_schedule(struct conn *c)
 {
     if (c->closing)
         return;
@@ -473,7 +470,7 @@ void server_conn_drive(struct conn *c)
         }
         if (rc == ERR_WANT_IO) {
             server_conn_update_reading(c);
-            schedule(c);
+            server_conn_schedule(c);
             return;
         }
         c->idle_since = uv_now(&s->loop);
@@ -536,7 +533,7 @@ void server_conn_drive(struct conn *c)
         tls_conn_trim(c->tls);
     }
     server_conn_update_reading(c);
-    schedule(c);
+    server_conn_schedule(c);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
@@ -559,7 +556,7 @@ static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *b)
     if (c->lingering) {         /* dropped; the client may stay quiet LINGER_IDLE_MS more */
         uint64_t until = uv_now(&c->srv->loop) + LINGER_IDLE_MS;
         c->linger_until = until < c->linger_end ? until : c->linger_end;
-        schedule(c);
+        server_conn_schedule(c);
         return;
     }
     c->last_read = uv_now(&c->srv->loop);
@@ -568,70 +565,6 @@ static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *b)
         return;
     }
     server_conn_drive(c);
-}
-
-/* Past a connection cap the newcomer is accepted and closed at once, so it
- * leaves the backlog without disturbing anyone already connected. */
-static bool over_caps(struct server *s, struct conn *c)
-{
-    struct sockaddr_storage sa;
-    int len = sizeof(sa);
-    if (s->n_conns > s->cfg->max_connections || uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) != 0) {
-        s->refused++;
-        return true;
-    }
-    server_addr_key((const struct sockaddr *)&sa, c->peer);
-    /* A handshake costs most of a millisecond: new connections per address
-     * draw on a bucket, which the open-connection caps do not bound. */
-    uint8_t key[RATELIMIT_KEY_LEN];
-    ratelimit_addr_key(c->peer, key);
-    if (s->rl_conns && !ratelimit_take(s->rl_conns, key, utc_monotonic_ms(), NULL)) {
-        s->refused_rate++;
-        return true;
-    }
-    c->ip = server_ip_acquire(&s->ips, (const struct sockaddr *)&sa, s->cfg->max_connections_per_ip);
-    if (!c->ip)
-        s->refused++;
-    return c->ip == NULL;
-}
-
-void server_on_connection(uv_stream_t *listener, int status)
-{
-    struct server *s = listener->data;
-    if (status < 0) {
-        log_warn("accept failed: %s", uv_strerror(status));
-        return;
-    }
-    struct conn *c = calloc(1, sizeof(*c));
-    if (!c)
-        return;
-    c->srv = s;
-    uv_tcp_init(&s->loop, &c->tcp);
-    uv_timer_init(&s->loop, &c->timer);
-    c->tcp.data = c->timer.data = c;
-    c->handles_open = 2;
-    c->next = s->conns;
-    if (s->conns)
-        s->conns->prev = c;
-    s->conns = c;
-    s->n_conns++;
-    bool accepted = uv_accept(listener, (uv_stream_t *)&c->tcp) == 0;
-    s->refused += !accepted;
-    if (!accepted || over_caps(s, c)) {
-        server_conn_close(c);
-        return;
-    }
-    c->accepted_at = c->last_read = c->last_write = uv_now(&s->loop);
-    c->tls = tls_conn_new(s->tls);
-    c->http = http_conn_new(s->limits, router_dispatch, s->app);
-    if (!c->tls || !c->http) {
-        server_conn_close(c);
-        return;
-    }
-    http_conn_set_peer(c->http, c->peer);
-    uv_tcp_nodelay(&c->tcp, 1);
-    server_conn_update_reading(c);
-    schedule(c);
 }
 
 static void release_one(struct conn *c)

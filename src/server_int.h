@@ -171,7 +171,10 @@ int server_conn_send_responses(struct conn *c);
 /** Start or stop reading from the socket to match what holds it back (a
  *  running job, a held response, a client not reading our output). */
 void server_conn_update_reading(struct conn *c);
-/** The listener's callback: accept, check the caps, start TLS. */
+/** Arm the connection's timer for the one deadline that applies now. */
+void server_conn_schedule(struct conn *c);
+/** The listener's callback: accept, check the caps, start TLS
+ *  (server_accept.c). */
 void server_on_connection(uv_stream_t *listener, int status);
 /** Once draining and no connection is left, close the remaining handles
  *  so uv_run returns (server_life.c). */
