@@ -166,7 +166,7 @@ static bool resumable(const mbedtls_ssl_session *session)
  * TLS 1.2 (an abbreviated handshake). No handshake running: no. */
 static bool in_tls13(const struct tls_ctx *ctx)
 {
-    return ctx->handshaking && mbedtls_ssl_get_version_number(&ctx->handshaking->ssl) == MBEDTLS_SSL_VERSION_TLS1_3;
+    return ctx->handshaking && tls_conn_is_tls13(ctx->handshaking);
 }
 
 /* mbedTLS gives the ticket callback no session handle: the connection
