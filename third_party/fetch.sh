@@ -100,14 +100,21 @@ file_of() { lock_rows | awk -v p="$1" -v s="$2" '$3==p && $5 ~ s {print $5; exit
 
 hardening_cflags="-O2 -g -fPIE -fstack-protector-strong -fstack-clash-protection -fcf-protection -D_FORTIFY_SOURCE=2"
 
+# make mbedTLS's static libraries in $1 with our configuration and the
+# hardening flags, then any extra flags ($2: a later -O wins).
+make_mbedtls() {
+    make -C "$1/library" -j"$(nproc)" static CC="${CC:-gcc}" \
+        CFLAGS="$hardening_cflags ${2:-} -I$here -DMBEDTLS_CONFIG_FILE='<notesd_mbedtls_config.h>'" \
+        >>"$out/mbedtls-build.log" 2>&1 || die "mbedTLS build failed (see $out/mbedtls-build.log)"
+}
+
 build_mbedtls() {
     local src=$out/src/mbedtls
     rm -rf "$src"
     dpkg-source -x "$cache/$(file_of mbedtls '\.dsc$')" "$src" >"$out/mbedtls-unpack.log" 2>&1 ||
         die "dpkg-source failed for mbedtls (see $out/mbedtls-unpack.log)"
-    make -C "$src/library" -j"$(nproc)" static CC="${CC:-gcc}" \
-        CFLAGS="$hardening_cflags -I$here -DMBEDTLS_CONFIG_FILE='<notesd_mbedtls_config.h>'" \
-        >"$out/mbedtls-build.log" 2>&1 || die "mbedTLS build failed (see $out/mbedtls-build.log)"
+    : >"$out/mbedtls-build.log"
+    make_mbedtls "$src"
     # HACL*'s Curve25519 (Everest) again at -O3, archived in place of the
     # -O2 object: at -O2 gcc keeps its 5-limb field loops rolled, and one
     # X25519 scalar multiplication costs 1.09 M instructions instead of
@@ -115,9 +122,7 @@ build_mbedtls() {
     # resumed one. The code is branch-free by construction; the test
     # x25519-constant-time checks the -O3 object under memcheck.
     rm -f "$src/3rdparty/everest/library/Hacl_Curve25519_joined.o"
-    make -C "$src/library" static CC="${CC:-gcc}" \
-        CFLAGS="$hardening_cflags -O3 -I$here -DMBEDTLS_CONFIG_FILE='<notesd_mbedtls_config.h>'" \
-        >>"$out/mbedtls-build.log" 2>&1 || die "mbedTLS build failed (see $out/mbedtls-build.log)"
+    make_mbedtls "$src" -O3
     cp -r "$src/include/mbedtls" "$src/include/psa" "$prefix/include/"
     # mbedtls/ecdh.h includes everest/everest.h (MBEDTLS_ECDH_VARIANT_EVEREST_ENABLED)
     cp -r "$src/3rdparty/everest/include/everest" "$prefix/include/"
