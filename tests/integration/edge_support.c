@@ -50,12 +50,6 @@ bool server_alive(void)
     return srv.pid > 0 && waitpid(srv.pid, &st, WNOHANG) == 0;
 }
 
-void pace_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
-
 void tls_open(struct rawconn *c)
 {
     CURLcode rc = raw_tls_connect(c, srv.port, srv.cert, NULL, 5000);
@@ -98,21 +92,6 @@ char *repeat(char ch, size_t n)
     cr_assert_not_null(s);
     memset(s, ch, n);
     s[n] = 0;
-    return s;
-}
-
-__attribute__((format(printf, 1, 2))) char *fmt(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    int n = vsnprintf(NULL, 0, f, ap);
-    va_end(ap);
-    cr_assert_geq(n, 0);
-    char *s = malloc((size_t)n + 1);
-    cr_assert_not_null(s);
-    va_start(ap, f);
-    vsnprintf(s, (size_t)n + 1, f, ap);
-    va_end(ap);
     return s;
 }
 
@@ -173,7 +152,7 @@ char *refusal_outcome(struct rawconn *c, const char *bad, size_t n, int status, 
     char *why = NULL;
     if (count != 1 || r.status != status || rest != out.len || !conn || strcmp(conn, "close") != 0 ||
         !field_ok || e == RAW_TIMEOUT) {
-        why = fmt("want one %d + Connection: close + server close; got %zu response(s)%s%s, first status %d, "
+        why = harness_fmt("want one %d + Connection: close + server close; got %zu response(s)%s%s, first status %d, "
                   "Connection: %s%s, connection %s after %ld ms (send: %s, %zu bytes)%s%.300s",
                   status, count, malformed ? " then non-HTTP bytes" : "",
                   rest != out.len && !malformed ? " then a partial one" : "", count ? r.status : 0,

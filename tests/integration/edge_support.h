@@ -32,7 +32,6 @@ void start_with(const char *const *kv);
 bool server_alive(void);
 
 /* Sleep `ms` milliseconds: pacing for a deliberately slow client. */
-void pace_ms(long ms);
 
 /* ---- raw exchanges ------------------------------------------------------- */
 
@@ -57,7 +56,6 @@ long healthz_status(void);
 char *repeat(char ch, size_t n);
 
 /* printf into a new string (caller frees). */
-__attribute__((format(printf, 1, 2))) char *fmt(const char *f, ...);
 
 /* Printable form of request bytes for failure messages. */
 char *visible(const char *p, size_t n);

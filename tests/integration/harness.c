@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -519,6 +520,27 @@ char *harness_strdup(const char *s)
     char *d = strdup(s);
     cr_assert(d);
     return d;
+}
+
+char *harness_fmt(const char *f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    int n = vsnprintf(NULL, 0, f, ap);
+    va_end(ap);
+    cr_assert_geq(n, 0);
+    char *s = malloc((size_t)n + 1);
+    cr_assert_not_null(s);
+    va_start(ap, f);
+    vsnprintf(s, (size_t)n + 1, f, ap);
+    va_end(ap);
+    return s;
+}
+
+void harness_pace_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
 }
 
 void harness_call(const struct server *s, const char *method, const char *path, const char *token,

@@ -103,6 +103,11 @@ const char *harness_getenv(const struct server *s, const char *name);
 void harness_marker(char *out, size_t cap, const char *prefix);
 /** strdup that asserts. */
 char *harness_strdup(const char *s);
+/** printf into a new string (caller frees); asserts on failure. */
+__attribute__((format(printf, 1, 2))) char *harness_fmt(const char *f, ...);
+/** Let `ms` milliseconds pass: a client's own pace (a slow reader, an idle
+ *  spell a deadline must notice), never to wait for the server. */
+void harness_pace_ms(long ms);
 /** A new user (name `prefix` + random) with `notes` notes of 30,000 quotes
  *  each: 30 KB stored, 60,000 bytes each in an export (a quote is escaped).
  *  Needs open registration. Its token (caller frees). */

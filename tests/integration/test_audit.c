@@ -88,16 +88,6 @@ static const char *audit_dir(void)
 /* ---- small utilities ----------------------------------------------------- */
 
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    char *s = NULL;
-    cr_assert_geq(vasprintf(&s, f, ap), 0);
-    va_end(ap);
-    return s;
-}
 
 static bool all_hex(const char *s, size_t n)
 {
@@ -1417,7 +1407,7 @@ static void text_free(struct text *t)
 /* A fresh copy of the audit directory; its path (caller frees). */
 static char *copy_log(const char *tag)
 {
-    char *to = fmt("%s/copy-%s", srv.dir, tag);
+    char *to = harness_fmt("%s/copy-%s", srv.dir, tag);
     cr_assert_eq(mkdir(to, 0700), 0, "mkdir %s", to);
     DIR *d = opendir(audit_dir());
     cr_assert(d);
@@ -1445,7 +1435,7 @@ static void replace_once(char **line, const char *from, const char *to)
 {
     char *p = strstr(*line, from);
     cr_assert(p, "\"%s\" not in line %s", from, *line);
-    char *s = fmt("%.*s%s%s", (int)(p - *line), *line, to, p + strlen(from));
+    char *s = harness_fmt("%.*s%s%s", (int)(p - *line), *line, to, p + strlen(from));
     free(*line);
     *line = s;
 }
@@ -1457,7 +1447,7 @@ static void tampered(enum tamper how, const char *file, const char *kind)
 {
     static const char *const tags[] = { "edit", "delete", "swap", "insert", "edit-last", "drop-head", "torn" };
     char *dir = copy_log(tags[how]);
-    char *path = fmt("%s/%s", dir, file);
+    char *path = harness_fmt("%s/%s", dir, file);
     struct text t;
     text_read(path, &t);
     bool mid = how == T_EDIT || how == T_DELETE || how == T_SWAP || how == T_INSERT;
@@ -1501,7 +1491,7 @@ static void tampered(enum tamper how, const char *file, const char *kind)
     }
     if (how != T_DROP_HEAD)
         text_write(path, &t, newline);
-    char *expect = how == T_DROP_HEAD ? harness_strdup(kind) : fmt("%s:%zu: %s", file, lineno, kind);
+    char *expect = how == T_DROP_HEAD ? harness_strdup(kind) : harness_fmt("%s:%zu: %s", file, lineno, kind);
     char *report = NULL;
     int rc = verify(dir, &report);
     cr_assert_eq(rc, 1, "%s: verify exited %d:\n%s", tags[how], rc, report);
@@ -1537,7 +1527,7 @@ Test(verify, the_server_logs_anchors_that_find_lines_cut_later, .init = prep, .f
     free(report);
 
     /* Cut the last line (server.stop): alone the chain still verifies. */
-    char *path = fmt("%s/audit.log", audit_dir());
+    char *path = harness_fmt("%s/audit.log", audit_dir());
     FILE *f = fopen(path, "r+");
     cr_assert_not_null(f);
     static char text[1 << 20];
@@ -1692,7 +1682,7 @@ Test(privacy, canaries_appear_in_no_log, .init = start_open, .fini = finish, .ti
     char *b = body2("title", title2, "content", content2);
     req("PUT", path, tok, b, NULL, 200, NULL, NULL);
     free(b);
-    b = fmt("{\"title\":\"%s\",\"content\":7}", title3);   /* refused: the body is not logged */
+    b = harness_fmt("{\"title\":\"%s\",\"content\":7}", title3);   /* refused: the body is not logged */
     req("POST", "/v1/notes", tok, b, NULL, 400, NULL, NULL);
     free(b);
     b = body2("username", user, "password", pw);   /* a body where none belongs */
@@ -2527,7 +2517,7 @@ static void raw_login(struct rawconn *c)
     char name[40];
     harness_marker(name, sizeof(name), "nobody_");
     char *body = body2("username", name, "password", "Not-the-password-0");
-    char *msg = fmt("POST /v1/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+    char *msg = harness_fmt("POST /v1/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                     "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
     cr_assert_eq(raw_send_str(c, msg, 5000), RAW_OK, "sending a login failed");
     free(msg);

@@ -65,27 +65,6 @@ static bool server_alive(void)
     return srv.pid > 0 && waitpid(srv.pid, &st, WNOHANG) == 0;
 }
 
-static void pace_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
-
-__attribute__((format(printf, 1, 2))) static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    int n = vsnprintf(NULL, 0, f, ap);
-    va_end(ap);
-    cr_assert_geq(n, 0);
-    char *s = malloc((size_t)n + 1);
-    cr_assert_not_null(s);
-    va_start(ap, f);
-    vsnprintf(s, (size_t)n + 1, f, ap);
-    va_end(ap);
-    return s;
-}
-
 static void tls_open(struct rawconn *c)
 {
     CURLcode rc = raw_tls_connect(c, srv.port, srv.cert, NULL, 5000);
@@ -104,7 +83,7 @@ static void tls_open_slow(struct rawconn *c)
 
 static char *export_request(const char *token)
 {
-    return fmt("GET /v1/me/export HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n\r\n", token);
+    return harness_fmt("GET /v1/me/export HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n\r\n", token);
 }
 
 /* Readiness: the status code of the first answer on `c` (its first 12
@@ -143,13 +122,13 @@ static void assert_busy_refusal(const struct raw_resp *r, const char *where)
  * faster pace), until it is answered 200 or `tries` run out. */
 static long export_until_ok(const char *token, int tries, int *used)
 {
-    char *auth = fmt("Authorization: Bearer %s", token);
+    char *auth = harness_fmt("Authorization: Bearer %s", token);
     const char *hdrs[] = { auth, NULL };
     struct request_opts o = { .headers = hdrs, .timeout_ms = 30000 };
     long status = 0;
     for (int i = 0; i < tries && status != 200; i++) {
         if (i)
-            pace_ms(100);
+            harness_pace_ms(100);
         struct response r;
         harness_request(&srv, "/v1/me/export", &o, &r);
         status = r.status;
@@ -174,7 +153,7 @@ Test(budget, pipelined_exports_in_one_record_stay_within_the_budget, .init = pre
     char *token = harness_user_with_big_notes(&srv, "pipe", EXPORT_NOTES);
     char *get = export_request(token);
     enum { K = 3 };   /* 18 MB: within one connection's 20 MiB of output */
-    char *all = fmt("%s%s%s", get, get, get);
+    char *all = harness_fmt("%s%s%s", get, get, get);
 
     struct rawconn c;
     tls_open(&c);   /* reads at full speed: 6 MB or more arrive */
@@ -293,7 +272,7 @@ Test(budget, unsent_answers_give_the_budget_back_when_their_connections_close, .
                                       "NOTES_MAX_OUTPUT_MIB", BUDGET_MIB, "NOTES_AUDIT_SYNC", "always", NULL });
     char *token = harness_user_with_big_notes(&srv, "gone", EXPORT_NOTES);
     char *get = export_request(token);
-    char *three = fmt("%s%s%s", get, get, get);
+    char *three = harness_fmt("%s%s%s", get, get, get);
     enum { N = 20, K = 3 };
     struct rawconn c[N];
     for (int i = 0; i < N; i++)

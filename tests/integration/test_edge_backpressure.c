@@ -137,7 +137,7 @@ static void assert_backpressure(struct rawconn *c, const char *where, struct flo
     cr_assert_gt(rss0, 0);
     flood(c, 10000, rss0, f);
     long rss1 = raw_rss_kib(srv.pid);
-    pace_ms(1000);   /* give a server without backpressure time to grow */
+    harness_pace_ms(1000);   /* give a server without backpressure time to grow */
     long rss2 = raw_rss_kib(srv.pid);
     long growth = (rss1 > rss2 ? rss1 : rss2) - rss0;
     cr_log_info("%s: sent %zu bytes (%zu requests) in %ld ms, %s (%s); RSS %ld -> %ld -> %ld KiB", where, f->sent,
@@ -183,7 +183,7 @@ Test(edge, client_that_never_reads_is_dropped_at_the_send_timeout, .init = prep,
     struct flood f;
     flood(&c, 10000, 0, &f);
     cr_assert(f.stalled || f.end != RAW_OK, "the server never stopped reading (%zu requests)", f.complete);
-    pace_ms(2000);   /* well past the 1 s send timeout, still not reading */
+    harness_pace_ms(2000);   /* well past the 1 s send timeout, still not reading */
     size_t got = 0;
     enum raw_io e = read_flood_answers(&c, f.complete, tls_order, &got);
     cr_log_info("send timeout: %zu requests sent (%s), then %zu answers read (%s)", f.complete,
@@ -224,13 +224,13 @@ Test(edge, a_closing_answer_after_a_job_keeps_the_send_deadline, .init = prep, .
     char *token = harness_user_with_big_notes(&srv, "big", 140);   /* an export of ~8.4 MB: more than the kernel buffers hold */
 
     static const char nobody[] = "{\"username\":\"nobody-at-all\",\"password\":\"not-a-password\"}";
-    char *two = fmt("GET /v1/me/export HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n\r\n"
+    char *two = harness_fmt("GET /v1/me/export HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n\r\n"
                     "POST /v1/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                     "Connection: close\r\nContent-Length: %zu\r\n\r\n%s", token, strlen(nobody), nobody);
     struct rawconn c;
     tls_open(&c);
     cr_assert_eq(raw_send_str(&c, two, 5000), RAW_OK);
-    pace_ms(3000);   /* well past the 1 s send timeout, reading nothing */
+    harness_pace_ms(3000);   /* well past the 1 s send timeout, reading nothing */
     struct rawbuf out = { 0 };
     enum raw_io e = raw_read_until_close(&c, &out, 10000);
     cr_assert_neq(e, RAW_TIMEOUT, "the connection is still open");
@@ -254,7 +254,7 @@ Test(edge, queued_large_answers_are_bounded_in_total, .init = prep, .fini = fini
                                       "NOTES_MAX_OUTPUT_MIB", "8", NULL });
     char *token = harness_user_with_big_notes(&srv, "pin", 100);   /* an export of ~6 MB */
 
-    char *get = fmt("GET /v1/me/export HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n\r\n", token);
+    char *get = harness_fmt("GET /v1/me/export HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n\r\n", token);
     enum { N = 6 };
     struct rawconn c[N];
     int busy = 0, ok = 0;
@@ -280,7 +280,7 @@ Test(edge, queued_large_answers_are_bounded_in_total, .init = prep, .fini = fini
     /* Their queued bytes leave the count when they close: a reader that
      * retries as told gets its export. */
     const char *hdrs[] = { NULL, NULL };
-    char *auth = fmt("Authorization: Bearer %s", token);
+    char *auth = harness_fmt("Authorization: Bearer %s", token);
     hdrs[0] = auth;
     struct request_opts o = { .headers = hdrs };
     long status = 0;
@@ -291,7 +291,7 @@ Test(edge, queued_large_answers_are_bounded_in_total, .init = prep, .fini = fini
         cr_assert(status == 200 || status == 503, "export: %ld", status);
         response_free(&r);
         if (status != 200)
-            pace_ms(100);
+            harness_pace_ms(100);
     }
     cr_assert_eq(status, 200, "the closed connections' output was never released from the count");
     free(auth);
@@ -311,7 +311,7 @@ Test(edge, a_closing_answer_reaches_a_client_that_is_still_sending, .init = prep
 {
     start_with((const char *const[]){ "NOTES_REGISTRATION", "open", "NOTES_RATE_LIMITS", "off", NULL });
     char *token = harness_user_with_big_notes(&srv, "linger", 100);   /* an export of ~6 MB */
-    char *two = fmt("GET /v1/me/export HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n\r\n"
+    char *two = harness_fmt("GET /v1/me/export HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n\r\n"
                     "POST /v1/notes HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n"
                     "Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n", token, token);   /* > NOTES_MAX_BODY */
     char *body = repeat('b', 65536);   /* part of the refused body, sent anyway */
@@ -333,7 +333,7 @@ Test(edge, a_closing_answer_reaches_a_client_that_is_still_sending, .init = prep
             more += 1024;
         e = raw_recv(&c, tmp, sizeof(tmp), &got, 5000);
         rawbuf_append(&out, tmp, got);
-        pace_ms(1);
+        harness_pace_ms(1);
     }
     size_t rest = 0;
     bool bad = false;

@@ -109,7 +109,7 @@ static const struct framing_case framing_cases[] = {
 static char *long_chunk_extension(size_t *len)
 {
     char *ext = repeat('a', 64 * 1024);
-    char *req = fmt("POST /v1/notes HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+    char *req = harness_fmt("POST /v1/notes HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                     "Transfer-Encoding: chunked\r\n\r\n2;ext=%s\r\n{}\r\n0\r\n\r\n", ext);
     free(ext);
     *len = strlen(req);
@@ -138,7 +138,7 @@ Test(edge, framing_corpus_over_tls_each_gets_one_400_then_close, .init = prep, .
         raw_close(&c);
         if (why) {
             char *shown = visible(fc->req, fc->len);
-            char *line = fmt("\n[%s] input \"%s\": %s\n", fc->name, shown, why);
+            char *line = harness_fmt("\n[%s] input \"%s\": %s\n", fc->name, shown, why);
             rawbuf_append(&fails, line, strlen(line));
             free(line);
             free(shown);
@@ -183,7 +183,7 @@ Test(edge, refusal_after_a_good_request_keeps_the_first_answer, .init = prep, .f
 /* Those naming `event` and `status` ("status":N; 0 for any). */
 static size_t audit_lines(const char *event, int status, unsigned long long *sum)
 {
-    char *want_st = status ? fmt("\"status\":%d,", status) : fmt("%s", "");
+    char *want_st = status ? harness_fmt("\"status\":%d,", status) : harness_fmt("%s", "");
     size_t n = harness_audit_lines(&srv, event, want_st, sum);
     free(want_st);
     return n;
@@ -215,7 +215,7 @@ Test(edge, refusals_are_audited_summed_up_not_one_line_each, .init = prep, .fini
     cr_assert_eq(audit_lines("tls.rejected", 0, &sum), 1);
     cr_assert_eq(sum, 3);
     cr_assert_eq(audit_lines("server.stop", 0, &sum), 1);
-    char *path = fmt("%s/audit.log", harness_getenv(&srv, "NOTES_AUDIT_DIR"));
+    char *path = harness_fmt("%s/audit.log", harness_getenv(&srv, "NOTES_AUDIT_DIR"));
     size_t len = 0;
     char *log = harness_read_file(path, &len);
     cr_assert_null(strstr(log, "zqx-framing-canary"), "request bytes reached the audit log");
@@ -330,7 +330,7 @@ Test(edge, pipelined_answers_leave_after_their_audit_lines, .init = prep, .fini 
     send_corked(&c, one, sizeof(one) - 1, in, len);
     struct rawbuf out = { 0 };
     raw_read_responses(&c, &out, 1, 5000);
-    char *path = fmt("%s/audit.log", harness_getenv(&srv, "NOTES_AUDIT_DIR"));
+    char *path = harness_fmt("%s/audit.log", harness_getenv(&srv, "NOTES_AUDIT_DIR"));
     size_t n_early = 0, n_late = 0;
     char *early = harness_read_file(path, &n_early);   /* as the first answer arrived */
     cr_assert_not_null(early);
@@ -346,7 +346,7 @@ Test(edge, pipelined_answers_leave_after_their_audit_lines, .init = prep, .fini 
         cr_assert_eq(r.status, 401);
         char *id = raw_header(&r, "X-Request-Id");
         cr_assert_not_null(id);
-        char *want = fmt("\"request_id\":\"%s\"", id);
+        char *want = harness_fmt("\"request_id\":\"%s\"", id);
         cr_assert(strstr(i == 0 ? early : late, want), "answer %d left before its audit line was written",
                   i + 1);
         free(want);

@@ -53,9 +53,9 @@ Test(edge, target_limit_edge_414_before_auth, .init = prep, .fini = finish)
     start_with(small_limits);
     /* "/v1/notes/" (10) + 54 = 64 bytes: at the limit. */
     char *id = repeat('a', 54);
-    char *at = fmt("GET /v1/notes/%s HTTP/1.1\r\nHost: localhost\r\n\r\n", id);
-    char *over = fmt("GET /v1/notes/%sa HTTP/1.1\r\nHost: localhost\r\n\r\n", id);
-    char *query = fmt("GET /v1/notes?limit=5&%s HTTP/1.1\r\nHost: localhost\r\n\r\n", id);  /* 10+8+... = 72 */
+    char *at = harness_fmt("GET /v1/notes/%s HTTP/1.1\r\nHost: localhost\r\n\r\n", id);
+    char *over = harness_fmt("GET /v1/notes/%sa HTTP/1.1\r\nHost: localhost\r\n\r\n", id);
+    char *query = harness_fmt("GET /v1/notes?limit=5&%s HTTP/1.1\r\nHost: localhost\r\n\r\n", id);  /* 10+8+... = 72 */
     expect_passes("target of 64 bytes", at, strlen(at), 414);
     expect_refused("target of 65 bytes", over, strlen(over), 414);
     expect_refused("target over the limit in its query", query, strlen(query), 414);
@@ -68,7 +68,7 @@ Test(edge, target_limit_edge_414_before_auth, .init = prep, .fini = finish)
     struct rawconn c;
     tls_open(&c);
     char *tail = repeat('a', 200);
-    char *open_line = fmt("GET /v1/notes/%s", tail);
+    char *open_line = harness_fmt("GET /v1/notes/%s", tail);
     raw_send(&c, open_line, strlen(open_line), 5000, NULL);
     struct rawbuf out = { 0 };
     enum raw_io e = raw_read_until_close(&c, &out, 5000);
@@ -90,9 +90,9 @@ Test(edge, field_limit_edge_431_before_auth, .init = prep, .fini = finish)
     start_with(small_limits);
     char *v61 = repeat('v', 61), *v62 = repeat('v', 62), *n65 = repeat('N', 65);
     /* name + value: "X-A" (3) + 61 = 64. */
-    char *at = fmt("GET /v1/notes HTTP/1.1\r\nHost: localhost\r\nX-A: %s\r\n\r\n", v61);
-    char *over = fmt("GET /v1/notes HTTP/1.1\r\nHost: localhost\r\nX-A: %s\r\n\r\n", v62);
-    char *name = fmt("GET /v1/notes HTTP/1.1\r\nHost: localhost\r\n%s: v\r\n\r\n", n65);
+    char *at = harness_fmt("GET /v1/notes HTTP/1.1\r\nHost: localhost\r\nX-A: %s\r\n\r\n", v61);
+    char *over = harness_fmt("GET /v1/notes HTTP/1.1\r\nHost: localhost\r\nX-A: %s\r\n\r\n", v62);
+    char *name = harness_fmt("GET /v1/notes HTTP/1.1\r\nHost: localhost\r\n%s: v\r\n\r\n", n65);
     expect_passes("field of 64 bytes", at, strlen(at), 431);
     expect_refused("field of 65 bytes", over, strlen(over), 431);
     expect_refused("field name of 65 bytes", name, strlen(name), 431);
@@ -110,7 +110,7 @@ Test(edge, field_and_block_limits_count_leading_whitespace, .init = prep, .fini 
 {
     start_with(small_limits);
     char *ws = repeat(' ', 4096);
-    char *req = fmt("GET /v1/notes HTTP/1.1\r\nHost: localhost\r\nX-A:%sv\r\n\r\n", ws);
+    char *req = harness_fmt("GET /v1/notes HTTP/1.1\r\nHost: localhost\r\nX-A:%sv\r\n\r\n", ws);
     expect_refused("a field of 4 KiB (all but one byte leading whitespace) under 64/256-byte limits", req,
                    strlen(req), 431);
     free(ws);
@@ -121,7 +121,7 @@ Test(edge, field_and_block_limits_count_leading_whitespace, .init = prep, .fini 
 static char *block_request(size_t last_value_len)
 {
     char *v61 = repeat('v', 61), *last = repeat('w', last_value_len);
-    char *req = fmt("GET /v1/notes HTTP/1.1\r\nHost: localhost\r\nX-A: %s\r\nX-B: %s\r\nX-C: %s\r\nX-D: %s\r\n\r\n",
+    char *req = harness_fmt("GET /v1/notes HTTP/1.1\r\nHost: localhost\r\nX-A: %s\r\nX-B: %s\r\nX-C: %s\r\nX-D: %s\r\n\r\n",
                     v61, v61, v61, last);
     free(v61);
     free(last);
@@ -151,7 +151,7 @@ Test(edge, body_limit_by_content_length_413_before_the_body_is_sent, .init = pre
 {
     start_with(small_limits);
     char *body = repeat('b', 1024);
-    char *at = fmt("POST /v1/notes HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+    char *at = harness_fmt("POST /v1/notes HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                    "Content-Length: 1024\r\n\r\n%s", body);
     expect_passes("Content-Length body of 1024 bytes", at, strlen(at), 413);
 
@@ -192,12 +192,12 @@ Test(edge, body_limit_by_chunked_413_before_auth, .init = prep, .fini = finish)
 {
     start_with(small_limits);
     char *kib = repeat('c', 1024);
-    char *at = fmt("POST /v1/notes HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+    char *at = harness_fmt("POST /v1/notes HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                    "Transfer-Encoding: chunked\r\n\r\n200\r\n%.512s\r\n200\r\n%.512s\r\n0\r\n\r\n", kib, kib);
-    char *over = fmt("POST /v1/notes HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+    char *over = harness_fmt("POST /v1/notes HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                      "Transfer-Encoding: chunked\r\n\r\n400\r\n%s\r\n1\r\nX\r\n0\r\n\r\n", kib);
     /* One chunk announced larger than the limit: refused before its data all arrived. */
-    char *big = fmt("POST /v1/notes HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+    char *big = harness_fmt("POST /v1/notes HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                     "Transfer-Encoding: chunked\r\n\r\n100000\r\n%sc", kib);
     expect_passes("chunked body of 1024 bytes", at, strlen(at), 413);
     expect_refused("chunked body of 1025 bytes", over, strlen(over), 413);
@@ -227,7 +227,7 @@ Test(edge, trailer_fields_count_against_the_header_block, .init = prep, .fini = 
 {
     start_with(small_limits);
     char *v = repeat('t', 300);
-    char *req = fmt("POST /v1/notes HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+    char *req = harness_fmt("POST /v1/notes HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                     "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nX-T: %s\r\n\r\n", v);
     expect_refused("300-byte trailer field over a 256-byte header block", req, strlen(req), 431);
     free(v);
@@ -238,7 +238,7 @@ Test(edge, trailer_fields_count_leading_whitespace, .init = prep, .fini = finish
 {
     start_with(small_limits);
     char *ws = repeat(' ', 64 * 1024);
-    char *req = fmt("POST /v1/notes HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+    char *req = harness_fmt("POST /v1/notes HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                     "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nX-T:%sv\r\n\r\n", ws);
     expect_refused("a 64 KiB trailer field (all but one byte leading whitespace) over a 256-byte header block",
                    req, strlen(req), 431);
@@ -254,16 +254,16 @@ Test(edge, limits_all_at_their_edges_together_are_accepted, .init = prep, .fini 
                                       "256", "NOTES_MAX_HEADERS", "20", NULL });
     char *id = repeat('a', 54), *v61 = repeat('v', 61);
     struct rawbuf req = { 0 };
-    char *line = fmt("GET /v1/notes/%s HTTP/1.1\r\nHost: localhost\r\n", id);   /* target 64; 13 */
+    char *line = harness_fmt("GET /v1/notes/%s HTTP/1.1\r\nHost: localhost\r\n", id);   /* target 64; 13 */
     rawbuf_append(&req, line, strlen(line));
     free(line);
     for (int i = 0; i < 3; i++) {   /* 3 x 64 = 192 */
-        line = fmt("X-%c: %s\r\n", 'A' + i, v61);
+        line = harness_fmt("X-%c: %s\r\n", 'A' + i, v61);
         rawbuf_append(&req, line, strlen(line));
         free(line);
     }
     for (int i = 0; i < 15; i++) {   /* 15 x 3 = 45 */
-        line = fmt("Y%c: z\r\n", 'a' + i);
+        line = harness_fmt("Y%c: z\r\n", 'a' + i);
         rawbuf_append(&req, line, strlen(line));
         free(line);
     }

@@ -58,7 +58,7 @@ Test(edge, redirect_listener_answers_301_to_https_without_hsts, .init = prep, .f
 {
     start_with((const char *const[]){ "NOTES_REDIRECT_LISTEN", "127.0.0.1:0", NULL });
     cr_assert_gt(srv.redirect_port, 0, "no redirect port announced");
-    char *req = fmt("GET /v1/notes?limit=5 HTTP/1.1\r\nHost: localhost:%d\r\n\r\n", srv.redirect_port);
+    char *req = harness_fmt("GET /v1/notes?limit=5 HTTP/1.1\r\nHost: localhost:%d\r\n\r\n", srv.redirect_port);
     struct raw_resp r;
     plain_exchange(req, &r, NULL);
     cr_assert_eq(r.status, 301, "%s\n%s", r.head, r.body);
@@ -85,8 +85,8 @@ Test(edge, redirect_listener_enforces_the_target_limit, .init = prep, .fini = fi
 {
     start_with((const char *const[]){ "NOTES_REDIRECT_LISTEN", "127.0.0.1:0", "NOTES_MAX_TARGET", "64", NULL });
     char *a63 = repeat('a', 63);
-    char *at = fmt("GET /%s HTTP/1.1\r\nHost: localhost\r\n\r\n", a63);
-    char *over = fmt("GET /%sb HTTP/1.1\r\nHost: localhost\r\n\r\n", a63);
+    char *at = harness_fmt("GET /%s HTTP/1.1\r\nHost: localhost\r\n\r\n", a63);
+    char *over = harness_fmt("GET /%sb HTTP/1.1\r\nHost: localhost\r\n\r\n", a63);
     struct raw_resp r;
     plain_exchange(at, &r, NULL);
     cr_assert_eq(r.status, 301, "a 64-byte target: %d", r.status);
@@ -103,7 +103,7 @@ Test(edge, redirect_listener_enforces_the_target_limit, .init = prep, .fini = fi
 
     /* Default-sized flood: far beyond the limit, refused as it streams. */
     char *huge = repeat('z', 20000);
-    char *req = fmt("GET /%s HTTP/1.1\r\nHost: localhost\r\n\r\n", huge);
+    char *req = harness_fmt("GET /%s HTTP/1.1\r\nHost: localhost\r\n\r\n", huge);
     plain_exchange(req, &r, &end);
     cr_assert_eq(r.status, 414);
     raw_resp_free(&r);
@@ -150,7 +150,7 @@ Test(edge, redirect_listener_cuts_a_slowloris, .init = prep, .fini = finish)
             end = RAW_RESET;
             break;
         }
-        pace_ms(200);
+        harness_pace_ms(200);
     }
     if (cut_at < 0 && peek_cut(&c, &out, &end))
         cut_at = raw_now_ms() - t0;

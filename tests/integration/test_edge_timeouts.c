@@ -43,7 +43,7 @@ Test(edge, slowloris_header_trickle_is_cut_while_others_are_served, .init = prep
         cr_assert_eq(get_status(&good, GOOD), 200, "the well-behaved client was not served at %ld ms",
                      raw_now_ms() - t0);
         served++;
-        pace_ms(200);
+        harness_pace_ms(200);
     }
     if (cut_at < 0 && peek_cut(&slow, &out, &end))
         cut_at = raw_now_ms() - t0;
@@ -67,7 +67,7 @@ Test(edge, slow_body_stall_gets_408_and_close, .init = prep, .fini = finish)
     start_with((const char *const[]){ "NOTES_TIMEOUT_BODY_IDLE", "1", "NOTES_TIMEOUT_BODY", "2", NULL });
     struct rawconn c;
     tls_open(&c);
-    char *head = fmt(slow_body_head, 10);
+    char *head = harness_fmt(slow_body_head, 10);
     long t0 = raw_now_ms();
     cr_assert_eq(raw_send(&c, head, strlen(head), 5000, NULL), RAW_OK);
     struct rawbuf out = { 0 };
@@ -98,7 +98,7 @@ Test(edge, slow_body_trickle_is_cut_by_the_total_deadline, .init = prep, .fini =
     start_with((const char *const[]){ "NOTES_TIMEOUT_BODY_IDLE", "1", "NOTES_TIMEOUT_BODY", "2", NULL });
     struct rawconn c;
     tls_open(&c);
-    char *head = fmt(slow_body_head, 100);
+    char *head = harness_fmt(slow_body_head, 100);
     long t0 = raw_now_ms(), cut_at = -1, last = t0, gap = 0;
     cr_assert_eq(raw_send(&c, head, strlen(head), 5000, NULL), RAW_OK);
     struct rawbuf out = { 0 };
@@ -171,7 +171,7 @@ Test(edge, keepalive_timer_restarts_with_each_request, .init = prep, .fini = fin
                      "last response", i + 1, raw_now_ms() - t0, raw_now_ms() - last, raw_io_name(e));
         rawbuf_free(&out);
         last = raw_now_ms();
-        pace_ms(600);
+        harness_pace_ms(600);
     }
     raw_close(&c);
 }

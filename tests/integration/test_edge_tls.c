@@ -102,7 +102,7 @@ Test(edge, second_connection_resumes_the_tls13_session, .init = prep, .fini = fi
  * SSL_OP_NO_TICKET, so the openssl command line is the client here. */
 static char *s_client_version(const char *version, const char *sess_opt, const char *sess_file)
 {
-    char *cmd = fmt("openssl s_client -connect 127.0.0.1:%d -servername localhost %s -CAfile '%s' "
+    char *cmd = harness_fmt("openssl s_client -connect 127.0.0.1:%d -servername localhost %s -CAfile '%s' "
                     "%s '%s' </dev/null 2>&1", srv.port, version, srv.cert, sess_opt, sess_file);
     FILE *p = popen(cmd, "r");
     cr_assert_not_null(p);
@@ -124,7 +124,7 @@ static char *s_client(const char *sess_opt, const char *sess_file)
 Test(edge, a_tls12_session_is_not_resumed, .init = prep, .fini = finish)
 {
     start_with(NULL);
-    char *sess = fmt("%s/tls12.sess", srv.dir);
+    char *sess = harness_fmt("%s/tls12.sess", srv.dir);
     char *first = s_client("-sess_out", sess);
     cr_assert_not_null(strstr(first, "New, TLSv1.2"), "first handshake:\n%s", first);
     /* With no ticket and no session cache there may be nothing to save. */
@@ -146,12 +146,12 @@ Test(edge, a_tls12_session_is_not_resumed, .init = prep, .fini = finish)
  * saved session (`openssl sess_id -text`), the hello is written here. */
 static size_t tls13_ticket(uint8_t *out, size_t cap)
 {
-    char *sess = fmt("%s/tls13.sess", srv.dir);
-    char *get = fmt("printf 'GET /healthz HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' | "
+    char *sess = harness_fmt("%s/tls13.sess", srv.dir);
+    char *get = harness_fmt("printf 'GET /healthz HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' | "
                     "openssl s_client -connect 127.0.0.1:%d -servername localhost -tls1_3 -CAfile '%s' "
                     "-sess_out '%s' -ign_eof -quiet >/dev/null 2>&1", srv.port, srv.cert, sess);
     cr_assert_eq(system(get), 0, "%s", get);
-    char *text = fmt("openssl sess_id -in '%s' -text -noout", sess);
+    char *text = harness_fmt("openssl sess_id -in '%s' -text -noout", sess);
     FILE *p = popen(text, "r");
     cr_assert_not_null(p);
     char line[512];
@@ -233,7 +233,7 @@ Test(edge, a_tls13_ticket_in_a_tls12_hello_gets_a_full_handshake, .init = prep, 
     cr_assert_gt(tlen, 32, "no TLS 1.3 ticket from openssl");
     /* The control: the saved session (whose ticket was read out) resumes in
      * TLS 1.3, so the ticket sent below is one the server accepts. */
-    char *sess = fmt("%s/tls13.sess", srv.dir);
+    char *sess = harness_fmt("%s/tls13.sess", srv.dir);
     char *said = s_client_version("-tls1_3", "-sess_in", sess);
     cr_assert_not_null(strstr(said, "Reused, TLSv1.3"), "the saved TLS 1.3 session did not resume:\n%s", said);
     free(said);
@@ -335,7 +335,7 @@ static const uint8_t empty_hello[4] = { 1, 0, 0, 0 };
 /* How many audit lines say `event` with `reason`, and their summed count. */
 static size_t audit_reason_lines(const char *event, const char *reason, unsigned long long *sum)
 {
-    char *want_re = fmt("\"reason\":\"%s\"", reason);
+    char *want_re = harness_fmt("\"reason\":\"%s\"", reason);
     size_t n = harness_audit_lines(&srv, event, want_re, sum);
     free(want_re);
     return n;
