@@ -22,6 +22,7 @@
 #include "crypto.h"
 #include "router.h"
 #include "http_support.h"
+#include "security_headers.h"
 
 /* ---- fixture --------------------------------------------------------------- */
 
@@ -165,17 +166,9 @@ struct resps *parse_out(const struct buf *out, unsigned head_mask)
 
 void assert_security_headers(const struct resp *r, const char *content_type)
 {
-    static const char *const want[][2] = {
-        { "Strict-Transport-Security", "max-age=63072000; includeSubDomains" },
-        { "X-Content-Type-Options", "nosniff" },
-        { "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'" },
-        { "X-Frame-Options", "DENY" },
-        { "Referrer-Policy", "no-referrer" },
-        { "Cache-Control", "no-store" },
-        { "Cross-Origin-Resource-Policy", "same-origin" },
-    };
-    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
-        cr_assert_str_eq(hdr_one(r, want[i][0]), want[i][1], "header %s in:\n%s", want[i][0], r->head);
+    for (size_t i = 0; i < N_EXPECTED_SECURITY_HEADERS; i++)
+        cr_assert_str_eq(hdr_one(r, expected_security_headers[i][0]), expected_security_headers[i][1],
+                         "header %s in:\n%s", expected_security_headers[i][0], r->head);
     if (content_type)
         cr_assert_str_eq(hdr_one(r, "Content-Type"), content_type, "in:\n%s", r->head);
     cr_assert_eq(hdr_count(r, "Server"), 0, "Server header present:\n%s", r->head);

@@ -15,6 +15,7 @@
 
 #include "crypto.h"
 #include "harness.h"
+#include "../security_headers.h"
 #include "tls_certgen.h"
 
 static struct server srv;
@@ -36,16 +37,6 @@ static void finish(void)
     harness_cleanup(&srv);
 }
 
-static const char *const security_headers[][2] = {
-    { "Strict-Transport-Security", "max-age=63072000; includeSubDomains" },
-    { "X-Content-Type-Options", "nosniff" },
-    { "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'" },
-    { "X-Frame-Options", "DENY" },
-    { "Referrer-Policy", "no-referrer" },
-    { "Cache-Control", "no-store" },
-    { "Cross-Origin-Resource-Policy", "same-origin" },
-};
-
 static void assert_header(const struct response *r, const char *name, const char *want)
 {
     char *v = response_header(r, name);
@@ -56,8 +47,8 @@ static void assert_header(const struct response *r, const char *name, const char
 
 static void assert_security_headers(const struct response *r)
 {
-    for (size_t i = 0; i < sizeof(security_headers) / sizeof(security_headers[0]); i++)
-        assert_header(r, security_headers[i][0], security_headers[i][1]);
+    for (size_t i = 0; i < N_EXPECTED_SECURITY_HEADERS; i++)
+        assert_header(r, expected_security_headers[i][0], expected_security_headers[i][1]);
     char *server = response_header(r, "Server");
     char *powered = response_header(r, "X-Powered-By");
     cr_assert_null(server, "a Server header discloses the implementation");
