@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -155,6 +157,30 @@ Test(sandbox, seccomp_kills_the_process_on_a_new_inet_socket)
     char seen[8];
     int st = in_child(inet_socket_after_filter, seen, sizeof(seen));
     assert_killed_by_sigsys(st, seen, "F");
+}
+
+/* ioctl only with the requests the server makes: libuv's FIONBIO and
+ * FIOCLEX, and a closing connection's FIONREAD and SIOCOUTQ (server.c:
+ * linger()); any other (here TIOCGWINSZ) kills. */
+static void ioctls_after_filter(void)
+{
+    int pair[2], n = 0;
+    struct winsize w;
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, pair) != 0)
+        _exit(3);
+    filtered();
+    (void)ioctl(pair[0], FIONREAD, &n);
+    (void)ioctl(pair[0], SIOCOUTQ, &n);
+    mark('A');
+    (void)ioctl(pair[0], TIOCGWINSZ, &w);
+    mark('X');
+}
+
+Test(sandbox, seccomp_allows_only_the_ioctls_the_server_makes)
+{
+    char seen[8];
+    int st = in_child(ioctls_after_filter, seen, sizeof(seen));
+    assert_killed_by_sigsys(st, seen, "FA");
 }
 
 /* Limits and priorities: of this process (pid 0, the calling thread) only,

@@ -307,45 +307,83 @@ Test(edge, queued_large_answers_are_bounded_in_total, .init = prep, .fini = fini
  * held when the last write is handed over. The server ends its side with a
  * FIN and reads (and drops) what the client still sends before it closes,
  * as nginx's lingering close does. */
-Test(edge, a_closing_answer_reaches_a_client_that_is_still_sending, .init = prep, .fini = finish, .timeout = 120)
+/* On c: an export, then a body too large (413 before it is read), read by a
+ * slow reader (16 KiB a millisecond) that goes on sending the body (1 KiB a
+ * read, 256 KiB in all): when the server hands over its last bytes,
+ * megabytes are still in its socket, not yet with us, and more of the body
+ * arrives after the server ended its side. Returns how the reading ended;
+ * `out` holds what arrived. */
+static enum raw_io closing_answer_behind_an_export(struct rawconn *c, const char *token, struct rawbuf *out)
 {
-    start_with((const char *const[]){ "NOTES_REGISTRATION", "open", "NOTES_RATE_LIMITS", "off", NULL });
-    char *token = harness_user_with_big_notes(&srv, "linger", 100);   /* an export of ~6 MB */
     char *two = harness_fmt("GET /v1/me/export HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n\r\n"
-                    "POST /v1/notes HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n"
-                    "Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n", token, token);   /* > NOTES_MAX_BODY */
+                            "POST /v1/notes HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n"
+                            "Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n",
+                            token, token);   /* > NOTES_MAX_BODY */
     char *body = repeat('b', 65536);   /* part of the refused body, sent anyway */
-    struct rawconn c;
-    tls_open(&c);
-    cr_assert_eq(raw_send_str(&c, two, 5000), RAW_OK);
-    cr_assert_eq(raw_send(&c, body, 65536, 5000, NULL), RAW_OK);
-    /* A slow reader (16 KiB a millisecond) that goes on sending the body
-     * (1 KiB a read, 256 KiB in all): when the server hands over its last
-     * bytes, megabytes are still in its socket, not yet with us, and more
-     * of the body arrives after the server ended its side. */
-    struct rawbuf out = { 0 };
+    cr_assert_eq(raw_send_str(c, two, 5000), RAW_OK);
+    cr_assert_eq(raw_send(c, body, 65536, 5000, NULL), RAW_OK);
     enum raw_io e = RAW_OK;
     size_t more = 0;
     for (long t0 = raw_now_ms(); e == RAW_OK && raw_now_ms() - t0 < 30000;) {
         char tmp[16384];
         size_t got = 0;
-        if (more < 262144 && raw_send(&c, body, 1024, 100, NULL) == RAW_OK)
+        if (more < 262144 && raw_send(c, body, 1024, 100, NULL) == RAW_OK)
             more += 1024;
-        e = raw_recv(&c, tmp, sizeof(tmp), &got, 5000);
-        rawbuf_append(&out, tmp, got);
+        e = raw_recv(c, tmp, sizeof(tmp), &got, 5000);
+        rawbuf_append(out, tmp, got);
         harness_pace_ms(1);
     }
-    size_t rest = 0;
-    bool bad = false;
-    size_t n = raw_count_responses(out.p, out.len, &rest, &bad);
+    size_t n = raw_count_responses(out->p, out->len, NULL, NULL);
     cr_log_info("closing answer behind an export: %zu answers in %zu bytes (%zu more body bytes sent), then %s", n,
-                out.len, more, raw_io_name(e));
-    cr_assert_eq(n, 2, "%zu of 2 answers arrived (%zu bytes), then %s", n, out.len, raw_io_name(e));
-    cr_assert(strstr(out.p, "HTTP/1.1 413"), "no 413 among the answers");
+                out->len, more, raw_io_name(e));
+    cr_assert_eq(n, 2, "%zu of 2 answers arrived (%zu bytes), then %s", n, out->len, raw_io_name(e));
+    cr_assert(strstr(out->p, "HTTP/1.1 413"), "no 413 among the answers");
+    free(body);
+    free(two);
+    return e;
+}
+
+Test(edge, a_closing_answer_reaches_a_client_that_is_still_sending, .init = prep, .fini = finish, .timeout = 120)
+{
+    start_with((const char *const[]){ "NOTES_REGISTRATION", "open", "NOTES_RATE_LIMITS", "off", NULL });
+    char *token = harness_user_with_big_notes(&srv, "linger", 100);   /* an export of ~6 MB */
+    struct rawconn c;
+    tls_open(&c);
+    struct rawbuf out = { 0 };
+    enum raw_io e = closing_answer_behind_an_export(&c, token, &out);
     cr_assert_eq(e, RAW_CLOSED, "the connection ended with %s, not a close", raw_io_name(e));
     rawbuf_free(&out);
     raw_close(&c);
-    free(body);
-    free(two);
+    free(token);
+}
+
+/* The lingering close is bounded: a client that neither closes nor sends
+ * keeps the connection (and its place under NOTES_MAX_CONNECTIONS_PER_IP)
+ * for 5 s of quiet, not for good. */
+Test(edge, a_lingering_connection_gives_its_place_back_once_the_client_is_quiet, .init = prep, .fini = finish,
+     .timeout = 120)
+{
+    start_with((const char *const[]){ "NOTES_REGISTRATION", "open", "NOTES_RATE_LIMITS", "off", NULL });
+    char *token = harness_user_with_big_notes(&srv, "quiet", 100);   /* seeded before the cap of one */
+    cr_assert_eq(harness_stop(&srv), 0);
+    start_with((const char *const[]){ "NOTES_MAX_CONNECTIONS_PER_IP", "1", NULL });
+    struct rawconn c, other;
+    tls_open(&c);
+    struct rawbuf out = { 0 };
+    (void)closing_answer_behind_an_export(&c, token, &out);   /* c stays open, silent */
+    long t0 = raw_now_ms();
+    CURLcode rc = raw_tls_connect(&other, srv.port, srv.cert, NULL, 2000);
+    raw_close(&other);
+    cr_assert_neq(rc, CURLE_OK, "a second connection got in beside the lingering one (cap 1)");
+    while (rc != CURLE_OK && raw_now_ms() - t0 < 15000) {
+        harness_pace_ms(200);   /* the client's own pace while it waits for its place */
+        rc = raw_tls_connect(&other, srv.port, srv.cert, NULL, 2000);
+        raw_close(&other);
+    }
+    long took = raw_now_ms() - t0;
+    cr_log_info("the lingering connection's place came free after %ld ms of quiet", took);
+    cr_assert_eq(rc, CURLE_OK, "a lingering connection still held its place after %ld ms of quiet", took);
+    rawbuf_free(&out);
+    raw_close(&c);
     free(token);
 }
