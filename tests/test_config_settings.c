@@ -285,6 +285,23 @@ Test(config, account_caps_stay_within_what_an_export_carries)
     cr_assert_eq(cfg.user_max_sessions, 16);
 }
 
+/* The records a connection's TLS keys may carry can go lower, never past
+ * 2^24 (TLS 1.3's AES-GCM limit is 2^24.5 per key; config.h). */
+Test(config, the_record_threshold_stays_under_the_aes_gcm_limit)
+{
+    env_set("NOTES_TLS_MAX_RECORDS", "16777217");
+    assert_refused(load(), "NOTES_TLS_MAX_RECORDS", NULL);
+    env_set("NOTES_TLS_MAX_RECORDS", "0");
+    assert_refused(load(), "NOTES_TLS_MAX_RECORDS", NULL);
+    env_set("NOTES_TLS_MAX_RECORDS", "1");
+    assert_loaded(load());
+    cr_assert_eq(cfg.tls_max_records, 1);
+    env_unset("NOTES_TLS_MAX_RECORDS");
+    assert_loaded(load());   /* the default: the most */
+    cr_assert_eq(cfg.tls_max_records, CONFIG_TLS_RECORDS_CAP);
+    cr_assert_eq(CONFIG_TLS_RECORDS_CAP, 1u << 24);
+}
+
 Test(config, accepts_shutdown_grace_bounds)
 {
     env_set("NOTES_SHUTDOWN_GRACE", "0");
