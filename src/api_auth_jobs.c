@@ -6,9 +6,9 @@
  * A handler gets a struct pw_job from api_auth_job_new() (or from
  * api_auth_job_for_caller(), which also throttles guesses at the caller's
  * own password) and moves the passwords into it. pw_work() then runs on a
- * libuv pool thread at nice 10: argon2id verifies and hashes, a failed
- * login takes at least a current check's measured time (times
- * app->fail_pct), holding its hashing slot throughout, and an erasure runs
+ * libuv pool thread ten nice steps below the server: argon2id verifies and
+ * hashes, a failed login takes at least a current check's measured time
+ * (times app->fail_pct), holding its hashing slot throughout, and an erasure runs
  * on a database connection of its own. The done() callbacks in
  * api_auth.c decide the answer with the shared steps here: the audit line,
  * the 500, the refused or cancelled job, and whether the password a job

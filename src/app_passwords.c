@@ -15,9 +15,9 @@
  * allocate what old settings may ask) and sets fail_pct from their m x t
  * against the current settings. Then app_passwords_chore() times checks
  * under the current settings and under each stored one, once, on the thread
- * pool at nice 10, and replaces the estimate by what it measured. A set it
- * cannot time (out of memory, say), or whose estimate is already the cap,
- * keeps its estimate; the job stops between checks when the server stops.
+ * pool at the hashing threads' lowered priority, and replaces the estimate
+ * by what it measured. A set it cannot time (out of memory, say), or whose
+ * estimate is already the cap, keeps its estimate; the job stops between checks when the server stops.
  * Settings that cannot cost more than the current ones (none of m or t
  * higher, p not lower: raised settings) are left out. Nothing here ever
  * lowers fail_pct below 100 or fails the server: the worst outcome is the

@@ -169,8 +169,9 @@ int crypto_password_verify(const char *phc, const char *pw, size_t n,
 /** Whether `phc` is an argon2id string made with exactly `params` (a check
  *  of it costs what a check under the current settings costs). Any thread. */
 bool crypto_password_same_params(const char *phc, const struct crypto_argon2 *params);
-/** Lower the calling thread to nice 10, once per thread: password work
- *  on the pool must leave the CPU to the event loop. Pool threads. */
+/** Lower the calling thread ten nice steps below the priority it inherited
+ *  (at most 19), once per thread: password work on the pool must leave the
+ *  CPU to the event loop, without starving. Pool threads. */
 void crypto_password_background(void);
 /** What every PHC string this build makes or accepts starts with; its
  *  parameters ("m=M,t=T,p=P") follow up to the next '$'. */

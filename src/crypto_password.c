@@ -12,6 +12,7 @@
 #include "err.h"
 #include "utc.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -189,15 +190,27 @@ int crypto_password_check_ms(const char *phc, uint64_t *ms)
     return rc == ARGON2_VERIFY_MISMATCH ? 0 : ERR_CRYPTO;   /* anything else did not run the whole check */
 }
 
-/* argon2id runs at nice 10: on a small box a login storm must not take the
- * CPU from the event loop (every other client). Once per pool thread; the
- * thread's other jobs (checkpoints, audit syncs) are background work too. */
+/* argon2id runs ten nice steps below the server (nice 10 when it runs at
+ * 0): on a small box a login storm must not take the CPU from the event
+ * loop (every other client), yet still gets about a tenth of the loop's
+ * weight when the loop is busy. Relative, not an absolute 10: a server
+ * started at nice -19 would otherwise weigh ~650 times its password jobs,
+ * and a busy loop starved every login. Once per pool thread, which
+ * inherited the server's priority; the thread's other jobs (checkpoints,
+ * audit syncs) are background work too. */
 void crypto_password_background(void)
 {
     static _Thread_local bool lowered;
+    if (lowered)
+        return;
     /* Linux: PRIO_PROCESS with 0 is the calling thread (nice is per thread);
-     * seccomp allows no other target. */
-    if (!lowered && setpriority(PRIO_PROCESS, 0, 10) == 0)
+     * seccomp allows no other target. -1 is a valid priority: errno tells. */
+    errno = 0;
+    int base = getpriority(PRIO_PROCESS, 0);
+    if (errno != 0)
+        return;
+    int nicer = base > 9 ? 19 : base + 10;
+    if (nicer == base || setpriority(PRIO_PROCESS, 0, nicer) == 0)
         lowered = true;
 }
 

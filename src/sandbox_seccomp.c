@@ -77,7 +77,7 @@ static const int sanitizer_extra[] = {
 #else
 #define CLONE_REQUIRED CLONE_THREAD
 #endif
-#define N_NARROWED 8   /* mmap, mprotect, clone, ioctl, tgkill, kill, prlimit64, setpriority */
+#define N_NARROWED 9   /* mmap, mprotect, clone, ioctl, tgkill, kill, prlimit64, get/setpriority */
 
 const char *sandbox_seccomp_version(void)
 {
@@ -143,11 +143,13 @@ static int add_narrowed(scmp_filter_ctx ctx)
     /* Limits read, never set, and only our own (glibc's getrlimit is
      * prlimit64 on pid 0 without a new limit): a compromised server must not
      * lift the soft limits its unit gave it, nor touch another process's.
-     * Priority (password jobs lower their own thread's, api_auth_jobs.c) of
-     * the calling thread only: not another process's, nor a whole user's. */
+     * Priority (password jobs read and lower their own thread's,
+     * crypto_password.c) of the calling thread only: not another process's,
+     * nor a whole user's. */
     struct scmp_arg_cmp own_read[2] = { arg_eq(0, 0), arg_eq(2, 0) };
     rc = rc ? rc : allow(ctx, SCMP_SYS(prlimit64), 2, own_read);
     struct scmp_arg_cmp prio[2] = { arg_eq(0, PRIO_PROCESS), arg_eq(1, 0) };
+    rc = rc ? rc : allow(ctx, SCMP_SYS(getpriority), 2, prio);
     rc = rc ? rc : allow(ctx, SCMP_SYS(setpriority), 2, prio);
     return rc;
 }

@@ -192,7 +192,9 @@ static void limit_of_another_process_after_filter(void)
 {
     filtered();
     struct rlimit r;
-    if (prlimit(0, RLIMIT_NOFILE, NULL, &r) != 0 || setpriority(PRIO_PROCESS, 0, 5) != 0)
+    errno = 0;
+    int nice = getpriority(PRIO_PROCESS, 0);
+    if (errno != 0 || prlimit(0, RLIMIT_NOFILE, NULL, &r) != 0 || setpriority(PRIO_PROCESS, 0, nice + 1) != 0)
         _exit(3);
     mark('S');    /* its own still work */
     prlimit(parent, RLIMIT_NOFILE, NULL, &r);
