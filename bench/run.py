@@ -612,7 +612,9 @@ def one_run(h, srv, scn, rep):
         "hwm %6d KiB  errors %d%s"
         % (scn, srv.name, rep + 1, res["rps"], res["p50_us"], res["p99_us"],
            res["cpu_us_per_req"], res["hwm_kib"], errs,
-           ("  logins %d" % res["logins"]) if storm else ""))
+           ("  logins %d (errors %d)" % (res["logins"], res["login_errors"])) if storm else ""))
+    if storm and res["logins"] == 0:
+        log("  WARNING: no login was answered during the run: it measured no storm")
     # Wrong answers always stop the run: the numbers would describe
     # something else than asked. Starvation (no answer, time-outs) is what a
     # busy machine does to a full run: warned about and recorded there; the
@@ -1025,8 +1027,10 @@ def report(h, results, idle, floor, mach, startup, size):
         L.append("|---|---:|---:|---:|---:|")
         for name in ("notesd", "nginx"):
             a, b = results["get"][name]["p99_us"], results["storm"][name]["p99_us"]
-            L.append("| %s | %.0f | %.0f | %s | %.1f |" % (name, a, b, ratio(b, a),
-                                                         results["storm"][name]["logins_per_s"]))
+            rate = results["storm"][name]["logins_per_s"]
+            # No login answered: the GETs ran without a storm, no factor.
+            L.append("| %s | %.0f | %.0f | %s | %.1f |" % (name, a, b, ratio(b, a) if rate > 0 else
+                                                         "none: no login answered", rate))
         L.append("")
         L.append("nginx answers the login POSTs with its constant body: its row shows what 8 more "
                  "busy clients cost a server with nothing to hash.")
