@@ -159,7 +159,7 @@ static int flush_pending(struct audit *a)
     if (a->torn) {
         x.bytes = a->torn_bytes;
         x.torn_hash = a->torn_hash;
-        rc = audit_append_own(a, AUDIT_EV_TORN, AUDIT_ERROR, "torn_line", NULL, 0, &x, true);
+        rc = audit_append_own(a, AUDIT_EV_TORN, AUDIT_ERROR, "torn_line", NULL, 0, &x, !a->torn_ended);
     } else if (x.file) {
         rc = audit_append_own(a, AUDIT_EV_ROTATE, AUDIT_SUCCESS, NULL, NULL, 0, &x, false);
     }

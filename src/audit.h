@@ -84,7 +84,8 @@ struct audit;
  * chain head from the last complete line of audit.log (or of the newest
  * rotated file when audit.log is missing or empty, after a crash during a
  * rotation); a torn last line (no newline: a crash during a write) is kept,
- * ended with a newline and explained by an `audit.torn_tail` record. Then
+ * ended with a newline and explained by an `audit.torn_tail` record (with
+ * what a second crash left of such a record, if one cut it). Then
  * enforce retention. `crypto` is borrowed and must outlive the handle.
  * 0; ERR_CONFIG (bad directory or ownership) or ERR_IO (cannot read or
  * write, or audit.log ends in something notesd did not write), with one line

@@ -194,6 +194,7 @@ int audit_load_head(struct audit *a)
     }
     memcpy(a->continues, name, sizeof(name));
     a->torn = t.torn;
+    a->torn_ended = t.torn_ended;
     a->torn_bytes = t.torn_bytes;
     memcpy(a->torn_hash, t.torn_hash, AUDIT_HASH_LEN);
     return 0;
@@ -441,6 +442,38 @@ static int pread_all(int fd, uint8_t *p, size_t n, uint64_t off)
     return 0;
 }
 
+/* The last complete line of p[0..end) into t->last, going back over the
+ * complete lines that are only the start of a line (audit_cut_shape()):
+ * what a crash left, ended by the newline of the record that was to
+ * explain it when a second crash cut that record. Returns where the torn
+ * span begins (n: none). *rc: ERR_LIMIT when a line may begin before the
+ * window (`cut` the file goes on before p), or audit_line_read()'s. */
+static size_t back_over_cuts(const struct crypto *c, const uint8_t *p, size_t n, bool cut, size_t *end,
+                             struct audit_tail *t, int *rc)
+{
+    size_t from = *end;
+    while (*end > 0) {
+        size_t start = *end - 1;
+        while (start > 0 && p[start - 1] != '\n')
+            start--;
+        if (start == 0 && cut) {
+            *rc = ERR_LIMIT;
+            return n;
+        }
+        size_t len = *end - 1 - start;
+        struct audit_cut shape;
+        audit_cut_shape(p + start, len, &shape);
+        if (!shape.shape) {
+            t->has_line = true;
+            *rc = audit_line_read(c, p + start, len, &t->last);
+            return from;
+        }
+        from = start;
+        *end = start;
+    }
+    return from;
+}
+
 int audit_read_tail(const struct crypto *c, int fd, uint64_t size, struct audit_tail *t)
 {
     memset(t, 0, sizeof(*t));
@@ -451,21 +484,17 @@ int audit_read_tail(const struct crypto *c, int fd, uint64_t size, struct audit_
     if (!p)
         return ERR_NOMEM;
     int rc = pread_all(fd, p, n, size - n);
-    size_t end = n, start;
+    size_t end = n;
     while (end > 0 && p[end - 1] != '\n')
         end--;
-    for (start = end ? end - 1 : 0; start > 0 && p[start - 1] != '\n';)
-        start--;
-    if (rc == 0 && (end == 0 || start == 0) && size > n)
+    if (rc == 0 && end == 0 && size > n)
         rc = ERR_LIMIT;
-    if (rc == 0 && end < n) {
+    size_t from = rc == 0 ? back_over_cuts(c, p, n, size > n, &end, t, &rc) : n;
+    if (rc == 0 && from < n) {
         t->torn = true;
-        t->torn_bytes = n - end;
-        rc = crypto_sha256(p + end, n - end, t->torn_hash) ? ERR_CRYPTO : 0;
-    }
-    if (rc == 0 && end > 0) {
-        t->has_line = true;
-        rc = audit_line_read(c, p + start, end - 1 - start, &t->last);
+        t->torn_ended = p[n - 1] == '\n';
+        t->torn_bytes = n - from - t->torn_ended;
+        rc = crypto_sha256(p + from, (size_t)t->torn_bytes, t->torn_hash) ? ERR_CRYPTO : 0;
     }
     free(p);
     return rc;

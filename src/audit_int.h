@@ -77,14 +77,29 @@ struct audit_line {
     bool has_torn_hash;
 };
 
-/** What a file's end says: its last complete line, and the torn bytes after
- *  it (a crash inside a write(2) leaves a prefix without a newline). */
+/** What a file's end says: its last complete record, and the torn bytes
+ *  after it. A crash inside a write(2) leaves a prefix without a newline;
+ *  a second crash while the record explaining it was written leaves that
+ *  prefix ended by a newline, then none or part of the record: the torn
+ *  span is then those lines and what follows them, explained by one
+ *  record. */
 struct audit_tail {
     bool has_line, torn;
+    bool torn_ended;                  /* the torn span ends with a newline */
     struct audit_line last;
-    uint64_t torn_bytes;
+    uint64_t torn_bytes;              /* without that newline */
     uint8_t torn_hash[AUDIT_HASH_LEN];
 };
+
+/** Whether a line could be the start of one cut by a crash, and the digits
+ *  of its seq as far as they got. (audit_line.c) */
+struct audit_cut {
+    bool shape;
+    char seq[20];                      /* the digits after "seq":, */
+    size_t digits;                     /* how many (0: none yet), */
+    bool open;                         /* and whether the line ends in them */
+};
+void audit_cut_shape(const uint8_t *p, size_t n, struct audit_cut *c);
 
 #define AUDIT_TAIL_MAX 65536         /* bytes read back from a file's end */
 
@@ -211,6 +226,7 @@ struct audit {
     uint8_t prev[AUDIT_HASH_LEN];          /* and its hash */
     char continues[AUDIT_NAME_MAX + 1];    /* audit.log is new: name this file first */
     bool torn;                             /* audit.log ends in a torn line */
+    bool torn_ended;                       /* ... which a newline ends already */
     uint64_t torn_bytes;
     uint8_t torn_hash[AUDIT_HASH_LEN];
     uint64_t max_bytes;

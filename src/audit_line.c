@@ -507,3 +507,43 @@ bool audit_name_parse(const char *name, uint64_t *seq)
     return dec_u64((struct slice){ (const uint8_t *)name + 23, 20 }, seq);
 }
 
+/* Whether p[0..n) could be the start of a line cut by a crash: a prefix of
+ * the way every line begins, `{"ts":"<time>","seq":<digits>`, then
+ * printable ASCII only (the writer escapes everything else) and not the
+ * final `}` of a whole object, perhaps followed by the NULs power loss
+ * leaves behind. The digits of its seq, as far as they got, go to r for
+ * verify to compare with the record that replaced the line
+ * (audit_verify.c: cut_by_a_crash()). */
+void audit_cut_shape(const uint8_t *p, size_t n, struct audit_cut *r)
+{
+    static const char start[] = "{\"ts\":\"", key[] = "\",\"seq\":";
+    r->shape = false;
+    r->digits = 0;
+    size_t end = 0;
+    while (end < n && p[end] >= 0x20 && p[end] <= 0x7e)
+        end++;
+    for (size_t j = end; j < n; j++)
+        if (p[j] != '\0')
+            return;
+    n = end;
+    if (n > 0 && p[n - 1] == '}')
+        return;
+    size_t i = 0;
+    for (; i < n && i < sizeof(start) - 1; i++)
+        if (p[i] != (uint8_t)start[i])
+            return;
+    while (i < n && ((p[i] >= '0' && p[i] <= '9') || strchr("-:.TZ", p[i])))
+        i++;
+    for (size_t k = 0; i < n && k < sizeof(key) - 1; i++, k++)
+        if (p[i] != (uint8_t)key[k])
+            return;
+    size_t d = 0;
+    while (i + d < n && p[i + d] >= '0' && p[i + d] <= '9')
+        d++;
+    if (d > sizeof(r->seq) || (d == 0 && i < n))
+        return;
+    memcpy(r->seq, p + i, d);
+    r->digits = d;
+    r->open = i + d == n;
+    r->shape = true;
+}

@@ -101,12 +101,14 @@ struct rec {
     size_t len;
     bool complete;
     /* Could be the start of a line the writer was putting down when it
-     * crashed: see begins_like_a_line(). Only such a line, or one signed
-     * with the seq and prev of the record that replaced it, is "torn". */
-    bool cut_shape;
-    char cut_seq[20];                  /* the digits after "seq":, */
-    size_t cut_digits;                 /* how many (0: none yet), */
-    bool cut_open;                     /* and whether the line ends in them */
+     * crashed: see audit_cut_shape(). Only such a line, or one signed with
+     * the seq and prev of the record that replaced it, is "torn". */
+    struct audit_cut cut;
+    /* The torn span this line begins: itself, or with the unsigned lines a
+     * second crash left after it (the start of the record that was to
+     * explain it), which one torn_tail record explains together. */
+    uint64_t span;                     /* bytes, the newlines between lines too */
+    uint8_t span_hash[AUDIT_HASH_LEN];
 };
 
 struct verifier {
@@ -130,6 +132,8 @@ struct verifier {
     bool anchor_seen;                  /* the anchored seq was accepted, and matched */
     int anchor_pruned;                 /* a prune record names the anchored seq as a
                                         * file's last line: 1 same hash, -1 another */
+    uint8_t *span_buf;                 /* the open torn span's bytes (span_start()) */
+    size_t span_len;                   /* 0: none open */
 };
 
 static const char *loc(const struct verifier *v, const struct rec *r, char buf[LOC_MAX])
@@ -174,46 +178,6 @@ static bool continues(const struct verifier *v, const struct rec *r)
            memcmp(r->l.prev, v->prev, AUDIT_HASH_LEN) == 0;
 }
 
-/* Whether p[0..n) could be the start of a line cut by a crash: a prefix of
- * the way every line begins, `{"ts":"<time>","seq":<digits>`, then
- * printable ASCII only (the writer escapes everything else) and not the
- * final `}` of a whole object, perhaps followed by the NULs power loss
- * leaves behind. The digits of its seq, as far as they got, go to r for
- * check() to compare with the record that replaced the line. */
-static void begins_like_a_line(const uint8_t *p, size_t n, struct rec *r)
-{
-    static const char start[] = "{\"ts\":\"", key[] = "\",\"seq\":";
-    r->cut_shape = false;
-    r->cut_digits = 0;
-    size_t end = 0;
-    while (end < n && p[end] >= 0x20 && p[end] <= 0x7e)
-        end++;
-    for (size_t j = end; j < n; j++)
-        if (p[j] != '\0')
-            return;
-    n = end;
-    if (n > 0 && p[n - 1] == '}')
-        return;
-    size_t i = 0;
-    for (; i < n && i < sizeof(start) - 1; i++)
-        if (p[i] != (uint8_t)start[i])
-            return;
-    while (i < n && ((p[i] >= '0' && p[i] <= '9') || strchr("-:.TZ", p[i])))
-        i++;
-    for (size_t k = 0; i < n && k < sizeof(key) - 1; i++, k++)
-        if (p[i] != (uint8_t)key[k])
-            return;
-    size_t d = 0;
-    while (i + d < n && p[i + d] >= '0' && p[i + d] <= '9')
-        d++;
-    if (d > sizeof(r->cut_seq) || (d == 0 && i < n))
-        return;
-    memcpy(r->cut_seq, p + i, d);
-    r->cut_digits = d;
-    r->cut_open = i + d == n;
-    r->cut_shape = true;
-}
-
 /* Is `cur` a line a crash cut, which the torn_tail record `next` replaced,
  * taking its seq and prev? A signed line must carry both; an unsigned one
  * must be the start of a line with that seq (whose digits may be cut too).
@@ -225,12 +189,12 @@ static bool cut_by_a_crash(const struct rec *cur, const struct rec *next)
     const struct audit_line *l = &cur->l;
     if (l->mac_ok)
         return l->parsed && l->seq == next->l.seq && memcmp(l->prev, next->l.prev, AUDIT_HASH_LEN) == 0;
-    if (!cur->cut_shape)
+    if (!cur->cut.shape)
         return false;
     char want[24];
     size_t w = (size_t)snprintf(want, sizeof(want), "%llu", (unsigned long long)next->l.seq);
-    size_t d = cur->cut_digits;
-    return (d == w || (cur->cut_open && d < w)) && memcmp(want, cur->cut_seq, d) == 0;
+    size_t d = cur->cut.digits;
+    return (d == w || (cur->cut.open && d < w)) && memcmp(want, cur->cut.seq, d) == 0;
 }
 
 /* Judge `cur`, knowing the line after it (NULL at the end). */
@@ -243,12 +207,12 @@ static void check(struct verifier *v, const struct rec *cur, const struct rec *n
         return;
     }
     if (!cur->complete) {
-        problem(v, cur, "torn last line", "%zu bytes without a newline (a crash during a write, or "
-                "truncation)", cur->len);
+        problem(v, cur, "torn last line", "%llu bytes without a newline (a crash during a write, or "
+                "truncation)", (unsigned long long)cur->span);
         return;
     }
-    if (is(next, AUDIT_EV_TORN) && next->l.has_torn_hash && next->l.bytes == cur->len &&
-        memcmp(next->l.torn_hash, l->hash, AUDIT_HASH_LEN) == 0 && cut_by_a_crash(cur, next)) {
+    if (is(next, AUDIT_EV_TORN) && next->l.has_torn_hash && next->l.bytes == cur->span &&
+        memcmp(next->l.torn_hash, cur->span_hash, AUDIT_HASH_LEN) == 0 && cut_by_a_crash(cur, next)) {
         if (v->out)
             fprintf(v->out, "note: %s: torn line from an interrupted write (explained at %s:%llu)\n",
                     loc(v, cur, at), v->names[next->file], (unsigned long long)next->lineno);
@@ -324,6 +288,62 @@ static void check(struct verifier *v, const struct rec *cur, const struct rec *n
 
 /* Feed the lines read of file `i` through check(), one line behind: 0 at
  * the file's end, NEED_BYTES, or ERR_CRYPTO. At most a buffer's worth. */
+/* ---- torn spans ---------------------------------------------------------- */
+
+/* An unsigned line that begins like a line, ended by a newline, may be
+ * followed by more of them (a second crash cutting the record meant to
+ * explain the first): its span keeps their bytes, newlines between them
+ * included, until a line of another kind comes, and is hashed then, for
+ * the torn_tail record that explains them all (audit_read_tail() writes it
+ * for the same span). Its bytes are copied: the reader's buffer moves. */
+static bool may_start_span(const struct rec *r)
+{
+    return !r->l.mac_ok && r->cut.shape && r->complete;
+}
+
+static int span_start(struct verifier *v, struct rec *r, const uint8_t *p, size_t n)
+{
+    r->span = n;
+    memcpy(r->span_hash, r->l.hash, AUDIT_HASH_LEN);
+    v->span_len = 0;
+    if (!may_start_span(r))
+        return 0;
+    if (!v->span_buf && !(v->span_buf = malloc(READ_BUF)))
+        return ERR_NOMEM;
+    memcpy(v->span_buf, p, n);         /* a line is at most READ_BUF bytes */
+    v->span_len = n;
+    return 0;
+}
+
+/* Does `cur` continue the span `pending` began? Then it joins it. */
+static bool span_extend(struct verifier *v, struct rec *pending, const struct rec *cur, const uint8_t *p,
+                        size_t n)
+{
+    if (!v->span_len || !pending->complete || cur->file != pending->file || cur->l.mac_ok || !cur->cut.shape)
+        return false;
+    if (v->span_len + 1 + n <= READ_BUF) {
+        v->span_buf[v->span_len] = '\n';
+        memcpy(v->span_buf + v->span_len + 1, p, n);
+        v->span_len += 1 + n;
+    } else {
+        v->span_len = READ_BUF + 1;    /* longer than a writer reads back: never explained */
+    }
+    pending->span = v->span_len;
+    pending->complete = cur->complete;
+    return true;
+}
+
+/* check(), once the span `cur` began is hashed. */
+static int judge(struct verifier *v, struct rec *cur, const struct rec *next)
+{
+    if (v->span_len > cur->len && v->span_len <= READ_BUF &&
+        crypto_sha256(v->span_buf, v->span_len, cur->span_hash) != 0)
+        return ERR_CRYPTO;
+    v->span_len = 0;
+    check(v, cur, next);
+    return 0;
+}
+
 static int walk_lines(struct verifier *v, size_t i, struct reader *r, struct rec *pending, bool *have)
 {
     struct rec cur;
@@ -338,9 +358,13 @@ static int walk_lines(struct verifier *v, size_t i, struct reader *r, struct rec
         cur.lineno = ++r->lineno;
         cur.len = n;
         cur.complete = complete;
-        begins_like_a_line(p, n, &cur);
-        if (*have)
-            check(v, pending, &cur);
+        audit_cut_shape(p, n, &cur.cut);
+        if (*have && span_extend(v, pending, &cur, p, n))
+            continue;
+        if (*have && judge(v, pending, &cur) != 0)
+            return ERR_CRYPTO;
+        if (span_start(v, &cur, p, n) != 0)
+            return ERR_NOMEM;
         *pending = cur;
         *have = true;
     }
@@ -474,10 +498,12 @@ static int walk(int dirfd, struct verifier *v)
             cur_fd = -1;
     }
     if (rc == 0 && have)
-        check(v, &pending, NULL);
+        rc = judge(v, &pending, NULL);
     if (cur_fd >= 0)
         close(cur_fd);
     free(buf);
+    free(v->span_buf);
+    v->span_buf = NULL;
     return rc;
 }
 
@@ -524,8 +550,8 @@ int audit_walk_lines(struct audit_walk *w, bool *intact)
         return 1;
     if (rc)
         return rc;
-    if (w->have)
-        check(&w->v, &w->pending, NULL);
+    if (w->have && judge(&w->v, &w->pending, NULL) != 0)
+        return ERR_CRYPTO;
     w->have = false;
     *intact = w->v.started && !w->v.bad && w->v.seq == w->seq;
     return 0;
@@ -533,6 +559,8 @@ int audit_walk_lines(struct audit_walk *w, bool *intact)
 
 void audit_walk_free(struct audit_walk *w)
 {
+    if (w)
+        free(w->v.span_buf);
     free(w);
 }
 

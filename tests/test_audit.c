@@ -862,6 +862,56 @@ Test(audit, what_a_crash_leaves_is_still_explained)
     free(report);
 }
 
+/* A crash can cut the record that explains a torn line too: it is one
+ * write, the newline ending the torn line and then the record. What that
+ * leaves (the torn line ended, and none or part of the record) must open,
+ * be explained by the next writer's record, and verify. */
+Test(audit, a_crash_while_a_torn_line_is_explained_is_explained_too)
+{
+    static const char cut[] = "{\"ts\":\"2026-01-01T00:00:00.000Z\",\"seq\":7,\"event\":\"user.se";
+    static const size_t kept[] = { 0, 1, 100 };   /* bytes of the record that reached the disk */
+    for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
+        appended_then_recorded(cut, sizeof(cut) - 1);
+        size_t n = 0;
+        char *text = slurp(in_dir(AUDIT_CURRENT), &n);
+        char *torn = strstr(text, cut);
+        cr_assert_not_null(torn);
+        size_t keep = (size_t)(torn - text) + sizeof(cut) - 1 + 1 + kept[i];
+        cr_assert_lt(keep, n);
+        spit(in_dir(AUDIT_CURRENT), text, keep);
+        free(text);
+        struct audit *a = open_log();
+        record_n(a, 1);
+        audit_close(a);
+        char *report = NULL;
+        cr_assert_eq(verify(&report), 0, "%zu bytes of the record kept:\n%s", kept[i], report);
+        cr_assert(strstr(report, "note: audit.log:7: torn line") != NULL, "%s", report);
+        free(report);
+        teardown();
+        setup();
+    }
+}
+
+/* Only what a crash can leave is explained that way: a whole line of
+ * something else after a torn line still is not. */
+Test(audit, a_line_after_a_torn_line_that_no_crash_left_is_not_explained)
+{
+    static const char bytes[] = "{\"ts\":\"2026-01-01T00:00:00.000Z\",\"seq\":7,\"event\":\"user.se\n"
+                                "note.delete by admin\n";
+    struct lines l;
+    six_lines(&l);
+    free(l.text);
+    FILE *f = fopen(in_dir(AUDIT_CURRENT), "ab");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(bytes, 1, sizeof(bytes) - 1, f), sizeof(bytes) - 1);
+    cr_assert_eq(fclose(f), 0);
+    struct audit *a = NULL;
+    char err[CONFIG_ERR_MAX] = "";
+    cr_assert_eq(audit_open(&a, &cfg, crypto, err, sizeof(err)), ERR_IO);
+    cr_assert(strstr(err, "not an audit record") != NULL, "%s", err);
+    assert_problem("audit.log:7: changed");
+}
+
 Test(audit, verify_survives_hostile_files)
 {
     struct lines l;
