@@ -52,7 +52,8 @@ struct pw_job {
 /** Wipe the passwords and the job, and free it. Not NULL. */
 void api_auth_job_free(struct pw_job *j);
 /** Record `event` for the job's request (who = the account when it is
- *  known and enabled, else anonymous). `reason` static or NULL. */
+ *  known and enabled, else anonymous; anonymous too for an auth.login that
+ *  did not succeed). `reason` static or NULL. */
 void api_auth_job_audit(struct pw_job *j, const char *event, int result, int status, const char *reason);
 /** A job of `kind` for this request, with the caller, the request id, the
  *  peer and a fresh salt copied in; `done` runs on the loop. NULL when out

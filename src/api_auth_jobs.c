@@ -48,8 +48,11 @@ void api_auth_job_free(struct pw_job *j)
 
 void api_auth_job_audit(struct pw_job *j, const char *event, int result, int status, const char *reason)
 {
-    struct audit_event ev = { .event = event, .actor_id = j->user_ok ? j->user_id : 0,
-                              .role = j->user_ok ? authz_role_name(j->role) : "anonymous",
+    /* A login that did not succeed was made by someone not logged in: the
+     * actor is anonymous (issue 5), the account tried is the resource. */
+    bool as_account = j->user_ok && (result == AUDIT_SUCCESS || strcmp(event, "auth.login") != 0);
+    struct audit_event ev = { .event = event, .actor_id = as_account ? j->user_id : 0,
+                              .role = as_account ? authz_role_name(j->role) : "anonymous",
                               .request_id = j->request_id, .resource_type = j->user_id ? "user" : NULL,
                               .resource_id = j->user_id, .result = (enum audit_result)result,
                               .status = status, .reason = reason, .ip = j->has_peer ? j->peer : NULL };

@@ -878,8 +878,10 @@ Test(events, every_event_appears_with_its_fields, .init = start_open, .fini = fi
           { "input.rejected", "anonymous", "anonymous", NULL, "deny", "validation", "username", 400 } },
         { rid.sqli_login, "auth.login (malformed name)",
           { "auth.login", "anonymous", "anonymous", NULL, "deny", "unknown_user", NULL, 401 } },
+        /* Whoever tried is not logged in: the actor is anonymous, the
+         * account tried is the resource. */
         { rid.bad_pw, "auth.login (wrong password)",
-          { "auth.login", alice_p, "user", r_alice, "deny", "bad_password", NULL, 401 } },
+          { "auth.login", "anonymous", "anonymous", r_alice, "deny", "bad_password", NULL, 401 } },
         { rid.unknown, "auth.login (unknown user)",
           { "auth.login", "anonymous", "anonymous", NULL, "deny", "unknown_user", NULL, 401 } },
         { rid.login, "auth.login", { "auth.login", alice_p, "user", r_alice, "success", NULL, NULL, 200 } },
