@@ -11,8 +11,8 @@
  * The walk keeps one line of lookahead: a line whose MAC fails is "inserted"
  * when the next line continues the chain from the line before it, and
  * "changed" otherwise; a line with the wrong seq is "reordered" when the
- * expected seq comes next (or the one after it does), and is preceded by
- * "missing line(s)" otherwise. A log that does not begin at seq 1 must be
+ * expected seq comes next (or the one after it does), or later on, and is
+ * preceded by "missing line(s)" otherwise. A log that does not begin at seq 1 must be
  * explained by a signed retention record naming the file that held the
  * lines before it.
  */
@@ -132,6 +132,8 @@ struct verifier {
     bool anchor_seen;                  /* the anchored seq was accepted, and matched */
     int anchor_pruned;                 /* a prune record names the anchored seq as a
                                         * file's last line: 1 same hash, -1 another */
+    struct rec gap;                    /* where lines seemed gone: those seqs, */
+    uint64_t gap_lo, gap_hi;           /* if one comes later, it was moved (0: none) */
     uint8_t *span_buf;                 /* the open torn span's bytes (span_start()) */
     size_t span_len;                   /* 0: none open */
 };
@@ -197,6 +199,20 @@ static bool cut_by_a_crash(const struct rec *cur, const struct rec *next)
     return (d == w || (cur->cut.open && d < w)) && memcmp(want, cur->cut.seq, d) == 0;
 }
 
+/* After "missing line(s)" at v->gap: a signed line with a seq that seemed
+ * gone, further on, was moved there (the lookahead sees one line only). */
+static void moved_later(struct verifier *v, const struct rec *cur)
+{
+    const struct audit_line *l = &cur->l;
+    if (!v->gap_hi || !l->mac_ok || !l->parsed || l->seq < v->gap_lo || l->seq > v->gap_hi)
+        return;
+    char at[LOC_MAX];
+    problem(v, &v->gap, "reordered", "seq %llu where %llu was expected (seq %llu is at %s)",
+            (unsigned long long)v->gap.l.seq, (unsigned long long)v->gap_lo, (unsigned long long)l->seq,
+            loc(v, cur, at));
+    v->gap_hi = 0;
+}
+
 /* Judge `cur`, knowing the line after it (NULL at the end). */
 static void check(struct verifier *v, const struct rec *cur, const struct rec *next)
 {
@@ -204,6 +220,7 @@ static void check(struct verifier *v, const struct rec *cur, const struct rec *n
     char at[LOC_MAX];
     if (v->bad) {
         note_prune(v, cur);
+        moved_later(v, cur);
         return;
     }
     if (!cur->complete) {
@@ -246,6 +263,9 @@ static void check(struct verifier *v, const struct rec *cur, const struct rec *n
             problem(v, cur, "missing line(s) before", "seq %llu follows %llu: %llu line(s) gone",
                     (unsigned long long)l->seq, (unsigned long long)v->seq,
                     (unsigned long long)(l->seq - e));
+            v->gap = *cur;
+            v->gap_lo = e;
+            v->gap_hi = l->seq - 1;
             return;
         }
         if (memcmp(l->prev, v->prev, AUDIT_HASH_LEN) != 0) {

@@ -668,6 +668,23 @@ Test(audit, verify_pinpoints_a_line_moved_far)
     free(l.text);
 }
 
+/* A line moved later, past the one after the next: what its place lacks
+ * comes later, so it was reordered, not removed. */
+Test(audit, verify_tells_a_line_moved_later_from_a_removed_one)
+{
+    struct lines l;
+    six_lines(&l);
+    char *t = l.at[1];                          /* seqs 1 3 4 5 2 6 */
+    memmove(&l.at[1], &l.at[2], 3 * sizeof(l.at[0]));
+    l.at[4] = t;
+    write_lines(in_dir(AUDIT_CURRENT), &l, false);
+    assert_problem("audit.log:2: reordered: seq 3 where 2 was expected (seq 2 is at audit.log:5)");
+    l.n = 4;                                    /* seqs 1 3 4 5: 2 is gone */
+    write_lines(in_dir(AUDIT_CURRENT), &l, false);
+    assert_problem("audit.log:2: missing line(s) before");
+    free(l.text);
+}
+
 Test(audit, verify_pinpoints_an_inserted_line)
 {
     struct lines l;
