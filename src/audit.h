@@ -170,6 +170,8 @@ struct audit_sync {
     char unlink[AUDIT_DOOMED_MAX][AUDIT_NAME_MAX + 1];
     size_t n_unlink, n_taken;
     int dirfd;                /* a duplicate of the folder for the deletions, or -1 */
+    bool fs;                  /* also sync the file system: rotated files were
+                               * closed unsynced (audit_retire()) */
 };
 
 /**

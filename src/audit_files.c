@@ -7,8 +7,7 @@
  * ends.
  *
  * Shares struct audit with audit.c (audit_int.h). Must never fsync on the
- * event loop: audit_sync_run() is for the thread pool (the one exception is
- * documented at audit_retire()).
+ * event loop: audit_sync_run() is for the thread pool.
  */
 #include "audit.h"
 #include "audit_int.h"
@@ -93,9 +92,10 @@ static int open_current(struct audit *a)
 
 /* Stop writing to the current file. Its unsynced lines must still reach the
  * disk, so the descriptor waits for the next sync. More rotations than that
- * list holds between two syncs (a tiny NOTES_AUDIT_MAX_BYTES under a burst)
- * sync here, on the loop: the only fdatasync this file makes outside
- * audit_sync_run(). */
+ * list holds between two syncs (a small NOTES_AUDIT_MAX_BYTES under a burst,
+ * a slow disk) close their file unsynced and have the next sync take the
+ * whole file system (syncfs), on the thread pool like every sync: the loop
+ * must not wait for the disk. */
 void audit_retire(struct audit *a)
 {
     if (a->fd < 0)
@@ -106,8 +106,7 @@ void audit_retire(struct audit *a)
             a->fd = -1;
             return;
         }
-        if (fdatasync(a->fd) != 0)
-            a->sync_failed = true;
+        a->sync_fs = true;
     }
     close(a->fd);
     a->fd = -1;
@@ -253,9 +252,9 @@ int audit_open_dir(struct audit *a)
 bool audit_sync_begin(struct audit *a, struct audit_sync *s)
 {
     if (!a || a->sync_mode == CONFIG_AUDIT_SYNC_OFF ||
-        (!a->dirty && !a->dir_dirty && !a->n_pending && !a->n_doomed && !a->sync_failed))
+        (!a->dirty && !a->dir_dirty && !a->n_pending && !a->n_doomed && !a->sync_failed && !a->sync_fs))
         return false;
-    *s = (struct audit_sync){ .dirfd = -1 };
+    *s = (struct audit_sync){ .dirfd = -1, .fs = a->sync_fs };
     audit_written_head(a, &s->seq, s->hash);
     for (size_t i = 0; i < a->n_pending; i++)
         s->fd[s->n++] = a->pending[i];
@@ -269,7 +268,7 @@ bool audit_sync_begin(struct audit *a, struct audit_sync *s)
         if (s->dirfd < 0)
             s->rc = ERR_IO;
     }
-    int fds[2] = { a->fd, a->dir_dirty ? a->dirfd : -1 };
+    int fds[2] = { a->fd, a->dir_dirty || s->fs ? a->dirfd : -1 };
     for (size_t i = 0; i < 2; i++) {
         if (fds[i] < 0)
             continue;
@@ -279,7 +278,7 @@ bool audit_sync_begin(struct audit *a, struct audit_sync *s)
         else
             s->fd[s->n++] = d;
     }
-    a->dirty = a->dir_dirty = false;
+    a->dirty = a->dir_dirty = a->sync_fs = false;
     return true;
 }
 
@@ -302,6 +301,9 @@ static void delete_pruned(struct audit_sync *s)
 
 void audit_sync_run(struct audit_sync *s)
 {
+    /* Each of them is on the trail's file system (the folder is one). */
+    if (s->fs && s->n > 0 && syncfs(s->fd[s->n - 1]) != 0)
+        s->rc = ERR_IO;
     for (size_t i = 0; i < s->n; i++) {
         /* fsync, not fdatasync: one of them is the directory, whose entries
          * (a rotation's rename, a new file) are its metadata. */
@@ -356,6 +358,7 @@ void audit_sync_end(struct audit *a, const struct audit_sync *s)
     /* Linux reports a lost write-back once; later syncs may succeed although
      * lines were lost. Refuse changes until a sync of everything works. */
     a->dirty = a->dir_dirty = true;
+    a->sync_fs = a->sync_fs || s->fs;
     if (!a->sync_failed)
         log_error("audit: cannot sync the audit log in %s to disk; changes are refused until it works",
                   a->dir);

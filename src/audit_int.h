@@ -234,6 +234,7 @@ struct audit {
     enum config_audit_sync sync_mode;
     struct audit_enc enc;                  /* the key ring and NOTES_AUDIT_IP */
     bool write_failed, sync_failed;
+    bool sync_fs;                          /* the next sync takes the file system */
     bool sync_recovered;                   /* write audit.recovered (sync_failed) next */
     uint64_t lost;                         /* events not recorded since a failure */
     uint64_t synced_seq;

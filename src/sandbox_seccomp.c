@@ -48,7 +48,7 @@ static const int plain[] = {
     /* Files: SQLite (database, -wal, -shm), the audit folder. Where they
      * may be is Landlock's job (sandbox_landlock.c). */
     SCMP_SYS(openat), SCMP_SYS(pread64), SCMP_SYS(pwrite64), SCMP_SYS(lseek), SCMP_SYS(fsync),
-    SCMP_SYS(fdatasync), SCMP_SYS(ftruncate), SCMP_SYS(fstat), SCMP_SYS(newfstatat),
+    SCMP_SYS(fdatasync), SCMP_SYS(syncfs), SCMP_SYS(ftruncate), SCMP_SYS(fstat), SCMP_SYS(newfstatat),
     SCMP_SYS(statx), SCMP_SYS(stat), SCMP_SYS(lstat), SCMP_SYS(access), SCMP_SYS(faccessat),
     SCMP_SYS(faccessat2), SCMP_SYS(getcwd), SCMP_SYS(readlink), SCMP_SYS(readlinkat),
     SCMP_SYS(unlink), SCMP_SYS(unlinkat), SCMP_SYS(rename), SCMP_SYS(renameat),

@@ -210,3 +210,49 @@ Test(sync_fails, answers_leave_the_server_rests_and_changes_resume_once_it_syncs
     cr_assert_eq(harness_run(&srv, verify), 0, "notesd audit verify failed");
     free(tok);
 }
+
+/* The event loop never syncs. A rotated file waits for the sync in flight
+ * (four at most); rotations past those, under a slow disk and a small
+ * NOTES_AUDIT_MAX_BYTES, used to be synced on the loop, and every client
+ * waited for the disk. Here the pool's sync is held (the shim's hold file)
+ * while ~20 rotations happen; the loop must sync none of them, answer
+ * every request, the file system must be synced (syncfs) once the disk
+ * moves again, and the trail must verify. */
+static char hold[320];
+
+static void start_slow_disk(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    harness_prepare(&srv);
+    harness_preload_shim(&srv, "NOTESD_FSYNC_SHIM", "NOTESD_TEST_FSYNC_FLAG", "fsync-fails", flag, sizeof(flag));
+    snprintf(hold, sizeof(hold), "%s/fsync-hold", srv.dir);
+    harness_setenv(&srv, "NOTESD_TEST_FSYNC_HOLD", hold);
+    harness_setenv(&srv, "NOTES_AUDIT_SYNC", "batch");
+    harness_setenv(&srv, "NOTES_AUDIT_MAX_BYTES", "4096");
+    harness_start(&srv);
+}
+
+static void finish_slow_disk(void)
+{
+    unlink(hold);
+    finish();
+}
+
+Test(slow_disk, rotations_past_the_waiting_files_are_not_synced_on_the_loop, .init = start_slow_disk,
+     .fini = finish_slow_disk, .timeout = 120)
+{
+    int fd = open(hold, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    cr_assert_geq(fd, 0, "%s: %s", hold, strerror(errno));
+    close(fd);
+    for (int i = 0; i < 200; i++)         /* an authz.deny line each, ~10 to a file */
+        free(req("GET", "/v1/notes", NULL, NULL, 401, PROMPT_MS));
+    size_t on_loop = harness_log_count(&srv, "fsync-shim: on the loop");
+    cr_assert_eq(unlink(hold), 0);
+    cr_assert_eq(on_loop, 0, "the event loop synced %zu times while the disk was slow", on_loop);
+    /* The files closed unsynced reach the disk with their file system. */
+    harness_await_log(&srv, "fsync-shim: syncfs", 1, 10);
+    free(req("GET", "/healthz", NULL, NULL, 200, PROMPT_MS));
+    cr_assert_eq(harness_stop(&srv), 0);
+    const char *verify[] = { "audit", "verify", harness_getenv(&srv, "NOTES_AUDIT_DIR"), NULL };
+    cr_assert_eq(harness_run(&srv, verify), 0, "notesd audit verify failed");
+}
