@@ -53,7 +53,7 @@ static int name_limits(struct route_ctx *ctx, const char *name, size_t n, bool l
         route_fail_rate(ctx, retry, first, "rate_limited");
         return ERR_LIMIT;
     }
-    if (login && !throttle_allowed(ctx->app->throttle, key, now, &retry)) {
+    if (login && !throttle_admit(ctx->app->throttle, key, now, &retry)) {
         route_fail_rate(ctx, retry, true, "login_throttled");
         return ERR_LIMIT;
     }
@@ -151,8 +151,8 @@ static void login_done(struct http_job *base, struct http_response *res)
     struct pw_job *j = (struct pw_job *)base;
     if (api_auth_job_refused(j, res, "auth.login"))
         return;
+    /* A failure was counted when the attempt was let in (name_limits()). */
     if (j->verify_rc != 0 || !j->user_ok) {
-        throttle_failed(j->app->throttle, j->name_key, utc_monotonic_ms());
         login_fail(j, res, j->user_ok ? "bad_password" : "unknown_user");
         api_auth_job_free(j);
         return;
@@ -160,12 +160,11 @@ static void login_done(struct http_job *base, struct http_response *res)
     if (!api_auth_still_current(j)) {
         /* The password was changed (or the account disabled) while this
          * login hashed: the password it checked is no longer the one. */
-        throttle_failed(j->app->throttle, j->name_key, utc_monotonic_ms());
         login_fail(j, res, "password_changed");
         api_auth_job_free(j);
         return;
     }
-    throttle_succeeded(j->app->throttle, j->name_key);
+    throttle_passed(j->app->throttle, j->name_key);
     struct app *app = j->app;
     int64_t now = (int64_t)time(NULL);
     /* Only over the hash this login read: another login may have upgraded
@@ -215,12 +214,14 @@ void api_login(struct route_ctx *ctx)
     } else if (name_limits(ctx, canonical ? name : f[0].value, canonical ? strlen(name) : f[0].len, true, key) != 0) {
         /* 429 written */
     } else if (!(j = api_auth_job_new(ctx, JOB_LOGIN, login_done))) {
+        throttle_unused(ctx->app->throttle, key);
         api_fail_internal(ctx, "auth.login");
     } else {
         /* A malformed name cannot exist: same path as an unknown one. */
         struct store_user u;
         bool found = canonical && store_user_get_by_name(ctx->app->store, name, &u) == 0;
         memcpy(j->name_key, key, sizeof(j->name_key));
+        j->throttled = true;
         j->user_ok = found && !u.disabled;
         j->user_id = found ? u.id : 0;
         j->password_gen = found ? u.password_gen : 0;
@@ -306,6 +307,7 @@ static void delete_me_done(struct http_job *base, struct http_response *res)
 {
     struct pw_job *j = (struct pw_job *)base;
     if (base->cancelled) {     /* no password was checked, nothing erased */
+        throttle_unused(j->app->throttle, j->name_key);
         api_auth_job_free(j);
         return;
     }

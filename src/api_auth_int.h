@@ -45,6 +45,7 @@ struct pw_job {
     int scrub_rc;                       /* the erasure's WAL truncation */
     bool rehash;
     uint8_t name_key[RATELIMIT_KEY_LEN];   /* login throttling key */
+    bool throttled;                     /* let in by throttle_admit() on name_key */
 };
 
 /* ---- a job's lifetime (api_auth_jobs.c) ---------------------------------- */

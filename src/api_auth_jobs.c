@@ -193,26 +193,28 @@ struct pw_job *api_auth_job_for_caller(struct route_ctx *ctx, enum job_kind kind
     memcpy(key, hash, sizeof(key));
     uint32_t retry = 0;
     struct pw_job *j = NULL;
-    if (!throttle_allowed(ctx->app->throttle, key, utc_monotonic_ms(), &retry)) {
+    if (!throttle_admit(ctx->app->throttle, key, utc_monotonic_ms(), &retry)) {
         route_fail_rate(ctx, retry, true, "password_throttled");
         *limited = true;
     } else if ((j = api_auth_job_new(ctx, kind, done)) != NULL) {
         memcpy(j->phc, u.password_hash, strnlen(u.password_hash, sizeof(j->phc) - 1));
         j->password_gen = u.password_gen;
         memcpy(j->name_key, key, sizeof(j->name_key));
+        j->throttled = true;
+    } else {
+        throttle_unused(ctx->app->throttle, key);
     }
     mbedtls_platform_zeroize(&u, sizeof(u));
     return j;
 }
 
 /* A current password checked by a job counts for the account's throttle
- * as a login would. */
+ * as a login would: as a failure from when it was let in, until it
+ * passes. */
 void api_auth_throttle_outcome(struct pw_job *j)
 {
-    if (j->verify_rc != 0)
-        throttle_failed(j->app->throttle, j->name_key, utc_monotonic_ms());
-    else
-        throttle_succeeded(j->app->throttle, j->name_key);
+    if (j->verify_rc == 0)
+        throttle_passed(j->app->throttle, j->name_key);
 }
 
 void api_auth_job_fail_internal(struct pw_job *j, struct http_response *res, const char *event)
@@ -229,6 +231,8 @@ bool api_auth_job_refused(struct pw_job *j, struct http_response *res, const cha
 {
     if (!j->base.cancelled && !j->base.refused)
         return false;
+    if (j->throttled)
+        throttle_unused(j->app->throttle, j->name_key);   /* nothing was checked */
     if (!j->base.cancelled) {
         route_refuse_busy(res);
         api_auth_job_audit(j, event, AUDIT_ERROR, 503, "store_busy");

@@ -325,6 +325,37 @@ void throttle_failed(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN], u
     }
 }
 
+/* An attempt counts as a failure from the moment it is let in: the ones
+ * already waiting for a hashing slot must hold back the next, or every
+ * guess sent together is checked before the first failure is counted. */
+bool throttle_admit(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN], uint64_t now_ms,
+                    uint32_t *retry_after_s)
+{
+    if (!throttle_allowed(t, key, now_ms, retry_after_s))
+        return false;
+    throttle_failed(t, key, now_ms);
+    return true;
+}
+
+void throttle_passed(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN])
+{
+    struct throttle_entry *e = t ? t_find(t, key, false, 0) : NULL;
+    if (e) {
+        e->consecutive = 0;
+        e->next_ms = 0;
+        e->hour_failures -= e->hour_failures > 0;   /* it was no failure */
+    }
+}
+
+void throttle_unused(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN])
+{
+    struct throttle_entry *e = t ? t_find(t, key, false, 0) : NULL;
+    if (e) {
+        e->consecutive -= e->consecutive > 0;
+        e->hour_failures -= e->hour_failures > 0;
+    }
+}
+
 void throttle_succeeded(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN])
 {
     struct throttle_entry *e = t ? t_find(t, key, false, 0) : NULL;

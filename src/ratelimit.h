@@ -74,6 +74,16 @@ bool throttle_allowed(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN], 
 void throttle_failed(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN], uint64_t now_ms);
 /** Record a success: the count starts again. */
 void throttle_succeeded(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN]);
+/** throttle_allowed(), and when allowed the attempt counts as a failure at
+ *  once (throttle_failed()), so attempts still waiting for their check hold
+ *  back the next ones. Each admitted attempt ends in throttle_passed() (it
+ *  succeeded: the count starts again, the hour's count loses it), nothing
+ *  more (it failed), or throttle_unused() (never checked: both counts lose
+ *  it; a backoff it started stays). */
+bool throttle_admit(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN], uint64_t now_ms,
+                    uint32_t *retry_after_s);
+void throttle_passed(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN]);
+void throttle_unused(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN]);
 /** Fixed capacity in entries (for tests). */
 size_t throttle_capacity(const struct throttle *t);
 

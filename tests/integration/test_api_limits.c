@@ -6,6 +6,7 @@
  */
 #include <criterion/criterion.h>
 #include <curl/curl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -290,6 +291,67 @@ Test(limits, wrong_current_passwords_are_throttled_apart_from_logins,
     cr_assert(shown, "three rounds each came too late after the tenth failed login to tell");
     free(tok);
     ka_close(&k);
+}
+
+/* Guesses sent together: each one waiting for its hash check must count
+ * against the throttle when it is let in, not only once its check is done,
+ * or everything queued behind the hashing slots is checked (30 of 30 were:
+ * the back-off and the hourly cap bound nothing for a stolen token, nor for
+ * logins spread over a few addresses). Ten are free; after them the next
+ * waits a second, the one after two more: within T seconds no more than
+ * 10 + T can be let in. */
+#define TOGETHER 30
+
+struct guess {
+    struct keepalive k;
+    const char *auth, *body;
+    pthread_barrier_t *go;
+    long status;
+};
+
+static void *guess_run(void *arg)
+{
+    struct guess *g = arg;
+    pthread_barrier_wait(g->go);
+    g->status = ka_send(&g->k, "POST", "/v1/auth/password", g->auth, g->body);
+    return NULL;
+}
+
+Test(limits, wrong_current_passwords_sent_together_are_throttled_as_they_arrive,
+     .init = start_throttled, .fini = finish, .timeout = 120)
+{
+    char a[40], auth[128];
+    harness_marker(a, sizeof(a), "together");
+    register_user(a, PW1);
+    char *tok = login(a, PW1);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok);
+    char *wrong = body2("current_password", "not-the-password-at-all", "new_password", "brand new password 1");
+    static struct guess g[TOGETHER];
+    pthread_t th[TOGETHER];
+    pthread_barrier_t go;
+    cr_assert_eq(pthread_barrier_init(&go, NULL, TOGETHER), 0);
+    for (int i = 0; i < TOGETHER; i++) {
+        g[i] = (struct guess){ .auth = auth, .body = wrong, .go = &go };
+        ka_open(&g[i].k);
+        cr_assert_eq(ka_send(&g[i].k, "GET", "/healthz", NULL, NULL), 200);   /* connected before the race */
+    }
+    long t0 = harness_now_ms();
+    for (int i = 0; i < TOGETHER; i++)
+        cr_assert_eq(pthread_create(&th[i], NULL, guess_run, &g[i]), 0);
+    int checked = 0, held_back = 0;
+    for (int i = 0; i < TOGETHER; i++) {
+        pthread_join(th[i], NULL);
+        checked += g[i].status == 403;
+        held_back += g[i].status == 429;
+        ka_close(&g[i].k);
+    }
+    long secs = (harness_now_ms() - t0 + 999) / 1000;
+    pthread_barrier_destroy(&go);
+    cr_assert_eq(checked + held_back, TOGETHER, "answers other than 403 and 429");
+    cr_assert_leq(checked, 10 + secs, "%d of %d wrong guesses sent together were checked in %ld s", checked,
+                  TOGETHER, secs);
+    free(wrong);
+    free(tok);
 }
 
 /* Rate limits on with the shipped login and register limits (5 a minute,
