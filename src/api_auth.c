@@ -53,8 +53,8 @@ static int name_limits(struct route_ctx *ctx, const char *name, size_t n, bool l
         route_fail_rate(ctx, retry, first, "rate_limited");
         return ERR_LIMIT;
     }
-    if (login && !throttle_admit(ctx->app->throttle, key, now, &retry)) {
-        route_fail_rate(ctx, retry, true, "login_throttled");
+    if (login && !throttle_admit(ctx->app->throttle, key, now, &retry, &first)) {
+        route_fail_rate(ctx, retry, first, "login_throttled");
         return ERR_LIMIT;
     }
     return 0;

@@ -192,9 +192,10 @@ struct pw_job *api_auth_job_for_caller(struct route_ctx *ctx, enum job_kind kind
         memset(hash, 0, sizeof(hash));
     memcpy(key, hash, sizeof(key));
     uint32_t retry = 0;
+    bool first = false;
     struct pw_job *j = NULL;
-    if (!throttle_admit(ctx->app->throttle, key, utc_monotonic_ms(), &retry)) {
-        route_fail_rate(ctx, retry, true, "password_throttled");
+    if (!throttle_admit(ctx->app->throttle, key, utc_monotonic_ms(), &retry, &first)) {
+        route_fail_rate(ctx, retry, first, "password_throttled");
         *limited = true;
     } else if ((j = api_auth_job_new(ctx, kind, done)) != NULL) {
         memcpy(j->phc, u.password_hash, strnlen(u.password_hash, sizeof(j->phc) - 1));

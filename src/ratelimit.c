@@ -156,6 +156,7 @@ struct throttle_entry {
     bool used;
     uint32_t consecutive;      /* failures since the last success */
     uint32_t hour_failures;    /* failures in the current hour window */
+    bool refusing;             /* in a run of refusals (audited once) */
     uint64_t hour_start_ms, next_ms, last_ms;
 };
 
@@ -329,11 +330,19 @@ void throttle_failed(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN], u
  * already waiting for a hashing slot must hold back the next, or every
  * guess sent together is checked before the first failure is counted. */
 bool throttle_admit(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN], uint64_t now_ms,
-                    uint32_t *retry_after_s)
+                    uint32_t *retry_after_s, bool *first)
 {
-    if (!throttle_allowed(t, key, now_ms, retry_after_s))
+    if (!throttle_allowed(t, key, now_ms, retry_after_s)) {
+        struct throttle_entry *e = t_find(t, key, false, now_ms);   /* a refused key has one */
+        *first = e && !e->refusing;
+        if (e)
+            e->refusing = true;
         return false;
-    throttle_failed(t, key, now_ms);
+    }
+    throttle_failed(t, key, now_ms);                 /* makes the entry */
+    struct throttle_entry *e = t ? t_find(t, key, false, now_ms) : NULL;
+    if (e)
+        e->refusing = false;
     return true;
 }
 

@@ -171,6 +171,52 @@ Test(throttle, the_delay_is_capped_and_at_most_100_failures_per_hour_are_evaluat
     throttle_free(t);
 }
 
+/* Attempts let in count before their check ends: ten at once, then the
+ * eleventh waits; a passed one takes its failure back, an unchecked one
+ * both counts; a run of refusals is flagged once. */
+Test(throttle, admitted_attempts_count_before_their_check_ends, .init = setup)
+{
+    struct throttle *t = throttle_new(64);
+    uint8_t k[RATELIMIT_KEY_LEN];
+    key_of(45, k);
+    uint32_t retry = 0;
+    bool first = false;
+    for (int i = 0; i < THROTTLE_FREE_FAILURES; i++)
+        cr_assert(throttle_admit(t, k, 0, &retry, &first), "attempt %d", i);
+    cr_assert_not(throttle_admit(t, k, 0, &retry, &first), "the 11th, with ten still being checked");
+    cr_assert(first);
+    cr_assert_not(throttle_admit(t, k, 0, &retry, &first));
+    cr_assert_not(first, "a second refusal in the same run was flagged as first");
+    throttle_unused(t, k);                       /* one never checked: 9 left */
+    cr_assert(throttle_admit(t, k, 1000, &retry, &first), "after the delay");
+    throttle_passed(t, k);                       /* it passed: the count starts again */
+    for (int i = 0; i < THROTTLE_FREE_FAILURES; i++)
+        cr_assert(throttle_admit(t, k, 1000, &retry, &first), "attempt %d after a success", i);
+    cr_assert_not(throttle_admit(t, k, 1000, &retry, &first));
+    cr_assert(first, "a new run of refusals");
+    throttle_free(t);
+}
+
+/* Unchecked attempts give their place in the hour back; passed ones too. */
+Test(throttle, only_failures_fill_the_hourly_cap, .init = setup)
+{
+    struct throttle *t = throttle_new(64);
+    uint8_t k[RATELIMIT_KEY_LEN];
+    key_of(46, k);
+    uint32_t retry = 0;
+    bool first = false;
+    uint64_t now = 0;
+    for (int i = 0; i < 3 * THROTTLE_HOURLY_MAX; i++) {
+        cr_assert(throttle_admit(t, k, now, &retry, &first), "attempt %d", i);
+        if (i % 3 == 0)
+            throttle_passed(t, k);
+        else
+            throttle_unused(t, k);
+    }
+    cr_assert(throttle_admit(t, k, now, &retry, &first), "no failure was made, yet the hour is used up");
+    throttle_free(t);
+}
+
 Test(throttle, other_accounts_are_unaffected, .init = setup)
 {
     struct throttle *t = throttle_new(64);

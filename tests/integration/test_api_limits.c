@@ -354,6 +354,41 @@ Test(limits, wrong_current_passwords_sent_together_are_throttled_as_they_arrive,
     free(tok);
 }
 
+/* A run of throttled attempts leaves one ratelimit.block line, as a run of
+ * refusals by any other limit does, not one per refused request. */
+Test(limits, a_run_of_throttled_guesses_is_audited_once, .init = start_throttled, .fini = finish,
+     .timeout = 120)
+{
+    char a[40], auth[128];
+    harness_marker(a, sizeof(a), "blocked");
+    register_user(a, PW1);
+    char *tok = login(a, PW1);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok);
+    char *wrong = body2("current_password", "not-the-password-at-all", "new_password", "brand new password 1");
+    struct keepalive k;
+    ka_open(&k);
+    (void)ten_wrong_current(&k, auth, wrong);
+    unsigned long long sum = 0;
+    size_t before = harness_audit_lines(&srv, "ratelimit.block", "password_throttled", &sum);
+    /* A guess let in once its delay ran out (a slow machine) ends a run. */
+    int refused = 0, runs = 0;
+    long prev = 403;
+    for (int i = 0; i < 20; i++) {
+        long st = ka_send(&k, "POST", "/v1/auth/password", auth, wrong);
+        cr_assert(st == 429 || st == 403, "guess %d: %ld", i, st);
+        refused += st == 429;
+        runs += st == 429 && prev != 429;
+        prev = st;
+    }
+    size_t after = harness_audit_lines(&srv, "ratelimit.block", "password_throttled", &sum);
+    cr_assert_geq(refused, 1, "none of 20 guesses after ten wrong ones was throttled");
+    cr_assert_eq(after - before, (size_t)runs, "%zu ratelimit.block lines for %d run(s) of %d throttled guesses",
+                 after - before, runs, refused);
+    ka_close(&k);
+    free(wrong);
+    free(tok);
+}
+
 /* Rate limits on with the shipped login and register limits (5 a minute,
  * burst 5), the per-address request limit out of the way. */
 static void start_auth_limited(void)
