@@ -399,6 +399,50 @@ static void edit(struct part *f, size_t at, uint8_t x)
     write_file(p, f->data, f->len);
 }
 
+/* Whether the line data[a..b) (no newline) is what a crash leaves of one:
+ * not empty, and the start of a line (audit_cut_shape()). */
+static bool crash_cut(const uint8_t *data, size_t a, size_t b)
+{
+    struct audit_cut c;
+    audit_cut_shape(data + a, b - a, &c);
+    return b > a && c.shape;
+}
+
+/* The torn span audit_read_tail() reports is the bytes after its last
+ * record: what follows the last newline, and before it only whole lines a
+ * crash could have cut (a second crash cutting the record meant to explain
+ * the first); the line before the span is none of those, unless what
+ * follows the last newline is a signed record (the one that explained
+ * them, cut before its newline): then that alone is the span. */
+static void check_torn_span(const struct part *f, const struct audit_tail *t)
+{
+    const uint8_t *d = (const uint8_t *)f->data;
+    size_t span = t->torn ? (size_t)t->torn_bytes + t->torn_ended : 0;
+    check(span <= f->len, "audit_read_tail's torn span is longer than the file");
+    check(!t->torn || span > 0, "audit_read_tail reported an empty torn span");
+    size_t from = f->len - span;
+    check(from == 0 || d[from - 1] == '\n', "audit_read_tail's torn span does not begin a line");
+    check(!t->torn || t->torn_ended == (d[f->len - 1] == '\n'), "audit_read_tail's torn_ended is wrong");
+    check(t->torn || f->len == 0 || d[f->len - 1] == '\n', "audit_read_tail missed a torn tail");
+    for (size_t a = from, b; a < f->len; a = b + 1) {
+        const uint8_t *nl = memchr(d + a, '\n', f->len - a);
+        if (!nl)
+            break;                             /* the bytes after the last newline: anything */
+        b = (size_t)(nl - d);
+        check(crash_cut(d, a, b), "audit_read_tail's torn span holds a line no crash leaves");
+    }
+    struct audit_line tail;
+    bool tail_signed = t->torn && !t->torn_ended && memchr(d + from, '\n', span) == NULL &&
+                       audit_line_read(crypto, d + from, span, &tail) == 0 && tail.mac_ok && tail.parsed;
+    if (from > 0 && !tail_signed) {
+        size_t a = from - 1;
+        while (a > 0 && d[a - 1] != '\n')
+            a--;
+        check(!crash_cut(d, a, from - 1), "audit_read_tail stopped its torn span before a crash's line");
+    }
+    check(t->has_line == (from > 0), "audit_read_tail's last line");
+}
+
 /* audit_read_tail() and audit_read_first() on one file. */
 static void read_ends(const struct part *f)
 {
@@ -409,15 +453,8 @@ static void read_ends(const struct part *f)
     struct audit_tail t;
     int rc = audit_read_tail(crypto, fd, f->len, &t);
     check(rc == 0 || rc == ERR_LIMIT, "audit_read_tail returned other than 0 or ERR_LIMIT");
-    if (rc == 0) {
-        check(!t.torn || (t.torn_bytes > 0 && t.torn_bytes <= f->len &&
-                          f->data[f->len - 1] != '\n' &&
-                          memchr(f->data + f->len - t.torn_bytes, '\n', t.torn_bytes) == NULL),
-              "audit_read_tail's torn part is not the bytes after the last newline");
-        check(t.torn || f->len == 0 || f->data[f->len - 1] == '\n',
-              "audit_read_tail missed a torn tail");
-        check(t.has_line == (memchr(f->data, '\n', f->len) != NULL), "audit_read_tail's last line");
-    }
+    if (rc == 0)
+        check_torn_span(f, &t);
     struct audit_line l;
     check(audit_read_first(fd, f->len, &l) == 0, "audit_read_first failed on a readable file");
     check(!l.mac_ok, "audit_read_first checked a MAC it was not asked to");

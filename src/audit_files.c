@@ -466,7 +466,7 @@ static size_t back_over_cuts(const struct crypto *c, const uint8_t *p, size_t n,
         size_t len = *end - 1 - start;
         struct audit_cut shape;
         audit_cut_shape(p + start, len, &shape);
-        if (!shape.shape) {
+        if (!shape.shape || len == 0) {     /* the writer never ends an empty line */
             t->has_line = true;
             *rc = audit_line_read(c, p + start, len, &t->last);
             return from;
@@ -492,7 +492,15 @@ int audit_read_tail(const struct crypto *c, int fd, uint64_t size, struct audit_
         end--;
     if (rc == 0 && end == 0 && size > n)
         rc = ERR_LIMIT;
+    size_t tail = end;
     size_t from = rc == 0 ? back_over_cuts(c, p, n, size > n, &end, t, &rc) : n;
+    /* A signed record cut just before its newline (the one that explained
+     * the cut lines before it) is the torn part alone: those lines have
+     * their record. */
+    struct audit_line last;
+    if (rc == 0 && from < tail && tail < n && c && audit_line_read(c, p + tail, n - tail, &last) == 0 &&
+        last.mac_ok && last.parsed)
+        from = tail;
     if (rc == 0 && from < n) {
         t->torn = true;
         t->torn_ended = p[n - 1] == '\n';

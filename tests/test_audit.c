@@ -886,14 +886,16 @@ Test(audit, what_a_crash_leaves_is_still_explained)
 Test(audit, a_crash_while_a_torn_line_is_explained_is_explained_too)
 {
     static const char cut[] = "{\"ts\":\"2026-01-01T00:00:00.000Z\",\"seq\":7,\"event\":\"user.se";
-    static const size_t kept[] = { 0, 1, 100 };   /* bytes of the record that reached the disk */
+    /* Bytes of the record that reached the disk; SIZE_MAX: all but its newline. */
+    static const size_t kept[] = { 0, 1, 100, SIZE_MAX };
     for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
         appended_then_recorded(cut, sizeof(cut) - 1);
         size_t n = 0;
         char *text = slurp(in_dir(AUDIT_CURRENT), &n);
         char *torn = strstr(text, cut);
         cr_assert_not_null(torn);
-        size_t keep = (size_t)(torn - text) + sizeof(cut) - 1 + 1 + kept[i];
+        char *record = torn + sizeof(cut) - 1 + 1;
+        size_t keep = (size_t)(record - text) + (kept[i] == SIZE_MAX ? strcspn(record, "\n") : kept[i]);
         cr_assert_lt(keep, n);
         spit(in_dir(AUDIT_CURRENT), text, keep);
         free(text);
@@ -907,6 +909,17 @@ Test(audit, a_crash_while_a_torn_line_is_explained_is_explained_too)
         teardown();
         setup();
     }
+}
+
+/* Lines a crash left all carry the seq of the record that replaces them:
+ * the start of a line with another seq after a torn line is not explained
+ * with it, though the writer records them together. */
+Test(audit, a_cut_line_with_another_seq_after_a_torn_line_is_not_explained)
+{
+    static const char bytes[] = "{\"ts\":\"2026-01-01T00:00:00.000Z\",\"seq\":7,\"event\":\"user.se\n"
+                                "{\"ts\":\"2026-01-01T00:00:00.000Z\",\"seq\":3,\"event\":\"user.delete\"\n";
+    appended_then_recorded(bytes, sizeof(bytes) - 1);
+    assert_problem("audit.log:7: changed");
 }
 
 /* Only what a crash can leave is explained that way: a whole line of
