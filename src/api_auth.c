@@ -164,7 +164,7 @@ static void login_done(struct http_job *base, struct http_response *res)
         api_auth_job_free(j);
         return;
     }
-    throttle_passed(j->app->throttle, j->name_key);
+    throttle_passed(j->app->throttle, j->name_key, j->admitted_ms);
     struct app *app = j->app;
     int64_t now = (int64_t)time(NULL);
     /* Only over the hash this login read: another login may have upgraded
@@ -214,7 +214,7 @@ void api_login(struct route_ctx *ctx)
     } else if (name_limits(ctx, canonical ? name : f[0].value, canonical ? strlen(name) : f[0].len, true, key) != 0) {
         /* 429 written */
     } else if (!(j = api_auth_job_new(ctx, JOB_LOGIN, login_done))) {
-        throttle_unused(ctx->app->throttle, key);
+        throttle_unused(ctx->app->throttle, key, utc_monotonic_ms());
         api_fail_internal(ctx, "auth.login");
     } else {
         /* A malformed name cannot exist: same path as an unknown one. */
@@ -222,6 +222,7 @@ void api_login(struct route_ctx *ctx)
         bool found = canonical && store_user_get_by_name(ctx->app->store, name, &u) == 0;
         memcpy(j->name_key, key, sizeof(j->name_key));
         j->throttled = true;
+        j->admitted_ms = utc_monotonic_ms();   /* name_limits() let it in just now */
         j->user_ok = found && !u.disabled;
         j->user_id = found ? u.id : 0;
         j->password_gen = found ? u.password_gen : 0;
@@ -307,7 +308,7 @@ static void delete_me_done(struct http_job *base, struct http_response *res)
 {
     struct pw_job *j = (struct pw_job *)base;
     if (base->cancelled) {     /* no password was checked, nothing erased */
-        throttle_unused(j->app->throttle, j->name_key);
+        throttle_unused(j->app->throttle, j->name_key, j->admitted_ms);
         api_auth_job_free(j);
         return;
     }

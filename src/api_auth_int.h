@@ -45,7 +45,8 @@ struct pw_job {
     int scrub_rc;                       /* the erasure's WAL truncation */
     bool rehash;
     uint8_t name_key[RATELIMIT_KEY_LEN];   /* login throttling key */
-    bool throttled;                     /* let in by throttle_admit() on name_key */
+    bool throttled;                     /* let in by throttle_admit() on name_key, */
+    uint64_t admitted_ms;               /* at this time (utc_monotonic_ms()) */
 };
 
 /* ---- a job's lifetime (api_auth_jobs.c) ---------------------------------- */

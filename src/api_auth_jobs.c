@@ -194,7 +194,8 @@ struct pw_job *api_auth_job_for_caller(struct route_ctx *ctx, enum job_kind kind
     uint32_t retry = 0;
     bool first = false;
     struct pw_job *j = NULL;
-    if (!throttle_admit(ctx->app->throttle, key, utc_monotonic_ms(), &retry, &first)) {
+    uint64_t now_ms = utc_monotonic_ms();
+    if (!throttle_admit(ctx->app->throttle, key, now_ms, &retry, &first)) {
         route_fail_rate(ctx, retry, first, "password_throttled");
         *limited = true;
     } else if ((j = api_auth_job_new(ctx, kind, done)) != NULL) {
@@ -202,8 +203,9 @@ struct pw_job *api_auth_job_for_caller(struct route_ctx *ctx, enum job_kind kind
         j->password_gen = u.password_gen;
         memcpy(j->name_key, key, sizeof(j->name_key));
         j->throttled = true;
+        j->admitted_ms = now_ms;
     } else {
-        throttle_unused(ctx->app->throttle, key);
+        throttle_unused(ctx->app->throttle, key, now_ms);
     }
     mbedtls_platform_zeroize(&u, sizeof(u));
     return j;
@@ -215,7 +217,7 @@ struct pw_job *api_auth_job_for_caller(struct route_ctx *ctx, enum job_kind kind
 void api_auth_throttle_outcome(struct pw_job *j)
 {
     if (j->verify_rc == 0)
-        throttle_passed(j->app->throttle, j->name_key);
+        throttle_passed(j->app->throttle, j->name_key, j->admitted_ms);
 }
 
 void api_auth_job_fail_internal(struct pw_job *j, struct http_response *res, const char *event)
@@ -232,8 +234,12 @@ bool api_auth_job_refused(struct pw_job *j, struct http_response *res, const cha
 {
     if (!j->base.cancelled && !j->base.refused)
         return false;
-    if (j->throttled)
-        throttle_unused(j->app->throttle, j->name_key);   /* nothing was checked */
+    /* Cancelled: nothing was checked. Refused (the guard had no
+     * transaction): the check ran and counts, a failure as a failure. */
+    if (j->throttled && j->base.cancelled)
+        throttle_unused(j->app->throttle, j->name_key, j->admitted_ms);
+    else if (j->throttled && j->verify_rc == 0)
+        throttle_passed(j->app->throttle, j->name_key, j->admitted_ms);
     if (!j->base.cancelled) {
         route_refuse_busy(res);
         api_auth_job_audit(j, event, AUDIT_ERROR, 503, "store_busy");

@@ -346,22 +346,30 @@ bool throttle_admit(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN], ui
     return true;
 }
 
-void throttle_passed(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN])
+/* The hour's count gives back only an attempt let in within its window:
+ * one from before the window began was counted in the last one. */
+static void give_back(struct throttle_entry *e, uint64_t admitted_ms)
+{
+    if (admitted_ms >= e->hour_start_ms && e->hour_failures > 0)
+        e->hour_failures--;
+}
+
+void throttle_passed(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN], uint64_t admitted_ms)
 {
     struct throttle_entry *e = t ? t_find(t, key, false, 0) : NULL;
     if (e) {
         e->consecutive = 0;
         e->next_ms = 0;
-        e->hour_failures -= e->hour_failures > 0;   /* it was no failure */
+        give_back(e, admitted_ms);                 /* it was no failure */
     }
 }
 
-void throttle_unused(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN])
+void throttle_unused(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN], uint64_t admitted_ms)
 {
     struct throttle_entry *e = t ? t_find(t, key, false, 0) : NULL;
     if (e) {
         e->consecutive -= e->consecutive > 0;
-        e->hour_failures -= e->hour_failures > 0;
+        give_back(e, admitted_ms);
     }
 }
 

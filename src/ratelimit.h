@@ -79,12 +79,14 @@ void throttle_succeeded(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN]
  *  back the next ones. Each admitted attempt ends in throttle_passed() (it
  *  succeeded: the count starts again, the hour's count loses it), nothing
  *  more (it failed), or throttle_unused() (never checked: both counts lose
- *  it; a backoff it started stays). When refused, *first says whether this
- *  refusal starts a run of them (audit once per run). */
+ *  it; a backoff it started stays), each told when it was let in
+ *  (`admitted_ms`: the hour's count gives back only what it counted). When
+ *  refused, *first says whether this refusal starts a run of them (audit
+ *  once per run). */
 bool throttle_admit(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN], uint64_t now_ms,
                     uint32_t *retry_after_s, bool *first);
-void throttle_passed(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN]);
-void throttle_unused(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN]);
+void throttle_passed(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN], uint64_t admitted_ms);
+void throttle_unused(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN], uint64_t admitted_ms);
 /** Fixed capacity in entries (for tests). */
 size_t throttle_capacity(const struct throttle *t);
 

@@ -187,13 +187,35 @@ Test(throttle, admitted_attempts_count_before_their_check_ends, .init = setup)
     cr_assert(first);
     cr_assert_not(throttle_admit(t, k, 0, &retry, &first));
     cr_assert_not(first, "a second refusal in the same run was flagged as first");
-    throttle_unused(t, k);                       /* one never checked: 9 left */
+    throttle_unused(t, k, 0);                    /* one never checked: 9 left */
     cr_assert(throttle_admit(t, k, 1000, &retry, &first), "after the delay");
-    throttle_passed(t, k);                       /* it passed: the count starts again */
+    throttle_passed(t, k, 1000);                 /* it passed: the count starts again */
     for (int i = 0; i < THROTTLE_FREE_FAILURES; i++)
         cr_assert(throttle_admit(t, k, 1000, &retry, &first), "attempt %d after a success", i);
     cr_assert_not(throttle_admit(t, k, 1000, &retry, &first));
     cr_assert(first, "a new run of refusals");
+    throttle_free(t);
+}
+
+/* An attempt let in before the hour's window began gives nothing back of
+ * the next window's count: failures made after the turn of the hour stay. */
+Test(throttle, an_attempt_from_the_last_hour_takes_nothing_from_this_one, .init = setup)
+{
+    struct throttle *t = throttle_new(64);
+    uint8_t k[RATELIMIT_KEY_LEN];
+    key_of(47, k);
+    uint32_t retry = 0;
+    bool first = false;
+    uint64_t before = 1000, after = 3601000;      /* the window began at `before` */
+    cr_assert(throttle_admit(t, k, before, &retry, &first));   /* A, still being checked */
+    for (int i = 0; i < THROTTLE_HOURLY_MAX - 1; i++) {          /* 99 failures in the new hour */
+        cr_assert(throttle_admit(t, k, after, &retry, &first), "failure %d", i);
+        throttle_succeeded(t, k);                                /* no back-off in the way */
+    }
+    throttle_unused(t, k, before);                               /* A was never checked */
+    cr_assert(throttle_admit(t, k, after, &retry, &first), "the 100th failure of the hour");
+    throttle_succeeded(t, k);
+    cr_assert_not(throttle_admit(t, k, after, &retry, &first), "a 101st failure in one hour was let in");
     throttle_free(t);
 }
 
@@ -209,9 +231,9 @@ Test(throttle, only_failures_fill_the_hourly_cap, .init = setup)
     for (int i = 0; i < 3 * THROTTLE_HOURLY_MAX; i++) {
         cr_assert(throttle_admit(t, k, now, &retry, &first), "attempt %d", i);
         if (i % 3 == 0)
-            throttle_passed(t, k);
+            throttle_passed(t, k, now);
         else
-            throttle_unused(t, k);
+            throttle_unused(t, k, now);
     }
     cr_assert(throttle_admit(t, k, now, &retry, &first), "no failure was made, yet the hour is used up");
     throttle_free(t);

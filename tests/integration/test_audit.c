@@ -2492,6 +2492,71 @@ Test(jobs, a_job_finishing_on_a_busy_store_changes_nothing, .init = prep, .fini 
     free(after);
 }
 
+/* A wrong login once its account's back-off lets it in (Retry-After
+ * paces the retries; a few at most): the status and when it was sent. */
+static long wrong_login_let_in(const char *name, long *sent_ms)
+{
+    char *b = body2("username", name, "password", "not-the-password-at-all");
+    long status = 0;
+    for (int i = 0; i < 5; i++) {
+        struct response r;
+        *sent_ms = harness_now_ms();
+        harness_call(&srv, "POST", "/v1/auth/login", NULL, b, 60000, &r);
+        status = r.status;
+        char *retry = status == 429 ? response_header(&r, "Retry-After") : NULL;
+        response_free(&r);
+        if (!retry)
+            break;
+        harness_pace_ms(atol(retry) * 1000);
+        free(retry);
+    }
+    free(b);
+    return status;
+}
+
+/* A wrong guess whose answer a busy store turned into a 503 was checked
+ * all the same (the guard refuses after the job ran): it counts for the
+ * account's throttle. It was handed back as never checked: a free guess
+ * whenever the store was busy. The count shows in the back-off: 12
+ * failures make the next attempt wait 4 s, 13 make it wait 8 s; 6 s after
+ * the 13th attempt the 14th must still wait. */
+Test(jobs, a_wrong_guess_answered_503_by_a_busy_store_still_counts, .init = prep, .fini = finish,
+     .timeout = 120)
+{
+    harness_setenv(&srv, "NOTES_RATE_LIMITS", "on");
+    harness_setenv(&srv, "NOTES_RATE_IP", "1000");
+    harness_setenv(&srv, "NOTES_RATE_IP_BURST", "1000");
+    harness_setenv(&srv, "NOTES_RATE_AUTH_PER_MIN", "1000");
+    harness_setenv(&srv, "NOTES_RATE_AUTH_BURST", "1000");
+    start_for_jobs("24");
+    char user[40];
+    register_then_restart(user, sizeof(user), "counted_", "6");   /* its checks take a while */
+    long sent = 0;
+    for (int i = 0; i < 11; i++)
+        cr_assert_eq(wrong_login_let_in(user, &sent), 401, "wrong login %d", i + 1);
+    harness_pace_ms(2200 - (harness_now_ms() - sent));              /* the 11th's back-off: 2 s */
+    size_t started = jobs_started();
+    struct bg_login l;
+    bg_login_start(&l, user, "not-the-password-at-all", NULL);      /* the 12th: checked, then 503 */
+    await_jobs(started + 1, 30, "the 12th wrong login");
+    sqlite3 *db = hold_write_lock();
+    pthread_join(l.thread, NULL);
+    cr_assert_eq(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    cr_assert_eq(l.status, 503, "a wrong login on a busy store: %ld", l.status);
+    cr_assert_eq(wrong_login_let_in(user, &sent), 401, "the 13th wrong login");
+    long since = sent;
+    harness_pace_ms(since + 6000 - harness_now_ms());
+    char *b = body2("username", user, "password", "not-the-password-at-all");
+    struct response r;
+    harness_call(&srv, "POST", "/v1/auth/login", NULL, b, 60000, &r);
+    long after = harness_now_ms() - since;
+    cr_assert(r.status == 429 || after >= 8000, "the 14th attempt, %ld ms after the 13th, got %ld: the guess "
+              "answered 503 did not count", after, r.status);
+    response_free(&r);
+    free(b);
+}
+
 /* After the argon2 settings are raised, a login upgrades the account's
  * hash. Two logins that both checked the old hash (both queued behind
  * other password jobs, so both read it on arrival) must both succeed: the
