@@ -83,8 +83,30 @@ static int say(char *err, size_t errlen, int rc, const char *msg)
     return rc;
 }
 
+/* mbedTLS's AES-NI object is built with SSSE3 (third_party/fetch.sh) and
+ * runs whenever cpuid reports AES-NI and PCLMULQDQ. Every such CPU has
+ * SSSE3, but a virtual machine's CPU model can leave it out: there the
+ * first AES-GCM record would die of an illegal instruction. Refuse to
+ * start instead. */
+static bool aesni_without_ssse3(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    int aes = __builtin_cpu_supports("aes"), clmul = __builtin_cpu_supports("pclmul");
+    int ssse3 = __builtin_cpu_supports("ssse3");
+    return aes && clmul && !ssse3;
+#else
+    return false;
+#endif
+}
+
 int crypto_init(void)
 {
+    if (aesni_without_ssse3()) {
+        fprintf(stderr, "notesd: this CPU reports AES-NI and PCLMULQDQ without SSSE3, which this build's "
+                        "AES-GCM needs\n");
+        return ERR_CRYPTO;
+    }
     return psa_crypto_init() == PSA_SUCCESS ? 0 : ERR_CRYPTO;
 }
 
