@@ -317,15 +317,23 @@ static void *guess_run(void *arg)
     return NULL;
 }
 
+/* A new account (name from `prefix`) logged in: *tok and its Authorization
+ * header in auth; returns a password change with a wrong current password. */
+static char *stolen_token(const char *prefix, char **tok, char auth[128])
+{
+    char a[40];
+    harness_marker(a, sizeof(a), prefix);
+    register_user(a, PW1);
+    *tok = login(a, PW1);
+    snprintf(auth, 128, "Authorization: Bearer %s", *tok);
+    return body2("current_password", "not-the-password-at-all", "new_password", "brand new password 1");
+}
+
 Test(limits, wrong_current_passwords_sent_together_are_throttled_as_they_arrive,
      .init = start_throttled, .fini = finish, .timeout = 120)
 {
-    char a[40], auth[128];
-    harness_marker(a, sizeof(a), "together");
-    register_user(a, PW1);
-    char *tok = login(a, PW1);
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok);
-    char *wrong = body2("current_password", "not-the-password-at-all", "new_password", "brand new password 1");
+    char auth[128], *tok = NULL;
+    char *wrong = stolen_token("together", &tok, auth);
     static struct guess g[TOGETHER];
     pthread_t th[TOGETHER];
     pthread_barrier_t go;
@@ -359,12 +367,8 @@ Test(limits, wrong_current_passwords_sent_together_are_throttled_as_they_arrive,
 Test(limits, a_run_of_throttled_guesses_is_audited_once, .init = start_throttled, .fini = finish,
      .timeout = 120)
 {
-    char a[40], auth[128];
-    harness_marker(a, sizeof(a), "blocked");
-    register_user(a, PW1);
-    char *tok = login(a, PW1);
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok);
-    char *wrong = body2("current_password", "not-the-password-at-all", "new_password", "brand new password 1");
+    char auth[128], *tok = NULL;
+    char *wrong = stolen_token("blocked", &tok, auth);
     struct keepalive k;
     ka_open(&k);
     (void)ten_wrong_current(&k, auth, wrong);

@@ -2454,6 +2454,20 @@ Test(jobs, an_erasure_survives_a_login_upgrading_the_hash, .init = prep, .fini =
     free(token);
 }
 
+/* A login whose job finds the store busy when it is done: another writer
+ * takes the database once the job has started (its debug line) and holds
+ * it until the answer is in; l holds the answer. */
+static void login_on_a_busy_store(struct bg_login *l, const char *user, const char *pw)
+{
+    size_t started = jobs_started();
+    bg_login_start(l, user, pw, NULL);
+    await_jobs(started + 1, 30, "the login job");
+    sqlite3 *db = hold_write_lock();
+    pthread_join(l->thread, NULL);
+    cr_assert_eq(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
 /* The guard opens a second transaction when a password job finishes. If
  * another writer holds the database past the busy timeout then, the job
  * must change nothing: no session for a login, the answer a 503 recorded
@@ -2467,14 +2481,8 @@ Test(jobs, a_job_finishing_on_a_busy_store_changes_nothing, .init = prep, .fini 
     char user[40], rid[RID_MAX];
     register_then_restart(user, sizeof(user), "busy_", "12");
     char *before = db_text("SELECT count(*) FROM sessions");
-    size_t started = jobs_started();
     struct bg_login l;
-    bg_login_start(&l, user, PW_ALICE, NULL);
-    await_jobs(started + 1, 30, "the login job");
-    sqlite3 *db = hold_write_lock();
-    pthread_join(l.thread, NULL);
-    cr_assert_eq(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    login_on_a_busy_store(&l, user, PW_ALICE);
     cr_assert_eq(l.status, 503, "login on a busy store: %ld", l.status);
     char *after = db_text("SELECT count(*) FROM sessions");
     cr_assert_str_eq(after, before, "a session was made while the guard had no transaction");
@@ -2535,14 +2543,8 @@ Test(jobs, a_wrong_guess_answered_503_by_a_busy_store_still_counts, .init = prep
     for (int i = 0; i < 11; i++)
         cr_assert_eq(wrong_login_let_in(user, &sent), 401, "wrong login %d", i + 1);
     harness_pace_ms(2200 - (harness_now_ms() - sent));              /* the 11th's back-off: 2 s */
-    size_t started = jobs_started();
     struct bg_login l;
-    bg_login_start(&l, user, "not-the-password-at-all", NULL);      /* the 12th: checked, then 503 */
-    await_jobs(started + 1, 30, "the 12th wrong login");
-    sqlite3 *db = hold_write_lock();
-    pthread_join(l.thread, NULL);
-    cr_assert_eq(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    login_on_a_busy_store(&l, user, "not-the-password-at-all");    /* the 12th: checked, then 503 */
     cr_assert_eq(l.status, 503, "a wrong login on a busy store: %ld", l.status);
     cr_assert_eq(wrong_login_let_in(user, &sent), 401, "the 13th wrong login");
     long since = sent;
