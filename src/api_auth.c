@@ -164,7 +164,7 @@ static void login_done(struct http_job *base, struct http_response *res)
         api_auth_job_free(j);
         return;
     }
-    throttle_passed(j->app->throttle, j->name_key, j->admitted_ms);
+    api_auth_throttle_settle(j, true);
     struct app *app = j->app;
     int64_t now = (int64_t)time(NULL);
     /* Only over the hash this login read: another login may have upgraded
@@ -258,7 +258,7 @@ static void password_done(struct http_job *base, struct http_response *res)
     if (api_auth_job_refused(j, res, "auth.password_change"))
         return;
     struct app *app = j->app;
-    api_auth_throttle_outcome(j);
+    api_auth_throttle_settle(j, j->verify_rc == 0);
     if (j->verify_rc != 0) {
         http_problem(res, 403, "current_password", "The current password is wrong.");
         api_auth_job_audit(j, "auth.password_change", AUDIT_DENY, 403, "bad_password");
@@ -308,11 +308,11 @@ static void delete_me_done(struct http_job *base, struct http_response *res)
 {
     struct pw_job *j = (struct pw_job *)base;
     if (base->cancelled) {     /* no password was checked, nothing erased */
-        throttle_unused(j->app->throttle, j->name_key, j->admitted_ms);
+        api_auth_throttle_settle(j, false);
         api_auth_job_free(j);
         return;
     }
-    api_auth_throttle_outcome(j);
+    api_auth_throttle_settle(j, j->verify_rc == 0);
     if (j->verify_rc != 0) {
         http_problem(res, 403, "password", "The password is wrong.");
         api_auth_job_audit(j, "user.delete", AUDIT_DENY, 403, "bad_password");

@@ -69,8 +69,10 @@ struct pw_job *api_auth_job_new(struct route_ctx *ctx, enum job_kind kind,
  *  failure (nothing written). */
 struct pw_job *api_auth_job_for_caller(struct route_ctx *ctx, enum job_kind kind,
                                        void (*done)(struct http_job *, struct http_response *), bool *limited);
-/** Count the checked current password in the account's throttle. */
-void api_auth_throttle_outcome(struct pw_job *j);
+/** End, once, the attempt the throttle let in for this job (login or
+ *  current password): `passed` when its check passed; a cancelled job
+ *  gives its counts back. No-op for a job the throttle did not admit. */
+void api_auth_throttle_settle(struct pw_job *j, bool passed);
 /** The generic 500 in `res`, recorded as `event` error "internal". */
 void api_auth_job_fail_internal(struct pw_job *j, struct http_response *res, const char *event);
 /** A job whose work never ran is freed unanswered; one whose guard could

@@ -211,12 +211,18 @@ struct pw_job *api_auth_job_for_caller(struct route_ctx *ctx, enum job_kind kind
     return j;
 }
 
-/* A current password checked by a job counts for the account's throttle
- * as a login would: as a failure from when it was let in, until it
- * passes. */
-void api_auth_throttle_outcome(struct pw_job *j)
+/* An attempt the throttle let in counts as a failure from then on
+ * (throttle_admit()) and ends here, once: a job cancelled before it ran
+ * gives its counts back, a check that passed takes its failure back,
+ * anything else stays a failure. */
+void api_auth_throttle_settle(struct pw_job *j, bool passed)
 {
-    if (j->verify_rc == 0)
+    if (!j->throttled)
+        return;
+    j->throttled = false;
+    if (j->base.cancelled)
+        throttle_unused(j->app->throttle, j->name_key, j->admitted_ms);
+    else if (passed)
         throttle_passed(j->app->throttle, j->name_key, j->admitted_ms);
 }
 
@@ -234,12 +240,8 @@ bool api_auth_job_refused(struct pw_job *j, struct http_response *res, const cha
 {
     if (!j->base.cancelled && !j->base.refused)
         return false;
-    /* Cancelled: nothing was checked. Refused (the guard had no
-     * transaction): the check ran and counts, a failure as a failure. */
-    if (j->throttled && j->base.cancelled)
-        throttle_unused(j->app->throttle, j->name_key, j->admitted_ms);
-    else if (j->throttled && j->verify_rc == 0)
-        throttle_passed(j->app->throttle, j->name_key, j->admitted_ms);
+    /* Refused (the guard had no transaction): the check ran and counts. */
+    api_auth_throttle_settle(j, j->verify_rc == 0);
     if (!j->base.cancelled) {
         route_refuse_busy(res);
         api_auth_job_audit(j, event, AUDIT_ERROR, 503, "store_busy");

@@ -293,10 +293,9 @@ static struct throttle_entry *t_find(struct throttle *t, const uint8_t key[RATEL
     return e;
 }
 
-bool throttle_allowed(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN], uint64_t now_ms,
-                      uint32_t *retry_after_s)
+/* May entry `e` (NULL: a key never seen) try now? When not, say when. */
+static bool entry_allowed(const struct throttle_entry *e, uint64_t now_ms, uint32_t *retry_after_s)
 {
-    struct throttle_entry *e = t ? t_find(t, key, false, now_ms) : NULL;
     uint64_t until = e ? restricted_until(e, now_ms) : 0;
     if (until == 0)
         return true;
@@ -305,11 +304,8 @@ bool throttle_allowed(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN], 
     return false;
 }
 
-void throttle_failed(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN], uint64_t now_ms)
+static void count_failure(struct throttle_entry *e, uint64_t now_ms)
 {
-    struct throttle_entry *e = t ? t_find(t, key, true, now_ms) : NULL;
-    if (!e)
-        return;
     if (now_ms >= e->hour_start_ms + HOUR_MS) {
         e->hour_start_ms = now_ms;
         e->hour_failures = 0;
@@ -326,23 +322,36 @@ void throttle_failed(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN], u
     }
 }
 
+bool throttle_allowed(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN], uint64_t now_ms,
+                      uint32_t *retry_after_s)
+{
+    return entry_allowed(t ? t_find(t, key, false, now_ms) : NULL, now_ms, retry_after_s);
+}
+
+void throttle_failed(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN], uint64_t now_ms)
+{
+    struct throttle_entry *e = t ? t_find(t, key, true, now_ms) : NULL;
+    if (e)
+        count_failure(e, now_ms);
+}
+
 /* An attempt counts as a failure from the moment it is let in: the ones
  * already waiting for a hashing slot must hold back the next, or every
  * guess sent together is checked before the first failure is counted. */
 bool throttle_admit(struct throttle *t, const uint8_t key[RATELIMIT_KEY_LEN], uint64_t now_ms,
                     uint32_t *retry_after_s, bool *first)
 {
-    if (!throttle_allowed(t, key, now_ms, retry_after_s)) {
-        struct throttle_entry *e = t_find(t, key, false, now_ms);   /* a refused key has one */
-        *first = e && !e->refusing;
-        if (e)
-            e->refusing = true;
+    if (!t)
+        return true;
+    struct throttle_entry *e = t_find(t, key, false, now_ms);
+    if (!entry_allowed(e, now_ms, retry_after_s)) {
+        *first = !e->refusing;                       /* only a known key is refused */
+        e->refusing = true;
         return false;
     }
-    throttle_failed(t, key, now_ms);                 /* makes the entry */
-    struct throttle_entry *e = t ? t_find(t, key, false, now_ms) : NULL;
-    if (e)
-        e->refusing = false;
+    e = e ? e : t_find(t, key, true, now_ms);
+    count_failure(e, now_ms);
+    e->refusing = false;
     return true;
 }
 
