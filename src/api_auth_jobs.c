@@ -50,7 +50,7 @@ void api_auth_job_audit(struct pw_job *j, const char *event, int result, int sta
 {
     /* A login that did not succeed was made by someone not logged in: the
      * actor is anonymous (issue 5), the account tried is the resource. */
-    bool as_account = j->user_ok && (result == AUDIT_SUCCESS || strcmp(event, "auth.login") != 0);
+    bool as_account = j->user_ok && (j->kind != JOB_LOGIN || result == AUDIT_SUCCESS);
     struct audit_event ev = { .event = event, .actor_id = as_account ? j->user_id : 0,
                               .role = as_account ? authz_role_name(j->role) : "anonymous",
                               .request_id = j->request_id, .resource_type = j->user_id ? "user" : NULL,

@@ -449,32 +449,31 @@ static int pread_all(int fd, uint8_t *p, size_t n, uint64_t off)
  * complete lines that are only the start of a line (audit_cut_shape()):
  * what a crash left, ended by the newline of the record that was to
  * explain it when a second crash cut that record. Returns where the torn
- * span begins (n: none). *rc: ERR_LIMIT when a line may begin before the
- * window (`cut` the file goes on before p), or audit_line_read()'s. */
-static size_t back_over_cuts(const struct crypto *c, const uint8_t *p, size_t n, bool cut, size_t *end,
+ * span begins: the end of that last line. *rc: ERR_LIMIT when a line may
+ * begin before the window (`cut`: the file goes on before p), or
+ * audit_line_read()'s; the result means nothing then. */
+static size_t back_over_cuts(const struct crypto *c, const uint8_t *p, size_t end, bool cut,
                              struct audit_tail *t, int *rc)
 {
-    size_t from = *end;
-    while (*end > 0) {
-        size_t start = *end - 1;
+    while (end > 0) {
+        size_t start = end - 1;
         while (start > 0 && p[start - 1] != '\n')
             start--;
         if (start == 0 && cut) {
             *rc = ERR_LIMIT;
-            return n;
+            return end;
         }
-        size_t len = *end - 1 - start;
+        size_t len = end - 1 - start;
         struct audit_cut shape;
         audit_cut_shape(p + start, len, &shape);
         if (!shape.shape || len == 0) {     /* the writer never ends an empty line */
             t->has_line = true;
             *rc = audit_line_read(c, p + start, len, &t->last);
-            return from;
+            return end;
         }
-        from = start;
-        *end = start;
+        end = start;
     }
-    return from;
+    return end;
 }
 
 int audit_read_tail(const struct crypto *c, int fd, uint64_t size, struct audit_tail *t)
@@ -492,15 +491,14 @@ int audit_read_tail(const struct crypto *c, int fd, uint64_t size, struct audit_
         end--;
     if (rc == 0 && end == 0 && size > n)
         rc = ERR_LIMIT;
-    size_t tail = end;
-    size_t from = rc == 0 ? back_over_cuts(c, p, n, size > n, &end, t, &rc) : n;
+    size_t from = rc == 0 ? back_over_cuts(c, p, end, size > n, t, &rc) : n;
     /* A signed record cut just before its newline (the one that explained
      * the cut lines before it) is the torn part alone: those lines have
      * their record. */
     struct audit_line last;
-    if (rc == 0 && from < tail && tail < n && c && audit_line_read(c, p + tail, n - tail, &last) == 0 &&
+    if (rc == 0 && from < end && end < n && c && audit_line_read(c, p + end, n - end, &last) == 0 &&
         last.mac_ok && last.parsed)
-        from = tail;
+        from = end;
     if (rc == 0 && from < n) {
         t->torn = true;
         t->torn_ended = p[n - 1] == '\n';
