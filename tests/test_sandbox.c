@@ -245,6 +245,24 @@ Test(sandbox, seccomp_kills_the_process_on_a_priority_of_another_process)
     assert_killed_by_sigsys(st, seen, "FS");
 }
 
+/* Reading a priority too: only the calling thread's (password jobs read
+ * theirs to lower it ten steps), not another process's. */
+static void priority_read_of_another_process_after_filter(void)
+{
+    filtered();
+    mark('S');
+    (void)getpriority(PRIO_PROCESS, (id_t)parent);
+    mark('E');
+}
+
+Test(sandbox, seccomp_kills_the_process_on_reading_another_process_priority)
+{
+    char seen[8];
+    parent = getpid();
+    int st = in_child(priority_read_of_another_process_after_filter, seen, sizeof(seen));
+    assert_killed_by_sigsys(st, seen, "FS");
+}
+
 static void priority_of_a_user_after_filter(void)
 {
     filtered();
